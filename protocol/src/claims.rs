@@ -1,0 +1,158 @@
+//! JWT claims (PROTOCOL section 3).
+//!
+//! Field order matters: serializing [`Claims`] gives the member order Kora writes, so a
+//! token minted here is byte-identical to Kora's for the same claims (the conformance
+//! vectors check it). Holdfast's additions (`fam`, `cnf`) come last and are omitted when
+//! absent.
+
+use serde::{Deserialize, Serialize};
+
+/// The header segment of every token: base64url of `{"alg":"HS256","typ":"JWT"}`, exactly.
+pub const JWT_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenType {
+    /// Short-lived bearer token for API calls and sync handshakes.
+    Access,
+    /// Long-lived token exchanged at `/refresh`; rotated on every use.
+    Refresh,
+    /// Proof that a device was registered with a given key (`dpk`).
+    DeviceCredential,
+}
+
+/// RFC 7800 confirmation: the thumbprint of the device key a token is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cnf {
+    /// RFC 7638 thumbprint of the device's public key.
+    pub jkt: String,
+}
+
+/// The claims of an access, refresh or device-credential token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Unique token id (UUID v4).
+    pub jti: String,
+    /// User id.
+    pub sub: String,
+    /// Device id.
+    pub dev: String,
+    /// Token type.
+    #[serde(rename = "type")]
+    pub token_type: TokenType,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the epoch.
+    pub exp: i64,
+    /// Device credential only: thumbprint of the device key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpk: Option<String>,
+    /// Device credential only: the time by which the device must check in (= `exp`).
+    #[serde(rename = "mustCheckinBy", default, skip_serializing_if = "Option::is_none")]
+    pub must_checkin_by: Option<i64>,
+    /// Holdfast: the token family (one sign-in session), shared by every token that
+    /// descends from one sign-in through refreshes. Revoking it ends the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
+    /// Holdfast: binding to the device key (present when the device has a key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Cnf>,
+}
+
+/// Why a token could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimsError {
+    /// Not three dot-separated segments.
+    #[error("token is not a compact JWT")]
+    Malformed,
+    /// The header is not the exact HS256 header.
+    #[error("token header is not the HS256 header")]
+    Header,
+    /// The payload is not base64url JSON of the expected shape.
+    #[error("token payload is not valid claims")]
+    Payload,
+}
+
+impl Claims {
+    /// Serializes the claims to the payload JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Decodes the payload of a compact token **without verifying its signature**.
+    ///
+    /// For clients, which cannot verify HS256 tokens but need `exp`, `dev` and `cnf`.
+    /// A server must verify instead.
+    pub fn decode_unverified(token: &str) -> Result<Claims, ClaimsError> {
+        let (header, payload, _signature) = split_compact(token)?;
+        if header != JWT_HEADER_B64 {
+            return Err(ClaimsError::Header);
+        }
+        Claims::from_payload_segment(payload)
+    }
+
+    /// Decodes a base64url payload segment.
+    pub fn from_payload_segment(segment: &str) -> Result<Claims, ClaimsError> {
+        let json = crate::b64::decode(segment).map_err(|_| ClaimsError::Payload)?;
+        serde_json::from_slice(&json).map_err(|_| ClaimsError::Payload)
+    }
+}
+
+/// Splits a compact JWS into its three segments.
+pub fn split_compact(token: &str) -> Result<(&str, &str, &str), ClaimsError> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() && !s.is_empty() => Ok((h, p, s)),
+        _ => Err(ClaimsError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_constant_is_the_exact_bytes() {
+        assert_eq!(
+            crate::b64::decode(JWT_HEADER_B64).unwrap(),
+            br#"{"alg":"HS256","typ":"JWT"}"#
+        );
+    }
+
+    #[test]
+    fn optional_members_are_omitted_and_ordered() {
+        let claims = Claims {
+            jti: "j".into(),
+            sub: "u".into(),
+            dev: "d".into(),
+            token_type: TokenType::Access,
+            iat: 1,
+            exp: 2,
+            dpk: None,
+            must_checkin_by: None,
+            fam: Some("f".into()),
+            cnf: Some(Cnf { jkt: "t".into() }),
+        };
+        assert_eq!(
+            claims.to_json(),
+            r#"{"jti":"j","sub":"u","dev":"d","type":"access","iat":1,"exp":2,"fam":"f","cnf":{"jkt":"t"}}"#
+        );
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        for token in ["", "a.b", "a.b.c.d", "..", "a..c"] {
+            assert_eq!(split_compact(token), Err(ClaimsError::Malformed), "{token:?}");
+        }
+        assert_eq!(
+            Claims::decode_unverified("eyJ0eXAiOiJKV1QifQ.e30.c"),
+            Err(ClaimsError::Header)
+        );
+        assert_eq!(
+            Claims::decode_unverified(&format!("{JWT_HEADER_B64}.e30.c")),
+            Err(ClaimsError::Payload)
+        );
+    }
+}

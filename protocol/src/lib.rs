@@ -1,0 +1,34 @@
+//! The Holdfast wire contract, defined once for the client core and the server kit.
+//!
+//! `PROTOCOL.md` (in the project's `shared/` folder) is the normative text; this crate is
+//! its executable form. It holds no I/O and no HTTP client or server code, so both sides
+//! depend on it without pulling in each other's machinery:
+//!
+//! - [`wire`]: request and response bodies of every route, and the `{data}` / `{error, code}`
+//!   envelopes;
+//! - [`error`]: the machine-readable [`ErrorCode`]s and the HTTP status each one travels with;
+//! - [`claims`]: JWT claims, the exact HS256 header bytes, and unverified decoding for clients;
+//! - [`jwk`]: P-256 public keys as JWK strings, validation, and RFC 7638 thumbprints;
+//! - [`signature`]: IEEE P1363 (`r‖s`) ECDSA signatures as base64url;
+//! - [`challenge`]: the device challenge format;
+//! - [`proof`]: device proofs (PROTOCOL 6.1, DPoP-shaped compact JWS);
+//! - [`validate`]: the input rules both sides apply (email, password, names, device ids);
+//! - [`b64`]: base64url helpers.
+//!
+//! Secrets (tokens, passwords) held by these types never appear in their `Debug` output.
+
+pub mod b64;
+pub mod challenge;
+pub mod claims;
+pub mod error;
+pub mod jwk;
+pub mod proof;
+pub mod signature;
+pub mod validate;
+pub mod wire;
+
+mod redact;
+
+pub use claims::{Claims, Cnf, TokenType};
+pub use error::{ErrorBody, ErrorCode};
+pub use jwk::{JwkError, PublicJwk};
