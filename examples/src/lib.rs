@@ -1,0 +1,11 @@
+//! Runnable examples of Holdfast.
+//!
+//! - [`protocol_client`]: a minimal client written only from `PROTOCOL.md` (raw JSON over
+//!   HTTP, a software P-256 key), the way Kora's JavaScript client is written. It is how
+//!   the end-to-end tests prove that such a client works against the server kit.
+//! - [`local_server`]: the server kit on a temporary SQLite database, on a free loopback
+//!   port, for examples and tests.
+//! - `src/bin/walkthrough.rs`: a narrated tour of the protocol against a local server.
+
+pub mod local_server;
+pub mod protocol_client;

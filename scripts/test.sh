@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, installing what it needs.
+# This is the README's test command; .ci/run calls it unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f ../shared/conformance/kora-vectors.json ]; then
+    echo "error: ../shared (with conformance/kora-vectors.json) must sit beside this checkout" >&2
+    exit 1
+fi
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "rustfmt and clippy components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (every crate, unit and integration, against real loopback servers)"
+cargo test --workspace --locked
+
+echo
+echo "all checks passed"

@@ -1,0 +1,435 @@
+//! `holdfast-server`: the server kit's auth routes as a standalone HTTP server.
+//!
+//! Its first line on stdout is exactly `listening on http://ADDR`, which tests and tools
+//! parse (also with `--listen 127.0.0.1:0`). Logs go to stderr (`RUST_LOG` filters them).
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use holdfast_server_kit::config::{IpBlockPolicy, PasswordPolicy, RateLimits};
+use holdfast_server_kit::store::RateLimit;
+use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, tokens};
+
+/// Holdfast auth server: Kora-compatible auth routes with a device registry, on SQLite.
+///
+/// Token secrets come from HOLDFAST_SECRET (comma-separated: the first signs, all verify,
+/// for key rotation; each at least 32 characters). When it is unset, a secret is generated
+/// once and kept in a file beside the database (DATABASE.secret, mode 0600).
+///
+/// The first line on stdout is exactly `listening on http://ADDR`; logs go to stderr
+/// (filtered by RUST_LOG). SIGINT or SIGTERM stops it gracefully.
+#[derive(Debug, Parser)]
+#[command(name = "holdfast-server", version, about, long_about)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port; the first stdout line says which).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+
+    /// Database: `sqlite:PATH` (created if missing).
+    #[arg(long, default_value = "sqlite:./holdfast.db", value_name = "URL")]
+    database: String,
+
+    /// Access token lifetime in seconds.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    access_ttl: i64,
+
+    /// Refresh token lifetime in seconds (default 90 days).
+    #[arg(long, default_value_t = 90 * 24 * 3600, value_name = "SECONDS")]
+    refresh_ttl: i64,
+
+    /// Device credential lifetime in seconds (default 90 days).
+    #[arg(long, default_value_t = 90 * 24 * 3600, value_name = "SECONDS")]
+    device_credential_ttl: i64,
+
+    /// Refresh grace window in seconds (0 to 60): a refresh token presented again this soon
+    /// after its rotation gets the same new pair instead of counting as reuse.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    grace_window: i64,
+
+    /// Rate limit on sign-in, sign-up, refresh, challenge and verify: `off`, or MAX/SECONDS
+    /// for the same sliding window on each. Default: 10/60 on sign-in and sign-up, 120/60 on
+    /// refresh, 30/60 on challenge and verify.
+    #[arg(long, value_name = "off|MAX/SECONDS", value_parser = parse_rate_limit)]
+    rate_limit: Option<RateLimitArg>,
+
+    /// Temporary blocking of a client address after repeated failures: `off`, or
+    /// FAILURES/SECONDS (the block lasts SECONDS too). Default 50/900.
+    #[arg(long, value_name = "off|FAILURES/SECONDS", value_parser = parse_rate_limit)]
+    ip_block: Option<RateLimitArg>,
+
+    /// A reverse proxy whose X-Forwarded-For is believed (repeatable). Without one, the
+    /// socket address is the client address.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    trusted_proxies: Vec<IpAddr>,
+
+    /// Route prefix.
+    #[arg(long, default_value = "/auth", value_name = "PATH")]
+    prefix: String,
+
+    /// Largest accepted request body in bytes.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    max_body_bytes: usize,
+
+    /// Minimum password length for new passwords (8 to 128).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    password_min_length: usize,
+
+    /// Character classes new passwords must contain, comma-separated: lower, upper, digit,
+    /// symbol.
+    #[arg(long, value_name = "CLASSES", value_delimiter = ',')]
+    password_require: Vec<PasswordClass>,
+
+    /// Password hashes running at once (default: half the cores, at least 1); more wait.
+    #[arg(long, value_name = "N")]
+    hashing_concurrency: Option<usize>,
+
+    /// After SIGINT or SIGTERM, how long requests in flight may take to finish before the
+    /// server stops anyway (a second signal stops it at once). It then exits with status 0.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    shutdown_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PasswordClass {
+    Lower,
+    Upper,
+    Digit,
+    Symbol,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RateLimitArg {
+    Off,
+    Limit(RateLimit),
+}
+
+fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(RateLimitArg::Off);
+    }
+    let usage = || format!("expected `off` or MAX/SECONDS, like 10/60, not `{text}`");
+    let (max, seconds) = text.split_once('/').ok_or_else(usage)?;
+    let max: u32 = max.trim().parse().map_err(|_| usage())?;
+    let seconds: i64 = seconds.trim().parse().map_err(|_| usage())?;
+    if max == 0 || seconds <= 0 {
+        return Err(usage());
+    }
+    Ok(RateLimitArg::Limit(RateLimit {
+        max,
+        window_ms: seconds * 1000,
+    }))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("holdfast-server: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(args));
+    // Connections abandoned at the shutdown deadline must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("holdfast-server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let path = sqlite_path(&args.database)?;
+    let secrets = find_secrets(&path)?;
+    // Everything is checked before anything is written: a bad flag leaves no files behind.
+    let mut config = build_config(&args, secrets.list());
+    check_config(&config, &secrets)?;
+    match &secrets {
+        Secrets::Env(_) => {}
+        Secrets::File(file, _) => tracing::warn!(
+            file = %file.display(),
+            "HOLDFAST_SECRET is unset; using the secret kept beside the database"
+        ),
+        Secrets::Generated(file, secret) => {
+            let kept = persist_secret(file, secret)?;
+            if kept != *secret {
+                // Another process starting on the same database wrote its secret first.
+                config.secrets = vec![kept];
+                check_config(&config, &Secrets::File(file.clone(), String::new()))?;
+            }
+            tracing::warn!(
+                file = %file.display(),
+                "HOLDFAST_SECRET is unset; generated a secret and kept it beside the database. Set HOLDFAST_SECRET in production."
+            );
+        }
+    }
+    let stores = Stores::sqlite(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let service = AuthService::new(config, stores).map_err(|e| format!("invalid configuration: {e}"))?;
+
+    // Installed before the first stdout line: a signal sent as soon as a supervisor reads
+    // it must stop the server gracefully, not kill it with the default disposition.
+    let mut signals = Signals::register().map_err(|e| format!("cannot listen for signals: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on http://{address}").map_err(|e| e.to_string())?;
+        stdout.flush().map_err(|e| e.to_string())?;
+    }
+    tracing::info!(database = %path.display(), "holdfast-server ready");
+
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<Signals>();
+    let shutdown = async move {
+        let signal = signals.recv().await;
+        tracing::info!(signal, "shutting down: finishing the requests in flight");
+        let _ = stopping.send(signals);
+    };
+    let limit = Duration::from_secs(args.shutdown_timeout);
+    // A client holding a half-sent request would otherwise keep the server up forever.
+    let deadline = async move {
+        let Ok(mut signals) = stopped.await else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(limit) => tracing::warn!(
+                seconds = limit.as_secs(),
+                "requests still in flight at the shutdown deadline; stopping anyway"
+            ),
+            signal = signals.recv() => tracing::warn!(
+                signal,
+                "second signal: stopping without waiting for the requests in flight"
+            ),
+        }
+    };
+
+    let maintenance = service.spawn_maintenance(Duration::from_secs(600));
+    let server = http::serve(listener, http::standalone_router(service), shutdown);
+    let result = tokio::select! {
+        result = server => result,
+        () = deadline => Ok(()),
+    };
+    maintenance.abort();
+    tracing::info!("holdfast-server stopped");
+    result.map_err(|e| format!("server failed: {e}"))
+}
+
+/// SIGINT and SIGTERM, listened for from the moment they are registered.
+#[cfg(unix)]
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next signal's name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// Ctrl-C, where there are no Unix signals.
+#[cfg(not(unix))]
+struct Signals(tokio::signal::windows::CtrlC);
+
+#[cfg(not(unix))]
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        Ok(Signals(tokio::signal::windows::ctrl_c()?))
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        self.0.recv().await;
+        "Ctrl-C"
+    }
+}
+
+fn sqlite_path(database: &str) -> Result<PathBuf, String> {
+    let path = database
+        .strip_prefix("sqlite://")
+        .or_else(|| database.strip_prefix("sqlite:"))
+        .ok_or_else(|| format!("unsupported database `{database}`: this build supports sqlite:PATH"))?;
+    if path.is_empty() {
+        return Err("the database path is empty".into());
+    }
+    if path == ":memory:" {
+        // Each connection would get its own empty database, and nothing would survive a
+        // restart (PROTOCOL 6.2 needs the grace window state to).
+        return Err("an in-memory database is not supported: give a file, like sqlite:./holdfast.db".into());
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Where the token secrets come from.
+enum Secrets {
+    /// `HOLDFAST_SECRET`.
+    Env(Vec<String>),
+    /// The file beside the database, written by an earlier run.
+    File(PathBuf, String),
+    /// Generated now, to be kept in the file beside the database.
+    Generated(PathBuf, String),
+}
+
+impl Secrets {
+    fn list(&self) -> Vec<String> {
+        match self {
+            Secrets::Env(secrets) => secrets.clone(),
+            Secrets::File(_, secret) | Secrets::Generated(_, secret) => vec![secret.clone()],
+        }
+    }
+}
+
+/// Secrets from `HOLDFAST_SECRET`, or from the file beside the database, or new ones
+/// (not yet written: see [`persist_secret`]).
+fn find_secrets(database: &Path) -> Result<Secrets, String> {
+    match std::env::var("HOLDFAST_SECRET") {
+        Ok(value) => {
+            let secrets: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if secrets.is_empty() {
+                return Err("HOLDFAST_SECRET is set but holds no secret".into());
+            }
+            return Ok(Secrets::Env(secrets));
+        }
+        Err(std::env::VarError::NotUnicode(_)) => return Err("HOLDFAST_SECRET is not valid UTF-8".into()),
+        Err(std::env::VarError::NotPresent) => {}
+    }
+    let mut file = database.as_os_str().to_owned();
+    file.push(".secret");
+    let file = PathBuf::from(file);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => Ok(Secrets::File(file, text.trim().to_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Secrets::Generated(file, tokens::generate_secret()))
+        }
+        Err(error) => Err(format!("cannot read the secret file {}: {error}", file.display())),
+    }
+}
+
+/// [`ServerConfig::validate`], with messages that say which secret is wrong.
+fn check_config(config: &ServerConfig, secrets: &Secrets) -> Result<(), String> {
+    match (config.validate(), secrets) {
+        (Ok(()), _) => Ok(()),
+        (Err(ConfigError::SecretTooShort(n)), Secrets::Env(list)) => Err(format!(
+            "HOLDFAST_SECRET: secret {n} of {} is shorter than 32 characters (generate one with `openssl rand -base64 32`)",
+            list.len()
+        )),
+        (Err(ConfigError::SecretTooShort(_)), Secrets::File(file, _) | Secrets::Generated(file, _)) => {
+            Err(format!(
+                "the secret in {} is shorter than 32 characters; set HOLDFAST_SECRET, or delete the file to generate a new secret (tokens signed with the old one stop working)",
+                file.display()
+            ))
+        }
+        (Err(error), _) => Err(format!("invalid configuration: {error}")),
+    }
+}
+
+/// Keeps a generated secret in `file` (mode 0600) unless another process did first, and
+/// returns the secret the file holds. The file appears complete or not at all: the secret
+/// is written to a temporary file that is then linked into place.
+fn persist_secret(file: &Path, secret: &str) -> Result<String, String> {
+    let failed = |e: std::io::Error| format!("cannot create the secret file {}: {e}", file.display());
+    let mut temp = file.as_os_str().to_owned();
+    temp.push(format!(".tmp-{}", std::process::id()));
+    let temp = PathBuf::from(temp);
+    // A leftover of a run that crashed with the same process id.
+    let _ = std::fs::remove_file(&temp);
+    write_private(&temp, secret).map_err(failed)?;
+    let linked = std::fs::hard_link(&temp, file);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(secret.to_owned()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(file)
+            .map(|text| text.trim().to_owned())
+            .map_err(|e| format!("cannot read the secret file {}: {e}", file.display())),
+        // A file system without hard links: create the file in place.
+        Err(_) => match write_private(file, secret) {
+            Ok(()) => Ok(secret.to_owned()),
+            Err(error) => Err(failed(error)),
+        },
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+fn build_config(args: &Args, secrets: Vec<String>) -> ServerConfig {
+    let mut config = ServerConfig::new(secrets);
+    config.access_ttl_secs = args.access_ttl;
+    config.refresh_ttl_secs = args.refresh_ttl;
+    config.device_credential_ttl_secs = args.device_credential_ttl;
+    config.grace_window_ms = args.grace_window.saturating_mul(1000);
+    config.rate_limits = match args.rate_limit {
+        None => RateLimits::default(),
+        Some(RateLimitArg::Off) => RateLimits::OFF,
+        Some(RateLimitArg::Limit(limit)) => RateLimits::uniform(limit),
+    };
+    config.ip_block = match args.ip_block {
+        None => Some(IpBlockPolicy::default()),
+        Some(RateLimitArg::Off) => None,
+        Some(RateLimitArg::Limit(limit)) => Some(IpBlockPolicy {
+            max_failures: limit.max,
+            window_ms: limit.window_ms,
+            block_ms: limit.window_ms,
+        }),
+    };
+    config.trusted_proxies = args.trusted_proxies.clone();
+    config.route_prefix = args.prefix.clone();
+    config.max_body_bytes = args.max_body_bytes;
+    let require = |class| args.password_require.contains(&class);
+    config.password_policy = PasswordPolicy {
+        min_length: args.password_min_length,
+        require_lowercase: require(PasswordClass::Lower),
+        require_uppercase: require(PasswordClass::Upper),
+        require_digit: require(PasswordClass::Digit),
+        require_symbol: require(PasswordClass::Symbol),
+    };
+    if let Some(n) = args.hashing_concurrency {
+        config.hashing_concurrency = n;
+    }
+    config
+}

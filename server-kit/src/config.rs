@@ -1,0 +1,275 @@
+//! What a deployment chooses: secrets, lifetimes, limits and policies.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::passwords::Argon2Params;
+use crate::store::RateLimit;
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// No signing secret was given.
+    #[error("at least one token secret is required")]
+    NoSecret,
+    /// A secret is shorter than 32 characters.
+    #[error("token secret number {0} is shorter than 32 characters")]
+    SecretTooShort(usize),
+    /// Another setting is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// The rate limit of each guarded route; `None` turns that limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Sign-in, per account (email) and per client address.
+    pub sign_in: Option<RateLimit>,
+    /// Sign-up, per client address.
+    pub sign_up: Option<RateLimit>,
+    /// Refresh, per client address.
+    pub refresh: Option<RateLimit>,
+    /// Challenge, per device and per client address.
+    pub challenge: Option<RateLimit>,
+    /// Verify, per device and per client address.
+    pub verify: Option<RateLimit>,
+}
+
+impl RateLimits {
+    /// Every limit off.
+    pub const OFF: RateLimits = RateLimits {
+        sign_in: None,
+        sign_up: None,
+        refresh: None,
+        challenge: None,
+        verify: None,
+    };
+
+    /// The same limit on every guarded route.
+    pub fn uniform(limit: RateLimit) -> RateLimits {
+        RateLimits {
+            sign_in: Some(limit),
+            sign_up: Some(limit),
+            refresh: Some(limit),
+            challenge: Some(limit),
+            verify: Some(limit),
+        }
+    }
+}
+
+impl Default for RateLimits {
+    /// Kora's 10 per minute on sign-in and sign-up; refreshes and device re-login are
+    /// legitimately more frequent behind a shared address, so they get more room.
+    fn default() -> Self {
+        let minute = 60_000;
+        RateLimits {
+            sign_in: Some(RateLimit {
+                max: 10,
+                window_ms: minute,
+            }),
+            sign_up: Some(RateLimit {
+                max: 10,
+                window_ms: minute,
+            }),
+            refresh: Some(RateLimit {
+                max: 120,
+                window_ms: minute,
+            }),
+            challenge: Some(RateLimit {
+                max: 30,
+                window_ms: minute,
+            }),
+            verify: Some(RateLimit {
+                max: 30,
+                window_ms: minute,
+            }),
+        }
+    }
+}
+
+/// Temporary blocking of a client address after repeated failures (wrong passwords, bad
+/// signatures, reused refresh tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpBlockPolicy {
+    /// Failures that trigger a block.
+    pub max_failures: u32,
+    /// Window in which they are counted, ms.
+    pub window_ms: i64,
+    /// How long the block lasts, ms.
+    pub block_ms: i64,
+}
+
+impl Default for IpBlockPolicy {
+    fn default() -> Self {
+        IpBlockPolicy {
+            max_failures: 50,
+            window_ms: 15 * 60_000,
+            block_ms: 15 * 60_000,
+        }
+    }
+}
+
+/// What a new password must contain beyond the protocol's 8 to 128 characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Minimum length in characters (at least 8).
+    pub min_length: usize,
+    /// Requires a lower-case letter.
+    pub require_lowercase: bool,
+    /// Requires an upper-case letter.
+    pub require_uppercase: bool,
+    /// Requires a digit.
+    pub require_digit: bool,
+    /// Requires a character that is neither a letter nor a digit.
+    pub require_symbol: bool,
+}
+
+impl Default for PasswordPolicy {
+    /// Kora's rule: 8 characters, no required classes.
+    fn default() -> Self {
+        PasswordPolicy {
+            min_length: 8,
+            require_lowercase: false,
+            require_uppercase: false,
+            require_digit: false,
+            require_symbol: false,
+        }
+    }
+}
+
+/// Everything the server kit is configured with.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Token secrets: the first signs, all verify (rotation). Each at least 32 characters.
+    pub secrets: Vec<String>,
+    /// Access token lifetime, seconds (default 15 min).
+    pub access_ttl_secs: i64,
+    /// Refresh token lifetime, seconds (default 90 days).
+    pub refresh_ttl_secs: i64,
+    /// Device credential lifetime, seconds (default 90 days).
+    pub device_credential_ttl_secs: i64,
+    /// Tokens are accepted until `exp` plus this many seconds (default 5).
+    pub leeway_secs: i64,
+    /// Refresh grace window, ms (PROTOCOL 6.2; default 30 s, at most 60 s).
+    pub grace_window_ms: i64,
+    /// Route prefix (default `/auth`).
+    pub route_prefix: String,
+    /// Largest accepted request body, bytes (default 64 KiB).
+    pub max_body_bytes: usize,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Temporary blocking after repeated failures; `None` turns it off.
+    pub ip_block: Option<IpBlockPolicy>,
+    /// Password policy for new passwords.
+    pub password_policy: PasswordPolicy,
+    /// Proxies whose `X-Forwarded-For` is believed. Empty: the socket address is the client.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// At most this many password hashes run at once (default: half the cores, at least 1).
+    pub hashing_concurrency: usize,
+    /// Argon2id cost for new hashes.
+    pub argon2: Argon2Params,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("secrets", &format_args!("<{} redacted>", self.secrets.len()))
+            .field("access_ttl_secs", &self.access_ttl_secs)
+            .field("refresh_ttl_secs", &self.refresh_ttl_secs)
+            .field("device_credential_ttl_secs", &self.device_credential_ttl_secs)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("grace_window_ms", &self.grace_window_ms)
+            .field("route_prefix", &self.route_prefix)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("rate_limits", &self.rate_limits)
+            .field("ip_block", &self.ip_block)
+            .field("password_policy", &self.password_policy)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("hashing_concurrency", &self.hashing_concurrency)
+            .field("argon2", &self.argon2)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest grace window PROTOCOL 6.2 allows.
+pub const MAX_GRACE_WINDOW_MS: i64 = 60_000;
+
+impl ServerConfig {
+    /// Defaults around the given secrets.
+    pub fn new(secrets: Vec<String>) -> ServerConfig {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        ServerConfig {
+            secrets,
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 90 * 24 * 3600,
+            device_credential_ttl_secs: 90 * 24 * 3600,
+            leeway_secs: 5,
+            grace_window_ms: 30_000,
+            route_prefix: "/auth".to_owned(),
+            max_body_bytes: 64 * 1024,
+            rate_limits: RateLimits::default(),
+            ip_block: Some(IpBlockPolicy::default()),
+            password_policy: PasswordPolicy::default(),
+            trusted_proxies: Vec::new(),
+            hashing_concurrency: (cores / 2).max(1),
+            argon2: Argon2Params::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Checks that the configuration can work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.secrets.is_empty() {
+            return Err(ConfigError::NoSecret);
+        }
+        if let Some(index) = self.secrets.iter().position(|s| s.chars().count() < 32) {
+            return Err(ConfigError::SecretTooShort(index + 1));
+        }
+        let positive = |name: &str, value: i64| {
+            if value > 0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid(format!("{name} must be positive")))
+            }
+        };
+        positive("access token lifetime", self.access_ttl_secs)?;
+        positive("refresh token lifetime", self.refresh_ttl_secs)?;
+        positive("device credential lifetime", self.device_credential_ttl_secs)?;
+        if !(0..=MAX_GRACE_WINDOW_MS).contains(&self.grace_window_ms) {
+            return Err(ConfigError::Invalid(
+                "grace window must be between 0 and 60 seconds".into(),
+            ));
+        }
+        if self.leeway_secs < 0 {
+            return Err(ConfigError::Invalid("leeway must not be negative".into()));
+        }
+        if !self.route_prefix.is_empty()
+            && (!self.route_prefix.starts_with('/') || self.route_prefix.ends_with('/'))
+        {
+            return Err(ConfigError::Invalid(
+                "route prefix must start with '/' and not end with one".into(),
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "body limit must be at least 1024 bytes".into(),
+            ));
+        }
+        if self.password_policy.min_length < holdfast_protocol::validate::MIN_PASSWORD_LEN
+            || self.password_policy.min_length > holdfast_protocol::validate::MAX_PASSWORD_LEN
+        {
+            return Err(ConfigError::Invalid(
+                "password minimum length must be between 8 and 128".into(),
+            ));
+        }
+        if self.hashing_concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "hashing concurrency must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! Guards in front of the routes: sliding-window rate limits, temporary blocking of client
+//! addresses after repeated failures, the password policy, and the client address itself.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::clock::Clock;
+use crate::config::{IpBlockPolicy, PasswordPolicy};
+use crate::service::ApiError;
+use crate::store::{RateLimit, RateLimitStore};
+
+/// Rate limiting and blocking over a [`RateLimitStore`].
+#[derive(Clone)]
+pub struct Guards {
+    store: Arc<dyn RateLimitStore>,
+    clock: Arc<dyn Clock>,
+    ip_block: Option<IpBlockPolicy>,
+}
+
+impl Guards {
+    /// Guards over `store`.
+    pub fn new(
+        store: Arc<dyn RateLimitStore>,
+        clock: Arc<dyn Clock>,
+        ip_block: Option<IpBlockPolicy>,
+    ) -> Guards {
+        Guards {
+            store,
+            clock,
+            ip_block,
+        }
+    }
+
+    /// Refuses a blocked client address with 429 and the time left.
+    pub async fn check_not_blocked(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+        let (Some(client), Some(_)) = (client, self.ip_block) else {
+            return Ok(());
+        };
+        let now = self.clock.now_ms();
+        match self.store.blocked_until(&block_key(client), now).await? {
+            Some(until) => Err(ApiError::rate_limited(until - now)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts an attempt against `key` under `limit`; refuses with 429 beyond it.
+    pub async fn limit(&self, limit: Option<RateLimit>, key: &str) -> Result<(), ApiError> {
+        let Some(limit) = limit else {
+            return Ok(());
+        };
+        let decision = self.store.hit(key, limit, self.clock.now_ms()).await?;
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(ApiError::rate_limited(decision.retry_after_ms))
+        }
+    }
+
+    /// Forgets the attempts of `key` (a successful sign-in clears its account's budget).
+    pub async fn reset(&self, key: &str) {
+        if let Err(error) = self.store.reset(key).await {
+            tracing::warn!(%error, "could not reset a rate limit");
+        }
+    }
+
+    /// Records a failure (wrong password, bad signature, reused refresh token) from
+    /// `client`, and blocks the address once it passes the policy's threshold.
+    pub async fn record_failure(&self, client: Option<IpAddr>) {
+        let (Some(client), Some(policy)) = (client, self.ip_block) else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        // The store refuses the attempt after `max` counted ones, so counting up to
+        // `max_failures - 1` makes the `max_failures`-th failure the one that blocks.
+        let limit = RateLimit {
+            max: policy.max_failures.saturating_sub(1),
+            window_ms: policy.window_ms,
+        };
+        let result = async {
+            let decision = self.store.hit(&failure_key(client), limit, now).await?;
+            if !decision.allowed {
+                tracing::warn!(%client, "blocking a client address after repeated failures");
+                self.store
+                    .block(&block_key(client), now + policy.block_ms)
+                    .await?;
+            }
+            Ok::<_, crate::store::StoreError>(())
+        };
+        if let Err(error) = result.await {
+            tracing::warn!(%error, "could not record an authentication failure");
+        }
+    }
+}
+
+fn failure_key(client: IpAddr) -> String {
+    format!("fail:ip:{client}")
+}
+
+fn block_key(client: IpAddr) -> String {
+    format!("block:ip:{client}")
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
+/// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy. A client can
+/// write anything into that header, so it is only believed from a proxy the deployment named.
+pub fn client_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for entry in forwarded.iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(address) if trusted_proxies.contains(&address) => continue,
+            Ok(address) => return Some(address),
+            // An unparsable hop means the chain cannot be trusted past it.
+            Err(_) => return Some(peer),
+        }
+    }
+    Some(peer)
+}
+
+/// Checks a new password against the deployment's policy (the protocol's 8 to 128
+/// characters are checked separately).
+pub fn check_password_policy(policy: &PasswordPolicy, password: &str) -> Result<(), String> {
+    let length = password.encode_utf16().count();
+    if length < policy.min_length {
+        return Err(format!(
+            "Password must be at least {} characters long.",
+            policy.min_length
+        ));
+    }
+    let mut missing = Vec::new();
+    if policy.require_lowercase && !password.chars().any(char::is_lowercase) {
+        missing.push("a lower-case letter");
+    }
+    if policy.require_uppercase && !password.chars().any(char::is_uppercase) {
+        missing.push("an upper-case letter");
+    }
+    if policy.require_digit && !password.chars().any(|c| c.is_ascii_digit()) {
+        missing.push("a digit");
+    }
+    if policy.require_symbol && !password.chars().any(|c| !c.is_alphanumeric()) {
+        missing.push("a symbol");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("Password must contain {}.", missing.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 2.2.2.2"));
+        let proxy = ip("10.0.0.1");
+        assert_eq!(
+            client_address(Some(ip("9.9.9.9")), &headers, &[proxy]),
+            Some(ip("9.9.9.9"))
+        );
+        assert_eq!(
+            client_address(Some(proxy), &headers, &[proxy]),
+            Some(ip("2.2.2.2"))
+        );
+        // A chain of two trusted proxies: skip both.
+        headers.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 10.0.0.2"));
+        assert_eq!(
+            client_address(Some(proxy), &headers, &[proxy, ip("10.0.0.2")]),
+            Some(ip("1.1.1.1"))
+        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(client_address(Some(proxy), &headers, &[proxy]), Some(proxy));
+        assert_eq!(client_address(None, &headers, &[proxy]), None);
+    }
+
+    #[test]
+    fn password_policy() {
+        let strict = PasswordPolicy {
+            min_length: 10,
+            require_lowercase: true,
+            require_uppercase: true,
+            require_digit: true,
+            require_symbol: true,
+        };
+        assert!(
+            check_password_policy(&strict, "Short1!")
+                .unwrap_err()
+                .contains("at least 10")
+        );
+        let message = check_password_policy(&strict, "alllowercase").unwrap_err();
+        assert!(message.contains("upper-case") && message.contains("digit") && message.contains("symbol"));
+        assert!(check_password_policy(&strict, "Correct-Horse-9").is_ok());
+        assert!(check_password_policy(&PasswordPolicy::default(), "abcdefgh").is_ok());
+    }
+}

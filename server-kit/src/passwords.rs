@@ -1,0 +1,606 @@
+//! Password hashing: Argon2id for new hashes, Kora's PBKDF2-SHA512 for existing ones.
+//!
+//! A stored hash is recognised by its shape: a PHC string starting with `$argon2id$` is
+//! Argon2id; 128 hex characters with a hex salt is Kora's PBKDF2-HMAC-SHA512 (600,000
+//! iterations, 64-byte key). A Kora hash that matches reports `needs_rehash`, so sign-in
+//! moves accounts to Argon2id transparently.
+//!
+//! Both algorithms cost tens to hundreds of milliseconds of CPU, so [`PasswordHasher`] runs
+//! them on tokio's blocking pool, at most `max_concurrent` at a time: a burst of sign-ins
+//! queues for a permit instead of occupying every blocking thread and starving the rest of
+//! the server.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version};
+use ring::pbkdf2;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+use crate::store::StoredPassword;
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory, KiB.
+    pub memory_kib: u32,
+    /// Iterations.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's recommendation: 19 MiB, 2 iterations, 1 lane.
+    fn default() -> Self {
+        Argon2Params {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Kora's PBKDF2 iteration count.
+pub const KORA_PBKDF2_ITERATIONS: u32 = 600_000;
+/// Kora's PBKDF2 key length in bytes (stored as 128 hex characters).
+pub const KORA_PBKDF2_KEY_LEN: usize = 64;
+/// Salt length of new Argon2id hashes, bytes.
+const ARGON2_SALT_LEN: usize = 16;
+/// The PHC prefix of the only Argon2 variant accepted.
+const ARGON2ID_PREFIX: &str = "$argon2id$";
+
+const KORA_ITERATIONS: NonZeroU32 = match NonZeroU32::new(KORA_PBKDF2_ITERATIONS) {
+    Some(n) => n,
+    None => panic!("iteration count is not zero"),
+};
+
+/// Why hashing or verifying could not be carried out (a wrong password is not an error).
+/// The messages hold neither the password nor the stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    /// The hash could not be computed (invalid Argon2 parameters, RNG failure).
+    #[error("password hashing failed")]
+    Hashing,
+    /// The blocking worker panicked or the runtime is shutting down.
+    #[error("password worker failed")]
+    Worker,
+}
+
+/// The outcome of [`PasswordHasher::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCheck {
+    /// The password is correct.
+    pub matches: bool,
+    /// It matched, but the stored hash is a Kora PBKDF2 hash or uses other Argon2
+    /// parameters than the current ones: store a fresh [`PasswordHasher::hash`].
+    pub needs_rehash: bool,
+}
+
+impl PasswordCheck {
+    const NO_MATCH: PasswordCheck = PasswordCheck {
+        matches: false,
+        needs_rehash: false,
+    };
+}
+
+/// Hashes and verifies passwords off the async executor, with bounded concurrency.
+///
+/// Cheap to clone: clones share the permits.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    permits: Arc<Semaphore>,
+    max_concurrent: usize,
+    params: Argon2Params,
+    /// An Argon2id PHC string with the current parameters that no password matches; an
+    /// unknown account is verified against it so that it costs what a real one does.
+    dummy_hash: String,
+    #[cfg(test)]
+    probe: tests::Probe,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("max_concurrent", &self.inner.max_concurrent)
+            .field("params", &self.inner.params)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a stored hash turned out to be.
+enum Scheme {
+    Argon2id(String),
+    Kora(StoredPassword),
+    /// Unknown account or unreadable hash: burn the same time, never match.
+    Dummy,
+}
+
+impl PasswordHasher {
+    /// A hasher running at most `max_concurrent` hashes at once (at least 1), producing
+    /// Argon2id hashes with `params`.
+    pub fn new(max_concurrent: usize, params: Argon2Params) -> PasswordHasher {
+        let max_concurrent = max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
+        PasswordHasher {
+            inner: Arc::new(Inner {
+                permits: Arc::new(Semaphore::new(max_concurrent)),
+                max_concurrent,
+                params,
+                dummy_hash: dummy_hash(params),
+                #[cfg(test)]
+                probe: tests::Probe::default(),
+            }),
+        }
+    }
+
+    /// Hashes a new password with Argon2id (16 random salt bytes). The PHC string goes in
+    /// `hash`; `salt` is empty because the PHC string carries its own.
+    pub async fn hash(&self, password: &str) -> Result<StoredPassword, PasswordError> {
+        let password = Zeroizing::new(password.to_owned());
+        let params = self.inner.params;
+        self.run(move || hash_argon2id(&password, params)).await?
+    }
+
+    /// Checks `password` against a stored hash. `None` means the account is unknown: a dummy
+    /// Argon2id hash is verified anyway so that the answer takes as long as for a real
+    /// account, and the result is a mismatch.
+    ///
+    /// A stored hash in no known format, or one that cannot be parsed, is a mismatch and a
+    /// warning in the log (without the hash), never a panic or an error.
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored: Option<&StoredPassword>,
+    ) -> Result<PasswordCheck, PasswordError> {
+        let scheme = match stored {
+            None => Scheme::Dummy,
+            Some(stored) if stored.hash.starts_with(ARGON2ID_PREFIX) => Scheme::Argon2id(stored.hash.clone()),
+            Some(stored) if is_kora_pbkdf2(stored) => Scheme::Kora(stored.clone()),
+            Some(_) => {
+                tracing::warn!("stored password hash is in no known format; refusing the password");
+                Scheme::Dummy
+            }
+        };
+        let password = Zeroizing::new(password.to_owned());
+        let inner = Arc::clone(&self.inner);
+        self.run(move || match scheme {
+            Scheme::Argon2id(hash) => verify_argon2id(&password, &hash, &inner),
+            Scheme::Kora(stored) => {
+                let matches = verify_pbkdf2_kora(&password, &stored);
+                PasswordCheck {
+                    matches,
+                    needs_rehash: matches,
+                }
+            }
+            Scheme::Dummy => {
+                burn_dummy(&password, &inner);
+                PasswordCheck::NO_MATCH
+            }
+        })
+        .await
+    }
+
+    /// Runs `job` on the blocking pool once a permit is free. The permit is taken before the
+    /// task is spawned, so waiting callers hold no thread, and it moves into the task, so it
+    /// is released only when the work is done even if the caller was cancelled meanwhile.
+    async fn run<T, F>(&self, job: F) -> Result<T, PasswordError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| PasswordError::Worker)?;
+        #[cfg(test)]
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            #[cfg(test)]
+            let _active = inner.probe.enter();
+            job()
+        })
+        .await
+        .map_err(|_| PasswordError::Worker)
+    }
+}
+
+fn argon2id(params: Argon2Params) -> Result<Argon2<'static>, PasswordError> {
+    let params = argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, None)
+        .map_err(|_| PasswordError::Hashing)?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+fn hash_argon2id(password: &str, params: Argon2Params) -> Result<StoredPassword, PasswordError> {
+    let mut salt = [0u8; ARGON2_SALT_LEN];
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| PasswordError::Hashing)?;
+    let hash = argon2id(params)?
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|_| PasswordError::Hashing)?;
+    Ok(StoredPassword {
+        hash: hash.to_string(),
+        salt: String::new(),
+    })
+}
+
+fn verify_argon2id(password: &str, hash: &str, inner: &Inner) -> PasswordCheck {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        tracing::warn!("stored Argon2id hash cannot be parsed; refusing the password");
+        burn_dummy(password, inner);
+        return PasswordCheck::NO_MATCH;
+    };
+    // The parameters come from the PHC string, not from the `Argon2` value.
+    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+        Ok(()) => PasswordCheck {
+            matches: true,
+            needs_rehash: !has_params(&parsed, inner.params),
+        },
+        Err(argon2::password_hash::Error::PasswordInvalid) => PasswordCheck::NO_MATCH,
+        Err(_) => {
+            tracing::warn!("stored Argon2id hash has invalid parameters; refusing the password");
+            burn_dummy(password, inner);
+            PasswordCheck::NO_MATCH
+        }
+    }
+}
+
+/// Whether a hash was made with exactly the current cost and version.
+fn has_params(hash: &PasswordHash, current: Argon2Params) -> bool {
+    let Ok(params) = argon2::Params::try_from(hash) else {
+        return false;
+    };
+    hash.version == Some(Version::V0x13.into())
+        && params.m_cost() == current.memory_kib
+        && params.t_cost() == current.iterations
+        && params.p_cost() == current.parallelism
+}
+
+/// Verifies against the dummy hash purely for its cost; the outcome is ignored.
+fn burn_dummy(password: &str, inner: &Inner) {
+    if let Ok(parsed) = PasswordHash::new(&inner.dummy_hash) {
+        let _ = Argon2::default().verify_password(password.as_bytes(), &parsed);
+    }
+}
+
+/// An Argon2id PHC string with `params`, a fixed salt and a fixed output. Verifying costs a
+/// full Argon2id computation with those parameters whatever the output holds, so it need not
+/// be the hash of anything (and nothing realistic hashes to it).
+fn dummy_hash(params: Argon2Params) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        STANDARD_NO_PAD.encode([0x5a_u8; ARGON2_SALT_LEN]),
+        STANDARD_NO_PAD.encode([0xa5_u8; 32]),
+    )
+}
+
+fn is_kora_pbkdf2(stored: &StoredPassword) -> bool {
+    let hex = |text: &str| text.bytes().all(|b| b.is_ascii_hexdigit());
+    stored.hash.len() == KORA_PBKDF2_KEY_LEN * 2
+        && hex(&stored.hash)
+        && !stored.salt.is_empty()
+        && stored.salt.len() % 2 == 0
+        && hex(&stored.salt)
+}
+
+/// Hashes a password the way Kora does: PBKDF2-HMAC-SHA512, 600,000 iterations, a 64-byte
+/// key stored as lowercase hex, and the salt stored as hex (Kora uses 32 random bytes).
+///
+/// New accounts get Argon2id ([`PasswordHasher::hash`]); this exists for tests, tools and
+/// deployments that must write hashes a Kora server can read. It blocks for a few hundred
+/// milliseconds: do not call it on the async executor.
+pub fn hash_pbkdf2_kora(password: &str, salt: &[u8]) -> StoredPassword {
+    let mut key = Zeroizing::new([0u8; KORA_PBKDF2_KEY_LEN]);
+    // ring's PBKDF2 precomputes the keyed HMAC pads once and uses its assembly SHA-512, so
+    // it runs near the machine's raw SHA-512 speed (see benches/crypto.rs).
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA512,
+        KORA_ITERATIONS,
+        salt,
+        password.as_bytes(),
+        key.as_mut(),
+    );
+    StoredPassword {
+        hash: hex::encode(key.as_ref()),
+        salt: hex::encode(salt),
+    }
+}
+
+/// Checks a password against a Kora PBKDF2 hash, comparing in constant time. A hash or salt
+/// that is not hex, or a hash that is not 64 bytes, never matches.
+pub fn verify_pbkdf2_kora(password: &str, stored: &StoredPassword) -> bool {
+    let mut expected = [0u8; KORA_PBKDF2_KEY_LEN];
+    if hex::decode_to_slice(&stored.hash, &mut expected).is_err() {
+        return false;
+    }
+    let Ok(salt) = hex::decode(&stored.salt) else {
+        return false;
+    };
+    pbkdf2::verify(
+        pbkdf2::PBKDF2_HMAC_SHA512,
+        KORA_ITERATIONS,
+        &salt,
+        password.as_bytes(),
+        &expected,
+    )
+    .is_ok()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the workers running at once, to prove the permit bound without timing.
+    #[derive(Default)]
+    pub(crate) struct Probe {
+        active: AtomicUsize,
+        high_water: AtomicUsize,
+        runs: AtomicUsize,
+    }
+
+    pub(crate) struct ProbeGuard<'a>(&'a Probe);
+
+    impl Probe {
+        pub(crate) fn enter(&self) -> ProbeGuard<'_> {
+            let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+            self.high_water.fetch_max(now, Ordering::SeqCst);
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            ProbeGuard(self)
+        }
+    }
+
+    impl Drop for ProbeGuard<'_> {
+        fn drop(&mut self) {
+            self.0.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Cheap Argon2id parameters so debug-build tests stay fast.
+    const CHEAP: Argon2Params = Argon2Params {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    #[tokio::test]
+    async fn argon2id_round_trip() {
+        let hasher = PasswordHasher::new(2, CHEAP);
+        let stored = hasher.hash("correct horse battery").await.unwrap();
+        assert!(
+            stored.hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{}",
+            stored.hash
+        );
+        assert_eq!(stored.salt, "");
+        let check = hasher
+            .verify("correct horse battery", Some(&stored))
+            .await
+            .unwrap();
+        assert_eq!(
+            check,
+            PasswordCheck {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+        let wrong = hasher
+            .verify("correct horse battery!", Some(&stored))
+            .await
+            .unwrap();
+        assert_eq!(wrong, PasswordCheck::NO_MATCH);
+        // Fresh salt every time.
+        assert_ne!(hasher.hash("correct horse battery").await.unwrap(), stored);
+    }
+
+    #[tokio::test]
+    async fn default_params_hash_and_verify() {
+        let hasher = PasswordHasher::new(1, Argon2Params::default());
+        let stored = hasher.hash("hunter2hunter2").await.unwrap();
+        assert!(
+            stored.hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            stored.hash
+        );
+        let check = hasher.verify("hunter2hunter2", Some(&stored)).await.unwrap();
+        assert_eq!(
+            check,
+            PasswordCheck {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn other_argon2_params_need_rehash() {
+        let old = PasswordHasher::new(1, CHEAP).hash("password-1").await.unwrap();
+        let current = PasswordHasher::new(
+            1,
+            Argon2Params {
+                memory_kib: 128,
+                ..CHEAP
+            },
+        );
+        let check = current.verify("password-1", Some(&old)).await.unwrap();
+        assert_eq!(
+            check,
+            PasswordCheck {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+        let wrong = current.verify("password-2", Some(&old)).await.unwrap();
+        assert_eq!(
+            wrong,
+            PasswordCheck::NO_MATCH,
+            "a mismatch never asks for a rehash"
+        );
+    }
+
+    #[tokio::test]
+    async fn kora_hash_matches_and_needs_rehash() {
+        let stored = hash_pbkdf2_kora("legacy-password", &[7u8; 32]);
+        assert_eq!(stored.hash.len(), 128);
+        assert_eq!(stored.salt, "07".repeat(32));
+        let hasher = PasswordHasher::new(1, CHEAP);
+        let check = hasher.verify("legacy-password", Some(&stored)).await.unwrap();
+        assert_eq!(
+            check,
+            PasswordCheck {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+        let wrong = hasher.verify("legacy-passwore", Some(&stored)).await.unwrap();
+        assert_eq!(wrong, PasswordCheck::NO_MATCH);
+        // Upper-case hex is still Kora's format.
+        let upper = StoredPassword {
+            hash: stored.hash.to_uppercase(),
+            salt: stored.salt.to_uppercase(),
+        };
+        assert!(verify_pbkdf2_kora("legacy-password", &upper));
+    }
+
+    #[tokio::test]
+    async fn unknown_account_verifies_the_dummy_and_fails() {
+        let hasher = PasswordHasher::new(1, CHEAP);
+        assert!(
+            PasswordHash::new(&hasher.inner.dummy_hash).is_ok(),
+            "the dummy must parse to cost anything"
+        );
+        let check = hasher.verify("whatever-password", None).await.unwrap();
+        assert_eq!(check, PasswordCheck::NO_MATCH);
+        assert_eq!(
+            hasher.inner.probe.runs.load(Ordering::SeqCst),
+            1,
+            "the dummy ran on a worker"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreadable_hashes_are_mismatches() {
+        let hasher = PasswordHasher::new(1, CHEAP);
+        let cases = [
+            StoredPassword {
+                hash: String::new(),
+                salt: String::new(),
+            },
+            StoredPassword {
+                hash: "plaintext-password".into(),
+                salt: String::new(),
+            },
+            StoredPassword {
+                hash: "$argon2id$garbage".into(),
+                salt: String::new(),
+            },
+            StoredPassword {
+                hash: "$argon2id$v=19$m=1,t=1,p=1$AAAAAAAAAAA$AAAAAAAAAAA".into(),
+                salt: String::new(),
+            },
+            StoredPassword {
+                hash: "$argon2i$v=19$m=64,t=1,p=1$WlpaWlpaWlpaWlpaWlpaWg$pQ".into(),
+                salt: String::new(),
+            },
+            StoredPassword {
+                hash: "ab".repeat(64),
+                salt: String::new(),
+            },
+            StoredPassword {
+                hash: "ab".repeat(64),
+                salt: "abc".into(),
+            },
+            StoredPassword {
+                hash: "zz".repeat(64),
+                salt: "00".into(),
+            },
+            StoredPassword {
+                hash: "ab".repeat(63),
+                salt: "00".into(),
+            },
+        ];
+        for stored in &cases {
+            let check = hasher.verify("password", Some(stored)).await.unwrap();
+            assert_eq!(check, PasswordCheck::NO_MATCH, "{:?}", stored.hash);
+        }
+        for stored in &cases[5..] {
+            assert!(!verify_pbkdf2_kora("password", stored));
+        }
+    }
+
+    #[tokio::test]
+    async fn invalid_params_are_an_error_not_a_panic() {
+        let hasher = PasswordHasher::new(
+            1,
+            Argon2Params {
+                memory_kib: 1,
+                iterations: 0,
+                parallelism: 0,
+            },
+        );
+        assert_eq!(hasher.hash("password").await.unwrap_err(), PasswordError::Hashing);
+        assert_eq!(
+            hasher.verify("password", None).await.unwrap(),
+            PasswordCheck::NO_MATCH
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn permits_bound_concurrent_hashing() {
+        for max_concurrent in [1, 2] {
+            // Default cost: each hash lasts long enough that unbounded workers would overlap.
+            let hasher = PasswordHasher::new(max_concurrent, Argon2Params::default());
+            let tasks: Vec<_> = (0..4)
+                .map(|i| {
+                    let hasher = hasher.clone();
+                    tokio::spawn(async move { hasher.hash(&format!("password-{i}")).await })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+            let probe = &hasher.inner.probe;
+            assert_eq!(probe.runs.load(Ordering::SeqCst), 4);
+            let high_water = probe.high_water.load(Ordering::SeqCst);
+            assert!(
+                (1..=max_concurrent).contains(&high_water),
+                "{high_water} > {max_concurrent}"
+            );
+            assert_eq!(
+                hasher.inner.permits.available_permits(),
+                max_concurrent,
+                "permits returned"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn zero_concurrency_means_one() {
+        let hasher = PasswordHasher::new(0, CHEAP);
+        assert!(hasher.hash("password").await.is_ok());
+    }
+
+    #[test]
+    fn debug_and_errors_hold_no_secrets() {
+        let stored = StoredPassword {
+            hash: "ab".repeat(64),
+            salt: "cd".repeat(32),
+        };
+        assert_eq!(format!("{stored:?}"), "StoredPassword(<redacted>)");
+        let hasher = PasswordHasher::new(1, CHEAP);
+        assert!(!format!("{hasher:?}").contains("argon2id$"));
+        assert_eq!(PasswordError::Hashing.to_string(), "password hashing failed");
+    }
+}

@@ -1,0 +1,425 @@
+//! Sign-up, sign-in, refresh, sign-out and `/me`.
+
+use std::net::IpAddr;
+
+use holdfast_protocol::validate::{check_device_id, check_password_length, normalize_email, sanitize_name};
+use holdfast_protocol::wire::{
+    AuthSession, RefreshRequest, SignInRequest, SignOutRequest, SignUpRequest, Success,
+};
+use holdfast_protocol::{Claims, ErrorCode, PublicJwk, TokenType};
+use http::StatusCode;
+
+use super::bearer::access_token_error;
+use super::{
+    ApiError, AuthRequest, AuthResponse, AuthService, bearer_token, ip_key, parse_json, parse_optional_json,
+};
+use crate::guards::check_password_policy;
+use crate::store::{
+    DeviceKey, DeviceRecord, NewDevice, NewUser, RefreshRecord, RotateOutcome, StoreError, UserRecord,
+};
+use crate::tokens::{IssuedPair, TokenError};
+
+/// A device named in a sign-up or sign-in, validated before anything is stored.
+pub(super) struct PendingDevice {
+    pub id: String,
+    pub key: Option<DeviceKey>,
+    pub name: String,
+}
+
+impl PendingDevice {
+    /// Validates the optional device members of a sign-up or sign-in. Without an id the
+    /// server assigns a random one (never one derived from the user, which every browser of
+    /// that user would share).
+    pub fn from_request(
+        device_id: Option<String>,
+        public_key: Option<String>,
+        name: Option<String>,
+        default_name: &str,
+    ) -> Result<PendingDevice, ApiError> {
+        let id = match device_id {
+            Some(id) => {
+                check_device_id(&id).map_err(ApiError::validation)?;
+                id
+            }
+            None => format!("dev-{}", uuid::Uuid::new_v4()),
+        };
+        let key = match public_key.filter(|k| !k.is_empty()) {
+            Some(jwk) => Some(device_key(jwk)?),
+            None => None,
+        };
+        let name = name.map(|n| sanitize_name(&n)).filter(|n| !n.is_empty());
+        Ok(PendingDevice {
+            id,
+            key,
+            name: name.unwrap_or_else(|| default_name.to_owned()),
+        })
+    }
+}
+
+/// Parses and validates a JWK string, keeping it as sent.
+pub(super) fn device_key(jwk: String) -> Result<DeviceKey, ApiError> {
+    let key = PublicJwk::parse(&jwk)
+        .map_err(|error| ApiError::validation(format!("Invalid device public key: {error}.")))?;
+    Ok(DeviceKey {
+        jwk,
+        thumbprint: key.thumbprint(),
+    })
+}
+
+/// The rotation record of a refresh token.
+pub(super) fn refresh_record(claims: &Claims) -> RefreshRecord {
+    RefreshRecord {
+        jti: claims.jti.clone(),
+        family: claims.fam.clone().unwrap_or_default(),
+        user_id: claims.sub.clone(),
+        device_id: claims.dev.clone(),
+        issued_at: claims.iat,
+        expires_at: claims.exp,
+        jkt: claims.cnf.as_ref().map(|c| c.jkt.clone()),
+    }
+}
+
+const SIGN_UP_SHAPE: &str =
+    "with string members email and password (name, deviceId, devicePublicKey optional)";
+const SIGN_IN_SHAPE: &str = "with string members email and password (deviceId, devicePublicKey optional)";
+
+impl AuthService {
+    pub(super) async fn sign_up(
+        &self,
+        request: &AuthRequest,
+        client: Option<IpAddr>,
+    ) -> Result<AuthResponse, ApiError> {
+        let guards = &self.inner.guards;
+        guards.check_not_blocked(client).await?;
+        guards
+            .limit(self.inner.config.rate_limits.sign_up, &ip_key("signup", client))
+            .await?;
+
+        let body: SignUpRequest = parse_json(request, SIGN_UP_SHAPE)?;
+        let email = normalize_email(&body.email).map_err(ApiError::validation)?;
+        check_password_length(&body.password).map_err(ApiError::validation)?;
+        check_password_policy(&self.inner.config.password_policy, &body.password)
+            .map_err(ApiError::validation)?;
+        let name = body.name.as_deref().map(sanitize_name).filter(|n| !n.is_empty());
+        let device = PendingDevice::from_request(
+            body.device_id,
+            body.device_public_key,
+            body.device_name,
+            "Primary Device",
+        )?;
+        // A device id that exists already belongs to someone else: refuse before creating
+        // the account, so a refused sign-up stores nothing.
+        if self.inner.stores.devices.find_device(&device.id).await?.is_some() {
+            return Err(StoreError::DeviceConflict.into());
+        }
+
+        let password = self.inner.hasher.hash(&body.password).await.map_err(|error| {
+            tracing::error!(%error, "password hashing failed");
+            ApiError::internal()
+        })?;
+        let now_ms = self.now_ms();
+        let user = self
+            .inner
+            .stores
+            .users
+            .create_user(NewUser {
+                id: uuid::Uuid::new_v4().to_string(),
+                email,
+                name,
+                created_at_ms: now_ms,
+                password,
+            })
+            .await?;
+        let device = match self.register_pending_device(&user, device).await {
+            Ok(device) => device,
+            Err(error) => {
+                // Lost a race for the device id: undo the account so nothing half-made stays.
+                if let Err(undo) = self.inner.stores.users.delete_user(&user.id).await {
+                    tracing::error!(error = %undo, "could not remove an account after a refused sign-up");
+                }
+                return Err(error);
+            }
+        };
+        let tokens = self.start_session(&user.id, &device).await?;
+        Ok(AuthResponse::data(
+            StatusCode::CREATED,
+            &AuthSession {
+                user: user.to_wire(),
+                tokens: tokens.into_wire(),
+            },
+        ))
+    }
+
+    pub(super) async fn sign_in(
+        &self,
+        request: &AuthRequest,
+        client: Option<IpAddr>,
+    ) -> Result<AuthResponse, ApiError> {
+        let guards = &self.inner.guards;
+        guards.check_not_blocked(client).await?;
+        let body: SignInRequest = parse_json(request, SIGN_IN_SHAPE)?;
+        let email = body.email.trim().to_lowercase();
+        if body.password.encode_utf16().count() > holdfast_protocol::validate::MAX_PASSWORD_LEN {
+            return Err(ApiError::validation(
+                "Password must be at most 128 characters long.",
+            ));
+        }
+        let account_key = format!("signin:account:{email}");
+        let limits = self.inner.config.rate_limits;
+        guards.limit(limits.sign_in, &account_key).await?;
+        guards.limit(limits.sign_in, &ip_key("signin", client)).await?;
+        let device =
+            PendingDevice::from_request(body.device_id, body.device_public_key, body.device_name, "Device")?;
+
+        let stores = &self.inner.stores;
+        let user = stores.users.find_user_by_email(&email).await?;
+        let check = self
+            .inner
+            .hasher
+            .verify(&body.password, user.as_ref().map(|u| &u.password))
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "password verification failed");
+                ApiError::internal()
+            })?;
+        let user = match user {
+            Some(user) if check.matches => user,
+            _ => {
+                guards.record_failure(client).await;
+                return Err(ApiError::new(
+                    ErrorCode::InvalidCredentials,
+                    "Invalid email or password.",
+                ));
+            }
+        };
+        guards.reset(&account_key).await;
+        if check.needs_rehash {
+            self.rehash(&user, &body.password).await;
+        }
+        let device = self.register_pending_device(&user, device).await?;
+        let tokens = self.start_session(&user.id, &device).await?;
+        Ok(AuthResponse::data(
+            StatusCode::OK,
+            &AuthSession {
+                user: user.to_wire(),
+                tokens: tokens.into_wire(),
+            },
+        ))
+    }
+
+    /// Replaces a Kora PBKDF2 hash (or an Argon2id hash with old parameters) after a
+    /// successful sign-in. A failure here must not fail the sign-in.
+    async fn rehash(&self, user: &UserRecord, password: &str) {
+        match self.inner.hasher.hash(password).await {
+            Ok(stored) => {
+                if let Err(error) = self.inner.stores.users.set_password(&user.id, stored).await {
+                    tracing::warn!(%error, "could not store a rehashed password");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not rehash a password"),
+        }
+    }
+
+    async fn register_pending_device(
+        &self,
+        user: &UserRecord,
+        device: PendingDevice,
+    ) -> Result<DeviceRecord, ApiError> {
+        let record = self
+            .inner
+            .stores
+            .devices
+            .register_device(NewDevice {
+                id: device.id,
+                user_id: user.id.clone(),
+                key: device.key,
+                name: device.name,
+                now_ms: self.now_ms(),
+            })
+            .await?;
+        Ok(record)
+    }
+
+    /// Issues the first pair of a new token family for `device` and records its refresh
+    /// token. Tokens of a device with a key are bound to it (`cnf.jkt`).
+    pub(super) async fn start_session(
+        &self,
+        user_id: &str,
+        device: &DeviceRecord,
+    ) -> Result<IssuedPair, ApiError> {
+        let family = uuid::Uuid::new_v4().to_string();
+        let pair =
+            self.inner
+                .tokens
+                .issue_pair(user_id, &device.id, &family, device.thumbprint(), self.now_secs());
+        self.inner
+            .stores
+            .tokens
+            .insert_refresh(refresh_record(&pair.refresh_claims))
+            .await?;
+        Ok(pair)
+    }
+
+    pub(super) async fn refresh(
+        &self,
+        request: &AuthRequest,
+        client: Option<IpAddr>,
+    ) -> Result<AuthResponse, ApiError> {
+        let guards = &self.inner.guards;
+        guards.check_not_blocked(client).await?;
+        guards
+            .limit(self.inner.config.rate_limits.refresh, &ip_key("refresh", client))
+            .await?;
+        let body: RefreshRequest = parse_json(request, "with a string member refreshToken")?;
+        let now_secs = self.now_secs();
+        let parent = self
+            .inner
+            .tokens
+            .verify(&body.refresh_token, TokenType::Refresh, now_secs)
+            .map_err(refresh_token_error)?;
+        let Some(family) = parent.fam.clone() else {
+            return Err(ApiError::new(ErrorCode::TokenInvalid, "Invalid refresh token."));
+        };
+        let stores = &self.inner.stores;
+        if stores.tokens.is_revoked(&parent.jti, Some(&family)).await? {
+            return Err(ApiError::new(
+                ErrorCode::TokenRevoked,
+                "This session was revoked. Sign in again.",
+            ));
+        }
+        // The user and the device must still be in good standing (PROTOCOL section 7).
+        if stores.users.find_user(&parent.sub).await?.is_none() {
+            return Err(ApiError::new(
+                ErrorCode::UserNotFound,
+                "The account no longer exists.",
+            ));
+        }
+        if let Some(device) = stores.devices.find_device(&parent.dev).await? {
+            if device.revoked {
+                return Err(ApiError::new(
+                    ErrorCode::DeviceRevoked,
+                    "This device was revoked.",
+                ));
+            }
+            if device.user_id != parent.sub {
+                return Err(ApiError::new(ErrorCode::TokenInvalid, "Invalid refresh token."));
+            }
+        }
+
+        let jkt = parent.cnf.as_ref().map(|c| c.jkt.as_str());
+        let child = self
+            .inner
+            .tokens
+            .issue_pair(&parent.sub, &parent.dev, &family, jkt, now_secs);
+        let outcome = stores
+            .tokens
+            .rotate_refresh(
+                &parent.jti,
+                refresh_record(&child.refresh_claims),
+                child.child_pair(),
+                self.now_ms(),
+            )
+            .await?;
+        let tokens = match outcome {
+            RotateOutcome::Rotated => child,
+            RotateOutcome::Unknown => {
+                return Err(ApiError::new(ErrorCode::TokenInvalid, "Unknown refresh token."));
+            }
+            RotateOutcome::FamilyRevoked => {
+                return Err(ApiError::new(
+                    ErrorCode::TokenRevoked,
+                    "This session was revoked. Sign in again.",
+                ));
+            }
+            RotateOutcome::AlreadyRotated {
+                rotated_at_ms,
+                pair,
+                child_rotated,
+            } => {
+                let within_grace = self.now_ms() - rotated_at_ms <= self.inner.config.grace_window_ms;
+                if within_grace && !child_rotated {
+                    // The client lost our answer (crash, dropped connection): give it the
+                    // same children again rather than ending its session (PROTOCOL 6.2).
+                    self.inner.tokens.reissue_pair(&parent, &pair)
+                } else {
+                    self.revoke_family_after_reuse(&parent, &family).await?;
+                    guards.record_failure(client).await;
+                    return Err(ApiError::new(
+                        ErrorCode::RefreshReused,
+                        "This refresh token was already used. The session was ended for safety; sign in again.",
+                    ));
+                }
+            }
+        };
+        Ok(AuthResponse::data(StatusCode::OK, &tokens.into_wire()))
+    }
+
+    async fn revoke_family_after_reuse(&self, parent: &Claims, family: &str) -> Result<(), ApiError> {
+        tracing::warn!(user = %parent.sub, device = %parent.dev, "refresh token reuse detected; revoking the family");
+        // Remember the revocation as long as any token of the family can live.
+        let until = self.now_secs() + self.inner.tokens.policy().refresh_ttl_secs;
+        self.inner.stores.tokens.revoke_family(family, until).await?;
+        Ok(())
+    }
+
+    pub(super) async fn sign_out(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
+        let body: SignOutRequest =
+            parse_optional_json(request, "with an optional string member refreshToken")?;
+        let token = bearer_token(&request.headers)
+            .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "Missing bearer token."))?;
+        let now_secs = self.now_secs();
+        let tokens = &self.inner.tokens;
+        let refresh = body
+            .refresh_token
+            .as_deref()
+            .and_then(|t| tokens.verify(t, TokenType::Refresh, now_secs).ok());
+        let access = match tokens.verify(token, TokenType::Access, now_secs) {
+            Ok(claims) => claims,
+            // A client that signed out offline delivers the sign-out later, when its access
+            // token may have expired: a valid refresh token of the same session vouches for it.
+            Err(TokenError::Expired) => {
+                let expired = tokens.keys().verify(token).map_err(access_token_error)?;
+                if expired.token_type != TokenType::Access {
+                    return Err(access_token_error(TokenError::WrongType));
+                }
+                match &refresh {
+                    Some(r) if r.sub == expired.sub && r.fam.is_some() && r.fam == expired.fam => expired,
+                    _ => return Err(access_token_error(TokenError::Expired)),
+                }
+            }
+            Err(error) => return Err(access_token_error(error)),
+        };
+        let access = self.check_standing(access).await?.claims;
+
+        let revocations = &self.inner.stores.tokens;
+        let session_end = now_secs + tokens.policy().refresh_ttl_secs;
+        revocations.revoke_token(&access.jti, access.exp).await?;
+        if let Some(family) = &access.fam {
+            revocations.revoke_family(family, session_end).await?;
+        }
+        if let Some(refresh) = refresh.filter(|r| r.sub == access.sub) {
+            revocations.revoke_token(&refresh.jti, refresh.exp).await?;
+            if let Some(family) = refresh.fam.as_ref().filter(|f| access.fam.as_ref() != Some(*f)) {
+                revocations.revoke_family(family, session_end).await?;
+            }
+        }
+        Ok(AuthResponse::data(StatusCode::OK, &Success { success: true }))
+    }
+
+    pub(super) async fn me(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
+        let authenticated = self.authenticate(request).await?;
+        Ok(AuthResponse::data(StatusCode::OK, &authenticated.user.to_wire()))
+    }
+}
+
+fn refresh_token_error(error: TokenError) -> ApiError {
+    match error {
+        TokenError::Expired => ApiError::new(
+            ErrorCode::TokenExpired,
+            "The refresh token has expired. Sign in again.",
+        ),
+        TokenError::Malformed | TokenError::BadSignature | TokenError::WrongType => {
+            ApiError::new(ErrorCode::TokenInvalid, "Invalid refresh token.")
+        }
+    }
+}

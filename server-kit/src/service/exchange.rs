@@ -1,0 +1,280 @@
+//! The framework-agnostic request and response, and the error every route answers with.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use holdfast_protocol::wire::Envelope;
+use holdfast_protocol::{ErrorBody, ErrorCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::StoreError;
+
+/// An HTTP request as the routes see it, whatever server delivered it.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    /// Method.
+    pub method: Method,
+    /// Path without the query string, e.g. `/auth/me`.
+    pub path: String,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body, already limited to the configured size by the server.
+    pub body: Bytes,
+    /// The socket peer's address, when known.
+    pub peer: Option<IpAddr>,
+}
+
+impl AuthRequest {
+    /// A request with no headers and no body.
+    pub fn new(method: Method, path: impl Into<String>) -> AuthRequest {
+        AuthRequest {
+            method,
+            path: path.into(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            peer: None,
+        }
+    }
+
+    /// Sets a JSON body and its content type.
+    pub fn with_json(mut self, body: impl Into<Bytes>) -> AuthRequest {
+        self.headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.body = body.into();
+        self
+    }
+
+    /// Adds `Authorization: Bearer <token>`.
+    pub fn with_bearer(mut self, token: &str) -> AuthRequest {
+        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+            self.headers.insert(header::AUTHORIZATION, value);
+        }
+        self
+    }
+
+    /// Sets the peer address.
+    pub fn with_peer(mut self, peer: IpAddr) -> AuthRequest {
+        self.peer = Some(peer);
+        self
+    }
+}
+
+/// An HTTP response: `{status, headers, body}`.
+#[derive(Debug, Clone)]
+pub struct AuthResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers (content type, cache control, `Retry-After`).
+    pub headers: HeaderMap,
+    /// JSON body.
+    pub body: Bytes,
+}
+
+impl AuthResponse {
+    /// A JSON response; auth responses carry tokens, so nothing may cache them.
+    pub fn json(status: StatusCode, body: Vec<u8>) -> AuthResponse {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        AuthResponse {
+            status,
+            headers,
+            body: Bytes::from(body),
+        }
+    }
+
+    /// `{"data": value}` with `status`.
+    pub fn data<T: Serialize>(status: StatusCode, value: &T) -> AuthResponse {
+        match serde_json::to_vec(&Envelope { data: value }) {
+            Ok(body) => AuthResponse::json(status, body),
+            Err(error) => {
+                tracing::error!(%error, "failed to serialize a response");
+                ApiError::internal().into_response()
+            }
+        }
+    }
+
+    /// Parses the error envelope, if this is one (for tests and tools).
+    pub fn error_body(&self) -> Option<ErrorBody> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// A refusal: status and `code` from [`ErrorCode`], a message safe to show, and a retry hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// Machine code (fixes the status).
+    pub code: ErrorCode,
+    /// Human message; never holds a secret or an internal detail.
+    pub message: Cow<'static, str>,
+    /// `Retry-After`, seconds.
+    pub retry_after_secs: Option<u64>,
+    /// Overrides the code's usual status (413 for an oversized body).
+    pub status_override: Option<StatusCode>,
+}
+
+impl ApiError {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+            status_override: None,
+        }
+    }
+
+    /// 400 `VALIDATION_ERROR`.
+    pub fn validation(message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError::new(ErrorCode::ValidationError, message)
+    }
+
+    /// 500 `INTERNAL`, with nothing of the cause.
+    pub fn internal() -> ApiError {
+        ApiError::new(ErrorCode::Internal, "Internal server error.")
+    }
+
+    /// 429 `RATE_LIMITED` with `Retry-After`.
+    pub fn rate_limited(retry_after_ms: i64) -> ApiError {
+        let secs = u64::try_from(retry_after_ms.max(1)).unwrap_or(1).div_ceil(1000);
+        ApiError {
+            retry_after_secs: Some(secs.max(1)),
+            ..ApiError::new(ErrorCode::RateLimited, "Too many requests. Try again later.")
+        }
+    }
+
+    /// 404 `NOT_FOUND` for an unknown route or method.
+    pub fn route_not_found() -> ApiError {
+        ApiError::new(ErrorCode::NotFound, "Not found")
+    }
+
+    /// The HTTP response.
+    pub fn into_response(self) -> AuthResponse {
+        let status = self
+            .status_override
+            .or_else(|| StatusCode::from_u16(self.code.status()).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&ErrorBody::new(self.code, self.message)).unwrap_or_default();
+        let mut response = AuthResponse::json(status, body);
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::EmailTaken => ApiError::new(
+                ErrorCode::EmailTaken,
+                "An account with this email already exists.",
+            ),
+            StoreError::DeviceConflict => ApiError::new(
+                ErrorCode::DeviceConflict,
+                "This device id is registered to another account or with another key. Use a new device id.",
+            ),
+            StoreError::DeviceRevoked => ApiError::new(ErrorCode::DeviceRevoked, "This device was revoked."),
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// Parses a JSON request body into `T`, refusing a wrong content type, invalid JSON and a
+/// body of the wrong shape with 400 `VALIDATION_ERROR`. `shape` names the expected members
+/// for the message (serde's own message could echo a submitted value, such as a password).
+pub fn parse_json<T: DeserializeOwned>(request: &AuthRequest, shape: &'static str) -> Result<T, ApiError> {
+    if !has_json_content_type(&request.headers) {
+        return Err(ApiError::validation("Content-Type must be application/json."));
+    }
+    // serde would read a struct from a JSON array too (`["a@b.co", "password"]` as a
+    // sign-in); the protocol's bodies are objects, and a valid JSON text starting with `{`
+    // is one.
+    if request.body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(&request.body) {
+                Ok(_) => ApiError::validation(format!("Request body must be a JSON object {shape}.")),
+                Err(_) => ApiError::validation("Request body is not valid JSON."),
+            },
+        );
+    }
+    serde_json::from_slice(&request.body).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::validation(format!("Request body must be a JSON object {shape}."))
+        }
+        _ => ApiError::validation("Request body is not valid JSON."),
+    })
+}
+
+/// Like [`parse_json`], but an empty body means `T::default()` (for optional bodies).
+pub fn parse_optional_json<T: DeserializeOwned + Default>(
+    request: &AuthRequest,
+    shape: &'static str,
+) -> Result<T, ApiError> {
+    if request.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(request, shape)
+}
+
+fn has_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_essence() {
+        let mut headers = HeaderMap::new();
+        assert!(!has_json_content_type(&headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert!(has_json_content_type(&headers));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(!has_json_content_type(&headers));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
+        assert_eq!(bearer_token(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer_token(&headers), None);
+    }
+
+    #[test]
+    fn rate_limited_rounds_up_to_whole_seconds() {
+        assert_eq!(ApiError::rate_limited(1).retry_after_secs, Some(1));
+        assert_eq!(ApiError::rate_limited(1001).retry_after_secs, Some(2));
+        let response = ApiError::rate_limited(5000).into_response();
+        assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers.get(header::RETRY_AFTER).unwrap(), "5");
+    }
+}

@@ -1,0 +1,199 @@
+//! The auth routes of PROTOCOL section 2 as one framework-agnostic handler:
+//! [`AuthService::handle`] takes an [`AuthRequest`] and gives an [`AuthResponse`]
+//! (`{status, headers, body}`). [`crate::http`] puts an axum router on top; any other
+//! server can call `handle` directly.
+//!
+//! - [`account`]: sign-up, sign-in, refresh (rotation, reuse detection, grace window),
+//!   sign-out, `/me`;
+//! - [`device_routes`]: device registration, challenges, verification (silent device
+//!   re-login), listing and revocation;
+//! - [`bearer`]: the access-token check every bearer route shares;
+//! - [`exchange`]: request, response, errors and body parsing.
+
+mod account;
+mod bearer;
+mod device_routes;
+mod exchange;
+
+pub use bearer::Authenticated;
+pub use exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json};
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::guards::{self, Guards};
+use crate::passwords::PasswordHasher;
+use crate::store::Stores;
+use crate::tokens::TokenManager;
+
+/// The auth routes over a configuration and stores. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServerConfig,
+    stores: Stores,
+    tokens: TokenManager,
+    hasher: PasswordHasher,
+    guards: Guards,
+}
+
+impl std::fmt::Debug for AuthService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A route, once the prefix is stripped.
+enum Route<'a> {
+    SignUp,
+    SignIn,
+    Refresh,
+    SignOut,
+    Me,
+    Devices,
+    DeviceRegister,
+    DeviceChallenge,
+    DeviceVerify,
+    DeviceRevoke(&'a str),
+}
+
+impl AuthService {
+    /// Validates `config` and builds the service over `stores`.
+    pub fn new(config: ServerConfig, stores: Stores) -> Result<AuthService, ConfigError> {
+        config.validate()?;
+        let tokens = TokenManager::from_config(&config)?;
+        let hasher = PasswordHasher::new(config.hashing_concurrency, config.argon2);
+        let guards = Guards::new(stores.rate_limits.clone(), config.clock.clone(), config.ip_block);
+        Ok(AuthService {
+            inner: Arc::new(Inner {
+                config,
+                stores,
+                tokens,
+                hasher,
+                guards,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The stores.
+    pub fn stores(&self) -> &Stores {
+        &self.inner.stores
+    }
+
+    /// The token manager (to verify tokens outside the routes, e.g. in a sync gate).
+    pub fn tokens(&self) -> &TokenManager {
+        &self.inner.tokens
+    }
+
+    /// Handles one request. Never panics on request content; storage failures answer 500
+    /// `INTERNAL` and are logged without secrets.
+    pub async fn handle(&self, request: AuthRequest) -> AuthResponse {
+        match self.dispatch(&request).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        }
+    }
+
+    async fn dispatch(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
+        let route = self
+            .route(&request.method, &request.path)
+            .ok_or_else(ApiError::route_not_found)?;
+        let client =
+            guards::client_address(request.peer, &request.headers, &self.inner.config.trusted_proxies);
+        match route {
+            Route::SignUp => self.sign_up(request, client).await,
+            Route::SignIn => self.sign_in(request, client).await,
+            Route::Refresh => self.refresh(request, client).await,
+            Route::SignOut => self.sign_out(request).await,
+            Route::Me => self.me(request).await,
+            Route::Devices => self.list_devices(request).await,
+            Route::DeviceRegister => self.register_device(request).await,
+            Route::DeviceChallenge => self.challenge(request, client).await,
+            Route::DeviceVerify => self.verify_device(request, client).await,
+            Route::DeviceRevoke(id) => self.revoke_device(request, id).await,
+        }
+    }
+
+    fn route<'a>(&self, method: &Method, path: &'a str) -> Option<Route<'a>> {
+        let rest = path.strip_prefix(self.inner.config.route_prefix.as_str())?;
+        let route = match (method.as_str(), rest) {
+            ("POST", "/signup") => Route::SignUp,
+            ("POST", "/signin") => Route::SignIn,
+            ("POST", "/refresh") => Route::Refresh,
+            ("POST", "/signout") => Route::SignOut,
+            ("GET", "/me") => Route::Me,
+            ("GET", "/devices") => Route::Devices,
+            ("POST", "/device/register") => Route::DeviceRegister,
+            ("POST", "/device/challenge") => Route::DeviceChallenge,
+            ("POST", "/device/verify") => Route::DeviceVerify,
+            ("DELETE", rest) => {
+                let id = rest.strip_prefix("/device/")?;
+                if id.is_empty() || id.contains('/') {
+                    return None;
+                }
+                Route::DeviceRevoke(id)
+            }
+            _ => return None,
+        };
+        Some(route)
+    }
+
+    /// Forgets expired refresh records, revocations, challenges and rate windows.
+    pub async fn purge_expired(&self) -> Result<u64, crate::store::StoreError> {
+        let now_ms = self.inner.config.clock.now_ms();
+        let stores = &self.inner.stores;
+        Ok(stores
+            .tokens
+            .purge_expired_tokens(now_ms.div_euclid(1000))
+            .await?
+            + stores.challenges.purge_expired_challenges(now_ms).await?
+            + stores.rate_limits.purge_expired_limits(now_ms).await?)
+    }
+
+    /// Runs [`AuthService::purge_expired`] every `period` until the task is dropped or aborted.
+    pub fn spawn_maintenance(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                match service.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "purged expired auth state"),
+                    Err(error) => tracing::warn!(%error, "purging expired auth state failed"),
+                }
+            }
+        })
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.inner.config.clock.now_ms()
+    }
+
+    fn now_secs(&self) -> i64 {
+        self.inner.config.clock.now_secs()
+    }
+}
+
+/// The rate-limit key of a client address (`"unknown"` when the server knows none).
+fn ip_key(route: &str, client: Option<IpAddr>) -> String {
+    match client {
+        Some(address) => format!("{route}:ip:{address}"),
+        None => format!("{route}:ip:unknown"),
+    }
+}

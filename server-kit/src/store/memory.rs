@@ -1,0 +1,388 @@
+//! Every store in memory, behind one mutex: for unit tests, not for serving.
+//!
+//! It follows the same contract as the SQLite backend (the conformance suite in
+//! `tests/store_conformance.rs` runs against both), so a test written against it holds on
+//! the real thing.
+
+use super::{
+    ChallengeStore, ChildPair, ConsumeOutcome, DeviceRecord, DeviceStore, NewDevice, NewUser, RateDecision,
+    RateLimit, RateLimitStore, RefreshRecord, RegistrationPlan, RotateOutcome, StoreError, StoredPassword,
+    TokenStore, UserRecord, UserStore, plan_registration,
+};
+use async_trait::async_trait;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Every store in memory. Cheap to create; nothing survives it.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<String, UserRecord>,
+    /// Lower-cased email to user id: the uniqueness index.
+    emails: HashMap<String, String>,
+    /// With an insertion sequence, so equal creation times still list in a stable order.
+    devices: HashMap<String, (u64, DeviceRecord)>,
+    next_device_seq: u64,
+    refresh: HashMap<String, RefreshState>,
+    revoked_tokens: HashMap<String, i64>,
+    revoked_families: HashMap<String, i64>,
+    /// Challenge to (device id, expiry ms).
+    challenges: HashMap<String, (String, i64)>,
+    /// Timestamps (ms) of the counted attempts still in some window.
+    windows: HashMap<String, Window>,
+    blocks: HashMap<String, i64>,
+}
+
+#[derive(Debug)]
+struct RefreshState {
+    record: RefreshRecord,
+    rotated: Option<(i64, ChildPair)>,
+}
+
+#[derive(Debug)]
+struct Window {
+    hits: VecDeque<i64>,
+    /// When the newest hit leaves its window, so purging needs no window length.
+    expires_at_ms: i64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// The state; a panic in another test thread must not cascade, and no operation leaves
+    /// the state half-changed at a point where it could panic.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError> {
+        let mut state = self.state();
+        if state.emails.contains_key(&user.email) {
+            return Err(StoreError::EmailTaken);
+        }
+        if state.users.contains_key(&user.id) {
+            return Err(StoreError::backend("create_user", "user id exists"));
+        }
+        let record = UserRecord {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            email_verified: false,
+            created_at_ms: user.created_at_ms,
+            password: user.password,
+        };
+        state.emails.insert(record.email.clone(), record.id.clone());
+        state.users.insert(record.id.clone(), record.clone());
+        Ok(record)
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .emails
+            .get(email)
+            .and_then(|id| state.users.get(id))
+            .cloned())
+    }
+
+    async fn find_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.state().users.get(id).cloned())
+    }
+
+    async fn set_password(&self, id: &str, password: StoredPassword) -> Result<(), StoreError> {
+        if let Some(user) = self.state().users.get_mut(id) {
+            user.password = password;
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(user) = state.users.remove(id) else {
+            return Ok(false);
+        };
+        state.emails.remove(&user.email);
+        state.devices.retain(|_, (_, device)| device.user_id != id);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl DeviceStore for MemoryStore {
+    async fn register_device(&self, device: NewDevice) -> Result<DeviceRecord, StoreError> {
+        let mut state = self.state();
+        let existing = state.devices.get(&device.id).map(|(_, record)| record);
+        match plan_registration(existing, &device)? {
+            RegistrationPlan::Keep => Ok(existing.cloned().ok_or_else(vanished)?),
+            RegistrationPlan::AttachKey => {
+                let (_, record) = state.devices.get_mut(&device.id).ok_or_else(vanished)?;
+                record.key = device.key;
+                record.name = device.name;
+                Ok(record.clone())
+            }
+            RegistrationPlan::Insert => {
+                let record = DeviceRecord {
+                    id: device.id,
+                    user_id: device.user_id,
+                    key: device.key,
+                    name: device.name,
+                    revoked: false,
+                    created_at_ms: device.now_ms,
+                    last_seen_at_ms: device.now_ms,
+                };
+                let seq = state.next_device_seq;
+                state.next_device_seq += 1;
+                state.devices.insert(record.id.clone(), (seq, record.clone()));
+                Ok(record)
+            }
+        }
+    }
+
+    async fn find_device(&self, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        Ok(self.state().devices.get(id).map(|(_, record)| record.clone()))
+    }
+
+    async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        let state = self.state();
+        let mut devices: Vec<_> = state
+            .devices
+            .values()
+            .filter(|(_, device)| device.user_id == user_id)
+            .collect();
+        devices.sort_by_key(|(seq, device)| (device.created_at_ms, *seq));
+        Ok(devices.into_iter().map(|(_, device)| device.clone()).collect())
+    }
+
+    async fn revoke_device(&self, id: &str, user_id: &str) -> Result<bool, StoreError> {
+        match self.state().devices.get_mut(id) {
+            Some((_, device)) if device.user_id == user_id => {
+                device.revoked = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn touch_device(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        if let Some((_, device)) = self.state().devices.get_mut(id) {
+            device.last_seen_at_ms = device.last_seen_at_ms.max(now_ms);
+        }
+        Ok(())
+    }
+}
+
+/// A record found a moment ago under the same lock is gone: cannot happen, but is not worth
+/// a panic.
+fn vanished() -> StoreError {
+    StoreError::backend("register_device", "record vanished under the lock")
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn insert_refresh(&self, record: RefreshRecord) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.refresh.contains_key(&record.jti) {
+            return Err(StoreError::backend("insert_refresh", "jti exists"));
+        }
+        state.refresh.insert(
+            record.jti.clone(),
+            RefreshState {
+                record,
+                rotated: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        parent_jti: &str,
+        child: RefreshRecord,
+        pair: ChildPair,
+        now_ms: i64,
+    ) -> Result<RotateOutcome, StoreError> {
+        let mut state = self.state();
+        let Some(parent) = state.refresh.get(parent_jti) else {
+            return Ok(RotateOutcome::Unknown);
+        };
+        if state.revoked_families.contains_key(&parent.record.family) {
+            return Ok(RotateOutcome::FamilyRevoked);
+        }
+        if let Some((rotated_at_ms, pair)) = &parent.rotated {
+            let child_rotated = state
+                .refresh
+                .get(&pair.refresh_jti)
+                .is_some_and(|child| child.rotated.is_some());
+            return Ok(RotateOutcome::AlreadyRotated {
+                rotated_at_ms: *rotated_at_ms,
+                pair: pair.clone(),
+                child_rotated,
+            });
+        }
+        if state.refresh.contains_key(&child.jti) {
+            return Err(StoreError::backend("rotate_refresh", "child jti exists"));
+        }
+        if let Some(parent) = state.refresh.get_mut(parent_jti) {
+            parent.rotated = Some((now_ms, pair));
+        }
+        state.refresh.insert(
+            child.jti.clone(),
+            RefreshState {
+                record: child,
+                rotated: None,
+            },
+        );
+        Ok(RotateOutcome::Rotated)
+    }
+
+    async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let until = state.revoked_tokens.entry(jti.to_owned()).or_insert(expires_at);
+        *until = (*until).max(expires_at);
+        Ok(())
+    }
+
+    async fn revoke_family(&self, family: &str, expires_at: i64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let until = state
+            .revoked_families
+            .entry(family.to_owned())
+            .or_insert(expires_at);
+        *until = (*until).max(expires_at);
+        Ok(())
+    }
+
+    async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError> {
+        let state = self.state();
+        Ok(state.revoked_tokens.contains_key(jti)
+            || family.is_some_and(|family| state.revoked_families.contains_key(family)))
+    }
+
+    async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before = state.refresh.len() + state.revoked_tokens.len() + state.revoked_families.len();
+        state.refresh.retain(|_, token| token.record.expires_at >= now);
+        state.revoked_tokens.retain(|_, expires_at| *expires_at >= now);
+        state.revoked_families.retain(|_, expires_at| *expires_at >= now);
+        let after = state.refresh.len() + state.revoked_tokens.len() + state.revoked_families.len();
+        Ok((before - after) as u64)
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for MemoryStore {
+    async fn put_challenge(
+        &self,
+        challenge: &str,
+        device_id: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.state()
+            .challenges
+            .insert(challenge.to_owned(), (device_id.to_owned(), expires_at_ms));
+        Ok(())
+    }
+
+    async fn consume_challenge(
+        &self,
+        challenge: &str,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<ConsumeOutcome, StoreError> {
+        let mut state = self.state();
+        let Some((bound_to, expires_at_ms)) = state.challenges.get(challenge) else {
+            return Ok(ConsumeOutcome::Invalid);
+        };
+        if now_ms > *expires_at_ms {
+            state.challenges.remove(challenge);
+            return Ok(ConsumeOutcome::Invalid);
+        }
+        if bound_to != device_id {
+            return Ok(ConsumeOutcome::WrongDevice);
+        }
+        state.challenges.remove(challenge);
+        Ok(ConsumeOutcome::Consumed)
+    }
+
+    async fn purge_expired_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before = state.challenges.len();
+        state
+            .challenges
+            .retain(|_, (_, expires_at_ms)| *expires_at_ms >= now_ms);
+        Ok((before - state.challenges.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for MemoryStore {
+    async fn hit(&self, key: &str, limit: RateLimit, now_ms: i64) -> Result<RateDecision, StoreError> {
+        let mut state = self.state();
+        let window = state.windows.entry(key.to_owned()).or_insert_with(|| Window {
+            hits: VecDeque::new(),
+            expires_at_ms: now_ms,
+        });
+        let window_start = now_ms.saturating_sub(limit.window_ms);
+        // Kept unsorted-safe (min, not front) because an injected clock may step back.
+        window.hits.retain(|&at| at > window_start);
+        if window.hits.len() < limit.max as usize {
+            window.hits.push_back(now_ms);
+            let newest = window.hits.iter().copied().max().unwrap_or(now_ms);
+            window.expires_at_ms = newest.saturating_add(limit.window_ms);
+            return Ok(RateDecision {
+                allowed: true,
+                retry_after_ms: 0,
+            });
+        }
+        let leaves_at = window
+            .hits
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(now_ms)
+            .saturating_add(limit.window_ms);
+        Ok(RateDecision {
+            allowed: false,
+            retry_after_ms: leaves_at.saturating_sub(now_ms).max(1),
+        })
+    }
+
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        self.state().windows.remove(key);
+        Ok(())
+    }
+
+    async fn block(&self, key: &str, until_ms: i64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let until = state.blocks.entry(key.to_owned()).or_insert(until_ms);
+        *until = (*until).max(until_ms);
+        Ok(())
+    }
+
+    async fn blocked_until(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .state()
+            .blocks
+            .get(key)
+            .copied()
+            .filter(|until| *until > now_ms))
+    }
+
+    async fn purge_expired_limits(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before = state.windows.len() + state.blocks.len();
+        state.windows.retain(|_, window| window.expires_at_ms > now_ms);
+        state.blocks.retain(|_, until| *until > now_ms);
+        Ok((before - state.windows.len() - state.blocks.len()) as u64)
+    }
+}

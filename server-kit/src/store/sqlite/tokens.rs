@@ -1,0 +1,209 @@
+//! Refresh rotation state and revocations on SQLite.
+
+use super::{Fail, SqliteStore};
+use crate::store::{ChildPair, RefreshRecord, RotateOutcome, StoreError, TokenStore};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+const INSERT_REFRESH: &str =
+    "INSERT INTO refresh_tokens (jti, family, user_id, device_id, issued_at, expires_at, jkt)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// Everything rotation needs to decide, in one lookup. The last column is NULL when the
+/// child row is missing (purged), which counts as not rotated.
+const SELECT_ROTATION_STATE: &str = "SELECT
+        EXISTS (SELECT 1 FROM revoked_families f WHERE f.family = r.family),
+        r.rotated_at_ms, r.child_access_jti, r.child_refresh_jti, r.child_issued_at,
+        r.child_access_expires_at, r.child_refresh_expires_at,
+        (SELECT c.rotated_at_ms IS NOT NULL FROM refresh_tokens c WHERE c.jti = r.child_refresh_jti)
+     FROM refresh_tokens r WHERE r.jti = ?1";
+
+const MARK_ROTATED: &str = "UPDATE refresh_tokens SET rotated_at_ms = ?2, child_access_jti = ?3,
+        child_refresh_jti = ?4, child_issued_at = ?5, child_access_expires_at = ?6,
+        child_refresh_expires_at = ?7
+     WHERE jti = ?1";
+
+// Revocations keep the later expiry when repeated, so a shorter one cannot cut one short.
+const REVOKE_TOKEN: &str = "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2)
+     ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)";
+const REVOKE_FAMILY: &str = "INSERT INTO revoked_families (family, expires_at) VALUES (?1, ?2)
+     ON CONFLICT (family) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)";
+
+/// One query, as `/auth/me` and every bearer route ask it.
+const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1)
+     OR EXISTS (SELECT 1 FROM revoked_families WHERE family = ?2)";
+
+/// A refresh row's rotation columns as stored.
+type RotationState = (
+    bool,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<bool>,
+);
+
+fn insert_refresh(conn: &Connection, record: &RefreshRecord) -> Result<(), Fail> {
+    conn.prepare_cached(INSERT_REFRESH)?.execute(params![
+        record.jti,
+        record.family,
+        record.user_id,
+        record.device_id,
+        record.issued_at,
+        record.expires_at,
+        record.jkt
+    ])?;
+    Ok(())
+}
+
+/// The outcome when the parent cannot be rotated, or `None` when it can.
+fn refusal(state: RotationState) -> Result<Option<RotateOutcome>, Fail> {
+    let (
+        family_revoked,
+        rotated_at_ms,
+        access_jti,
+        refresh_jti,
+        issued_at,
+        access_expires_at,
+        refresh_expires_at,
+        child_rotated,
+    ) = state;
+    if family_revoked {
+        return Ok(Some(RotateOutcome::FamilyRevoked));
+    }
+    let Some(rotated_at_ms) = rotated_at_ms else {
+        return Ok(None);
+    };
+    let (
+        Some(access_jti),
+        Some(refresh_jti),
+        Some(issued_at),
+        Some(access_expires_at),
+        Some(refresh_expires_at),
+    ) = (
+        access_jti,
+        refresh_jti,
+        issued_at,
+        access_expires_at,
+        refresh_expires_at,
+    )
+    else {
+        return Err(StoreError::Corrupt("a rotated refresh token has no recorded children".into()).into());
+    };
+    Ok(Some(RotateOutcome::AlreadyRotated {
+        rotated_at_ms,
+        pair: ChildPair {
+            access_jti,
+            refresh_jti,
+            issued_at,
+            access_expires_at,
+            refresh_expires_at,
+        },
+        child_rotated: child_rotated.unwrap_or(false),
+    }))
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn insert_refresh(&self, record: RefreshRecord) -> Result<(), StoreError> {
+        self.write("insert_refresh", move |conn| insert_refresh(conn, &record))
+            .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        parent_jti: &str,
+        child: RefreshRecord,
+        pair: ChildPair,
+        now_ms: i64,
+    ) -> Result<RotateOutcome, StoreError> {
+        let parent_jti = parent_jti.to_owned();
+        self.write("rotate_refresh", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let state: Option<RotationState> = tx
+                .prepare_cached(SELECT_ROTATION_STATE)?
+                .query_row([&parent_jti], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                    ))
+                })
+                .optional()?;
+            let Some(state) = state else {
+                return Ok(RotateOutcome::Unknown);
+            };
+            if let Some(outcome) = refusal(state)? {
+                return Ok(outcome);
+            }
+            tx.prepare_cached(MARK_ROTATED)?.execute(params![
+                parent_jti,
+                now_ms,
+                pair.access_jti,
+                pair.refresh_jti,
+                pair.issued_at,
+                pair.access_expires_at,
+                pair.refresh_expires_at
+            ])?;
+            insert_refresh(&tx, &child)?;
+            tx.commit()?;
+            Ok(RotateOutcome::Rotated)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        let jti = jti.to_owned();
+        self.write("revoke_token", move |conn| {
+            conn.prepare_cached(REVOKE_TOKEN)?
+                .execute(params![jti, expires_at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_family(&self, family: &str, expires_at: i64) -> Result<(), StoreError> {
+        let family = family.to_owned();
+        self.write("revoke_family", move |conn| {
+            conn.prepare_cached(REVOKE_FAMILY)?
+                .execute(params![family, expires_at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError> {
+        let (jti, family) = (jti.to_owned(), family.map(str::to_owned));
+        self.read("is_revoked", move |conn| {
+            // A NULL family matches no row.
+            Ok(conn
+                .prepare_cached(IS_REVOKED)?
+                .query_row(params![jti, family], |row| row.get(0))?)
+        })
+        .await
+    }
+
+    async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError> {
+        self.write("purge_expired_tokens", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut purged = 0;
+            for sql in [
+                "DELETE FROM refresh_tokens WHERE expires_at < ?1",
+                "DELETE FROM revoked_tokens WHERE expires_at < ?1",
+                "DELETE FROM revoked_families WHERE expires_at < ?1",
+            ] {
+                purged += tx.prepare_cached(sql)?.execute([now])? as u64;
+            }
+            tx.commit()?;
+            Ok(purged)
+        })
+        .await
+    }
+}

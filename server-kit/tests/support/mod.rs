@@ -1,0 +1,422 @@
+//! A real auth server on loopback for the HTTP integration suites.
+//!
+//! [`TestServer::start`] serves [`standalone_router`] on `127.0.0.1:0` over a fresh SQLite
+//! file, with a [`ManualClock`] set to the real time (so tokens look normal) and cheap
+//! Argon2 parameters. Rate limits and IP blocking are off unless a test turns them on: every
+//! request comes from 127.0.0.1, so the defaults would couple unrelated tests.
+//!
+//! Every response goes through [`Reply::read`], which checks what PROTOCOL section 1 says of
+//! every response (JSON, `Cache-Control: no-store`, a `Date`, one of the two envelopes, a
+//! status that matches the `code`), so no test can forget to.
+#![allow(dead_code)] // Each suite uses part of the harness.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use holdfast_protocol::{Claims, ErrorCode};
+use holdfast_server_kit::clock::{Clock, ManualClock, SystemClock};
+use holdfast_server_kit::config::RateLimits;
+use holdfast_server_kit::http::{serve, standalone_router};
+use holdfast_server_kit::passwords::Argon2Params;
+use holdfast_server_kit::{AuthService, ServerConfig, Stores};
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+mod device_key;
+
+pub use device_key::DeviceKey;
+
+/// The signing secret of every test server unless a test configures others.
+pub const SECRET: &str = "holdfast-test-secret-0123456789abcdef";
+const DB_FILE: &str = "auth.db";
+/// A password every helper uses unless told otherwise.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// An auth server on loopback; shuts down gracefully when dropped.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its clock (shared with every server started with [`TestServer::start_sharing`]).
+    pub clock: ManualClock,
+    /// Its stores, to arrange state and to check what was (not) stored.
+    pub stores: Stores,
+    /// A client with no default headers.
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    dir: Arc<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server over a fresh SQLite file, configured by `configure` after the test defaults.
+    pub async fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stores = Stores::sqlite(dir.path().join(DB_FILE)).expect("open SQLite");
+        let clock = ManualClock::new(SystemClock.now_ms());
+        TestServer::launch(stores, clock, Arc::new(dir), configure).await
+    }
+
+    /// Stops this server (gracefully, waiting for it) and starts a new one on the same
+    /// SQLite file and clock, as a process restart would.
+    pub async fn restart(mut self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let (dir, clock) = (self.dir.clone(), self.clock.clone());
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+            stopped
+                .expect("graceful shutdown completes")
+                .expect("server task")
+                .expect("server");
+        }
+        drop(self);
+        let stores = Stores::sqlite(dir.path().join(DB_FILE)).expect("reopen SQLite");
+        TestServer::launch(stores, clock, dir, configure).await
+    }
+
+    /// Another server over the same stores and clock (e.g. with other secrets).
+    pub async fn start_sharing(&self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::launch(
+            self.stores.clone(),
+            self.clock.clone(),
+            self.dir.clone(),
+            configure,
+        )
+        .await
+    }
+
+    async fn launch(
+        stores: Stores,
+        clock: ManualClock,
+        dir: Arc<tempfile::TempDir>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        let mut config = ServerConfig::new(vec![SECRET.to_owned()]);
+        config.clock = Arc::new(clock.clone());
+        config.argon2 = Argon2Params {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        config.hashing_concurrency = 2;
+        config.rate_limits = RateLimits::OFF;
+        config.ip_block = None;
+        configure(&mut config);
+        let service = AuthService::new(config, stores.clone()).expect("valid test configuration");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, standalone_router(service), async {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("HTTP client");
+        TestServer {
+            addr,
+            clock,
+            stores,
+            client,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    /// The server's time, ms.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The server's time, seconds.
+    pub fn now_secs(&self) -> i64 {
+        self.clock.now_secs()
+    }
+
+    /// The absolute URL of `path` (e.g. `/auth/me`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A request builder for `path`.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// POSTs `body` as JSON.
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        Reply::read(self.request(Method::POST, path).json(&body)).await
+    }
+
+    /// POSTs `body` as JSON with a bearer token.
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> Reply {
+        Reply::read(self.request(Method::POST, path).bearer_auth(token).json(&body)).await
+    }
+
+    /// GETs `path` with a bearer token.
+    pub async fn get_auth(&self, path: &str, token: &str) -> Reply {
+        Reply::read(self.request(Method::GET, path).bearer_auth(token)).await
+    }
+
+    /// `GET /auth/me` with `token`.
+    pub async fn me(&self, token: &str) -> Reply {
+        self.get_auth("/auth/me", token).await
+    }
+
+    /// `POST /auth/refresh` with `refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post("/auth/refresh", json!({ "refreshToken": refresh_token }))
+            .await
+    }
+
+    /// `DELETE /auth/device/{id}` with `token`.
+    pub async fn revoke(&self, token: &str, device_id: &str) -> Reply {
+        Reply::read(
+            self.request(Method::DELETE, &format!("/auth/device/{device_id}"))
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    /// Signs up `email` with [`PASSWORD`] and no device; panics unless 201.
+    pub async fn sign_up(&self, email: &str) -> Session {
+        self.sign_up_with(json!({ "email": email, "password": PASSWORD }))
+            .await
+    }
+
+    /// Signs up with a raw body; panics unless 201.
+    pub async fn sign_up_with(&self, body: Value) -> Session {
+        Session::from_reply(self.post("/auth/signup", body).await.expect_status(201))
+    }
+
+    /// Signs in with a raw body; panics unless 200.
+    pub async fn sign_in_with(&self, body: Value) -> Session {
+        Session::from_reply(self.post("/auth/signin", body).await.expect_status(200))
+    }
+
+    /// Signs `email` up with a new keyed device `device_id`; panics unless 201.
+    pub async fn sign_up_device(&self, email: &str, device_id: &str, key: &DeviceKey) -> Session {
+        self.sign_up_with(json!({
+            "email": email,
+            "password": PASSWORD,
+            "deviceId": device_id,
+            "devicePublicKey": key.jwk(),
+        }))
+        .await
+    }
+
+    /// Signs `email` in (with [`PASSWORD`]) on `device_id`, keyless; panics unless 200.
+    pub async fn sign_in_device(&self, email: &str, device_id: &str) -> Session {
+        self.sign_in_with(json!({ "email": email, "password": PASSWORD, "deviceId": device_id }))
+            .await
+    }
+
+    /// Asks for a challenge for `device_id`, with a bearer token when given; panics unless 200.
+    pub async fn challenge(&self, device_id: &str, bearer: Option<&str>) -> String {
+        let body = json!({ "deviceId": device_id });
+        let reply = match bearer {
+            Some(token) => self.post_auth("/auth/device/challenge", token, body).await,
+            None => self.post("/auth/device/challenge", body).await,
+        };
+        let challenge = reply.expect_status(200).data()["challenge"]
+            .as_str()
+            .expect("challenge")
+            .to_owned();
+        assert!(
+            challenge.len() == 64 && challenge.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "challenge is 64 lowercase hex characters: {challenge}"
+        );
+        challenge
+    }
+
+    /// `POST /auth/device/verify`.
+    pub async fn verify(&self, device_id: &str, challenge: &str, signature: &str) -> Reply {
+        self.post(
+            "/auth/device/verify",
+            json!({ "deviceId": device_id, "challenge": challenge, "signature": signature }),
+        )
+        .await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// A response, read whole and checked against PROTOCOL section 1.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The raw body.
+    pub text: String,
+    /// The body as JSON.
+    pub body: Value,
+}
+
+impl Reply {
+    /// Sends `request` and reads the answer; fails the test on a transport error (a dropped
+    /// connection counts as a server failure) or on a response that breaks section 1.
+    pub async fn read(request: reqwest::RequestBuilder) -> Reply {
+        let response = request
+            .send()
+            .await
+            .expect("the server answers (no dropped connection)");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a readable body");
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("JSON body ({e}): {text}"));
+        let reply = Reply {
+            status,
+            headers,
+            text,
+            body,
+        };
+        reply.check_transport();
+        reply
+    }
+
+    fn check_transport(&self) {
+        assert_ne!(
+            self.status, 500,
+            "no request may make the server fail: {}",
+            self.text
+        );
+        assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
+        assert_eq!(self.header("cache-control"), Some("no-store"), "{self:?}");
+        assert!(
+            self.header("date").is_some_and(|d| d.ends_with(" GMT")),
+            "a Date header: {self:?}"
+        );
+        let object = self
+            .body
+            .as_object()
+            .unwrap_or_else(|| panic!("an object envelope: {}", self.text));
+        if self.status < 400 {
+            assert!(
+                object.len() == 1 && object.contains_key("data"),
+                "success envelope: {}",
+                self.text
+            );
+            return;
+        }
+        assert_eq!(
+            object.len(),
+            2,
+            "error envelope is {{error, code}}: {}",
+            self.text
+        );
+        assert!(object.get("error").is_some_and(Value::is_string), "{}", self.text);
+        let code = object
+            .get("code")
+            .and_then(Value::as_str)
+            .and_then(ErrorCode::parse);
+        let code = code.unwrap_or_else(|| panic!("a known code: {}", self.text));
+        // 413 is the one status that does not follow from its code.
+        if self.status != 413 {
+            assert_eq!(self.status, code.status(), "status matches code: {}", self.text);
+        }
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, returning the reply.
+    #[track_caller]
+    pub fn expect_status(self, status: u16) -> Reply {
+        assert_eq!(self.status, status, "{}", self.text);
+        self
+    }
+
+    /// Asserts an error reply with `status` and `code`.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, Some(code)), "{}", self.text);
+    }
+
+    /// The error code, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.body.get("code").and_then(Value::as_str)
+    }
+
+    /// The error message, if any.
+    pub fn message(&self) -> &str {
+        self.body.get("error").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// The success payload.
+    #[track_caller]
+    pub fn data(&self) -> &Value {
+        self.body
+            .get("data")
+            .unwrap_or_else(|| panic!("a data envelope: {}", self.text))
+    }
+}
+
+/// A signed-in session, from a sign-up or sign-in reply.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `data.user`.
+    pub user: Value,
+    /// The access token.
+    pub access: String,
+    /// The refresh token.
+    pub refresh: String,
+}
+
+impl Session {
+    /// Reads `{user, tokens:{accessToken, refreshToken}}` (and nothing else) from a reply.
+    #[track_caller]
+    pub fn from_reply(reply: Reply) -> Session {
+        let data = reply.data();
+        let members: Vec<_> = data.as_object().expect("object").keys().cloned().collect();
+        assert_eq!(members, ["tokens", "user"], "{}", reply.text);
+        let tokens = data["tokens"].as_object().expect("tokens object");
+        assert_eq!(tokens.len(), 2, "{}", reply.text);
+        Session {
+            user: data["user"].clone(),
+            access: tokens["accessToken"].as_str().expect("accessToken").to_owned(),
+            refresh: tokens["refreshToken"].as_str().expect("refreshToken").to_owned(),
+        }
+    }
+
+    /// The user id.
+    pub fn user_id(&self) -> &str {
+        self.user["id"].as_str().expect("user id")
+    }
+
+    /// The device the tokens were issued for.
+    pub fn device_id(&self) -> String {
+        claims(&self.access).dev
+    }
+}
+
+/// The claims of a token, unverified.
+#[track_caller]
+pub fn claims(token: &str) -> Claims {
+    Claims::decode_unverified(token).expect("a well-formed token")
+}
+
+/// Runs a blocking closure (e.g. Kora's 600,000-iteration PBKDF2) off the executor.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work).await.expect("blocking task")
+}
+
+/// A fresh email address (unique per call, so suites never collide).
+pub fn email(label: &str) -> String {
+    format!("{label}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
