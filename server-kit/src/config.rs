@@ -157,6 +157,9 @@ pub struct ServerConfig {
     pub route_prefix: String,
     /// Largest accepted request body, bytes (default 64 KiB).
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request body once its headers arrived
+    /// (default 30 s); a slower one gets 408.
+    pub body_read_timeout: std::time::Duration,
     /// Rate limits.
     pub rate_limits: RateLimits,
     /// Temporary blocking after repeated failures; `None` turns it off.
@@ -184,6 +187,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("grace_window_ms", &self.grace_window_ms)
             .field("route_prefix", &self.route_prefix)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("rate_limits", &self.rate_limits)
             .field("ip_block", &self.ip_block)
             .field("password_policy", &self.password_policy)
@@ -210,6 +214,7 @@ impl ServerConfig {
             grace_window_ms: 30_000,
             route_prefix: "/auth".to_owned(),
             max_body_bytes: 64 * 1024,
+            body_read_timeout: std::time::Duration::from_secs(30),
             rate_limits: RateLimits::default(),
             ip_block: Some(IpBlockPolicy::default()),
             password_policy: PasswordPolicy::default(),

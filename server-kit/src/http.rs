@@ -1,11 +1,13 @@
-//! The auth routes on axum, and a server with graceful shutdown.
+//! The auth routes on axum, and a hardened server with graceful shutdown.
 //!
 //! [`router`] mounts [`AuthService::handle`] under the configured prefix, so a sync server
-//! can `merge` it into its own router. [`serve`] runs it standalone with the socket peer's
-//! address available to the guards.
+//! can `merge` it into its own router. [`serve`] runs a router with the socket peer's
+//! address available to the guards, timeouts against slow clients, and graceful shutdown;
+//! [`ShutdownSignals`] is the SIGINT/SIGTERM source a binary waits on.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,10 +15,31 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use holdfast_protocol::ErrorCode;
-use http::StatusCode;
+use http::{StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tower::Service;
 
 use crate::service::{ApiError, AuthRequest, AuthResponse, AuthService};
+
+/// How [`serve_with`] treats connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// How long a client may take to send a request's headers. Without a bound, idle or
+    /// trickling clients (slowloris) hold connections and memory forever.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// A router answering every path under the service's prefix (default `/auth`).
 pub fn router(service: AuthService) -> Router {
@@ -40,19 +63,11 @@ async fn handle(State(service): State<AuthService>, request: Request) -> Respons
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    let limit = service.config().max_body_bytes;
-    let body = match axum::body::to_bytes(body, limit).await {
+    let config = service.config();
+    let (limit, timeout) = (config.max_body_bytes, config.body_read_timeout);
+    let body = match read_body(&parts.headers, body, limit, timeout).await {
         Ok(body) => body,
-        Err(_) => {
-            let error = ApiError {
-                status_override: Some(StatusCode::PAYLOAD_TOO_LARGE),
-                ..ApiError::new(
-                    ErrorCode::ValidationError,
-                    format!("Request body exceeds {limit} bytes."),
-                )
-            };
-            return to_axum(error.into_response());
-        }
+        Err(error) => return to_axum(error.into_response()),
     };
     let request = AuthRequest {
         method: parts.method,
@@ -64,51 +79,174 @@ async fn handle(State(service): State<AuthService>, request: Request) -> Respons
     to_axum(service.handle(request).await)
 }
 
+/// Reads a body of at most `limit` bytes within `timeout`. A declared `Content-Length`
+/// over the limit is refused before reading a byte.
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || ApiError {
+        status_override: Some(StatusCode::PAYLOAD_TOO_LARGE),
+        ..ApiError::new(
+            ErrorCode::ValidationError,
+            format!("Request body exceeds {limit} bytes."),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) if is_length_limit(&error) => Err(too_large()),
+        Ok(Err(_)) => Err(ApiError::validation("Request body could not be read.")),
+        Err(_) => Err(ApiError {
+            status_override: Some(StatusCode::REQUEST_TIMEOUT),
+            ..ApiError::validation("Request body was not received in time.")
+        }),
+    }
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
+
 fn to_axum(response: AuthResponse) -> Response {
     let mut out = (response.status, Body::from(response.body)).into_response();
     out.headers_mut().extend(response.headers);
     out
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in
-/// flight. The socket peer's address reaches the handlers (for rate limits and blocks).
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
+/// waits for the connections in flight to finish their requests.
+///
+/// Each request carries the peer's `ConnectInfo<SocketAddr>` (for rate limits and blocks);
+/// headers must arrive within the default [`ServeOptions::header_read_timeout`];
+/// `TCP_NODELAY` is set because every answer is one small write; connection upgrades
+/// (WebSocket) are supported. Callers that need a deadline on the wait race this future
+/// against a timer.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, router, shutdown, ServeOptions::default()).await
 }
 
-/// Completes on SIGINT or SIGTERM (SIGINT only where there is no SIGTERM).
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// [`serve`] with explicit options.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let builder = builder.http1_only();
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
         }
-    };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            // A Router is always ready, so `call` needs no `poll_ready` first.
+            router.clone().call(request)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// SIGINT and SIGTERM (Ctrl-C where there are no Unix signals), listened for from the
+/// moment [`ShutdownSignals::register`] returns: install it before announcing readiness, or
+/// a supervisor's early signal kills the process instead of stopping it gracefully.
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(not(unix))]
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+impl std::fmt::Debug for ShutdownSignals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShutdownSignals")
+    }
+}
+
+impl ShutdownSignals {
+    /// Starts listening for the signals. Needs a running tokio runtime.
+    pub fn register() -> std::io::Result<ShutdownSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(ShutdownSignals {
+                ctrl_c: tokio::signal::windows::ctrl_c()?,
+            })
+        }
+    }
+
+    /// Waits for the next signal and names it.
+    pub async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => "SIGINT",
+                _ = self.terminate.recv() => "SIGTERM",
             }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+        #[cfg(not(unix))]
+        {
+            self.ctrl_c.recv().await;
+            "Ctrl-C"
+        }
     }
 }

@@ -105,6 +105,18 @@ async fn the_parent_after_the_grace_window_is_reuse_and_ends_the_session() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_zero_grace_window_makes_any_second_presentation_reuse() {
+    let server = TestServer::start(|config| config.grace_window_ms = 0).await;
+    let session = server.sign_up(&email("nograce")).await;
+    pair(server.refresh(&session.refresh).await);
+    // Same millisecond on the manual clock: still reuse, the window is off.
+    server
+        .refresh(&session.refresh)
+        .await
+        .expect_error(401, "REFRESH_REUSED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_older_ancestor_within_the_window_is_reuse() {
     let server = TestServer::start(|_| {}).await;
     let session = server.sign_up(&email("ancestor")).await;

@@ -183,7 +183,8 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Installed before the first stdout line: a signal sent as soon as a supervisor reads
     // it must stop the server gracefully, not kill it with the default disposition.
-    let mut signals = Signals::register().map_err(|e| format!("cannot listen for signals: {e}"))?;
+    let mut signals =
+        http::ShutdownSignals::register().map_err(|e| format!("cannot listen for signals: {e}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -197,7 +198,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     tracing::info!(database = %path.display(), "holdfast-server ready");
 
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<Signals>();
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<http::ShutdownSignals>();
     let shutdown = async move {
         let signal = signals.recv().await;
         tracing::info!(signal, "shutting down: finishing the requests in flight");
@@ -230,48 +231,6 @@ async fn run(args: Args) -> Result<(), String> {
     maintenance.abort();
     tracing::info!("holdfast-server stopped");
     result.map_err(|e| format!("server failed: {e}"))
-}
-
-/// SIGINT and SIGTERM, listened for from the moment they are registered.
-#[cfg(unix)]
-struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-#[cfg(unix)]
-impl Signals {
-    fn register() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// The next signal's name.
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
-        }
-    }
-}
-
-/// Ctrl-C, where there are no Unix signals.
-#[cfg(not(unix))]
-struct Signals(tokio::signal::windows::CtrlC);
-
-#[cfg(not(unix))]
-impl Signals {
-    fn register() -> std::io::Result<Signals> {
-        Ok(Signals(tokio::signal::windows::ctrl_c()?))
-    }
-
-    async fn recv(&mut self) -> &'static str {
-        self.0.recv().await;
-        "Ctrl-C"
-    }
 }
 
 fn sqlite_path(database: &str) -> Result<PathBuf, String> {

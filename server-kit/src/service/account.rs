@@ -336,7 +336,9 @@ impl AuthService {
                 pair,
                 child_rotated,
             } => {
-                let within_grace = self.now_ms() - rotated_at_ms <= self.inner.config.grace_window_ms;
+                let window = self.inner.config.grace_window_ms;
+                // A zero window turns the grace off entirely, even within the same millisecond.
+                let within_grace = window > 0 && self.now_ms() - rotated_at_ms <= window;
                 if within_grace && !child_rotated {
                     // The client lost our answer (crash, dropped connection): give it the
                     // same children again rather than ending its session (PROTOCOL 6.2).
@@ -393,12 +395,16 @@ impl AuthService {
 
         let revocations = &self.inner.stores.tokens;
         let session_end = now_secs + tokens.policy().refresh_ttl_secs;
-        revocations.revoke_token(&access.jti, access.exp).await?;
+        let leeway = tokens.policy().leeway_secs;
+        // Remembered as long as the token would verify: until `exp` plus the leeway.
+        revocations.revoke_token(&access.jti, access.exp + leeway).await?;
         if let Some(family) = &access.fam {
             revocations.revoke_family(family, session_end).await?;
         }
         if let Some(refresh) = refresh.filter(|r| r.sub == access.sub) {
-            revocations.revoke_token(&refresh.jti, refresh.exp).await?;
+            revocations
+                .revoke_token(&refresh.jti, refresh.exp + leeway)
+                .await?;
             if let Some(family) = refresh.fam.as_ref().filter(|f| access.fam.as_ref() != Some(*f)) {
                 revocations.revoke_family(family, session_end).await?;
             }

@@ -9,8 +9,9 @@ use super::{
     RateLimit, RateLimitStore, RefreshRecord, RegistrationPlan, RotateOutcome, StoreError, StoredPassword,
     TokenStore, UserRecord, UserStore, plan_registration,
 };
+use crate::store::slide_window;
 use async_trait::async_trait;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Every store in memory. Cheap to create; nothing survives it.
@@ -45,7 +46,7 @@ struct RefreshState {
 
 #[derive(Debug)]
 struct Window {
-    hits: VecDeque<i64>,
+    hits: Vec<i64>,
     /// When the newest hit leaves its window, so purging needs no window length.
     expires_at_ms: i64,
 }
@@ -131,15 +132,7 @@ impl DeviceStore for MemoryStore {
                 Ok(record.clone())
             }
             RegistrationPlan::Insert => {
-                let record = DeviceRecord {
-                    id: device.id,
-                    user_id: device.user_id,
-                    key: device.key,
-                    name: device.name,
-                    revoked: false,
-                    created_at_ms: device.now_ms,
-                    last_seen_at_ms: device.now_ms,
-                };
+                let record = device.into_record();
                 let seq = state.next_device_seq;
                 state.next_device_seq += 1;
                 state.devices.insert(record.id.clone(), (seq, record.clone()));
@@ -329,32 +322,14 @@ impl RateLimitStore for MemoryStore {
     async fn hit(&self, key: &str, limit: RateLimit, now_ms: i64) -> Result<RateDecision, StoreError> {
         let mut state = self.state();
         let window = state.windows.entry(key.to_owned()).or_insert_with(|| Window {
-            hits: VecDeque::new(),
+            hits: Vec::new(),
             expires_at_ms: now_ms,
         });
-        let window_start = now_ms.saturating_sub(limit.window_ms);
-        // Kept unsorted-safe (min, not front) because an injected clock may step back.
-        window.hits.retain(|&at| at > window_start);
-        if window.hits.len() < limit.max as usize {
-            window.hits.push_back(now_ms);
-            let newest = window.hits.iter().copied().max().unwrap_or(now_ms);
-            window.expires_at_ms = newest.saturating_add(limit.window_ms);
-            return Ok(RateDecision {
-                allowed: true,
-                retry_after_ms: 0,
-            });
+        let (decision, expires_at_ms) = slide_window(&mut window.hits, limit, now_ms);
+        if let Some(expires_at_ms) = expires_at_ms {
+            window.expires_at_ms = expires_at_ms;
         }
-        let leaves_at = window
-            .hits
-            .iter()
-            .copied()
-            .min()
-            .unwrap_or(now_ms)
-            .saturating_add(limit.window_ms);
-        Ok(RateDecision {
-            allowed: false,
-            retry_after_ms: leaves_at.saturating_sub(now_ms).max(1),
-        })
+        Ok(decision)
     }
 
     async fn reset(&self, key: &str) -> Result<(), StoreError> {

@@ -91,6 +91,21 @@ pub struct NewDevice {
     pub now_ms: i64,
 }
 
+impl NewDevice {
+    /// The record a fresh registration stores: not revoked, created and seen now.
+    pub fn into_record(self) -> DeviceRecord {
+        DeviceRecord {
+            id: self.id,
+            user_id: self.user_id,
+            key: self.key,
+            name: self.name,
+            revoked: false,
+            created_at_ms: self.now_ms,
+            last_seen_at_ms: self.now_ms,
+        }
+    }
+}
+
 /// A registered device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
@@ -238,6 +253,38 @@ pub struct RateLimit {
     pub max: u32,
     /// Window length, ms.
     pub window_ms: i64,
+}
+
+/// The sliding-log rule every backend applies to the attempts of one key: attempts that
+/// left the window are forgotten, then the attempt is allowed and recorded if fewer than
+/// `max` remain. `hits` need not be sorted (an injected clock may step back). Returns the
+/// decision and, when the attempt was counted, when the key's window ends (for purging).
+pub fn slide_window(hits: &mut Vec<i64>, limit: RateLimit, now_ms: i64) -> (RateDecision, Option<i64>) {
+    let window_start = now_ms.saturating_sub(limit.window_ms);
+    hits.retain(|&at| at > window_start);
+    if hits.len() >= limit.max as usize {
+        let oldest = hits.iter().copied().min().unwrap_or(now_ms);
+        let retry_after_ms = oldest
+            .saturating_add(limit.window_ms)
+            .saturating_sub(now_ms)
+            .max(1);
+        return (
+            RateDecision {
+                allowed: false,
+                retry_after_ms,
+            },
+            None,
+        );
+    }
+    hits.push(now_ms);
+    let newest = hits.iter().copied().max().unwrap_or(now_ms);
+    (
+        RateDecision {
+            allowed: true,
+            retry_after_ms: 0,
+        },
+        Some(newest.saturating_add(limit.window_ms)),
+    )
 }
 
 /// The result of [`super::RateLimitStore::hit`].

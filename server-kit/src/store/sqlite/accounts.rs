@@ -210,15 +210,7 @@ impl DeviceStore for SqliteStore {
                          VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
                     )?
                     .execute(params![device.id, device.user_id, jwk, thumbprint, device.name, device.now_ms])?;
-                    DeviceRecord {
-                        id: device.id,
-                        user_id: device.user_id,
-                        key: device.key,
-                        name: device.name,
-                        revoked: false,
-                        created_at_ms: device.now_ms,
-                        last_seen_at_ms: device.now_ms,
-                    }
+                    device.into_record()
                 }
                 // plan_registration plans Keep and AttachKey only for an existing record.
                 (plan, None) => {

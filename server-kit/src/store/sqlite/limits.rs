@@ -1,7 +1,9 @@
 //! Single-use challenges, rate-limit windows and blocks on SQLite: short-lived rows.
 
 use super::{Fail, SqliteStore};
-use crate::store::{ChallengeStore, ConsumeOutcome, RateDecision, RateLimit, RateLimitStore, StoreError};
+use crate::store::{
+    ChallengeStore, ConsumeOutcome, RateDecision, RateLimit, RateLimitStore, StoreError, slide_window,
+};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -96,34 +98,15 @@ impl RateLimitStore for SqliteStore {
                 .prepare_cached("SELECT hits FROM rate_limits WHERE key = ?1")?
                 .query_row([&key], |row| row.get(0))
                 .optional()?;
-            let window_start = now_ms.saturating_sub(limit.window_ms);
             let mut hits = decode_hits(stored.as_deref().unwrap_or_default())?;
-            // Not assumed sorted: an injected clock may step back.
-            hits.retain(|&at| at > window_start);
-            if hits.len() >= limit.max as usize {
-                // A refused attempt changes nothing, so there is nothing to write.
-                let oldest = hits.iter().copied().min().unwrap_or(now_ms);
-                let retry_after_ms = oldest
-                    .saturating_add(limit.window_ms)
-                    .saturating_sub(now_ms)
-                    .max(1);
-                return Ok(RateDecision {
-                    allowed: false,
-                    retry_after_ms,
-                });
+            let (decision, expires_at_ms) = slide_window(&mut hits, limit, now_ms);
+            // A refused attempt changes nothing, so there is nothing to write.
+            if let Some(expires_at_ms) = expires_at_ms {
+                tx.prepare_cached(SAVE_WINDOW)?
+                    .execute(params![key, encode_hits(&hits), expires_at_ms])?;
+                tx.commit()?;
             }
-            hits.push(now_ms);
-            let newest = hits.iter().copied().max().unwrap_or(now_ms);
-            tx.prepare_cached(SAVE_WINDOW)?.execute(params![
-                key,
-                encode_hits(&hits),
-                newest.saturating_add(limit.window_ms)
-            ])?;
-            tx.commit()?;
-            Ok(RateDecision {
-                allowed: true,
-                retry_after_ms: 0,
-            })
+            Ok(decision)
         })
         .await
     }

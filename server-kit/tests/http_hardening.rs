@@ -1,0 +1,128 @@
+//! The HTTP server's defences against slow and oversized clients, over raw loopback TCP:
+//! a client that never finishes its headers or its body cannot hold a connection, and a
+//! declared body over the limit is refused before it is read.
+
+use std::time::{Duration, Instant};
+
+use holdfast_server_kit::http::{ServeOptions, serve_with, standalone_router};
+use holdfast_server_kit::passwords::Argon2Params;
+use holdfast_server_kit::{AuthService, ServerConfig, Stores};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+const TIMEOUT: Duration = Duration::from_millis(300);
+/// Generous: the machine is shared and noisy; what matters is that the wait is bounded.
+const BOUND: Duration = Duration::from_secs(10);
+
+struct Server {
+    addr: std::net::SocketAddr,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Stores::sqlite(dir.path().join("auth.db")).unwrap();
+    let mut config = ServerConfig::new(vec!["holdfast-test-secret-0123456789abcdef".into()]);
+    config.argon2 = Argon2Params {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    config.body_read_timeout = TIMEOUT;
+    config.max_body_bytes = 4096;
+    let service = AuthService::new(config, stores).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let options = ServeOptions {
+        header_read_timeout: TIMEOUT,
+    };
+    tokio::spawn(serve_with(
+        listener,
+        standalone_router(service),
+        async { drop(stopped.await) },
+        options,
+    ));
+    Server {
+        addr,
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+/// Reads until the server closes the connection (or `BOUND` passes), returning the text.
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(BOUND, stream.read_to_end(&mut out)).await;
+    assert!(
+        read.is_ok(),
+        "the server must close the connection within {BOUND:?}"
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"POST /auth/signin HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    read_to_close(&mut stream).await;
+    assert!(
+        started.elapsed() >= TIMEOUT / 2,
+        "closed too early: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_never_arrives_gets_408() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = "POST /auth/signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 50\r\nConnection: close\r\n\r\n{\"email\"";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let response = read_to_close(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("\"code\":\"VALIDATION_ERROR\""), "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declared_length_over_the_limit_is_refused_before_reading() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // Nothing of the 10 MB body is ever sent: the answer must not wait for it.
+    let head = "POST /auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 10000000\r\nConnection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let response = read_to_close(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        started.elapsed() < TIMEOUT,
+        "answered without waiting for the body: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keep_alive_connection_serves_several_requests() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let request = b"GET /auth/me HTTP/1.1\r\nHost: x\r\n\r\n";
+    for _ in 0..3 {
+        stream.write_all(request).await.unwrap();
+        let mut buffer = vec![0u8; 4096];
+        let n = tokio::time::timeout(BOUND, stream.read(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buffer[..n]);
+        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    }
+}
