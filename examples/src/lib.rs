@@ -5,7 +5,10 @@
 //!   the end-to-end tests prove that such a client works against the server kit.
 //! - [`local_server`]: the server kit on a temporary SQLite database, on a free loopback
 //!   port, for examples and tests.
+//! - [`load`]: a bounded load generator for the auth routes (loopback only), behind
+//!   `src/bin/loadgen.rs`; its figures are in `docs/PERFORMANCE.md`.
 //! - `src/bin/walkthrough.rs`: a narrated tour of the protocol against a local server.
 
+pub mod load;
 pub mod local_server;
 pub mod protocol_client;
