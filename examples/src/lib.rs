@@ -12,3 +12,12 @@
 pub mod load;
 pub mod local_server;
 pub mod protocol_client;
+
+/// Installs ring as rustls's process-wide crypto provider unless one is installed.
+///
+/// In this workspace reqwest is also built for holdfast-core, with rustls and no built-in
+/// crypto provider (Cargo unifies features), and a reqwest client built before a provider
+/// exists panics. Every client these examples build calls this first.
+pub fn ensure_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -72,7 +72,10 @@ impl ProtocolClient {
     pub fn new(base_url: &str) -> ProtocolClient {
         ProtocolClient {
             base: format!("{}/auth", base_url.trim_end_matches('/')),
-            http: reqwest::Client::new(),
+            http: {
+                crate::ensure_crypto_provider();
+                reqwest::Client::new()
+            },
         }
     }
 

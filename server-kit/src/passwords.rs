@@ -291,7 +291,7 @@ fn is_kora_pbkdf2(stored: &StoredPassword) -> bool {
     stored.hash.len() == KORA_PBKDF2_KEY_LEN * 2
         && hex(&stored.hash)
         && !stored.salt.is_empty()
-        && stored.salt.len() % 2 == 0
+        && stored.salt.len().is_multiple_of(2)
         && hex(&stored.salt)
 }
 

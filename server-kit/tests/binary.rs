@@ -250,10 +250,14 @@ mod harness {
                 .strip_prefix("listening on http://")
                 .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"))
                 .to_owned();
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("HTTP client");
+            let client = {
+                // reqwest is built with rustls and no provider in this workspace (holdfast-core).
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::builder()
+            }
+            .no_proxy()
+            .build()
+            .expect("HTTP client");
             Server {
                 proc,
                 first_line,
@@ -932,7 +936,14 @@ async fn ip_block_flag_blocks_after_repeated_failures() {
 #[tokio::test]
 async fn trusted_proxy_flag_believes_x_forwarded_for() {
     async fn sign_in_from(server: &Server, email: &str, client: &str) -> u16 {
-        let client_http = reqwest::Client::builder().no_proxy().build().expect("client");
+        let client_http = {
+            // reqwest is built with rustls and no provider in this workspace (holdfast-core).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+        }
+        .no_proxy()
+        .build()
+        .expect("client");
         let response = client_http
             .post(server.url("/auth/signin"))
             .header("x-forwarded-for", client)

@@ -114,10 +114,14 @@ impl TestServer {
         let task = tokio::spawn(serve(listener, standalone_router(service), async {
             let _ = stopped.await;
         }));
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("HTTP client");
+        let client = {
+            // reqwest is built with rustls and no provider in this workspace (holdfast-core).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+        }
+        .no_proxy()
+        .build()
+        .expect("HTTP client");
         TestServer {
             addr,
             clock,

@@ -1,0 +1,108 @@
+//! The one error type of the client: each variant tells the app what to do, and none
+//! carries a secret.
+
+use holdfast_protocol::ErrorCode;
+
+/// Why a transient failure happened (the session is kept; retry later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransientCause {
+    /// No connection could be made (no network, DNS, refused, reset).
+    Network(String),
+    /// The server did not answer in time.
+    Timeout,
+    /// The server answered 5xx.
+    ServerError {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The server asked to slow down (429).
+    RateLimited {
+        /// `Retry-After`, seconds, when given.
+        retry_after_secs: Option<u64>,
+    },
+    /// Something between us and the server answered instead (a captive portal's or
+    /// proxy's HTML page, a body that is not the protocol's JSON).
+    NotTheServer {
+        /// HTTP status of that answer.
+        status: u16,
+    },
+}
+
+impl std::fmt::Display for TransientCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransientCause::Network(message) => write!(f, "network unavailable: {message}"),
+            TransientCause::Timeout => f.write_str("the server did not answer in time"),
+            TransientCause::ServerError { status } => write!(f, "the server failed (HTTP {status})"),
+            TransientCause::RateLimited {
+                retry_after_secs: Some(secs),
+            } => {
+                write!(f, "rate limited; retry in {secs} s")
+            }
+            TransientCause::RateLimited {
+                retry_after_secs: None,
+            } => f.write_str("rate limited"),
+            TransientCause::NotTheServer { status } => {
+                write!(
+                    f,
+                    "an answer that is not from the auth server (HTTP {status}), e.g. a captive portal"
+                )
+            }
+        }
+    }
+}
+
+/// Everything that can go wrong, grouped by what the app should do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The input was refused before or by the server: fix it and try again.
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// What is wrong, safe to show.
+        message: String,
+    },
+    /// Wrong email or password.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// The server could not be reached or answered with a transient failure: the session is
+    /// kept; retry later.
+    #[error("temporarily unavailable: {cause}")]
+    Transient {
+        /// Why.
+        cause: TransientCause,
+    },
+    /// The server definitively refused the session: the user must sign in again.
+    #[error("signed out: {code}")]
+    SignInRequired {
+        /// The server's reason.
+        code: ErrorCode,
+    },
+    /// The server refused the request for another definitive reason (e.g. `EMAIL_TAKEN`,
+    /// `DEVICE_CONFLICT`, `FORBIDDEN`).
+    #[error("refused by the server ({code}): {message}")]
+    Refused {
+        /// The server's code.
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+    },
+    /// Not signed in.
+    #[error("not signed in")]
+    NotSignedIn,
+    /// Local storage or its key cannot be read now (e.g. a locked keychain): the session is
+    /// not lost; try again when the device is unlocked.
+    #[error("storage unavailable: {message}")]
+    StorageUnavailable {
+        /// What failed (no secrets).
+        message: String,
+    },
+    /// The passphrase does not open the vault.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    /// The server answered something the protocol does not allow.
+    #[error("unexpected answer from the server: {message}")]
+    Protocol {
+        /// What was wrong.
+        message: String,
+    },
+}

@@ -1,0 +1,181 @@
+//! The device API: identity, registration, challenges, proofs, the device list, revocation,
+//! silent re-login, and sync credentials.
+
+use std::fmt;
+
+use holdfast_protocol::ErrorCode;
+use holdfast_protocol::validate::sanitize_name;
+use holdfast_protocol::wire::{Device, DeviceRegisterRequest};
+
+use super::records::signer_error;
+use super::{AuthClient, SignOutReason};
+use crate::device::{device_proof, sign_challenge};
+use crate::error::AuthError;
+
+/// What a sync connection's handshake carries (PROTOCOL 5 and 6.1).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SyncCredentials {
+    /// A fresh access token.
+    pub access_token: String,
+    /// This device's id.
+    pub device_id: String,
+    /// A device proof for `GET` on the sync URL, bound to `access_token`.
+    pub proof: String,
+}
+
+impl fmt::Debug for SyncCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncCredentials")
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthClient {
+    /// This device's id (created with its key on first use).
+    pub async fn device_id(&self) -> Result<String, AuthError> {
+        Ok(self.inner.device_identity().await?.id)
+    }
+
+    /// The RFC 7638 thumbprint of this device's key (what the server binds tokens to).
+    pub async fn device_thumbprint(&self) -> Result<String, AuthError> {
+        let device = self.inner.device_identity().await?;
+        Ok(device.signer.public_jwk().map_err(signer_error)?.thumbprint())
+    }
+
+    /// Registers this device under `name` and keeps the device credential in the vault.
+    pub async fn register_device(&self, name: &str) -> Result<Device, AuthError> {
+        let name = sanitize_name(name);
+        if name.is_empty() {
+            return Err(AuthError::InvalidInput {
+                message: "the device name is empty".to_owned(),
+            });
+        }
+        let device = self.inner.device_identity().await?;
+        let public_key = device.signer.public_jwk().map_err(signer_error)?.to_wire_string();
+        let access = self.access_token().await?;
+        let request = DeviceRegisterRequest {
+            device_id: device.id.clone(),
+            public_key,
+            name,
+        };
+        let answer = self
+            .inner
+            .transport
+            .register_device(&access, &request)
+            .await
+            .map_err(|f| f.into_auth_error())?;
+        self.inner.observe_server_time(answer.server_time_ms);
+        self.inner
+            .store_device_credential(answer.value.device_credential.clone())
+            .await;
+        Ok(answer.value.device)
+    }
+
+    /// Signs a server challenge with the device key (P1363, base64url).
+    pub async fn sign_challenge(&self, challenge: &str) -> Result<String, AuthError> {
+        let device = self.inner.device_identity().await?;
+        sign_challenge(device.signer.as_ref(), challenge).map_err(|error| match error {
+            crate::device::SignerError::InvalidInput { message } => AuthError::InvalidInput { message },
+            other => signer_error(other),
+        })
+    }
+
+    /// A device proof (PROTOCOL 6.1) for `method` on `url`, bound to a fresh access token
+    /// and dated by the server's clock (learned from its `Date` header), so a device whose
+    /// clock is off still makes proofs the server accepts.
+    pub async fn device_proof(
+        &self,
+        method: &str,
+        url: &str,
+        nonce: Option<&str>,
+    ) -> Result<String, AuthError> {
+        let access = self.access_token().await?;
+        self.proof_for(&access, method, url, nonce).await
+    }
+
+    async fn proof_for(
+        &self,
+        access: &str,
+        method: &str,
+        url: &str,
+        nonce: Option<&str>,
+    ) -> Result<String, AuthError> {
+        let device = self.inner.device_identity().await?;
+        let now_secs = self.inner.server_now_ms().div_euclid(1000);
+        device_proof(device.signer.as_ref(), method, url, access, nonce, now_secs).map_err(
+            |error| match error {
+                crate::device::SignerError::InvalidInput { message } => AuthError::InvalidInput { message },
+                other => signer_error(other),
+            },
+        )
+    }
+
+    /// What a sync connection to `sync_url` presents: a fresh access token, the device id
+    /// and a proof for `GET sync_url`.
+    pub async fn sync_credentials(&self, sync_url: &str) -> Result<SyncCredentials, AuthError> {
+        let access_token = self.access_token().await?;
+        let device_id = self.device_id().await?;
+        let proof = self.proof_for(&access_token, "GET", sync_url, None).await?;
+        Ok(SyncCredentials {
+            access_token,
+            device_id,
+            proof,
+        })
+    }
+
+    /// Every device of the signed-in user, revoked ones included.
+    pub async fn list_devices(&self) -> Result<Vec<Device>, AuthError> {
+        let access = self.access_token().await?;
+        let answer = self
+            .inner
+            .transport
+            .devices(&access)
+            .await
+            .map_err(|f| f.into_auth_error())?;
+        self.inner.observe_server_time(answer.server_time_ms);
+        Ok(answer.value)
+    }
+
+    /// Revokes one of the user's devices. Revoking this device signs it out and wipes its
+    /// secrets.
+    pub async fn revoke_device(&self, device_id: &str) -> Result<(), AuthError> {
+        let access = self.access_token().await?;
+        let answer = self
+            .inner
+            .transport
+            .revoke_device(&access, device_id)
+            .await
+            .map_err(|f| f.into_auth_error())?;
+        self.inner.observe_server_time(answer.server_time_ms);
+        let own = self
+            .inner
+            .stored_device()
+            .await?
+            .is_some_and(|device| device.id == device_id);
+        if own {
+            self.inner.sign_out_locally(SignOutReason::DeviceRevoked).await;
+        }
+        Ok(())
+    }
+
+    /// Signs in again with the device key alone (PROTOCOL 6.4), e.g. after the refresh
+    /// token was lost. Fails with `SignInRequired` if the device was revoked.
+    pub async fn reauthenticate_with_device(&self) -> Result<(), AuthError> {
+        if self.inner.stored_device().await?.is_none() {
+            return Err(AuthError::SignInRequired {
+                code: ErrorCode::DeviceNotFound,
+            });
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let _gate = inner.refresh_gate.lock().await;
+            inner.device_relogin(ErrorCode::TokenInvalid).await
+        })
+        .await
+        .map_err(|_| AuthError::Protocol {
+            message: "the re-login task failed".to_owned(),
+        })?
+        .map(|_| ())
+    }
+}

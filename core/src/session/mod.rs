@@ -1,0 +1,452 @@
+//! The [`AuthClient`]: what an app holds to keep its user signed in.
+//!
+//! - start-up ([`AuthClient::initialize`]) restores from the vault without the network;
+//! - [`AuthClient::access_token`] answers from memory while the token is fresh, and
+//!   otherwise refreshes: single-flight across tasks (one in-process gate), threads and
+//!   processes (the store's [`RefreshLock`](crate::store::RefreshLock), under which the
+//!   stored session is read again), in a detached task so a cancelled caller cannot tear
+//!   it, persisting the rotated pair before anyone sees it;
+//! - a transient failure keeps the session and reports [`AuthEvent::RefreshFailed`]; only
+//!   a definitive rejection ends it, and even then a device whose key is intact first signs
+//!   in again with it (PROTOCOL 6.4);
+//! - sign-out wipes local secrets first, then revokes on the server through the outbox.
+//!
+//! The session is kept per server: one signed-in account per server per store file.
+
+mod account;
+mod device_ops;
+mod listeners;
+mod records;
+mod refresh;
+mod state;
+
+pub use device_ops::SyncCredentials;
+pub use listeners::{Listener, Subscription};
+pub use state::{AuthEvent, AuthState, SignOutReason};
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use holdfast_protocol::wire::User;
+
+use crate::clock::{Clock, SystemClock};
+use crate::device::DeviceSigner;
+use crate::error::AuthError;
+use crate::store::{ClientStore, Namespace, RefreshLock};
+use crate::transport::{Transport, TransportConfig};
+use crate::vault::{KeySource, Vault, VaultError, generate_salt};
+use records::{DeviceIdentity, SESSION, SessionRecord, Tokens};
+
+/// How an [`AuthClient`] is set up.
+pub struct ClientConfig {
+    /// The auth server, e.g. `https://api.example.com` (routes under `/auth`).
+    pub server_url: String,
+    /// The SQLite file holding the sealed session (its folder must exist).
+    pub storage_path: PathBuf,
+    /// Where the vault key comes from.
+    pub key_source: KeySource,
+    /// This device's display name, sent at sign-in.
+    pub device_name: Option<String>,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+    /// How long a request may take.
+    pub request_timeout: Duration,
+    /// Time source (tests inject a manual clock).
+    pub clock: Arc<dyn Clock>,
+    /// A hardware-backed device key the host supplies; the software key otherwise.
+    pub device_signer: Option<Arc<dyn DeviceSigner>>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("server_url", &self.server_url)
+            .field("storage_path", &self.storage_path)
+            .field("key_source", &self.key_source)
+            .field("device_name", &self.device_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// A configuration with default timeouts (10 s to connect, 30 s per request), the system
+    /// clock and the software device key.
+    pub fn new(
+        server_url: impl Into<String>,
+        storage_path: impl Into<PathBuf>,
+        key_source: KeySource,
+    ) -> Self {
+        ClientConfig {
+            server_url: server_url.into(),
+            storage_path: storage_path.into(),
+            key_source,
+            device_name: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
+            device_signer: None,
+        }
+    }
+}
+
+/// Meta keys of the store (not secret).
+const META_SALT: &str = "vault.salt";
+const META_KEY_CHECK: &str = "vault.key_check";
+
+/// The client. Cheap to clone; every clone is the same client.
+#[derive(Clone)]
+pub struct AuthClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthClient")
+            .field("server", &self.inner.namespace.server_url())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    namespace: Namespace,
+    storage_path: PathBuf,
+    key_source: KeySource,
+    device_name: Option<String>,
+    clock: Arc<dyn Clock>,
+    host_signer: Option<Arc<dyn DeviceSigner>>,
+    transport: Transport,
+    /// Set by `initialize`: the store and the vault over it.
+    opened: RwLock<Option<Opened>>,
+    /// The hot path: read on every `access_token()`.
+    tokens: RwLock<Option<Arc<Tokens>>>,
+    user: RwLock<Option<User>>,
+    state: Mutex<AuthState>,
+    listeners: listeners::Listeners,
+    /// One refresh at a time in this process; the store's lock covers other processes.
+    refresh_gate: tokio::sync::Mutex<()>,
+    /// The device identity, loaded or created on first use.
+    device: tokio::sync::Mutex<Option<DeviceIdentity>>,
+    /// Server time minus local time, ms, learned from `Date` headers.
+    clock_offset_ms: AtomicI64,
+}
+
+#[derive(Clone)]
+struct Opened {
+    store: Arc<ClientStore>,
+    vault: Arc<Vault>,
+}
+
+impl AuthClient {
+    /// Checks the configuration and builds the client. Nothing is read or sent yet: call
+    /// [`AuthClient::initialize`].
+    pub fn new(config: ClientConfig) -> Result<AuthClient, AuthError> {
+        let namespace =
+            Namespace::for_server(&config.server_url).map_err(|error| AuthError::InvalidInput {
+                message: error.to_string(),
+            })?;
+        if config.storage_path.as_os_str().is_empty() {
+            return Err(AuthError::InvalidInput {
+                message: "the storage path is empty".to_owned(),
+            });
+        }
+        let mut transport_config = TransportConfig::new(config.server_url.clone());
+        transport_config.connect_timeout = config.connect_timeout;
+        transport_config.request_timeout = config.request_timeout;
+        let transport = Transport::new(transport_config)?;
+        Ok(AuthClient {
+            inner: Arc::new(Inner {
+                namespace,
+                storage_path: config.storage_path,
+                key_source: config.key_source,
+                device_name: config.device_name,
+                clock: config.clock,
+                host_signer: config.device_signer,
+                transport,
+                opened: RwLock::new(None),
+                tokens: RwLock::new(None),
+                user: RwLock::new(None),
+                state: Mutex::new(AuthState::Restoring),
+                listeners: listeners::Listeners::default(),
+                refresh_gate: tokio::sync::Mutex::new(()),
+                device: tokio::sync::Mutex::new(None),
+                clock_offset_ms: AtomicI64::new(0),
+            }),
+        })
+    }
+
+    /// Restores the stored session without the network: `SignedIn` (with an expired token
+    /// if need be), `SignedOut`, or `Unavailable` when the store or its key cannot be read
+    /// now (never `SignedOut` by mistake). Safe to call again, e.g. after an unlock.
+    pub async fn initialize(&self) -> AuthState {
+        self.inner.set_state(AuthState::Restoring);
+        let state = match self.inner.clone().restore().await {
+            Ok(state) => state,
+            Err(error) => AuthState::Unavailable {
+                reason: error.to_string(),
+            },
+        };
+        self.inner.set_state(state.clone());
+        if state.is_signed_in() {
+            // Deliver what a previous run could not (e.g. a sign-out made offline).
+            let inner = self.inner.clone();
+            tokio::spawn(async move { inner.deliver_outbox(false).await });
+        }
+        state
+    }
+
+    /// The current state.
+    pub fn state(&self) -> AuthState {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The signed-in user, as last known.
+    pub fn current_user(&self) -> Option<User> {
+        self.inner
+            .user
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Calls `listener` with every event until the returned [`Subscription`] is dropped.
+    pub fn subscribe(&self, listener: Listener) -> Subscription {
+        self.inner.listeners.subscribe(listener)
+    }
+
+    /// The server's time as this client estimates it (local clock plus the learned offset).
+    pub fn server_now_ms(&self) -> i64 {
+        self.inner.server_now_ms()
+    }
+}
+
+impl Inner {
+    fn set_state(&self, state: AuthState) {
+        let changed = {
+            let mut current = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if *current == state {
+                false
+            } else {
+                *current = state.clone();
+                true
+            }
+        };
+        if changed {
+            self.listeners.emit(&AuthEvent::StateChanged(state));
+        }
+    }
+
+    fn emit(&self, event: AuthEvent) {
+        self.listeners.emit(&event);
+    }
+
+    fn server_now_ms(&self) -> i64 {
+        self.clock.now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Learns the clock offset from a server `Date` (one-second precision, so differences
+    /// under two seconds are noise and ignored).
+    fn observe_server_time(&self, server_time_ms: Option<i64>) {
+        let Some(server) = server_time_ms else { return };
+        let offset = server - self.clock.now_ms();
+        let previous = self.clock_offset_ms.load(Ordering::Relaxed);
+        if (offset - previous).abs() < 2_000 {
+            return;
+        }
+        self.clock_offset_ms.store(offset, Ordering::Relaxed);
+        if offset.abs() > 60_000 && (previous.abs() <= 60_000 || (offset - previous).abs() > 60_000) {
+            self.emit(AuthEvent::ClockSkew { offset_ms: offset });
+        }
+    }
+
+    fn opened(&self) -> Result<Opened, AuthError> {
+        self.opened
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| AuthError::StorageUnavailable {
+                message: "the client is not initialized: call initialize()".to_owned(),
+            })
+    }
+
+    fn current_tokens(&self) -> Option<Arc<Tokens>> {
+        self.tokens.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn set_session(&self, user: User, tokens: Tokens) {
+        *self.user.write().unwrap_or_else(PoisonError::into_inner) = Some(user.clone());
+        let fresh = tokens.is_fresh(self.server_now_ms());
+        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(tokens));
+        self.set_state(AuthState::SignedIn {
+            user,
+            token_fresh: fresh,
+        });
+    }
+
+    fn clear_session(&self) {
+        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = None;
+        *self.user.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Runs blocking store work off the async executor.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, AuthError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Opened) -> Result<T, AuthError> + Send + 'static,
+    {
+        let opened = self.opened()?;
+        tokio::task::spawn_blocking(move || work(opened))
+            .await
+            .map_err(|_| AuthError::StorageUnavailable {
+                message: "a storage task failed".to_owned(),
+            })?
+    }
+
+    async fn restore(self: Arc<Self>) -> Result<AuthState, AuthError> {
+        let inner = self.clone();
+        let opened = tokio::task::spawn_blocking(move || inner.open_store())
+            .await
+            .map_err(|_| AuthError::StorageUnavailable {
+                message: "opening the store failed".to_owned(),
+            })??;
+        *self.opened.write().unwrap_or_else(PoisonError::into_inner) = Some(opened);
+        match self.load_session().await? {
+            Some(record) => {
+                let tokens = Tokens::new(&record.access_token, &record.refresh_token)?;
+                self.set_session(record.user.clone(), tokens);
+                Ok(self.state.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            }
+            None => Ok(AuthState::SignedOut {
+                reason: SignOutReason::NoStoredSession,
+            }),
+        }
+    }
+
+    /// Opens the store and resolves the vault key under the refresh lock (so two processes
+    /// creating a first key or salt agree), checking it against the stored key check.
+    fn open_store(&self) -> Result<Opened, AuthError> {
+        let store = Arc::new(ClientStore::open(&self.storage_path)?);
+        let _lock = RefreshLock::acquire_within(&self.storage_path, Duration::from_secs(30))?;
+        let key = self
+            .key_source
+            .resolve(|| {
+                let salt = generate_salt()?;
+                store
+                    .set_meta_if_absent(META_SALT, &salt)
+                    .map_err(|e| VaultError::KeyUnavailable {
+                        message: format!("the salt cannot be stored: {e}"),
+                    })
+            })
+            .map_err(vault_error)?;
+        let vault = Vault::new(key);
+        match store.meta(META_KEY_CHECK)? {
+            Some(check) => vault.verify_key_check(&check).map_err(|error| match error {
+                VaultError::WrongKey | VaultError::Tampered => match self.key_source {
+                    KeySource::Passphrase(_) => AuthError::WrongPassphrase,
+                    _ => AuthError::StorageUnavailable {
+                        message: "the vault key does not open this store (was the key replaced?)".to_owned(),
+                    },
+                },
+                other => vault_error(other),
+            })?,
+            None => {
+                store.set_meta(META_KEY_CHECK, &vault.key_check().map_err(vault_error)?)?;
+            }
+        }
+        let stored_offset = store.meta(&clock_meta_key(&self.namespace))?;
+        if let Some(bytes) = stored_offset.and_then(|offset| <[u8; 8]>::try_from(offset.as_slice()).ok()) {
+            self.clock_offset_ms
+                .store(i64::from_be_bytes(bytes), Ordering::Relaxed);
+        }
+        Ok(Opened {
+            store,
+            vault: Arc::new(vault),
+        })
+    }
+
+    /// Reads and opens the stored session. An unreadable record is quarantined (kept,
+    /// never deleted) and reported as no session.
+    async fn load_session(&self) -> Result<Option<SessionRecord>, AuthError> {
+        let ns = self.namespace.clone();
+        let now = self.clock.now_ms();
+        let (record, quarantined) = self
+            .blocking(move |opened| {
+                let Some(record) = opened.store.get(&ns, SESSION)? else {
+                    return Ok((None, false));
+                };
+                let parsed = opened
+                    .vault
+                    .open(&ns.canonical(), SESSION, &record.blob)
+                    .map_err(|e| e.to_string())
+                    .and_then(|plain| {
+                        serde_json::from_slice::<SessionRecord>(&plain).map_err(|e| e.to_string())
+                    });
+                match parsed {
+                    Ok(session) => Ok((Some(session), false)),
+                    Err(reason) => {
+                        tracing::warn!(%reason, "the stored session cannot be read; quarantining it");
+                        opened
+                            .store
+                            .quarantine(&ns, SESSION, record.version, &reason, now)?;
+                        Ok((None, true))
+                    }
+                }
+            })
+            .await?;
+        if quarantined {
+            self.set_state(AuthState::SignedOut {
+                reason: SignOutReason::StoredSessionUnreadable,
+            });
+        }
+        Ok(record)
+    }
+
+    /// Seals and writes the session. Returns once it is durable.
+    async fn save_session(&self, record: SessionRecord) -> Result<(), AuthError> {
+        let ns = self.namespace.clone();
+        self.blocking(move |opened| {
+            let json = Zeroizing::new(serde_json::to_vec(&record).map_err(|_| AuthError::Protocol {
+                message: "the session cannot be serialized".to_owned(),
+            })?);
+            let blob = opened
+                .vault
+                .seal(&ns.canonical(), SESSION, &json)
+                .map_err(vault_error)?;
+            opened.store.put(&ns, SESSION, &blob)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_clock_offset(&self) {
+        let key = clock_meta_key(&self.namespace);
+        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+        let result = self
+            .blocking(move |opened| Ok(opened.store.set_meta(&key, &offset.to_be_bytes())?))
+            .await;
+        if let Err(error) = result {
+            tracing::debug!(%error, "could not keep the clock offset");
+        }
+    }
+}
+
+use zeroize::Zeroizing;
+
+fn clock_meta_key(ns: &Namespace) -> String {
+    format!("clock_offset:{}", ns.canonical())
+}
+
+/// The app-facing error for a vault failure.
+pub(crate) fn vault_error(error: VaultError) -> AuthError {
+    match error {
+        VaultError::WrongKey => AuthError::WrongPassphrase,
+        other => AuthError::StorageUnavailable {
+            message: other.to_string(),
+        },
+    }
+}

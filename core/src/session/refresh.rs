@@ -1,0 +1,271 @@
+//! `access_token()` and the refresh behind it: single-flight, detached, cross-process,
+//! classified failures, and silent device re-login (PROTOCOL 6.4).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use holdfast_protocol::ErrorCode;
+use holdfast_protocol::wire::{TokenPair, VerifyRequest};
+
+use super::records::{SessionRecord, Tokens};
+use super::{AuthClient, AuthEvent, AuthState, Inner, SignOutReason};
+use crate::device::sign_challenge;
+use crate::error::AuthError;
+use crate::store::RefreshLock;
+use crate::transport::Failure;
+
+/// How long a refresh waits for another process's refresh to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+impl AuthClient {
+    /// A valid access token: from memory while fresh (no I/O), otherwise after a refresh.
+    ///
+    /// Offline with an expired token this fails with [`AuthError::Transient`] and the user
+    /// stays signed in; it fails with [`AuthError::SignInRequired`] only when the server
+    /// definitively refused the session and device re-login was not possible.
+    pub async fn access_token(&self) -> Result<String, AuthError> {
+        if let Some(token) = self.inner.fresh_access_token() {
+            return Ok(token);
+        }
+        self.refresh_now().await
+    }
+
+    /// Refreshes if the token is stale, and delivers queued server calls (sign-outs made
+    /// offline). For background tasks and connectivity changes.
+    pub async fn refresh_if_needed(&self) -> Result<(), AuthError> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.deliver_outbox(true).await });
+        if self.inner.current_tokens().is_none() {
+            return Ok(());
+        }
+        self.access_token().await.map(|_| ())
+    }
+
+    /// Runs the refresh in a detached task: a caller that gives up (a cancelled future, a
+    /// closed screen) cannot tear it; the rotated pair is persisted and kept for the next
+    /// caller either way.
+    async fn refresh_now(&self) -> Result<String, AuthError> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.refresh_single_flight().await })
+            .await
+            .map_err(|_| AuthError::Protocol {
+                message: "the refresh task failed".to_owned(),
+            })?
+    }
+}
+
+impl Inner {
+    pub(super) fn fresh_access_token(&self) -> Option<String> {
+        let tokens = self.current_tokens()?;
+        tokens
+            .is_fresh(self.server_now_ms())
+            .then(|| tokens.access.to_string())
+    }
+
+    async fn refresh_single_flight(self: Arc<Self>) -> Result<String, AuthError> {
+        let _gate = self.refresh_gate.lock().await;
+        // Another task may have refreshed while this one waited.
+        if let Some(token) = self.fresh_access_token() {
+            return Ok(token);
+        }
+        let Some(held) = self.current_tokens() else {
+            return Err(AuthError::NotSignedIn);
+        };
+        let path = self.storage_path.clone();
+        let _lock = tokio::task::spawn_blocking(move || RefreshLock::acquire_within(&path, LOCK_WAIT))
+            .await
+            .map_err(|_| AuthError::StorageUnavailable {
+                message: "waiting for the refresh lock failed".to_owned(),
+            })??;
+        // Under the lock, the store is the truth: another process may have refreshed (or
+        // signed out) since this one read it.
+        let Some(stored) = self.load_session().await? else {
+            self.clear_session();
+            self.set_state(AuthState::SignedOut {
+                reason: SignOutReason::UserSignedOut,
+            });
+            return Err(AuthError::NotSignedIn);
+        };
+        let refresh_token = if *stored.refresh_token != **held.refresh {
+            let tokens = Tokens::new(&stored.access_token, &stored.refresh_token)?;
+            let fresh = tokens.is_fresh(self.server_now_ms());
+            let access = tokens.access.to_string();
+            let next = stored.refresh_token.clone();
+            self.set_session(stored.user.clone(), tokens);
+            if fresh {
+                self.emit(AuthEvent::Refreshed);
+                return Ok(access);
+            }
+            next
+        } else {
+            stored.refresh_token.clone()
+        };
+
+        match self.transport.refresh(&refresh_token).await {
+            Ok(answer) => {
+                self.observe_server_time(answer.server_time_ms);
+                self.adopt_pair(stored, answer.value).await
+            }
+            Err(failure) => {
+                self.observe_server_time(failure.server_time_ms());
+                self.after_refresh_failure(failure).await
+            }
+        }
+    }
+
+    /// Persists a rotated pair, then shows it: nobody sees tokens that a crash could lose.
+    async fn adopt_pair(&self, previous: SessionRecord, pair: TokenPair) -> Result<String, AuthError> {
+        let tokens = Tokens::new(&pair.access_token, &pair.refresh_token)?;
+        let record = SessionRecord {
+            user: previous.user.clone(),
+            access_token: pair.access_token.clone(),
+            refresh_token: pair.refresh_token.clone(),
+        };
+        self.save_session(record).await?;
+        let access = tokens.access.to_string();
+        self.set_session(previous.user.clone(), tokens);
+        self.emit(AuthEvent::Refreshed);
+        self.save_clock_offset().await;
+        Ok(access)
+    }
+
+    async fn after_refresh_failure(&self, failure: Failure) -> Result<String, AuthError> {
+        match failure {
+            Failure::Transient { cause, .. } => {
+                self.mark_stale();
+                self.emit(AuthEvent::RefreshFailed { cause: cause.clone() });
+                Err(AuthError::Transient { cause })
+            }
+            Failure::Rejected {
+                code: Some(ErrorCode::DeviceRevoked),
+                ..
+            } => {
+                self.sign_out_locally(SignOutReason::DeviceRevoked).await;
+                Err(AuthError::SignInRequired {
+                    code: ErrorCode::DeviceRevoked,
+                })
+            }
+            Failure::Rejected {
+                code: Some(ErrorCode::UserNotFound),
+                ..
+            } => {
+                self.sign_out_locally(SignOutReason::AccountDeleted).await;
+                Err(AuthError::SignInRequired {
+                    code: ErrorCode::UserNotFound,
+                })
+            }
+            Failure::Rejected { status, code, .. } if status == 401 || status == 403 => {
+                let code = code.unwrap_or(ErrorCode::TokenInvalid);
+                if code == ErrorCode::RefreshReused {
+                    self.emit(AuthEvent::ReuseDetected);
+                }
+                self.device_relogin(code).await
+            }
+            other => {
+                // Not a verdict on the session (e.g. a 400 from a confused proxy): keep it.
+                let error = other.into_auth_error();
+                self.mark_stale();
+                Err(error)
+            }
+        }
+    }
+
+    /// The refresh token was refused: sign in again with the device key alone, if the
+    /// device is registered and not revoked (PROTOCOL 6.4).
+    pub(super) async fn device_relogin(&self, refused: ErrorCode) -> Result<String, AuthError> {
+        let device = match self.stored_device().await {
+            Ok(Some(device)) => device,
+            Ok(None) | Err(_) => {
+                self.sign_out_locally(SignOutReason::SessionRejected { code: refused })
+                    .await;
+                return Err(AuthError::SignInRequired { code: refused });
+            }
+        };
+        let attempt = async {
+            let challenge = self.transport.challenge(None, &device.id).await?;
+            self.observe_server_time(challenge.server_time_ms);
+            let signature =
+                sign_challenge(device.signer.as_ref(), &challenge.value.challenge).map_err(|error| {
+                    Failure::InvalidRequest {
+                        message: error.to_string(),
+                    }
+                })?;
+            let request = VerifyRequest {
+                device_id: device.id.clone(),
+                challenge: challenge.value.challenge,
+                signature,
+            };
+            self.transport.verify(&request).await
+        };
+        match attempt.await {
+            Ok(answer) => {
+                let user = self
+                    .user
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                let Some(user) = user else {
+                    return Err(AuthError::NotSignedIn);
+                };
+                let tokens = answer.value.tokens;
+                let previous = SessionRecord {
+                    user,
+                    access_token: String::new(),
+                    refresh_token: String::new(),
+                };
+                let pair = TokenPair {
+                    access_token: tokens.access_token.clone(),
+                    refresh_token: tokens.refresh_token.clone(),
+                };
+                self.store_device_credential(tokens.device_credential.clone())
+                    .await;
+                tracing::info!("signed in again with the device key");
+                self.adopt_pair(previous, pair).await
+            }
+            Err(Failure::Transient { cause, .. }) => {
+                self.mark_stale();
+                self.emit(AuthEvent::RefreshFailed { cause: cause.clone() });
+                Err(AuthError::Transient { cause })
+            }
+            Err(Failure::Rejected {
+                code: Some(ErrorCode::DeviceRevoked),
+                ..
+            }) => {
+                self.sign_out_locally(SignOutReason::DeviceRevoked).await;
+                Err(AuthError::SignInRequired {
+                    code: ErrorCode::DeviceRevoked,
+                })
+            }
+            Err(Failure::Rejected {
+                code: Some(ErrorCode::UserNotFound),
+                ..
+            }) => {
+                self.sign_out_locally(SignOutReason::AccountDeleted).await;
+                Err(AuthError::SignInRequired {
+                    code: ErrorCode::UserNotFound,
+                })
+            }
+            Err(_) => {
+                self.sign_out_locally(SignOutReason::SessionRejected { code: refused })
+                    .await;
+                Err(AuthError::SignInRequired { code: refused })
+            }
+        }
+    }
+
+    /// The token is expired and could not be refreshed: still signed in, not fresh.
+    fn mark_stale(&self) {
+        let user = self
+            .user
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(user) = user {
+            let fresh = self.fresh_access_token().is_some();
+            self.set_state(AuthState::SignedIn {
+                user,
+                token_fresh: fresh,
+            });
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The client session against the real server kit on loopback, with faults injected by a
+//! proxy the test owns: single-flight refresh, offline start, transient failures, device
+//! re-login, revocation, cancellation, and sign-out while offline.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use holdfast_core::error::TransientCause;
+use holdfast_core::{AuthError, AuthEvent, AuthState, SignOutReason};
+use holdfast_protocol::ErrorCode;
+use support::{Device, Events, Fault, FaultProxy, PAST_ACCESS_EXPIRY_MS, Server, clock, email};
+
+const REFRESH: &str = "/auth/refresh";
+
+/// Whether a transient cause is the one a fault should produce.
+type CauseCheck = fn(&TransientCause) -> bool;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_concurrent_callers_cause_exactly_one_refresh() {
+    // A really expired token (two-second lifetime, real time): moving only the client's
+    // clock would be corrected by the server's `Date` header, which then says the old
+    // token is still good.
+    let server = Server::start_with(|config| config.access_ttl_secs = 2).await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let clock = holdfast_core::clock::SystemClock;
+    let client = device.client_with_clock(&proxy.url(), Arc::new(clock));
+    assert_eq!(
+        client.initialize().await,
+        AuthState::SignedOut {
+            reason: SignOutReason::NoStoredSession
+        }
+    );
+    client
+        .sign_up(&email("flight"), support::PASSWORD, Some("Ada"))
+        .await
+        .unwrap();
+    let first = client.access_token().await.unwrap();
+    let expires_ms = holdfast_protocol::Claims::decode_unverified(&first).unwrap().exp * 1000;
+    let wait = expires_ms - holdfast_core::clock::Clock::now_ms(&clock) + 50;
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait.max(0)).unwrap())).await;
+
+    let mut callers = Vec::new();
+    for _ in 0..1000 {
+        let client = client.clone();
+        callers.push(tokio::spawn(async move { client.access_token().await }));
+    }
+    let mut tokens = std::collections::HashSet::new();
+    for caller in callers {
+        tokens.insert(caller.await.unwrap().unwrap());
+    }
+    assert_eq!(proxy.count(REFRESH), 1, "exactly one refresh request");
+    assert_eq!(tokens.len(), 1, "every caller got the same new token");
+    assert!(!tokens.contains(&first));
+    assert!(client.state().is_signed_in());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_start_with_an_expired_token_stays_signed_in_until_the_server_returns() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let clock = clock();
+    let first = device.client(&proxy.url(), &clock);
+    first.initialize().await;
+    let user = first
+        .sign_up(&email("offline"), support::PASSWORD, None)
+        .await
+        .unwrap();
+    drop(first);
+
+    // The app restarts with the server unreachable and the token expired.
+    proxy.set(Fault::Drop);
+    clock.advance_ms(PAST_ACCESS_EXPIRY_MS);
+    let client = device.client(&proxy.url(), &clock);
+    assert_eq!(
+        client.initialize().await,
+        AuthState::SignedIn {
+            user: user.clone(),
+            token_fresh: false
+        }
+    );
+    match client.access_token().await {
+        Err(AuthError::Transient {
+            cause: TransientCause::Network(_),
+        }) => {}
+        other => panic!("expected a network error, got {other:?}"),
+    }
+    assert_eq!(
+        client.state(),
+        AuthState::SignedIn {
+            user: user.clone(),
+            token_fresh: false
+        }
+    );
+
+    // The server is back: the next call refreshes.
+    proxy.set(Fault::Pass);
+    client.access_token().await.unwrap();
+    assert_eq!(
+        client.state(),
+        AuthState::SignedIn {
+            user,
+            token_fresh: true
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failures_during_refresh_keep_the_session_and_say_why() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let clock = clock();
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    client
+        .sign_up(&email("faults"), support::PASSWORD, None)
+        .await
+        .unwrap();
+    let events = Events::record(&client);
+    clock.advance_ms(PAST_ACCESS_EXPIRY_MS);
+
+    let cases: [(Fault, CauseCheck); 6] = [
+        (Fault::Reset, |c| matches!(c, TransientCause::Network(_))),
+        (Fault::Drop, |c| matches!(c, TransientCause::Network(_))),
+        (Fault::Stall, |c| matches!(c, TransientCause::Timeout)),
+        (Fault::Unavailable, |c| {
+            matches!(c, TransientCause::ServerError { status: 503 })
+        }),
+        (Fault::RateLimited, |c| {
+            matches!(
+                c,
+                TransientCause::RateLimited {
+                    retry_after_secs: Some(2)
+                }
+            )
+        }),
+        (Fault::CaptivePortal, |c| {
+            matches!(c, TransientCause::NotTheServer { status: 200 })
+        }),
+    ];
+    for (fault, expected) in cases {
+        proxy.set(fault);
+        match client.access_token().await {
+            Err(AuthError::Transient { cause }) => assert!(expected(&cause), "{fault:?} gave {cause:?}"),
+            other => panic!("{fault:?}: expected a transient error, got {other:?}"),
+        }
+        assert!(client.state().is_signed_in(), "{fault:?} must not sign out");
+        let last = events
+            .all()
+            .into_iter()
+            .rev()
+            .find(|e| matches!(e, AuthEvent::RefreshFailed { .. }));
+        match last {
+            Some(AuthEvent::RefreshFailed { cause }) => {
+                assert!(expected(&cause), "{fault:?} event {cause:?}")
+            }
+            other => panic!("{fault:?}: no RefreshFailed event ({other:?})"),
+        }
+    }
+    assert_eq!(events.count(|e| matches!(e, AuthEvent::RefreshFailed { .. })), 6);
+    proxy.set(Fault::Pass);
+    client.access_token().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_refresh_token_ends_in_a_silent_device_relogin() {
+    let server = Server::start().await;
+    let device = Device::new();
+    let clock = clock();
+    let client = device.client(&server.url(), &clock);
+    client.initialize().await;
+    let user = client
+        .sign_up(&email("relogin"), support::PASSWORD, None)
+        .await
+        .unwrap();
+    // An admin (or reuse elsewhere) ends every session of the user on the server.
+    let token = client.access_token().await.unwrap();
+    let family = holdfast_protocol::Claims::decode_unverified(&token)
+        .unwrap()
+        .fam
+        .unwrap();
+    server
+        .stores
+        .tokens
+        .revoke_family(&family, i64::MAX / 2)
+        .await
+        .unwrap();
+
+    clock.advance_ms(PAST_ACCESS_EXPIRY_MS);
+    let fresh = client.access_token().await.unwrap();
+    let claims = holdfast_protocol::Claims::decode_unverified(&fresh).unwrap();
+    assert_ne!(
+        claims.fam.as_deref(),
+        Some(family.as_str()),
+        "a new session family"
+    );
+    assert_eq!(claims.cnf.unwrap().jkt, client.device_thumbprint().await.unwrap());
+    assert_eq!(
+        client.state(),
+        AuthState::SignedIn {
+            user,
+            token_fresh: true
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_device_signs_out_and_wipes_its_secrets() {
+    let server = Server::start().await;
+    let device = Device::new();
+    let clock = clock();
+    let client = device.client(&server.url(), &clock);
+    client.initialize().await;
+    let user = client
+        .sign_up(&email("revoked"), support::PASSWORD, None)
+        .await
+        .unwrap();
+    let device_id = client.device_id().await.unwrap();
+    assert!(
+        server
+            .stores
+            .devices
+            .revoke_device(&device_id, &user.id)
+            .await
+            .unwrap()
+    );
+
+    clock.advance_ms(PAST_ACCESS_EXPIRY_MS);
+    assert_eq!(
+        client.access_token().await,
+        Err(AuthError::SignInRequired {
+            code: ErrorCode::DeviceRevoked
+        })
+    );
+    assert_eq!(
+        client.state(),
+        AuthState::SignedOut {
+            reason: SignOutReason::DeviceRevoked
+        }
+    );
+    // A restart finds nothing: the session and the device key are gone.
+    let restarted = device.client(&server.url(), &clock);
+    assert_eq!(
+        restarted.initialize().await,
+        AuthState::SignedOut {
+            reason: SignOutReason::NoStoredSession
+        }
+    );
+    assert_ne!(restarted.device_id().await.unwrap(), device_id, "a new identity");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_caller_does_not_abort_the_refresh() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let clock = clock();
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    client
+        .sign_up(&email("cancel"), support::PASSWORD, None)
+        .await
+        .unwrap();
+    let events = Events::record(&client);
+    clock.advance_ms(PAST_ACCESS_EXPIRY_MS);
+
+    // The caller gives up almost at once, while the refresh is in flight.
+    let cancelled = tokio::time::timeout(Duration::from_micros(50), client.access_token()).await;
+    assert!(cancelled.is_err(), "the caller was cancelled");
+    for _ in 0..200 {
+        if events.count(|e| *e == AuthEvent::Refreshed) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        events.count(|e| *e == AuthEvent::Refreshed),
+        1,
+        "the refresh finished anyway"
+    );
+    // The next caller uses the persisted pair: no second refresh.
+    client.access_token().await.unwrap();
+    assert_eq!(proxy.count(REFRESH), 1);
+    // And a restart (a new process) finds the rotated pair in the store.
+    let restarted = device.client(&proxy.url(), &clock);
+    assert!(matches!(
+        restarted.initialize().await,
+        AuthState::SignedIn {
+            token_fresh: true,
+            ..
+        }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_out_offline_wipes_at_once_and_revokes_when_the_network_is_back() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let clock = clock();
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    client
+        .sign_up(&email("signout"), support::PASSWORD, None)
+        .await
+        .unwrap();
+    let access = client.access_token().await.unwrap();
+
+    proxy.set(Fault::Drop);
+    client.sign_out().await.unwrap();
+    assert_eq!(
+        client.state(),
+        AuthState::SignedOut {
+            reason: SignOutReason::UserSignedOut
+        }
+    );
+    assert_eq!(client.access_token().await, Err(AuthError::NotSignedIn));
+    let restarted = device.client(&proxy.url(), &clock);
+    assert_eq!(
+        restarted.initialize().await,
+        AuthState::SignedOut {
+            reason: SignOutReason::NoStoredSession
+        }
+    );
+    // The server has not heard yet: the session is live there.
+    let claims = holdfast_protocol::Claims::decode_unverified(&access).unwrap();
+    let family = claims.fam.clone();
+    assert!(
+        !server
+            .stores
+            .tokens
+            .is_revoked(&claims.jti, family.as_deref())
+            .await
+            .unwrap()
+    );
+
+    proxy.set(Fault::Pass);
+    assert_eq!(restarted.flush_outbox().await.unwrap(), 0);
+    assert!(
+        server
+            .stores
+            .tokens
+            .is_revoked(&claims.jti, family.as_deref())
+            .await
+            .unwrap()
+    );
+}

@@ -1,0 +1,159 @@
+//! Harness for the session tests: the real server kit on loopback (with its stores at hand,
+//! to revoke or delete things as another device or an admin would), a fault proxy in front
+//! of it, and clients on temporary stores.
+#![allow(dead_code)] // Each suite uses part of the harness.
+
+pub mod proxy;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use holdfast_core::clock::{Clock, ManualClock, SystemClock};
+use holdfast_core::vault::Passphrase;
+use holdfast_core::{AuthClient, AuthEvent, ClientConfig, KeySource, Subscription};
+use holdfast_server_kit::config::RateLimits;
+use holdfast_server_kit::passwords::Argon2Params;
+use holdfast_server_kit::{AuthService, ServerConfig, Stores, http};
+use tokio::sync::oneshot;
+
+pub use proxy::{Fault, FaultProxy};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The server kit on a loopback port, over SQLite in a temporary folder.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub stores: Stores,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Server::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `configure` adjusts after the test defaults.
+    pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stores = Stores::sqlite(dir.path().join("server.db")).expect("server store");
+        let mut config = ServerConfig::new(vec!["holdfast-core-test-secret-0123456789abcdef".into()]);
+        config.argon2 = Argon2Params {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        config.rate_limits = RateLimits::OFF;
+        config.ip_block = None;
+        configure(&mut config);
+        let service = AuthService::new(config, stores.clone()).expect("server config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(http::serve(listener, http::standalone_router(service), async {
+            drop(stopped.await)
+        }));
+        Server {
+            addr,
+            stores,
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A client store folder that outlives the clients using it (restarts, second processes).
+pub struct Device {
+    pub dir: tempfile::TempDir,
+}
+
+impl Device {
+    pub fn new() -> Device {
+        Device {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("holdfast.db")
+    }
+
+    /// A client of `url` on this store, with a passphrase key and `clock`.
+    pub fn client(&self, url: &str, clock: &ManualClock) -> AuthClient {
+        self.client_with_clock(url, Arc::new(clock.clone()))
+    }
+
+    /// A client of `url` on this store, with a passphrase key and any clock.
+    pub fn client_with_clock(&self, url: &str, clock: Arc<dyn Clock>) -> AuthClient {
+        let mut config = ClientConfig::new(
+            url,
+            self.path(),
+            KeySource::Passphrase(Passphrase::new("test passphrase")),
+        );
+        config.clock = clock;
+        config.connect_timeout = Duration::from_millis(500);
+        config.request_timeout = Duration::from_secs(2);
+        AuthClient::new(config).expect("client config")
+    }
+}
+
+/// A manual clock set to the real time.
+pub fn clock() -> ManualClock {
+    ManualClock::new(SystemClock.now_ms())
+}
+
+/// Unique email per test.
+pub fn email(label: &str) -> String {
+    format!("{label}-{}@example.com", uuid_like())
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Records every event a client emits.
+pub struct Events {
+    pub seen: Arc<Mutex<Vec<AuthEvent>>>,
+    _subscription: Subscription,
+}
+
+impl Events {
+    pub fn record(client: &AuthClient) -> Events {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let subscription = client.subscribe(Arc::new(move |event: &AuthEvent| {
+            sink.lock().expect("events").push(event.clone());
+        }));
+        Events {
+            seen,
+            _subscription: subscription,
+        }
+    }
+
+    pub fn all(&self) -> Vec<AuthEvent> {
+        self.seen.lock().expect("events").clone()
+    }
+
+    pub fn count(&self, matches: impl Fn(&AuthEvent) -> bool) -> usize {
+        self.all().iter().filter(|event| matches(event)).count()
+    }
+}
+
+/// Fifteen minutes and a bit: past the default access token lifetime.
+pub const PAST_ACCESS_EXPIRY_MS: i64 = 16 * 60_000;
