@@ -13,13 +13,15 @@
 //! - [`challenge`]: the device challenge format;
 //! - [`proof`]: device proofs (PROTOCOL 6.1, DPoP-shaped compact JWS);
 //! - [`validate`]: the input rules both sides apply (email, password, names, device ids);
-//! - [`b64`]: base64url helpers.
+//! - [`b64`]: base64url helpers;
+//! - [`clock`]: time through a trait, so both sides test every expiry without sleeping.
 //!
 //! Secrets (tokens, passwords) held by these types never appear in their `Debug` output.
 
 pub mod b64;
 pub mod challenge;
 pub mod claims;
+pub mod clock;
 pub mod error;
 pub mod jwk;
 pub mod proof;
