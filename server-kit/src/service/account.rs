@@ -280,31 +280,10 @@ impl AuthService {
         let Some(family) = parent.fam.clone() else {
             return Err(ApiError::new(ErrorCode::TokenInvalid, "Invalid refresh token."));
         };
+        // The same standing checks as every bearer route: not revoked (by jti or family),
+        // the user exists, the device is the user's and not revoked (PROTOCOL section 7).
+        let parent = self.check_standing(parent).await?.claims;
         let stores = &self.inner.stores;
-        if stores.tokens.is_revoked(&parent.jti, Some(&family)).await? {
-            return Err(ApiError::new(
-                ErrorCode::TokenRevoked,
-                "This session was revoked. Sign in again.",
-            ));
-        }
-        // The user and the device must still be in good standing (PROTOCOL section 7).
-        if stores.users.find_user(&parent.sub).await?.is_none() {
-            return Err(ApiError::new(
-                ErrorCode::UserNotFound,
-                "The account no longer exists.",
-            ));
-        }
-        if let Some(device) = stores.devices.find_device(&parent.dev).await? {
-            if device.revoked {
-                return Err(ApiError::new(
-                    ErrorCode::DeviceRevoked,
-                    "This device was revoked.",
-                ));
-            }
-            if device.user_id != parent.sub {
-                return Err(ApiError::new(ErrorCode::TokenInvalid, "Invalid refresh token."));
-            }
-        }
 
         let jkt = parent.cnf.as_ref().map(|c| c.jkt.as_str());
         let child = self
