@@ -18,14 +18,16 @@ mod device_ops;
 mod listeners;
 mod records;
 mod refresh;
+mod schedule;
 mod state;
+mod vault_ops;
 
 pub use device_ops::SyncCredentials;
 pub use listeners::{Listener, Subscription};
 pub use state::{AuthEvent, AuthState, SignOutReason};
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -57,6 +59,10 @@ pub struct ClientConfig {
     pub clock: Arc<dyn Clock>,
     /// A hardware-backed device key the host supplies; the software key otherwise.
     pub device_signer: Option<Arc<dyn DeviceSigner>>,
+    /// Refresh in the background at about 80% of the access token's lifetime, retrying
+    /// with backoff and jitter while offline (default true). Off, tokens are refreshed only
+    /// when [`AuthClient::access_token`] finds them stale.
+    pub auto_refresh: bool,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -66,6 +72,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("storage_path", &self.storage_path)
             .field("key_source", &self.key_source)
             .field("device_name", &self.device_name)
+            .field("auto_refresh", &self.auto_refresh)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +94,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
             device_signer: None,
+            auto_refresh: true,
         }
     }
 }
@@ -112,13 +120,16 @@ impl std::fmt::Debug for AuthClient {
 pub(crate) struct Inner {
     namespace: Namespace,
     storage_path: PathBuf,
-    key_source: KeySource,
+    /// Replaced by `change_passphrase`.
+    key_source: RwLock<KeySource>,
     device_name: Option<String>,
     clock: Arc<dyn Clock>,
     host_signer: Option<Arc<dyn DeviceSigner>>,
     transport: Transport,
-    /// Set by `initialize`: the store and the vault over it.
-    opened: RwLock<Option<Opened>>,
+    /// Set by `initialize`: the store and the vault over it. Store work holds the read
+    /// lock for its whole duration (see `blocking`), so a key change, which holds the write
+    /// lock, never interleaves with a write sealed under the old key.
+    opened: Arc<RwLock<Option<Opened>>>,
     /// The hot path: read on every `access_token()`.
     tokens: RwLock<Option<Arc<Tokens>>>,
     user: RwLock<Option<User>>,
@@ -130,6 +141,19 @@ pub(crate) struct Inner {
     device: tokio::sync::Mutex<Option<DeviceIdentity>>,
     /// Server time minus local time, ms, learned from `Date` headers.
     clock_offset_ms: AtomicI64,
+    /// Counts token changes (sign-in, refresh, a pair adopted from another process).
+    token_generation: AtomicU64,
+    /// Whether the background refresh runs ([`ClientConfig::auto_refresh`]).
+    auto_refresh: bool,
+    auto_refresh_started: AtomicBool,
+    schedule: Arc<schedule::Schedule>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The background task holds only a weak reference: wake it so it sees it is alone.
+        self.schedule.wake();
+    }
 }
 
 #[derive(Clone)]
@@ -159,12 +183,12 @@ impl AuthClient {
             inner: Arc::new(Inner {
                 namespace,
                 storage_path: config.storage_path,
-                key_source: config.key_source,
+                key_source: RwLock::new(config.key_source),
                 device_name: config.device_name,
                 clock: config.clock,
                 host_signer: config.device_signer,
                 transport,
-                opened: RwLock::new(None),
+                opened: Arc::default(),
                 tokens: RwLock::new(None),
                 user: RwLock::new(None),
                 state: Mutex::new(AuthState::Restoring),
@@ -172,6 +196,10 @@ impl AuthClient {
                 refresh_gate: tokio::sync::Mutex::new(()),
                 device: tokio::sync::Mutex::new(None),
                 clock_offset_ms: AtomicI64::new(0),
+                token_generation: AtomicU64::new(0),
+                auto_refresh: config.auto_refresh,
+                auto_refresh_started: AtomicBool::new(false),
+                schedule: Arc::default(),
             }),
         })
     }
@@ -188,6 +216,7 @@ impl AuthClient {
             },
         };
         self.inner.set_state(state.clone());
+        self.inner.start_auto_refresh();
         if state.is_signed_in() {
             // Deliver what a previous run could not (e.g. a sign-out made offline).
             let inner = self.inner.clone();
@@ -249,11 +278,12 @@ impl Inner {
         self.clock.now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)
     }
 
-    /// Learns the clock offset from a server `Date` (one-second precision, so differences
-    /// under two seconds are noise and ignored).
+    /// Learns the clock offset from a server `Date`. `Date` has one-second precision (the
+    /// server's clock read somewhere in the second it names, so the middle of that second is
+    /// the best estimate), and differences under two seconds are noise and ignored.
     fn observe_server_time(&self, server_time_ms: Option<i64>) {
         let Some(server) = server_time_ms else { return };
-        let offset = server - self.clock.now_ms();
+        let offset = server + 500 - self.clock.now_ms();
         let previous = self.clock_offset_ms.load(Ordering::Relaxed);
         if (offset - previous).abs() < 2_000 {
             return;
@@ -269,9 +299,7 @@ impl Inner {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-            .ok_or_else(|| AuthError::StorageUnavailable {
-                message: "the client is not initialized: call initialize()".to_owned(),
-            })
+            .ok_or_else(not_initialized)
     }
 
     fn current_tokens(&self) -> Option<Arc<Tokens>> {
@@ -282,6 +310,8 @@ impl Inner {
         *self.user.write().unwrap_or_else(PoisonError::into_inner) = Some(user.clone());
         let fresh = tokens.is_fresh(self.server_now_ms());
         *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(tokens));
+        self.token_generation.fetch_add(1, Ordering::SeqCst);
+        self.schedule.wake();
         self.set_state(AuthState::SignedIn {
             user,
             token_fresh: fresh,
@@ -291,6 +321,8 @@ impl Inner {
     fn clear_session(&self) {
         *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = None;
         *self.user.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.token_generation.fetch_add(1, Ordering::SeqCst);
+        self.schedule.wake();
     }
 
     /// Runs blocking store work off the async executor.
@@ -299,12 +331,16 @@ impl Inner {
         T: Send + 'static,
         F: FnOnce(Opened) -> Result<T, AuthError> + Send + 'static,
     {
-        let opened = self.opened()?;
-        tokio::task::spawn_blocking(move || work(opened))
-            .await
-            .map_err(|_| AuthError::StorageUnavailable {
-                message: "a storage task failed".to_owned(),
-            })?
+        let cell = self.opened.clone();
+        tokio::task::spawn_blocking(move || {
+            let opened = cell.read().unwrap_or_else(PoisonError::into_inner);
+            let opened = opened.as_ref().ok_or_else(not_initialized)?;
+            work(opened.clone())
+        })
+        .await
+        .map_err(|_| AuthError::StorageUnavailable {
+            message: "a storage task failed".to_owned(),
+        })?
     }
 
     async fn restore(self: Arc<Self>) -> Result<AuthState, AuthError> {
@@ -332,8 +368,8 @@ impl Inner {
     fn open_store(&self) -> Result<Opened, AuthError> {
         let store = Arc::new(ClientStore::open(&self.storage_path)?);
         let _lock = RefreshLock::acquire_within(&self.storage_path, Duration::from_secs(30))?;
-        let key = self
-            .key_source
+        let key_source = self.key_source.read().unwrap_or_else(PoisonError::into_inner);
+        let key = key_source
             .resolve(|| {
                 let salt = generate_salt()?;
                 store
@@ -346,7 +382,7 @@ impl Inner {
         let vault = Vault::new(key);
         match store.meta(META_KEY_CHECK)? {
             Some(check) => vault.verify_key_check(&check).map_err(|error| match error {
-                VaultError::WrongKey | VaultError::Tampered => match self.key_source {
+                VaultError::WrongKey | VaultError::Tampered => match *key_source {
                     KeySource::Passphrase(_) => AuthError::WrongPassphrase,
                     _ => AuthError::StorageUnavailable {
                         message: "the vault key does not open this store (was the key replaced?)".to_owned(),
@@ -389,6 +425,16 @@ impl Inner {
                 match parsed {
                     Ok(session) => Ok((Some(session), false)),
                     Err(reason) => {
+                        // A key changed by another process (a new passphrase) makes every
+                        // record unreadable to this one: that is not damage, keep them.
+                        if let Some(check) = opened.store.meta(META_KEY_CHECK)?
+                            && opened.vault.verify_key_check(&check).is_err()
+                        {
+                            return Err(AuthError::StorageUnavailable {
+                                message: "the vault key was changed by another process: initialize again"
+                                    .to_owned(),
+                            });
+                        }
                         tracing::warn!(%reason, "the stored session cannot be read; quarantining it");
                         opened
                             .store
@@ -436,6 +482,12 @@ impl Inner {
 }
 
 use zeroize::Zeroizing;
+
+fn not_initialized() -> AuthError {
+    AuthError::StorageUnavailable {
+        message: "the client is not initialized: call initialize()".to_owned(),
+    }
+}
 
 fn clock_meta_key(ns: &Namespace) -> String {
     format!("clock_offset:{}", ns.canonical())

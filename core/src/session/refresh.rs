@@ -2,6 +2,7 @@
 //! classified failures, and silent device re-login (PROTOCOL 6.4).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use holdfast_protocol::ErrorCode;
@@ -17,6 +18,21 @@ use crate::transport::Failure;
 /// How long a refresh waits for another process's refresh to finish.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 
+/// What a refresh is for, which decides whether one that another caller (or process)
+/// completed meanwhile already serves it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Want {
+    /// A token usable for a request now: a fresh one is enough.
+    Usable,
+    /// The background refresh: a token not yet at 80% of its lifetime is enough.
+    Ahead,
+    /// A rotation after the one the caller saw (`AuthClient::refresh`).
+    Rotated {
+        /// The token generation the caller saw.
+        seen: u64,
+    },
+}
+
 impl AuthClient {
     /// A valid access token: from memory while fresh (no I/O), otherwise after a refresh.
     ///
@@ -27,7 +43,16 @@ impl AuthClient {
         if let Some(token) = self.inner.fresh_access_token() {
             return Ok(token);
         }
-        self.refresh_now().await
+        self.refresh_now(Want::Usable).await
+    }
+
+    /// Rotates the tokens now, even while the access token is fresh (e.g. after the user's
+    /// profile changed on the server), and returns the new access token. Callers arriving
+    /// while a refresh is in flight share it. Failures are those of
+    /// [`AuthClient::access_token`]: a network error keeps the session.
+    pub async fn refresh(&self) -> Result<String, AuthError> {
+        let seen = self.inner.token_generation.load(Ordering::SeqCst);
+        self.refresh_now(Want::Rotated { seen }).await
     }
 
     /// Refreshes if the token is stale, and delivers queued server calls (sign-outs made
@@ -35,6 +60,9 @@ impl AuthClient {
     pub async fn refresh_if_needed(&self) -> Result<(), AuthError> {
         let inner = self.inner.clone();
         tokio::spawn(async move { inner.deliver_outbox(true).await });
+        // The network may be back: the background task retries now rather than at the end
+        // of its backoff.
+        self.inner.schedule.wake();
         if self.inner.current_tokens().is_none() {
             return Ok(());
         }
@@ -44,9 +72,9 @@ impl AuthClient {
     /// Runs the refresh in a detached task: a caller that gives up (a cancelled future, a
     /// closed screen) cannot tear it; the rotated pair is persisted and kept for the next
     /// caller either way.
-    async fn refresh_now(&self) -> Result<String, AuthError> {
+    async fn refresh_now(&self, want: Want) -> Result<String, AuthError> {
         let inner = self.inner.clone();
-        tokio::spawn(async move { inner.refresh_single_flight().await })
+        tokio::spawn(async move { inner.refresh_single_flight(want).await })
             .await
             .map_err(|_| AuthError::Protocol {
                 message: "the refresh task failed".to_owned(),
@@ -62,10 +90,24 @@ impl Inner {
             .then(|| tokens.access.to_string())
     }
 
-    async fn refresh_single_flight(self: Arc<Self>) -> Result<String, AuthError> {
+    /// The access token if the tokens in memory already serve `want`.
+    fn serves(&self, want: Want) -> Option<String> {
+        let tokens = self.current_tokens()?;
+        let now = self.server_now_ms();
+        let enough = match want {
+            Want::Usable => tokens.is_fresh(now),
+            Want::Ahead => now < tokens.refresh_due_ms(),
+            Want::Rotated { seen } => {
+                self.token_generation.load(Ordering::SeqCst) != seen && tokens.is_fresh(now)
+            }
+        };
+        enough.then(|| tokens.access.to_string())
+    }
+
+    pub(super) async fn refresh_single_flight(self: Arc<Self>, want: Want) -> Result<String, AuthError> {
         let _gate = self.refresh_gate.lock().await;
         // Another task may have refreshed while this one waited.
-        if let Some(token) = self.fresh_access_token() {
+        if let Some(token) = self.serves(want) {
             return Ok(token);
         }
         let Some(held) = self.current_tokens() else {
@@ -87,14 +129,13 @@ impl Inner {
             return Err(AuthError::NotSignedIn);
         };
         let refresh_token = if *stored.refresh_token != **held.refresh {
+            // Another process refreshed: adopt its pair, which may be all that was wanted.
             let tokens = Tokens::new(&stored.access_token, &stored.refresh_token)?;
-            let fresh = tokens.is_fresh(self.server_now_ms());
-            let access = tokens.access.to_string();
             let next = stored.refresh_token.clone();
             self.set_session(stored.user.clone(), tokens);
-            if fresh {
-                self.emit(AuthEvent::Refreshed);
-                return Ok(access);
+            self.emit(AuthEvent::Refreshed);
+            if let Some(token) = self.serves(want) {
+                return Ok(token);
             }
             next
         } else {

@@ -18,6 +18,7 @@ use holdfast_server_kit::passwords::Argon2Params;
 use holdfast_server_kit::{AuthService, ServerConfig, Stores, http};
 use tokio::sync::oneshot;
 
+#[allow(unused_imports)] // Not every suite injects faults.
 pub use proxy::{Fault, FaultProxy};
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -97,8 +98,14 @@ impl Device {
         self.client_with_clock(url, Arc::new(clock.clone()))
     }
 
-    /// A client of `url` on this store, with a passphrase key and any clock.
+    /// A client of `url` on this store, with a passphrase key and any clock. Background
+    /// refresh is off, so tests see only the refreshes they cause (see `config`).
     pub fn client_with_clock(&self, url: &str, clock: Arc<dyn Clock>) -> AuthClient {
+        AuthClient::new(self.config(url, clock)).expect("client config")
+    }
+
+    /// The configuration `client_with_clock` uses, for tests that change it.
+    pub fn config(&self, url: &str, clock: Arc<dyn Clock>) -> ClientConfig {
         let mut config = ClientConfig::new(
             url,
             self.path(),
@@ -107,7 +114,8 @@ impl Device {
         config.clock = clock;
         config.connect_timeout = Duration::from_millis(500);
         config.request_timeout = Duration::from_secs(2);
-        AuthClient::new(config).expect("client config")
+        config.auto_refresh = false;
+        config
     }
 }
 
