@@ -274,27 +274,13 @@ impl Inner {
     pub(super) async fn read_device_record(&self) -> Result<Option<DeviceRecord>, AuthError> {
         let ns = self.namespace.clone();
         let now = self.clock.now_ms();
-        self.blocking(move |opened| {
-            let Some(record) = opened.store.get(&ns, DEVICE)? else {
-                return Ok(None);
-            };
-            let parsed = opened
-                .vault
-                .open(&ns.canonical(), DEVICE, &record.blob)
-                .map_err(|e| e.to_string())
-                .and_then(|plain| serde_json::from_slice::<DeviceRecord>(&plain).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(device) => Ok(Some(device)),
-                Err(reason) => {
-                    tracing::warn!(%reason, "the stored device identity cannot be read; quarantining it");
-                    opened
-                        .store
-                        .quarantine(&ns, DEVICE, record.version, &reason, now)?;
-                    Ok(None)
-                }
-            }
+        let read = self
+            .blocking(move |opened| super::read_sealed::<DeviceRecord>(&opened, &ns, DEVICE, now))
+            .await?;
+        Ok(match read {
+            super::Sealed::Found(device) => Some(device),
+            super::Sealed::Missing | super::Sealed::Quarantined => None,
         })
-        .await
     }
 
     pub(super) async fn write_device_record(&self, record: DeviceRecord) -> Result<(), AuthError> {

@@ -357,9 +357,17 @@ impl Inner {
                 self.set_session(record.user.clone(), tokens);
                 Ok(self.state.lock().unwrap_or_else(PoisonError::into_inner).clone())
             }
-            None => Ok(AuthState::SignedOut {
-                reason: SignOutReason::NoStoredSession,
-            }),
+            // Either nothing is stored, or `load_session` quarantined it and said so.
+            None => Ok(
+                match self.state.lock().unwrap_or_else(PoisonError::into_inner).clone() {
+                    unreadable @ AuthState::SignedOut {
+                        reason: SignOutReason::StoredSessionUnreadable,
+                    } => unreadable,
+                    _ => AuthState::SignedOut {
+                        reason: SignOutReason::NoStoredSession,
+                    },
+                },
+            ),
         }
     }
 
@@ -406,50 +414,23 @@ impl Inner {
     }
 
     /// Reads and opens the stored session. An unreadable record is quarantined (kept,
-    /// never deleted) and reported as no session.
+    /// never deleted), reported as no session, and the state says so.
     async fn load_session(&self) -> Result<Option<SessionRecord>, AuthError> {
         let ns = self.namespace.clone();
         let now = self.clock.now_ms();
-        let (record, quarantined) = self
-            .blocking(move |opened| {
-                let Some(record) = opened.store.get(&ns, SESSION)? else {
-                    return Ok((None, false));
-                };
-                let parsed = opened
-                    .vault
-                    .open(&ns.canonical(), SESSION, &record.blob)
-                    .map_err(|e| e.to_string())
-                    .and_then(|plain| {
-                        serde_json::from_slice::<SessionRecord>(&plain).map_err(|e| e.to_string())
-                    });
-                match parsed {
-                    Ok(session) => Ok((Some(session), false)),
-                    Err(reason) => {
-                        // A key changed by another process (a new passphrase) makes every
-                        // record unreadable to this one: that is not damage, keep them.
-                        if let Some(check) = opened.store.meta(META_KEY_CHECK)?
-                            && opened.vault.verify_key_check(&check).is_err()
-                        {
-                            return Err(AuthError::StorageUnavailable {
-                                message: "the vault key was changed by another process: initialize again"
-                                    .to_owned(),
-                            });
-                        }
-                        tracing::warn!(%reason, "the stored session cannot be read; quarantining it");
-                        opened
-                            .store
-                            .quarantine(&ns, SESSION, record.version, &reason, now)?;
-                        Ok((None, true))
-                    }
-                }
-            })
+        let read = self
+            .blocking(move |opened| read_sealed::<SessionRecord>(&opened, &ns, SESSION, now))
             .await?;
-        if quarantined {
-            self.set_state(AuthState::SignedOut {
-                reason: SignOutReason::StoredSessionUnreadable,
-            });
+        match read {
+            Sealed::Found(record) => Ok(Some(record)),
+            Sealed::Missing => Ok(None),
+            Sealed::Quarantined => {
+                self.set_state(AuthState::SignedOut {
+                    reason: SignOutReason::StoredSessionUnreadable,
+                });
+                Ok(None)
+            }
         }
-        Ok(record)
     }
 
     /// Seals and writes the session. Returns once it is durable.
@@ -482,6 +463,59 @@ impl Inner {
 }
 
 use zeroize::Zeroizing;
+
+/// A sealed record as read from the store.
+enum Sealed<T> {
+    Found(T),
+    Missing,
+    /// It could not be opened or parsed, and was moved to the quarantine.
+    Quarantined,
+}
+
+/// Reads, opens and parses the record `name`. One that cannot be opened or parsed is moved
+/// to the quarantine, with a reason that names the failure but never quotes the decrypted
+/// bytes. When the vault's key no longer matches the store's key check (another process
+/// changed the passphrase), every record is unreadable to this process and none is damaged:
+/// that is an error, and nothing is quarantined.
+fn read_sealed<T: serde::de::DeserializeOwned>(
+    opened: &Opened,
+    ns: &Namespace,
+    name: &str,
+    now_ms: i64,
+) -> Result<Sealed<T>, AuthError> {
+    let Some(record) = opened.store.get(ns, name)? else {
+        return Ok(Sealed::Missing);
+    };
+    let parsed = match opened.vault.open(&ns.canonical(), name, &record.blob) {
+        Ok(plain) => serde_json::from_slice::<T>(&plain).map_err(|error| {
+            // serde's message quotes the values it rejects: keep only where and what kind.
+            format!(
+                "the decrypted record is not a valid {name} ({:?} error at line {}, column {})",
+                error.classify(),
+                error.line(),
+                error.column()
+            )
+        }),
+        Err(error) => Err(error.to_string()),
+    };
+    match parsed {
+        Ok(value) => Ok(Sealed::Found(value)),
+        Err(reason) => {
+            if let Some(check) = opened.store.meta(META_KEY_CHECK)?
+                && opened.vault.verify_key_check(&check).is_err()
+            {
+                return Err(AuthError::StorageUnavailable {
+                    message: "the vault key was changed by another process: initialize again".to_owned(),
+                });
+            }
+            tracing::warn!(record = name, %reason, "a stored record cannot be read; quarantining it");
+            opened
+                .store
+                .quarantine(ns, name, record.version, &reason, now_ms)?;
+            Ok(Sealed::Quarantined)
+        }
+    }
+}
 
 fn not_initialized() -> AuthError {
     AuthError::StorageUnavailable {
