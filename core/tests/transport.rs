@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use holdfast_core::device::{DeviceSigner, SoftwareSigner, sign_challenge};
+use holdfast_core::device::{DeviceSigner, SoftwareSigner, device_proof, sign_challenge};
 use holdfast_core::error::TransientCause;
 use holdfast_core::transport::{Failure, Transport, TransportConfig};
 use holdfast_examples::local_server::LocalServer;
@@ -70,13 +70,39 @@ async fn every_route_succeeds_against_the_server_kit() {
     assert_ne!(refreshed.refresh_token, signed_in.tokens.refresh_token);
     let access = refreshed.access_token.clone();
 
-    let me = api.me(&access).await.unwrap().value;
+    // The tokens are bound to the device key: every bearer call carries a device proof for
+    // the URL the transport requests (PROTOCOL 6.1).
+    let proof = |method: &str, route: &str| {
+        device_proof(
+            &signer,
+            method,
+            &api.url_for(route),
+            &access,
+            None,
+            now_ms() / 1000,
+        )
+        .unwrap()
+    };
+    let unproven = api.me(&access, None).await.unwrap_err();
+    assert!(
+        matches!(
+            unproven,
+            Failure::Rejected {
+                status: 401,
+                code: Some(ErrorCode::ProofInvalid),
+                ..
+            }
+        ),
+        "{unproven:?}"
+    );
+    let me = api.me(&access, Some(&proof("GET", "/me"))).await.unwrap().value;
     assert_eq!(me.id, signed_up.value.user.id);
 
     let (tablet, _) = SoftwareSigner::generate().unwrap();
     let registered = api
         .register_device(
             &access,
+            Some(&proof("POST", "/device/register")),
             &DeviceRegisterRequest {
                 device_id: "tablet/1".into(),
                 public_key: tablet.public_jwk().unwrap().to_wire_string(),
@@ -89,13 +115,22 @@ async fn every_route_succeeds_against_the_server_kit() {
     assert_eq!(registered.device.id, "tablet/1");
     assert!(!registered.device_credential.is_empty());
 
-    let devices = api.devices(&access).await.unwrap().value;
+    let devices = api
+        .devices(&access, Some(&proof("GET", "/devices")))
+        .await
+        .unwrap()
+        .value;
     let mut ids: Vec<&str> = devices.iter().map(|d| d.id.as_str()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["phone-1", "tablet/1"]);
 
     // Silent device re-login: a challenge without a bearer token, signed by the device key.
-    let challenge = api.challenge(None, "phone-1").await.unwrap().value.challenge;
+    let challenge = api
+        .challenge(None, None, "phone-1")
+        .await
+        .unwrap()
+        .value
+        .challenge;
     let verified = api
         .verify(&VerifyRequest {
             device_id: "phone-1".into(),
@@ -107,27 +142,47 @@ async fn every_route_succeeds_against_the_server_kit() {
         .value;
     assert!(!verified.tokens.access_token.is_empty());
     // With a bearer token too.
-    let challenge = api.challenge(Some(&access), "tablet/1").await.unwrap().value;
+    let challenge = api
+        .challenge(
+            Some(&access),
+            Some(&proof("POST", "/device/challenge")),
+            "tablet/1",
+        )
+        .await
+        .unwrap()
+        .value;
     assert_eq!(challenge.challenge.len(), 64);
 
     // The id has a '/': it must travel percent-encoded as one path segment.
     assert!(
-        api.revoke_device(&access, "tablet/1")
-            .await
-            .unwrap()
-            .value
-            .success
+        api.revoke_device(
+            &access,
+            Some(&proof("DELETE", &Transport::device_route("tablet/1").unwrap())),
+            "tablet/1"
+        )
+        .await
+        .unwrap()
+        .value
+        .success
     );
-    let devices = api.devices(&access).await.unwrap().value;
+    let devices = api
+        .devices(&access, Some(&proof("GET", "/devices")))
+        .await
+        .unwrap()
+        .value;
     assert!(devices.iter().any(|d| d.id == "tablet/1" && d.revoked));
 
     let signed_out = api
-        .sign_out(&access, Some(&refreshed.refresh_token))
+        .sign_out(
+            &access,
+            Some(&proof("POST", "/signout")),
+            Some(&refreshed.refresh_token),
+        )
         .await
         .unwrap();
     assert!(signed_out.value.success);
     // The server checks revocation on every bearer route.
-    let after = api.me(&access).await.unwrap_err();
+    let after = api.me(&access, Some(&proof("GET", "/me"))).await.unwrap_err();
     assert!(after.is_definitive(), "{after:?}");
     server.stop().await;
 }
@@ -181,7 +236,7 @@ async fn server_rejections_carry_status_and_code() {
         "{taken:?}"
     );
 
-    let bad_token = api.me("not.a.token").await.unwrap_err();
+    let bad_token = api.me("not.a.token", None).await.unwrap_err();
     assert!(
         matches!(
             bad_token,
@@ -199,7 +254,7 @@ async fn server_rejections_carry_status_and_code() {
         "{bad_refresh:?}"
     );
 
-    let missing = api.challenge(None, "no-such-device").await.unwrap_err();
+    let missing = api.challenge(None, None, "no-such-device").await.unwrap_err();
     assert!(missing.is_definitive(), "{missing:?}");
 
     let invalid = api
@@ -232,7 +287,7 @@ async fn a_wrong_route_prefix_is_a_rejection_from_the_server_not_a_portal() {
     })
     .unwrap();
     // The server's own 404 carries the protocol's error envelope.
-    let failure = api.me("t").await.unwrap_err();
+    let failure = api.me("t", None).await.unwrap_err();
     assert!(
         matches!(failure, Failure::Rejected { status: 404, .. }),
         "{failure:?}"
@@ -583,7 +638,7 @@ async fn a_refused_connection_is_network() {
         .unwrap()
         .port();
     let failure = quick(&format!("http://127.0.0.1:{port}"))
-        .me("token")
+        .me("token", None)
         .await
         .unwrap_err();
     match transient(&failure) {
@@ -598,7 +653,7 @@ async fn a_failed_tls_handshake_is_network() {
     // the plain-HTTP answer is refused.
     let (url, _) = fake(Behaviour::PlainHttpToTls).await;
     let failure = quick(&url.replace("http://", "https://"))
-        .me("token")
+        .me("token", None)
         .await
         .unwrap_err();
     assert!(
@@ -615,7 +670,10 @@ async fn requests_carry_bearer_and_json_and_no_secret_leaks_into_failures() {
     )))
     .await;
     let api = quick(&url);
-    let answer = api.revoke_device("access-token-secret", "a b/c").await.unwrap();
+    let answer = api
+        .revoke_device("access-token-secret", Some("proof-secret"), "a b/c")
+        .await
+        .unwrap();
     assert!(answer.value.success);
     let request = requests.recv().await.unwrap();
     assert!(
@@ -626,8 +684,9 @@ async fn requests_carry_bearer_and_json_and_no_secret_leaks_into_failures() {
         request.contains("authorization: Bearer access-token-secret\r\n"),
         "{request}"
     );
+    assert!(request.contains("dpop: proof-secret\r\n"), "{request}");
 
-    api.sign_out("access-token-secret", Some("refresh-token-secret"))
+    api.sign_out("access-token-secret", None, Some("refresh-token-secret"))
         .await
         .unwrap();
     let request = requests.recv().await.unwrap();

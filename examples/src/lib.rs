@@ -5,13 +5,21 @@
 //!   the end-to-end tests prove that such a client works against the server kit.
 //! - [`local_server`]: the server kit on a temporary SQLite database, on a free loopback
 //!   port, for examples and tests.
+//! - [`sync_client`]: a client of the server kit's WebSocket sync endpoint, connecting
+//!   with the sync credentials of `holdfast_core::AuthClient`.
 //! - [`load`]: a bounded load generator for the auth routes (loopback only), behind
 //!   `src/bin/loadgen.rs`; its figures are in `docs/PERFORMANCE.md`.
+//! - [`narrator`]: step-by-step narration with timings and a summary table.
+//! - `src/bin/demo.rs`: the end-to-end demo (the README's run command): a client signs
+//!   up, syncs, survives the server going away and a restart, and is cut off when
+//!   another device revokes it.
 //! - `src/bin/walkthrough.rs`: a narrated tour of the protocol against a local server.
 
 pub mod load;
 pub mod local_server;
+pub mod narrator;
 pub mod protocol_client;
+pub mod sync_client;
 
 /// Installs ring as rustls's process-wide crypto provider unless one is installed.
 ///

@@ -1,7 +1,10 @@
-//! The server kit on a temporary SQLite database and a free loopback port.
+//! The server kit on a temporary SQLite database and a free loopback port: the auth routes
+//! and the WebSocket sync endpoint (`/sync`, items in memory).
 
 use std::net::SocketAddr;
 
+use holdfast_server_kit::gate::{GateConfig, SyncGate};
+use holdfast_server_kit::sync::{SharedCollection, SyncOptions, sync_router};
 use holdfast_server_kit::{AuthService, ServerConfig, Stores, http, tokens};
 use tokio::sync::oneshot;
 
@@ -23,16 +26,18 @@ impl LocalServer {
         let mut config = ServerConfig::new(vec![tokens::generate_secret()]);
         configure(&mut config);
         let service = AuthService::new(config, stores)?;
+        let gate = SyncGate::new(&service, GateConfig::default());
+        let router = http::standalone_router(service).merge(sync_router(
+            gate,
+            SharedCollection::memory(),
+            SyncOptions::default(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(http::serve(
-            listener,
-            http::standalone_router(service),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(http::serve(listener, router, async move {
+            let _ = stopped.await;
+        }));
         Ok(LocalServer {
             address,
             stop: Some(stop),
@@ -44,6 +49,11 @@ impl LocalServer {
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// `http://127.0.0.1:PORT/sync`: the sync endpoint, as device proofs name it.
+    pub fn sync_url(&self) -> String {
+        format!("http://{}/sync", self.address)
     }
 
     /// Stops the server and waits until it has finished its requests in flight.

@@ -1,11 +1,18 @@
 //! A client written only from `PROTOCOL.md`: JSON over HTTP with `reqwest`, a software
 //! P-256 device key with `ring`, and nothing from the server kit. Kora's JavaScript client
 //! is written the same way, so if this client works, that one can.
+//!
+//! A token of a device with a key is bound to it (`cnf.jkt`, PROTOCOL 3), and a bearer call
+//! with it carries a device proof (PROTOCOL 6.1) as the `DPoP` header: give the client the
+//! keys of the devices it plays with [`ProtocolClient::hold_device_key`].
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, RequestBuilder};
-use ring::rand::SystemRandom;
+use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
@@ -60,11 +67,12 @@ impl CallError {
     }
 }
 
-/// A client for the routes of PROTOCOL section 2.
+/// A client for the routes of PROTOCOL section 2. Clones share the device keys they hold.
 #[derive(Debug, Clone)]
 pub struct ProtocolClient {
     base: String,
     http: reqwest::Client,
+    keys: Arc<Mutex<Vec<SoftwareDeviceKey>>>,
 }
 
 impl ProtocolClient {
@@ -76,15 +84,41 @@ impl ProtocolClient {
                 crate::ensure_crypto_provider();
                 reqwest::Client::new()
             },
+            keys: Arc::default(),
         }
     }
 
+    /// Holds `key` from now on: a bearer call whose token is bound to it (`cnf.jkt` is its
+    /// thumbprint) carries a device proof signed with it.
+    pub fn hold_device_key(&self, key: &SoftwareDeviceKey) {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(key.clone());
+    }
+
     fn request(&self, method: Method, path: &str, bearer: Option<&str>) -> RequestBuilder {
-        let builder = self.http.request(method, format!("{}{path}", self.base));
-        match bearer {
+        let url = format!("{}{path}", self.base);
+        // The URL as it is sent (normalised), which the proof must name.
+        let url = reqwest::Url::parse(&url).map_or(url, String::from);
+        let proof = bearer.and_then(|token| self.proof(method.as_str(), &url, token));
+        let builder = self.http.request(method, url);
+        let builder = match bearer {
             Some(token) => builder.bearer_auth(token),
             None => builder,
+        };
+        match proof {
+            Some(proof) => builder.header("DPoP", proof),
+            None => builder,
         }
+    }
+
+    /// A proof for `method url` with `token`, when the token is bound to a held key.
+    fn proof(&self, method: &str, url: &str, token: &str) -> Option<String> {
+        let jkt = bound_thumbprint(token)?;
+        let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = keys.iter().find(|key| key.thumbprint() == jkt)?;
+        key.device_proof(method, url, token).ok()
     }
 
     async fn call(&self, builder: RequestBuilder) -> Result<Value, CallError> {
@@ -243,9 +277,17 @@ impl ProtocolClient {
     }
 }
 
-/// A software ECDSA P-256 device key.
+/// `cnf.jkt` of a token: the payload is the second dot-separated part, base64url JSON.
+fn bound_thumbprint(token: &str) -> Option<String> {
+    let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
+    let claims: Value = serde_json::from_slice(&payload).ok()?;
+    claims.pointer("/cnf/jkt")?.as_str().map(str::to_owned)
+}
+
+/// A software ECDSA P-256 device key. Clones are the same key.
+#[derive(Clone)]
 pub struct SoftwareDeviceKey {
-    pair: EcdsaKeyPair,
+    pair: Arc<EcdsaKeyPair>,
     rng: SystemRandom,
 }
 
@@ -262,20 +304,70 @@ impl SoftwareDeviceKey {
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)?;
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
             .map_err(|_| ring::error::Unspecified)?;
-        Ok(SoftwareDeviceKey { pair, rng })
+        Ok(SoftwareDeviceKey {
+            pair: Arc::new(pair),
+            rng,
+        })
+    }
+
+    /// The public key's coordinates, base64url: SEC1 uncompressed is 0x04 ‖ x ‖ y.
+    fn coordinates(&self) -> (String, String) {
+        let point = self.pair.public_key().as_ref();
+        (
+            URL_SAFE_NO_PAD.encode(&point[1..33]),
+            URL_SAFE_NO_PAD.encode(&point[33..65]),
+        )
     }
 
     /// The public key as the JWK string the protocol sends (PROTOCOL section 4).
     pub fn public_jwk(&self) -> String {
-        // SEC1 uncompressed: 0x04 ‖ x (32 bytes) ‖ y (32 bytes).
-        let point = self.pair.public_key().as_ref();
-        json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        })
-        .to_string()
+        let (x, y) = self.coordinates();
+        json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y }).to_string()
+    }
+
+    /// The RFC 7638 thumbprint (PROTOCOL section 4): SHA-256 over exactly these members in
+    /// this order, base64url.
+    pub fn thumbprint(&self) -> String {
+        let (x, y) = self.coordinates();
+        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
+    }
+
+    /// A device proof (PROTOCOL 6.1) for `method` on `url` with `access_token`, dated now.
+    pub fn device_proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: &str,
+    ) -> Result<String, ring::error::Unspecified> {
+        let (x, y) = self.coordinates();
+        let header = json!({
+            "typ": "dpop+jwt",
+            "alg": "ES256",
+            "jwk": { "kty": "EC", "crv": "P-256", "x": x, "y": y },
+        });
+        let mut jti = [0u8; 16];
+        self.rng.fill(&mut jti)?;
+        let iat = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| ring::error::Unspecified)?
+            .as_secs();
+        let htu = url.split(['?', '#']).next().unwrap_or(url);
+        let ath = ring::digest::digest(&ring::digest::SHA256, access_token.as_bytes());
+        let claims = json!({
+            "jti": URL_SAFE_NO_PAD.encode(jti),
+            "htm": method,
+            "htu": htu,
+            "iat": iat,
+            "ath": URL_SAFE_NO_PAD.encode(ath),
+        });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = self.pair.sign(&self.rng, input.as_bytes())?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())))
     }
 
     /// Signs the UTF-8 bytes of a challenge string: P1363 `r‖s`, base64url.

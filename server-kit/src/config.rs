@@ -168,6 +168,12 @@ pub struct ServerConfig {
     pub password_policy: PasswordPolicy,
     /// Proxies whose `X-Forwarded-For` is believed. Empty: the socket address is the client.
     pub trusted_proxies: Vec<IpAddr>,
+    /// The URL clients use to reach the server, e.g. `https://api.example.com`, when a TLS
+    /// terminator or proxy sits in front; device proofs name it. Default: `http://` + the
+    /// request's Host header. The request's path (route prefix included) follows it, so a
+    /// proxy that strips a path prefix is configured with that prefix here, e.g.
+    /// `https://example.com/api`.
+    pub public_base_url: Option<String>,
     /// At most this many password hashes run at once (default: half the cores, at least 1).
     pub hashing_concurrency: usize,
     /// Argon2id cost for new hashes.
@@ -192,6 +198,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("ip_block", &self.ip_block)
             .field("password_policy", &self.password_policy)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("public_base_url", &self.public_base_url)
             .field("hashing_concurrency", &self.hashing_concurrency)
             .field("argon2", &self.argon2)
             .finish_non_exhaustive()
@@ -219,6 +226,7 @@ impl ServerConfig {
             ip_block: Some(IpBlockPolicy::default()),
             password_policy: PasswordPolicy::default(),
             trusted_proxies: Vec::new(),
+            public_base_url: None,
             hashing_concurrency: (cores / 2).max(1),
             argon2: Argon2Params::default(),
             clock: Arc::new(SystemClock),
@@ -275,6 +283,68 @@ impl ServerConfig {
                 "hashing concurrency must be at least 1".into(),
             ));
         }
+        if let Some(url) = &self.public_base_url {
+            check_public_base_url(url).map_err(|reason| {
+                ConfigError::Invalid(format!("public base URL {reason}, like https://api.example.com"))
+            })?;
+        }
         Ok(())
+    }
+}
+
+/// A public base URL is an absolute `http` or `https` URL with a host and no user info,
+/// query or fragment (a trailing slash is ignored).
+fn check_public_base_url(url: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = url.parse().map_err(|_| "must be an absolute URL")?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("must start with http:// or https://");
+    }
+    let authority = uri.authority().ok_or("must have a host")?;
+    if authority.host().is_empty() || authority.as_str().contains('@') {
+        return Err("must have a host and no user name");
+    }
+    if uri.query().is_some() || url.contains(['?', '#']) {
+        return Err("must not have a query or fragment");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_public_url(url: &str) -> Result<(), ConfigError> {
+        let mut config = ServerConfig::new(vec!["0123456789abcdef0123456789abcdef".into()]);
+        config.public_base_url = Some(url.to_owned());
+        config.validate()
+    }
+
+    #[test]
+    fn public_base_urls_are_absolute_http_urls() {
+        for good in [
+            "https://api.example.com",
+            "https://api.example.com/",
+            "http://127.0.0.1:8080",
+            "https://example.com/api",
+        ] {
+            assert_eq!(with_public_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "api.example.com",
+            "/auth",
+            "ftp://example.com",
+            "wss://example.com",
+            "https://",
+            "https://user:pw@example.com",
+            "https://example.com?x=1",
+            "https://example.com/#f",
+            "https://exa mple.com",
+        ] {
+            assert!(
+                matches!(with_public_url(bad), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
     }
 }

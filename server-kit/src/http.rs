@@ -67,7 +67,15 @@ async fn handle(State(service): State<AuthService>, request: Request) -> Respons
     let (limit, timeout) = (config.max_body_bytes, config.body_read_timeout);
     let body = match read_body(&parts.headers, body, limit, timeout).await {
         Ok(body) => body,
-        Err(error) => return to_axum(error.into_response()),
+        Err(error) => {
+            // The body was not read to its end, so the connection cannot carry another
+            // request: say so, or a client reusing it would see it dropped mid-request.
+            let mut response = to_axum(error.into_response());
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            return response;
+        }
     };
     let request = AuthRequest {
         method: parts.method,

@@ -8,20 +8,29 @@
 //! - [`tokens`]: HS256 tokens with key rotation, issuance and verification;
 //! - [`passwords`]: Argon2id (default) and Kora's PBKDF2-SHA512, hashed off the executor;
 //! - [`devices`]: challenges and P-256 signature verification;
+//! - [`events`]: revocations published for open sync connections (PROTOCOL 6.5);
+//! - [`gate`]: the sync gate: admits device-proven sync connections and says when to cut
+//!   them off;
+//! - [`proofs`]: device proofs (DPoP-shaped) and their replay store;
 //! - [`store`]: storage traits, with SQLite (embedded default) and in-memory backends;
 //! - [`guards`]: rate limits, temporary IP blocks, password policy, client addresses;
 //! - [`service`]: the routes as a framework-agnostic handler ([`AuthService::handle`]);
 //! - [`http`]: an axum `Router` over the service, and a server with graceful shutdown;
+//! - [`sync`]: a WebSocket sync endpoint behind the gate, over a per-user shared collection;
 //! - [`clock`]: time, injectable for tests.
 
 pub mod clock;
 pub mod config;
 pub mod devices;
+pub mod events;
+pub mod gate;
 pub mod guards;
 pub mod http;
 pub mod passwords;
+pub mod proofs;
 pub mod service;
 pub mod store;
+pub mod sync;
 pub mod tokens;
 
 pub use config::{ConfigError, ServerConfig};

@@ -109,6 +109,15 @@ impl TokenKeys {
     /// (rotation), and returns its claims. No time or type checks: see
     /// [`TokenManager::verify`].
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let signed = self.verify_signature(token)?;
+        // Only now, with the payload authenticated, is it decoded and parsed (once).
+        decode_claims(signed.payload_b64)
+    }
+
+    /// The first half of [`TokenKeys::verify`]: structure, header and signature, without
+    /// decoding the claims. Its tag identifies the authenticated payload, so a caller that
+    /// sees the same token often (the sync gate) can keep the parsed claims by tag.
+    pub fn verify_signature<'t>(&self, token: &'t str) -> Result<SignedToken<'t>, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -139,13 +148,33 @@ impl TokenKeys {
         {
             return Err(TokenError::BadSignature);
         }
-        // Only now, with the payload authenticated, is it decoded and parsed (once).
-        decode_claims(payload_b64)
+        Ok(SignedToken { payload_b64, tag })
     }
 
     fn signing_key(&self) -> &hmac::Key {
         // `new` refuses an empty list, so there is always a first key.
         &self.keys[0]
+    }
+}
+
+/// A token whose signature verified (see [`TokenKeys::verify_signature`]).
+#[derive(Clone, Copy)]
+pub struct SignedToken<'t> {
+    payload_b64: &'t str,
+    /// The HMAC tag: the same tag under the same keys means the same payload.
+    pub tag: [u8; 32],
+}
+
+impl SignedToken<'_> {
+    /// Decodes and parses the claims.
+    pub fn claims(&self) -> Result<Claims, TokenError> {
+        decode_claims(self.payload_b64)
+    }
+}
+
+impl std::fmt::Debug for SignedToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignedToken(<redacted>)")
     }
 }
 

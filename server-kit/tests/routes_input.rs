@@ -159,6 +159,9 @@ async fn an_oversized_body_is_a_413() {
     let body = json!({ "email": email("big"), "password": PASSWORD, "name": padding });
     let reply = server.post("/auth/signup", body).await;
     reply.expect_error(413, "VALIDATION_ERROR");
+    // The unread body leaves the connection unusable: the client is told not to reuse it
+    // (otherwise its next request on that connection is dropped).
+    assert_eq!(reply.header("connection"), Some("close"));
     // Just under the limit is processed normally.
     let body = json!({ "email": email("small"), "password": PASSWORD, "name": "x".repeat(900) });
     server.post("/auth/signup", body).await.expect_status(201);

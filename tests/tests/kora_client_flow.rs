@@ -53,6 +53,13 @@ async fn a_protocol_only_client_completes_every_flow() {
     let rotated = client.refresh(&refresh).await.unwrap();
     let access2 = text(&rotated, "/accessToken").unwrap();
     assert_ne!(access2, access);
+    // The keyed device's tokens are bound to its key (cnf.jkt): a bearer call needs a
+    // device proof (PROTOCOL 6.1), which the client makes once it holds the key.
+    assert_eq!(
+        refusal_code(client.me(&access2).await),
+        (401, "PROOF_INVALID".into())
+    );
+    client.hold_device_key(&key);
     assert_eq!(text(&client.me(&access2).await.unwrap(), "/id").unwrap(), user_id);
 
     // Register the device explicitly (same id, same key: idempotent) and get a credential.
@@ -87,14 +94,13 @@ async fn a_protocol_only_client_completes_every_flow() {
     );
 
     // A second device, then list and revoke.
+    let phone_key = SoftwareDeviceKey::generate().unwrap();
+    client.hold_device_key(&phone_key);
     let other = client
         .sign_in(
             "grace@example.com",
             "hopper-cobol-1959",
-            Some((
-                "grace-phone",
-                &SoftwareDeviceKey::generate().unwrap().public_jwk(),
-            )),
+            Some(("grace-phone", &phone_key.public_jwk())),
         )
         .await
         .unwrap();

@@ -339,15 +339,27 @@ impl Inner {
                 .await;
             let delivered = match (item.kind.as_str(), call) {
                 (SIGN_OUT, Ok(call)) => {
-                    match self
-                        .transport
-                        .sign_out(&call.access_token, Some(&call.refresh_token))
-                        .await
-                    {
-                        Ok(_) => true,
+                    // The proof is made now, not when the sign-out was queued: it is good
+                    // for 60 s. Without the device key (revoked, wiped) it goes without
+                    // one, and the server's refusal is as definitive as the revocation.
+                    let transport = &self.transport;
+                    let (access, refresh) = (call.access_token.as_str(), call.refresh_token.as_str());
+                    let url = transport.url_for("/signout");
+                    let outcome = self
+                        .bearer_call(access, "POST", &url, |proof| async move {
+                            transport.sign_out(access, proof.as_deref(), Some(refresh)).await
+                        })
+                        .await;
+                    match outcome {
+                        Ok(Ok(_)) => true,
                         // Already revoked, expired for good, or unknown: nothing left to do.
-                        Err(failure) if failure.is_definitive() => true,
-                        Err(_) => false,
+                        Ok(Err(failure)) if failure.is_definitive() => true,
+                        Ok(Err(_)) => false,
+                        // The device key cannot sign now (e.g. a locked device): later.
+                        Err(error) => {
+                            tracing::info!(%error, "the queued sign-out waits for the device key");
+                            false
+                        }
                     }
                 }
                 // Unreadable or unknown items cannot ever be delivered; dropping them loses

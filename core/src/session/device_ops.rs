@@ -2,15 +2,17 @@
 //! silent re-login, and sync credentials.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 
-use holdfast_protocol::ErrorCode;
 use holdfast_protocol::validate::sanitize_name;
 use holdfast_protocol::wire::{Device, DeviceRegisterRequest};
+use holdfast_protocol::{Claims, ErrorCode};
 
 use super::records::signer_error;
-use super::{AuthClient, SignOutReason};
-use crate::device::{device_proof, sign_challenge};
+use super::{AuthClient, Inner, SignOutReason};
+use crate::device::{SignerError, device_proof, sign_challenge};
 use crate::error::AuthError;
+use crate::transport::{Answer, Failure, Transport};
 
 /// What a sync connection's handshake carries (PROTOCOL 5 and 6.1).
 #[derive(Clone, PartialEq, Eq)]
@@ -59,13 +61,15 @@ impl AuthClient {
             public_key,
             name,
         };
+        let (transport, access, request) = (&self.inner.transport, access.as_str(), &request);
+        let url = transport.url_for("/device/register");
         let answer = self
             .inner
-            .transport
-            .register_device(&access, &request)
-            .await
-            .map_err(|f| f.into_auth_error())?;
-        self.inner.observe_server_time(answer.server_time_ms);
+            .bearer_call(access, "POST", &url, |proof| async move {
+                transport.register_device(access, proof.as_deref(), request).await
+            })
+            .await?
+            .map_err(Failure::into_auth_error)?;
         self.inner
             .store_device_credential(answer.value.device_credential.clone())
             .await;
@@ -127,13 +131,15 @@ impl AuthClient {
     /// Every device of the signed-in user, revoked ones included.
     pub async fn list_devices(&self) -> Result<Vec<Device>, AuthError> {
         let access = self.access_token().await?;
+        let (transport, access) = (&self.inner.transport, access.as_str());
+        let url = transport.url_for("/devices");
         let answer = self
             .inner
-            .transport
-            .devices(&access)
-            .await
-            .map_err(|f| f.into_auth_error())?;
-        self.inner.observe_server_time(answer.server_time_ms);
+            .bearer_call(access, "GET", &url, |proof| async move {
+                transport.devices(access, proof.as_deref()).await
+            })
+            .await?
+            .map_err(Failure::into_auth_error)?;
         Ok(answer.value)
     }
 
@@ -141,13 +147,15 @@ impl AuthClient {
     /// secrets.
     pub async fn revoke_device(&self, device_id: &str) -> Result<(), AuthError> {
         let access = self.access_token().await?;
-        let answer = self
-            .inner
-            .transport
-            .revoke_device(&access, device_id)
-            .await
-            .map_err(|f| f.into_auth_error())?;
-        self.inner.observe_server_time(answer.server_time_ms);
+        let (transport, access) = (&self.inner.transport, access.as_str());
+        let route = Transport::device_route(device_id).map_err(Failure::into_auth_error)?;
+        let url = transport.url_for(&route);
+        self.inner
+            .bearer_call(access, "DELETE", &url, |proof| async move {
+                transport.revoke_device(access, proof.as_deref(), device_id).await
+            })
+            .await?
+            .map_err(Failure::into_auth_error)?;
         let own = self
             .inner
             .stored_device()
@@ -177,5 +185,89 @@ impl AuthClient {
             message: "the re-login task failed".to_owned(),
         })?
         .map(|_| ())
+    }
+}
+
+impl Inner {
+    /// Runs a bearer call of `method` on `url` with `access`, giving `call` the device proof
+    /// the token needs (see [`Inner::bearer_proof`]), and learns the server's clock from the
+    /// answer. A proof refused while this device's idea of the server's time was off is made
+    /// again, once, with the corrected time.
+    ///
+    /// The outer error is a proof that could not be made (a device key unavailable now);
+    /// the inner result is the call's.
+    pub(super) async fn bearer_call<T, Call>(
+        &self,
+        access: &str,
+        method: &str,
+        url: &str,
+        call: impl Fn(Option<String>) -> Call,
+    ) -> Result<Result<Answer<T>, Failure>, AuthError>
+    where
+        Call: Future<Output = Result<Answer<T>, Failure>>,
+    {
+        let mut corrected = false;
+        loop {
+            let proof = self.bearer_proof(access, method, url).await?;
+            let sent_proof = proof.is_some();
+            let result = call(proof).await;
+            let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+            match &result {
+                Ok(answer) => self.observe_server_time(answer.server_time_ms),
+                Err(failure) => self.observe_server_time(failure.server_time_ms()),
+            }
+            let refused_proof = matches!(
+                &result,
+                Err(Failure::Rejected {
+                    code: Some(ErrorCode::ProofInvalid),
+                    ..
+                })
+            );
+            let clock_moved = self.clock_offset_ms.load(Ordering::Relaxed) != offset;
+            if sent_proof && refused_proof && clock_moved && !corrected {
+                corrected = true;
+                continue;
+            }
+            return Ok(result);
+        }
+    }
+
+    /// The device proof (PROTOCOL 6.1) a bearer call of `method` on `url` with `access`
+    /// carries: one when the token is bound to a key (`cnf.jkt`) and that key is this
+    /// device's, dated by the server's clock. `None` for an unbound token, and when the key
+    /// is gone or replaced (device revoked, identity wiped): the server then refuses the
+    /// bound token with `PROOF_INVALID`, as definitively as it would refuse the token
+    /// anyway. An existing key that cannot sign now (a locked device) is an error.
+    pub(super) async fn bearer_proof(
+        &self,
+        access: &str,
+        method: &str,
+        url: &str,
+    ) -> Result<Option<String>, AuthError> {
+        let Some(jkt) = Claims::decode_unverified(access)
+            .ok()
+            .and_then(|claims| claims.cnf)
+            .map(|cnf| cnf.jkt)
+        else {
+            return Ok(None);
+        };
+        let Some(device) = self.stored_device().await? else {
+            return Ok(None);
+        };
+        let thumbprint = match device.signer.public_jwk() {
+            Ok(jwk) => jwk.thumbprint(),
+            Err(SignerError::InvalidKey { .. }) => return Ok(None),
+            Err(error) => return Err(signer_error(error)),
+        };
+        if thumbprint != jkt {
+            return Ok(None);
+        }
+        let now_secs = self.server_now_ms().div_euclid(1000);
+        match device_proof(device.signer.as_ref(), method, url, access, None, now_secs) {
+            Ok(proof) => Ok(Some(proof)),
+            Err(SignerError::InvalidKey { .. }) => Ok(None),
+            Err(SignerError::InvalidInput { message }) => Err(AuthError::InvalidInput { message }),
+            Err(error) => Err(signer_error(error)),
+        }
     }
 }

@@ -223,7 +223,7 @@ impl Inner {
             }
         };
         let attempt = async {
-            let challenge = self.transport.challenge(None, &device.id).await?;
+            let challenge = self.transport.challenge(None, None, &device.id).await?;
             self.observe_server_time(challenge.server_time_ms);
             let signature =
                 sign_challenge(device.signer.as_ref(), &challenge.value.challenge).map_err(|error| {

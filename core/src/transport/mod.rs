@@ -9,7 +9,10 @@
 //! or 429 is transient whatever its body, and so is every network error.
 //!
 //! Tokens travel as `Authorization: Bearer`, passwords only in request bodies; neither is
-//! ever logged, and [`Transport`]'s `Debug` shows the server URL only.
+//! ever logged, and [`Transport`]'s `Debug` shows the server URL only. A bearer call whose
+//! token is bound to the device key (`cnf.jkt`) also carries a device proof as the `DPoP`
+//! header (PROTOCOL 6.1); the caller makes it for [`Transport::url_for`] the route, the URL
+//! the request goes to, and it is marked sensitive like the token.
 
 mod config;
 mod failure;
@@ -28,7 +31,7 @@ use holdfast_protocol::wire::{
     VerifyResponse,
 };
 use reqwest::Method;
-use reqwest::header::{ACCEPT, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -73,14 +76,33 @@ impl Transport {
         &self.base
     }
 
+    /// The absolute URL a call to `route` (e.g. `/me`, or [`Transport::device_route`])
+    /// requests, normalised as it is sent: what a device proof's `htu` names.
+    pub fn url_for(&self, route: &str) -> String {
+        let url = format!("{}{route}", self.base);
+        match reqwest::Url::parse(&url) {
+            Ok(parsed) => parsed.into(),
+            Err(_) => url,
+        }
+    }
+
+    /// The route of `DELETE /device/:id` for `device_id`, percent-encoded; an id that cannot
+    /// be a path segment (empty, `.` or `..`) is [`Failure::InvalidRequest`].
+    pub fn device_route(device_id: &str) -> Result<String, Failure> {
+        let segment = path_segment(device_id).ok_or_else(|| Failure::InvalidRequest {
+            message: "this device id cannot be used in a URL".to_owned(),
+        })?;
+        Ok(format!("/device/{segment}"))
+    }
+
     /// `POST /signup` (201).
     pub async fn sign_up(&self, body: &SignUpRequest) -> Result<Answer<AuthSession>, Failure> {
-        self.call(Method::POST, "/signup", None, Some(body)).await
+        self.call(Method::POST, "/signup", None, None, Some(body)).await
     }
 
     /// `POST /signin`.
     pub async fn sign_in(&self, body: &SignInRequest) -> Result<Answer<AuthSession>, Failure> {
-        self.call(Method::POST, "/signin", None, Some(body)).await
+        self.call(Method::POST, "/signin", None, None, Some(body)).await
     }
 
     /// `POST /refresh`: exchanges the refresh token for a new pair (both rotate).
@@ -88,80 +110,101 @@ impl Transport {
         let body = RefreshRequest {
             refresh_token: refresh_token.to_owned(),
         };
-        self.call(Method::POST, "/refresh", None, Some(&body)).await
+        self.call(Method::POST, "/refresh", None, None, Some(&body)).await
     }
 
-    /// `POST /signout`: revokes the session, and the refresh token when given.
+    /// `POST /signout`: revokes the session, and the refresh token when given. `proof`:
+    /// the device proof for `POST` on [`Transport::url_for`]`("/signout")`, when the access
+    /// token is bound.
     pub async fn sign_out(
         &self,
         access_token: &str,
+        proof: Option<&str>,
         refresh_token: Option<&str>,
     ) -> Result<Answer<Success>, Failure> {
         let body = SignOutRequest {
             refresh_token: refresh_token.map(str::to_owned),
         };
-        self.call(Method::POST, "/signout", Some(access_token), Some(&body))
+        self.call(Method::POST, "/signout", Some(access_token), proof, Some(&body))
             .await
     }
 
-    /// `GET /me`.
-    pub async fn me(&self, access_token: &str) -> Result<Answer<User>, Failure> {
-        self.call(Method::GET, "/me", Some(access_token), None::<&()>)
+    /// `GET /me`, with a device proof for `GET` on `url_for("/me")` when the token is bound.
+    pub async fn me(&self, access_token: &str, proof: Option<&str>) -> Result<Answer<User>, Failure> {
+        self.call(Method::GET, "/me", Some(access_token), proof, None::<&()>)
             .await
     }
 
-    /// `GET /devices`: the user's devices, revoked ones included.
-    pub async fn devices(&self, access_token: &str) -> Result<Answer<Vec<Device>>, Failure> {
-        self.call(Method::GET, "/devices", Some(access_token), None::<&()>)
+    /// `GET /devices`: the user's devices, revoked ones included. With a device proof for
+    /// `GET` on `url_for("/devices")` when the token is bound.
+    pub async fn devices(
+        &self,
+        access_token: &str,
+        proof: Option<&str>,
+    ) -> Result<Answer<Vec<Device>>, Failure> {
+        self.call(Method::GET, "/devices", Some(access_token), proof, None::<&()>)
             .await
     }
 
-    /// `POST /device/register` (201): registers this device's public key.
+    /// `POST /device/register` (201): registers this device's public key. With a device
+    /// proof for `POST` on `url_for("/device/register")` when the token is bound.
     pub async fn register_device(
         &self,
         access_token: &str,
+        proof: Option<&str>,
         body: &DeviceRegisterRequest,
     ) -> Result<Answer<DeviceRegistration>, Failure> {
-        self.call(Method::POST, "/device/register", Some(access_token), Some(body))
-            .await
+        self.call(
+            Method::POST,
+            "/device/register",
+            Some(access_token),
+            proof,
+            Some(body),
+        )
+        .await
     }
 
     /// `POST /device/challenge`. Without an access token (PROTOCOL 6.4) for a silent
-    /// device re-login after the session was lost.
+    /// device re-login after the session was lost; with a bound one, with a device proof
+    /// for `POST` on `url_for("/device/challenge")`.
     pub async fn challenge(
         &self,
         access_token: Option<&str>,
+        proof: Option<&str>,
         device_id: &str,
     ) -> Result<Answer<ChallengeResponse>, Failure> {
         let body = ChallengeRequest {
             device_id: device_id.to_owned(),
         };
-        self.call(Method::POST, "/device/challenge", access_token, Some(&body))
-            .await
+        self.call(
+            Method::POST,
+            "/device/challenge",
+            access_token,
+            proof,
+            Some(&body),
+        )
+        .await
     }
 
     /// `POST /device/verify`: a signed challenge for fresh tokens (no bearer token).
     pub async fn verify(&self, body: &VerifyRequest) -> Result<Answer<VerifyResponse>, Failure> {
-        self.call(Method::POST, "/device/verify", None, Some(body)).await
+        self.call(Method::POST, "/device/verify", None, None, Some(body))
+            .await
     }
 
-    /// `DELETE /device/:id`. The id is percent-encoded; one that cannot be a path segment
-    /// (empty, `.` or `..`) is [`Failure::InvalidRequest`] and nothing is sent.
+    /// `DELETE /device/:id`. The id is percent-encoded ([`Transport::device_route`]); one
+    /// that cannot be a path segment (empty, `.` or `..`) is [`Failure::InvalidRequest`]
+    /// and nothing is sent. With a device proof for `DELETE` on the route's URL when the
+    /// token is bound.
     pub async fn revoke_device(
         &self,
         access_token: &str,
+        proof: Option<&str>,
         device_id: &str,
     ) -> Result<Answer<Success>, Failure> {
-        let segment = path_segment(device_id).ok_or_else(|| Failure::InvalidRequest {
-            message: "this device id cannot be used in a URL".to_owned(),
-        })?;
-        self.call(
-            Method::DELETE,
-            &format!("/device/{segment}"),
-            Some(access_token),
-            None::<&()>,
-        )
-        .await
+        let route = Transport::device_route(device_id)?;
+        self.call(Method::DELETE, &route, Some(access_token), proof, None::<&()>)
+            .await
     }
 
     async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -169,15 +212,24 @@ impl Transport {
         method: Method,
         route: &str,
         access_token: Option<&str>,
+        proof: Option<&str>,
         body: Option<&B>,
     ) -> Result<Answer<T>, Failure> {
         let mut request = self
             .client
-            .request(method, format!("{}{route}", self.base))
+            .request(method, self.url_for(route))
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(token) = access_token {
             // Marks the header sensitive, so no `Debug` of the request shows it.
             request = request.bearer_auth(token);
+        }
+        if let Some(proof) = proof {
+            // A proof opens this request for 60 s: as sensitive as the token.
+            let mut value = HeaderValue::from_str(proof).map_err(|_| Failure::InvalidRequest {
+                message: "the device proof is not a valid header value".to_owned(),
+            })?;
+            value.set_sensitive(true);
+            request = request.header(DPOP, value);
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -220,6 +272,9 @@ fn path_segment(text: &str) -> Option<String> {
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// The header that carries a device proof (PROTOCOL 6.1).
+const DPOP: HeaderName = HeaderName::from_static("dpop");
 
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,31 @@ fn debug_shows_the_url_only() {
 }
 
 #[test]
+fn urls_for_proofs_are_the_urls_requested() {
+    let transport = Transport::new(TransportConfig::new("HTTPS://Auth.Example:443/api/")).unwrap();
+    assert_eq!(transport.url_for("/me"), "https://auth.example/api/auth/me");
+    let route = Transport::device_route("a b/c").unwrap();
+    assert_eq!(route, "/device/a%20b%2Fc");
+    assert_eq!(
+        transport.url_for(&route),
+        "https://auth.example/api/auth/device/a%20b%2Fc"
+    );
+    assert!(matches!(
+        Transport::device_route(".."),
+        Err(Failure::InvalidRequest { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_unsendable_proof_is_an_invalid_request() {
+    let transport = Transport::new(TransportConfig::new("http://127.0.0.1:9")).unwrap();
+    match transport.me("token", Some("bad\nproof-secret")).await {
+        Err(Failure::InvalidRequest { message }) => assert!(!message.contains("secret"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn invalid_urls_are_refused_at_construction() {
     assert!(matches!(
         Transport::new(TransportConfig::new("not a url")),
@@ -48,7 +73,7 @@ async fn dns_failure_is_transient_network() {
         builder.dns_resolver(std::sync::Arc::new(NoDns))
     })
     .unwrap();
-    match transport.me("token").await {
+    match transport.me("token", None).await {
         Err(Failure::Transient {
             cause: TransientCause::Network(message),
             server_time_ms: None,
@@ -62,10 +87,10 @@ async fn unsendable_ids_and_tokens_are_invalid_requests() {
     // A closed port: nothing may be sent, so nothing must be listening either.
     let transport = Transport::new(TransportConfig::new("http://127.0.0.1:9")).unwrap();
     assert!(matches!(
-        transport.revoke_device("token", "..").await,
+        transport.revoke_device("token", None, "..").await,
         Err(Failure::InvalidRequest { .. })
     ));
-    match transport.me("bad\ntoken-secret").await {
+    match transport.me("bad\ntoken-secret", None).await {
         Err(Failure::InvalidRequest { message }) => assert!(!message.contains("secret"), "{message}"),
         other => panic!("{other:?}"),
     }

@@ -8,33 +8,11 @@
 use std::time::Instant;
 
 use holdfast_examples::local_server::LocalServer;
+use holdfast_examples::narrator::Narrator;
 use holdfast_examples::protocol_client::{CallError, ProtocolClient, SoftwareDeviceKey, text};
 use serde_json::Value;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-struct Narrator {
-    started: Instant,
-    steps: Vec<(String, f64, String)>,
-}
-
-impl Narrator {
-    fn step(&mut self, title: &str, started: Instant, outcome: String) {
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        println!(
-            "[{:>8.1} ms] {title}\n             {outcome}",
-            self.started.elapsed().as_secs_f64() * 1000.0
-        );
-        self.steps.push((title.to_owned(), ms, outcome));
-    }
-
-    fn summary(&self) {
-        println!("\n{:<4} {:<52} {:>9}", "#", "step", "took");
-        for (i, (title, ms, _)) in self.steps.iter().enumerate() {
-            println!("{:<4} {:<52} {:>7.1}ms", i + 1, title, ms);
-        }
-    }
-}
 
 fn refused(result: std::result::Result<Value, CallError>) -> Result<String> {
     match result {
@@ -57,10 +35,7 @@ async fn main() -> Result<()> {
         .position(|a| a == "--server")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    let mut narrator = Narrator {
-        started: Instant::now(),
-        steps: Vec::new(),
-    };
+    let mut narrator = Narrator::new();
 
     let t = Instant::now();
     let local = match &external {
@@ -78,6 +53,8 @@ async fn main() -> Result<()> {
     let client = ProtocolClient::new(&base);
 
     let laptop_key = SoftwareDeviceKey::generate().map_err(|_| "key generation failed")?;
+    // Tokens of a device with a key are bound to it: bearer calls carry its proof.
+    client.hold_device_key(&laptop_key);
     let laptop = "laptop-01";
     let email = format!("walkthrough-{}@example.com", std::process::id());
 
@@ -123,7 +100,7 @@ async fn main() -> Result<()> {
     narrator.step(
         "refresh: both tokens rotate",
         t,
-        "the old refresh token is now consumed".into(),
+        "the old refresh token is now consumed",
     );
 
     let t = Instant::now();
@@ -145,7 +122,7 @@ async fn main() -> Result<()> {
     narrator.step(
         "silent device re-login: challenge + P-256 signature",
         t,
-        "fresh tokens without a password".into(),
+        "fresh tokens without a password",
     );
 
     let t = Instant::now();
@@ -153,6 +130,7 @@ async fn main() -> Result<()> {
     narrator.step("replay the same signed challenge", t, outcome);
 
     let phone_key = SoftwareDeviceKey::generate().map_err(|_| "key generation failed")?;
+    client.hold_device_key(&phone_key);
     let t = Instant::now();
     let phone = client
         .sign_in(

@@ -1,4 +1,6 @@
-//! `holdfast-server`: the server kit's auth routes as a standalone HTTP server.
+//! `holdfast-server`: the server kit's auth routes as a standalone HTTP server, with a
+//! WebSocket sync endpoint (`GET /sync`, see `holdfast_server_kit::sync`) behind the sync
+//! gate.
 //!
 //! Its first line on stdout is exactly `listening on http://ADDR`, which tests and tools
 //! parse (also with `--listen 127.0.0.1:0`). Logs go to stderr (`RUST_LOG` filters them).
@@ -11,10 +13,16 @@ use std::time::Duration;
 
 use clap::Parser;
 use holdfast_server_kit::config::{IpBlockPolicy, PasswordPolicy, RateLimits};
+use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy, SyncGate};
 use holdfast_server_kit::store::RateLimit;
+use holdfast_server_kit::sync::{SYNC_PATH, SharedCollection, SyncOptions, sync_router};
 use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, tokens};
 
 /// Holdfast auth server: Kora-compatible auth routes with a device registry, on SQLite.
+///
+/// GET /sync is a WebSocket sync endpoint: each connection is admitted by the sync gate
+/// (access token, and a device proof where the token is bound to a key) and closed as soon
+/// as its device or session is revoked. Its items are kept in DATABASE.sync.db.
 ///
 /// Token secrets come from HOLDFAST_SECRET (comma-separated: the first signs, all verify,
 /// for key rotation; each at least 32 characters). When it is unset, a secret is generated
@@ -66,6 +74,18 @@ struct Args {
     #[arg(long = "trusted-proxy", value_name = "IP")]
     trusted_proxies: Vec<IpAddr>,
 
+    /// The URL clients use to reach the server, e.g. https://api.example.com, when a TLS
+    /// terminator or proxy sits in front: device proofs (DPoP) name it. Default: http://
+    /// and the request's Host header.
+    #[arg(long = "public-url", value_name = "URL")]
+    public_url: Option<String>,
+
+    /// Sync connections whose token is not bound to a device key and that bring no device
+    /// proof: `admit-unbound` lets them in (Kora web clients, keyless devices), `reject`
+    /// refuses them. A token bound to a key always needs its proof.
+    #[arg(long, value_enum, default_value_t = SyncProofless::AdmitUnbound, value_name = "POLICY")]
+    sync_proofless: SyncProofless,
+
     /// Route prefix.
     #[arg(long, default_value = "/auth", value_name = "PATH")]
     prefix: String,
@@ -99,6 +119,12 @@ enum PasswordClass {
     Upper,
     Digit,
     Symbol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SyncProofless {
+    Reject,
+    AdmitUnbound,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +185,11 @@ async fn run(args: Args) -> Result<(), String> {
     // Everything is checked before anything is written: a bad flag leaves no files behind.
     let mut config = build_config(&args, secrets.list());
     check_config(&config, &secrets)?;
+    if config.route_prefix == SYNC_PATH {
+        return Err(format!(
+            "the route prefix cannot be {SYNC_PATH}: that is the sync endpoint"
+        ));
+    }
     match &secrets {
         Secrets::Env(_) => {}
         Secrets::File(file, _) => tracing::warn!(
@@ -179,7 +210,26 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     let stores = Stores::sqlite(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let sync_path = sync_collection_path(&path);
+    let collection = SharedCollection::open(&sync_path)
+        .map_err(|e| format!("cannot open {}: {e}", sync_path.display()))?;
     let service = AuthService::new(config, stores).map_err(|e| format!("invalid configuration: {e}"))?;
+    let gate = SyncGate::new(
+        &service,
+        GateConfig {
+            proofless: match args.sync_proofless {
+                SyncProofless::Reject => ProoflessPolicy::Reject,
+                SyncProofless::AdmitUnbound => ProoflessPolicy::AdmitUnbound,
+            },
+            ..GateConfig::default()
+        },
+    );
+    let sync_options = SyncOptions {
+        public_url: args.public_url.clone(),
+        ..SyncOptions::default()
+    };
+    let router =
+        http::standalone_router(service.clone()).merge(sync_router(gate.clone(), collection, sync_options));
 
     // Installed before the first stdout line: a signal sent as soon as a supervisor reads
     // it must stop the server gracefully, not kill it with the default disposition.
@@ -223,12 +273,15 @@ async fn run(args: Args) -> Result<(), String> {
     };
 
     let maintenance = service.spawn_maintenance(Duration::from_secs(600));
-    let server = http::serve(listener, http::standalone_router(service), shutdown);
+    let server = http::serve(listener, router, shutdown);
     let result = tokio::select! {
         result = server => result,
         () = deadline => Ok(()),
     };
     maintenance.abort();
+    if let Err(error) = gate.flush_last_seen().await {
+        tracing::warn!(%error, "could not record the devices' last sync connections");
+    }
     tracing::info!("holdfast-server stopped");
     result.map_err(|e| format!("server failed: {e}"))
 }
@@ -247,6 +300,13 @@ fn sqlite_path(database: &str) -> Result<PathBuf, String> {
         return Err("an in-memory database is not supported: give a file, like sqlite:./holdfast.db".into());
     }
     Ok(PathBuf::from(path))
+}
+
+/// The sync endpoint's items live beside the database: `DATABASE.sync.db`.
+fn sync_collection_path(database: &Path) -> PathBuf {
+    let mut file = database.as_os_str().to_owned();
+    file.push(".sync.db");
+    PathBuf::from(file)
 }
 
 /// Where the token secrets come from.
@@ -378,6 +438,7 @@ fn build_config(args: &Args, secrets: Vec<String>) -> ServerConfig {
     };
     config.trusted_proxies = args.trusted_proxies.clone();
     config.route_prefix = args.prefix.clone();
+    config.public_base_url = args.public_url.clone();
     config.max_body_bytes = args.max_body_bytes;
     let require = |class| args.password_require.contains(&class);
     config.password_policy = PasswordPolicy {

@@ -13,6 +13,7 @@ use super::bearer::access_token_error;
 use super::{
     ApiError, AuthRequest, AuthResponse, AuthService, bearer_token, ip_key, parse_json, parse_optional_json,
 };
+use crate::events::Revocation;
 use crate::guards::check_password_policy;
 use crate::store::{
     DeviceKey, DeviceRecord, NewDevice, NewUser, RefreshRecord, RotateOutcome, StoreError, UserRecord,
@@ -340,6 +341,10 @@ impl AuthService {
         // Remember the revocation as long as any token of the family can live.
         let until = self.now_secs() + self.inner.tokens.policy().refresh_ttl_secs;
         self.inner.stores.tokens.revoke_family(family, until).await?;
+        self.inner.events.publish(Revocation::Family {
+            user_id: parent.sub.clone(),
+            family: family.to_owned(),
+        });
         Ok(())
     }
 
@@ -370,6 +375,7 @@ impl AuthService {
             }
             Err(error) => return Err(access_token_error(error)),
         };
+        self.check_request_proof(request, token, &access).await?;
         let access = self.check_standing(access).await?.claims;
 
         let revocations = &self.inner.stores.tokens;
@@ -380,13 +386,26 @@ impl AuthService {
         if let Some(family) = &access.fam {
             revocations.revoke_family(family, session_end).await?;
         }
+        let mut ended = vec![access.fam.clone()];
         if let Some(refresh) = refresh.filter(|r| r.sub == access.sub) {
             revocations
                 .revoke_token(&refresh.jti, refresh.exp + leeway)
                 .await?;
             if let Some(family) = refresh.fam.as_ref().filter(|f| access.fam.as_ref() != Some(*f)) {
                 revocations.revoke_family(family, session_end).await?;
+                ended.push(Some(family.clone()));
             }
+        }
+        let events = &self.inner.events;
+        events.publish(Revocation::Token {
+            user_id: access.sub.clone(),
+            jti: access.jti.clone(),
+        });
+        for family in ended.into_iter().flatten() {
+            events.publish(Revocation::Family {
+                user_id: access.sub.clone(),
+                family,
+            });
         }
         Ok(AuthResponse::data(StatusCode::OK, &Success { success: true }))
     }

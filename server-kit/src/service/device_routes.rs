@@ -16,6 +16,7 @@ use http::StatusCode;
 use super::account::device_key;
 use super::{ApiError, AuthRequest, AuthResponse, AuthService, bearer_token, ip_key, parse_json};
 use crate::devices::{new_challenge, verify_challenge};
+use crate::events::Revocation;
 use crate::store::{ConsumeOutcome, DeviceRecord, NewDevice};
 
 fn device_not_found() -> ApiError {
@@ -242,6 +243,10 @@ impl AuthService {
             return Err(device_not_found());
         }
         tracing::info!(device = %device.id, "device revoked");
+        self.inner.events.publish(Revocation::Device {
+            user_id: device.user_id.clone(),
+            device_id: device.id.clone(),
+        });
         Ok(AuthResponse::data(StatusCode::OK, &Success { success: true }))
     }
 }

@@ -11,11 +11,13 @@
 //! - [`exchange`]: request, response, errors and body parsing.
 
 mod account;
+mod admin;
 mod bearer;
 mod device_routes;
 mod exchange;
 
 pub use bearer::Authenticated;
+pub(crate) use bearer::request_url;
 pub use exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json};
 
 use std::net::IpAddr;
@@ -25,6 +27,7 @@ use std::time::Duration;
 use http::Method;
 
 use crate::config::{ConfigError, ServerConfig};
+use crate::events::RevocationBus;
 use crate::guards::{self, Guards};
 use crate::passwords::PasswordHasher;
 use crate::store::Stores;
@@ -42,6 +45,7 @@ struct Inner {
     tokens: TokenManager,
     hasher: PasswordHasher,
     guards: Guards,
+    events: RevocationBus,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -80,6 +84,7 @@ impl AuthService {
                 tokens,
                 hasher,
                 guards,
+                events: RevocationBus::new(),
             }),
         })
     }
@@ -92,6 +97,12 @@ impl AuthService {
     /// The stores.
     pub fn stores(&self) -> &Stores {
         &self.inner.stores
+    }
+
+    /// Where revocations are published (PROTOCOL 6.5): the sync gate subscribes to cut off
+    /// open connections.
+    pub fn revocations(&self) -> &RevocationBus {
+        &self.inner.events
     }
 
     /// The token manager (to verify tokens outside the routes, e.g. in a sync gate).

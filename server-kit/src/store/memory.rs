@@ -255,6 +255,23 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
+    async fn revoke_user_families(&self, user_id: &str, expires_at: i64) -> Result<Vec<String>, StoreError> {
+        let mut state = self.state();
+        let mut families: Vec<String> = state
+            .refresh
+            .values()
+            .filter(|refresh| refresh.record.user_id == user_id)
+            .map(|refresh| refresh.record.family.clone())
+            .collect();
+        families.sort();
+        families.dedup();
+        for family in &families {
+            let until = state.revoked_families.entry(family.clone()).or_insert(expires_at);
+            *until = (*until).max(expires_at);
+        }
+        Ok(families)
+    }
+
     async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError> {
         let state = self.state();
         Ok(state.revoked_tokens.contains_key(jti)

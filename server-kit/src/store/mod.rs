@@ -93,6 +93,14 @@ pub trait DeviceStore: Send + Sync {
     async fn revoke_device(&self, id: &str, user_id: &str) -> Result<bool, StoreError>;
     /// Records that the device was seen at `now_ms`.
     async fn touch_device(&self, id: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// [`DeviceStore::touch_device`] for many devices at once (the sync gate's coalesced
+    /// `lastSeenAt`); backends override it to write them in one transaction.
+    async fn touch_devices(&self, seen: &[(String, i64)]) -> Result<(), StoreError> {
+        for (id, now_ms) in seen {
+            self.touch_device(id, *now_ms).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Refresh rotation state and revocations.
@@ -115,6 +123,9 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     /// Revokes a whole token family (one sign-in session), remembered until `expires_at`.
     async fn revoke_family(&self, family: &str, expires_at: i64) -> Result<(), StoreError>;
+    /// Revokes every family of `user_id` that has a stored refresh token (signing out
+    /// everywhere), until `expires_at` (seconds). Returns the families revoked.
+    async fn revoke_user_families(&self, user_id: &str, expires_at: i64) -> Result<Vec<String>, StoreError>;
     /// Whether the token `jti`, or its `family`, is revoked.
     async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError>;
     /// Forgets refresh records and revocations whose expiry (seconds) is before `now`.
@@ -174,6 +185,9 @@ pub struct Stores {
     pub challenges: Arc<dyn ChallengeStore>,
     /// Rate limits.
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// Device-proof ids seen within their window (in memory unless replaced by a shared
+    /// store, as several instances need).
+    pub replays: Arc<dyn crate::proofs::ReplayStore>,
 }
 
 impl Stores {
@@ -188,6 +202,7 @@ impl Stores {
             tokens: backend.clone(),
             challenges: backend.clone(),
             rate_limits: backend,
+            replays: Arc::new(crate::proofs::MemoryReplayStore::new()),
         }
     }
 

@@ -1,12 +1,24 @@
 //! A software P-256 device key, as a device's secure hardware would hold it: the JWK forms
-//! clients send, the RFC 7638 thumbprint, and challenge signatures (P1363 and, for negative
-//! tests, DER).
+//! clients send, the RFC 7638 thumbprint, challenge signatures (P1363 and, for negative
+//! tests, DER) and device proofs (PROTOCOL 6.1).
+//!
+//! Every key generated in a test process is remembered by thumbprint, so the harness can
+//! add a `DPoP` proof to a request whose token is bound to one ([`DeviceKey::holding`]), as
+//! the device holding the key would.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use holdfast_protocol::PublicJwk;
+use holdfast_protocol::proof::{ProofClaims, access_token_hash, assemble, signing_input};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::elliptic_curve::Generate;
+
+/// Every key generated in this process, by thumbprint.
+static GENERATED: Mutex<Option<HashMap<String, SigningKey>>> = Mutex::new(None);
 
 /// A software P-256 device key, as a device's secure hardware would hold it.
 pub struct DeviceKey {
@@ -16,9 +28,56 @@ pub struct DeviceKey {
 impl DeviceKey {
     /// A fresh random key.
     pub fn generate() -> DeviceKey {
-        DeviceKey {
+        let key = DeviceKey {
             key: SigningKey::generate(),
-        }
+        };
+        GENERATED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(HashMap::new)
+            .insert(key.thumbprint(), key.key.clone());
+        key
+    }
+
+    /// The key generated in this process whose thumbprint is `jkt`, if any.
+    pub fn holding(jkt: &str) -> Option<DeviceKey> {
+        let keys = GENERATED.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = keys.as_ref()?.get(jkt)?.clone();
+        Some(DeviceKey { key })
+    }
+
+    /// A device proof for `method` on `url`, bound to `access_token`, dated `iat` (server
+    /// seconds), with a fresh `jti`.
+    pub fn proof(&self, method: &str, url: &str, access_token: &str, iat: i64) -> String {
+        self.proof_with(&ProofClaims {
+            jti: uuid::Uuid::new_v4().to_string(),
+            htm: method.to_owned(),
+            htu: url.to_owned(),
+            iat,
+            ath: access_token_hash(access_token),
+            nonce: None,
+        })
+    }
+
+    /// A proof over any claims, signed with this key (P1363).
+    pub fn proof_with(&self, claims: &ProofClaims) -> String {
+        let input = signing_input(&self.public_jwk(), claims);
+        let signature: Signature = self.key.sign(input.as_bytes());
+        assemble(&input, &signature.to_bytes().into())
+    }
+
+    /// The same proof with an ASN.1 DER signature (what PROTOCOL 6.1 refuses).
+    pub fn proof_der(&self, claims: &ProofClaims) -> String {
+        let input = signing_input(&self.public_jwk(), claims);
+        let signature: Signature = self.key.sign(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.to_der().to_bytes())
+        )
+    }
+
+    fn public_jwk(&self) -> PublicJwk {
+        PublicJwk::parse(&self.jwk()).expect("a valid JWK")
     }
 
     fn coordinates(&self) -> (String, String) {

@@ -44,6 +44,8 @@ pub struct TestServer {
     pub stores: Stores,
     /// A client with no default headers.
     pub client: reqwest::Client,
+    /// The service behind the routes (for a sync gate, or account-wide actions).
+    pub service: AuthService,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     dir: Arc<tempfile::TempDir>,
@@ -111,7 +113,7 @@ impl TestServer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, standalone_router(service), async {
+        let task = tokio::spawn(serve(listener, standalone_router(service.clone()), async {
             let _ = stopped.await;
         }));
         let client = {
@@ -127,6 +129,7 @@ impl TestServer {
             clock,
             stores,
             client,
+            service,
             shutdown: Some(shutdown),
             task: Some(task),
             dir,
@@ -158,14 +161,32 @@ impl TestServer {
         Reply::read(self.request(Method::POST, path).json(&body)).await
     }
 
-    /// POSTs `body` as JSON with a bearer token.
-    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> Reply {
-        Reply::read(self.request(Method::POST, path).bearer_auth(token).json(&body)).await
+    /// A request for `path` with `Authorization: Bearer token`, and, when the token is
+    /// bound to a key this test process generated (`cnf.jkt`), a fresh `DPoP` proof for it
+    /// dated by the server's clock, as the device holding the key sends (PROTOCOL 6.1).
+    pub fn bearer_request(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        let request = self.request(method.clone(), path).bearer_auth(token);
+        let bound = Claims::decode_unverified(token)
+            .ok()
+            .and_then(|claims| claims.cnf);
+        match bound.and_then(|cnf| DeviceKey::holding(&cnf.jkt)) {
+            Some(key) => {
+                let proof = key.proof(method.as_str(), &self.url(path), token, self.now_secs());
+                request.header("DPoP", proof)
+            }
+            None => request,
+        }
     }
 
-    /// GETs `path` with a bearer token.
+    /// POSTs `body` as JSON with a bearer token (and its proof, see
+    /// [`TestServer::bearer_request`]).
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> Reply {
+        Reply::read(self.bearer_request(Method::POST, path, token).json(&body)).await
+    }
+
+    /// GETs `path` with a bearer token (and its proof, see [`TestServer::bearer_request`]).
     pub async fn get_auth(&self, path: &str, token: &str) -> Reply {
-        Reply::read(self.request(Method::GET, path).bearer_auth(token)).await
+        Reply::read(self.bearer_request(Method::GET, path, token)).await
     }
 
     /// `GET /auth/me` with `token`.
@@ -181,11 +202,7 @@ impl TestServer {
 
     /// `DELETE /auth/device/{id}` with `token`.
     pub async fn revoke(&self, token: &str, device_id: &str) -> Reply {
-        Reply::read(
-            self.request(Method::DELETE, &format!("/auth/device/{device_id}"))
-                .bearer_auth(token),
-        )
-        .await
+        Reply::read(self.bearer_request(Method::DELETE, &format!("/auth/device/{device_id}"), token)).await
     }
 
     /// Signs up `email` with [`PASSWORD`] and no device; panics unless 201.

@@ -251,6 +251,20 @@ impl DeviceStore for SqliteStore {
         .await
     }
 
+    async fn touch_devices(&self, seen: &[(String, i64)]) -> Result<(), StoreError> {
+        let seen = seen.to_vec();
+        self.write("touch_devices", move |conn| {
+            let tx = conn.transaction()?;
+            for (id, now_ms) in &seen {
+                tx.prepare_cached("UPDATE devices SET last_seen_at = max(last_seen_at, ?2) WHERE id = ?1")?
+                    .execute(params![id, now_ms])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn touch_device(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.write("touch_device", move |conn| {

@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// `(version, SQL)`, versions strictly increasing from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// The schema version this build writes; a database with a newer one is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -88,6 +88,11 @@ CREATE TABLE blocks (
     until_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX blocks_by_expiry ON blocks (until_ms);
+";
+
+/// Signing out everywhere finds a user's sessions by user.
+const V2: &str = "
+CREATE INDEX refresh_tokens_by_user ON refresh_tokens (user_id, family);
 ";
 
 /// The database's schema version, read without writing anything.

@@ -179,6 +179,24 @@ impl TokenStore for SqliteStore {
         .await
     }
 
+    async fn revoke_user_families(&self, user_id: &str, expires_at: i64) -> Result<Vec<String>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.write("revoke_user_families", move |conn| {
+            let tx = conn.transaction()?;
+            let families: Vec<String> = tx
+                .prepare_cached("SELECT DISTINCT family FROM refresh_tokens WHERE user_id = ?1")?
+                .query_map(params![user_id], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            for family in &families {
+                tx.prepare_cached(REVOKE_FAMILY)?
+                    .execute(params![family, expires_at])?;
+            }
+            tx.commit()?;
+            Ok(families)
+        })
+        .await
+    }
+
     async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError> {
         let (jti, family) = (jti.to_owned(), family.map(str::to_owned));
         self.read("is_revoked", move |conn| {

@@ -1,0 +1,466 @@
+//! The sync gate (PROTOCOL 5 and 6.5): admits a sync connection only from a valid,
+//! unrevoked device of an existing user, with a device proof where the token is bound to a
+//! key, and tells the sync server when to cut the connection off.
+//!
+//! ```no_run
+//! # async fn serve(gate: holdfast_server_kit::gate::SyncGate, token: &str, proof: Option<&str>) {
+//! use holdfast_server_kit::gate::Handshake;
+//! let handshake = Handshake { access_token: token, proof, method: "GET", url: "https://sync.example.com/sync" };
+//! match gate.admit(&handshake).await {
+//!     Ok(principal) => {
+//!         let closed = gate.watch(&principal);
+//!         // serve the connection until `closed` resolves, then close it with
+//!         // `closed.await.close_code()` and its reason.
+//!     }
+//!     Err(refused) => { /* answer refused.status() with refused.code */ }
+//! }
+//! # }
+//! ```
+//!
+//! # What is cached, and how stale it can be
+//!
+//! Admission does not read the database when its caches are warm: the claims of a token
+//! already seen are kept by its HMAC tag (the signature is still checked every time), and
+//! the token's standing (not revoked, user exists, device registered and not revoked, its
+//! key) is kept per token.
+//!
+//! - Revocations made through this process's [`AuthService`] (device revocation, sign-out,
+//!   refresh-token reuse, signing out everywhere, account deletion) reach the gate on the
+//!   [`RevocationBus`](crate::events::RevocationBus) at once: the user's cached standing is
+//!   dropped and every [`SyncGate::watch`] of that user re-checks against the stores, so an
+//!   open connection is cut off within a store read of the revocation.
+//! - Changes the bus does not carry (another instance without a shared bus, an edit in the
+//!   database) are seen by admission after at most [`GateConfig::cache_ttl`] and by open
+//!   connections after at most [`GateConfig::recheck_interval`]: those are the staleness
+//!   bounds (5 s and 15 s by default).
+//!
+//! `lastSeenAt` is recorded in memory on admission and written in one batch every
+//! [`GateConfig::last_seen_flush`], so admitting a connection writes nothing.
+
+mod cache;
+mod last_seen;
+mod watch;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use holdfast_protocol::{Claims, ErrorCode, TokenType};
+use serde_json::json;
+
+pub use watch::{Closed, Watch};
+
+use crate::clock::Clock;
+use crate::events::Revocation;
+use crate::proofs::{ProofCheck, ProofFailure, verify_proof};
+use crate::service::{ApiError, AuthService};
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+use cache::{Caches, Standing};
+use last_seen::LastSeen;
+
+/// What a sync connection presents at its handshake.
+#[derive(Clone, Copy)]
+pub struct Handshake<'a> {
+    /// The access token (Kora's handshake `authToken`).
+    pub access_token: &'a str,
+    /// The device proof (PROTOCOL 6.1), from a Holdfast client.
+    pub proof: Option<&'a str>,
+    /// The handshake's method (`GET` for a WebSocket upgrade).
+    pub method: &'a str,
+    /// The sync URL as the client addressed it.
+    pub url: &'a str,
+}
+
+impl std::fmt::Debug for Handshake<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("proof", &self.proof.map(|_| "<redacted>"))
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who is connected: PROTOCOL 5's principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user.
+    pub user_id: String,
+    /// The device.
+    pub device_id: String,
+    /// The user's email.
+    pub email: String,
+    /// The user's display name.
+    pub name: Option<String>,
+    /// The access token's `jti` (not a secret: it names the token).
+    pub token_id: String,
+    /// The token's session (family), when it has one.
+    pub family: Option<String>,
+    /// When the access token expires, seconds.
+    pub expires_at: i64,
+    /// Whether the connection proved possession of the device key.
+    pub proven: bool,
+    /// The user's revocation epochs at admission: a watch started later re-checks at once
+    /// if a revocation came in between.
+    admitted_epochs: (u64, u64),
+}
+
+impl Principal {
+    /// The principal as Kora's sync server sees it:
+    /// `{userId, deviceId, metadata: {deviceId, email, name}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "userId": self.user_id,
+            "deviceId": self.device_id,
+            "metadata": {"deviceId": self.device_id, "email": self.email, "name": self.name},
+        })
+    }
+}
+
+/// What to do with a token presented without a device proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProoflessPolicy {
+    /// Refuse every connection without a proof.
+    Reject,
+    /// Admit tokens not bound to a device key (Kora web clients, keyless devices). Bound
+    /// tokens always need a proof.
+    #[default]
+    AdmitUnbound,
+}
+
+/// How the gate behaves.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// Tokens without a proof.
+    pub proofless: ProoflessPolicy,
+    /// Admit tokens whose device is not registered (Kora does; Holdfast does not by default).
+    pub allow_unregistered_devices: bool,
+    /// How long a token's cached standing is trusted without an event (staleness bound of
+    /// admission).
+    pub cache_ttl: Duration,
+    /// How often an open connection re-checks its standing without an event (staleness
+    /// bound of open connections).
+    pub recheck_interval: Duration,
+    /// How often the coalesced `lastSeenAt` values are written.
+    pub last_seen_flush: Duration,
+    /// Most tokens whose claims and standing are cached.
+    pub cache_capacity: usize,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            proofless: ProoflessPolicy::default(),
+            allow_unregistered_devices: false,
+            cache_ttl: Duration::from_secs(5),
+            recheck_interval: Duration::from_secs(15),
+            last_seen_flush: Duration::from_secs(5),
+            cache_capacity: 100_000,
+        }
+    }
+}
+
+/// Why a connection was refused: a PROTOCOL code and a message safe to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateError {
+    /// The code (fixes the HTTP status).
+    pub code: ErrorCode,
+    /// What failed.
+    pub message: Cow<'static, str>,
+}
+
+impl GateError {
+    fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> GateError {
+        GateError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status for an upgrade request that is refused.
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+}
+
+impl std::fmt::Display for GateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for GateError {}
+
+impl From<ApiError> for GateError {
+    fn from(error: ApiError) -> GateError {
+        GateError::new(error.code, error.message)
+    }
+}
+
+impl From<GateError> for ApiError {
+    fn from(error: GateError) -> ApiError {
+        ApiError::new(error.code, error.message)
+    }
+}
+
+impl From<StoreError> for GateError {
+    fn from(error: StoreError) -> GateError {
+        ApiError::from(error).into()
+    }
+}
+
+/// The gate. Cheap to clone; clones share caches and watches.
+#[derive(Clone)]
+pub struct SyncGate {
+    inner: Arc<GateInner>,
+}
+
+struct GateInner {
+    service: AuthService,
+    config: GateConfig,
+    clock: Arc<dyn Clock>,
+    caches: Arc<Caches>,
+    last_seen: LastSeen,
+    /// Registered on the service's bus (which holds it weakly).
+    _hook: Arc<crate::events::RevocationHook>,
+}
+
+impl std::fmt::Debug for SyncGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncGate")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncGate {
+    /// A gate over `service`'s tokens, stores and revocation bus. Starts one background
+    /// task (the `lastSeenAt` writes) on the current tokio runtime; it ends when the last
+    /// clone of the gate is dropped.
+    pub fn new(service: &AuthService, config: GateConfig) -> SyncGate {
+        let caches = Arc::new(Caches::new(config.cache_capacity));
+        // Invalidation runs inside `publish`: once a revoking route has answered, no
+        // admission can be served from before the revocation.
+        let invalidate = Arc::downgrade(&caches);
+        let hook: Arc<crate::events::RevocationHook> = Arc::new(move |event: &Revocation| {
+            if let Some(caches) = invalidate.upgrade() {
+                caches.invalidate_user(event.user_id());
+            }
+        });
+        service.revocations().add_hook(&hook);
+        let inner = Arc::new(GateInner {
+            clock: service.config().clock.clone(),
+            caches,
+            last_seen: LastSeen::default(),
+            service: service.clone(),
+            config,
+            _hook: hook,
+        });
+        tokio::spawn(last_seen::flush_every(
+            Arc::downgrade(&inner),
+            inner.config.last_seen_flush,
+        ));
+        SyncGate { inner }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GateConfig {
+        &self.inner.config
+    }
+
+    /// Applies every rule of PROTOCOL 5 to a handshake and returns who is connecting.
+    pub async fn admit(&self, handshake: &Handshake<'_>) -> Result<Principal, GateError> {
+        let inner = &self.inner;
+        let now_ms = inner.clock.now_ms();
+        let now_secs = now_ms.div_euclid(1000);
+        let tokens = inner.service.tokens();
+        // 1. Signature (every time), then claims (cached by the authenticated tag).
+        let signed = tokens
+            .keys()
+            .verify_signature(handshake.access_token)
+            .map_err(token_error)?;
+        let entry = inner.caches.entry(&signed)?;
+        let claims = &entry.claims;
+        if claims.token_type != TokenType::Access {
+            return Err(token_error(TokenError::WrongType));
+        }
+        if now_secs > claims.exp.saturating_add(tokens.policy().leeway_secs) {
+            return Err(token_error(TokenError::Expired));
+        }
+        // 2-4. Revocation, user and device: cached standing, or the stores.
+        let standing = match inner
+            .caches
+            .fresh_standing(&entry, now_ms, inner.config.cache_ttl)
+        {
+            Some(standing) => standing,
+            None => {
+                let standing = inner.load_standing(claims, now_ms).await?;
+                inner.caches.keep_standing(&signed, &entry, standing.clone());
+                standing
+            }
+        };
+        let device_key = match &standing.device {
+            Some(device) => device.jkt.as_deref(),
+            None if inner.config.allow_unregistered_devices => None,
+            None => {
+                return Err(GateError::new(
+                    ErrorCode::DeviceNotFound,
+                    "This device is not registered.",
+                ));
+            }
+        };
+        // 5. The proof, where the token is bound or the policy wants one.
+        let bound = claims.cnf.as_ref().map(|cnf| cnf.jkt.as_str());
+        let proven = match (handshake.proof, bound) {
+            (Some(proof), _) => {
+                // A bound token names its key; the device's registered key must be the same.
+                let expected = match (bound, device_key) {
+                    (Some(bound), Some(registered)) if bound == registered => bound,
+                    (Some(_), _) => {
+                        return Err(GateError::new(
+                            ErrorCode::ProofInvalid,
+                            "The token's key is not this device's registered key.",
+                        ));
+                    }
+                    (None, Some(registered)) => registered,
+                    (None, None) => {
+                        return Err(GateError::new(
+                            ErrorCode::ProofInvalid,
+                            "This device has no registered key to check a proof against.",
+                        ));
+                    }
+                };
+                let check = ProofCheck {
+                    proof,
+                    method: handshake.method,
+                    url: handshake.url,
+                    access_token: handshake.access_token,
+                    expected_jkt: expected,
+                    now_secs,
+                };
+                match verify_proof(check, inner.service.stores().replays.as_ref()).await {
+                    Ok(()) => true,
+                    Err(ProofFailure::Refused(refused)) => return Err(ApiError::from(refused).into()),
+                    Err(ProofFailure::Store(error)) => return Err(error.into()),
+                }
+            }
+            (None, Some(_)) => {
+                return Err(GateError::new(
+                    ErrorCode::ProofInvalid,
+                    "This token is bound to a device key: a device proof is required.",
+                ));
+            }
+            (None, None) => match inner.config.proofless {
+                ProoflessPolicy::AdmitUnbound => false,
+                ProoflessPolicy::Reject => {
+                    return Err(GateError::new(
+                        ErrorCode::ProofInvalid,
+                        "A device proof is required.",
+                    ));
+                }
+            },
+        };
+        inner.last_seen.record(&claims.dev, now_ms);
+        Ok(Principal {
+            user_id: claims.sub.clone(),
+            device_id: claims.dev.clone(),
+            email: standing.email.clone(),
+            name: standing.name.clone(),
+            token_id: claims.jti.clone(),
+            family: claims.fam.clone(),
+            expires_at: claims.exp,
+            proven,
+            admitted_epochs: standing.epochs,
+        })
+    }
+
+    /// Resolves when the connection of `principal` must close: its device is revoked, its
+    /// session ends (sign-out, signing out everywhere, refresh-token reuse), the account is
+    /// deleted, or its access token expires. Cancel-safe; drop it when the connection ends.
+    pub fn watch(&self, principal: &Principal) -> Watch {
+        watch::watch(self.inner.clone(), principal.clone())
+    }
+
+    /// Writes the `lastSeenAt` values recorded since the last write (the background task
+    /// does this every [`GateConfig::last_seen_flush`]; call it at shutdown). Returns how
+    /// many devices were written.
+    pub async fn flush_last_seen(&self) -> Result<usize, StoreError> {
+        self.inner.flush_last_seen().await
+    }
+}
+
+impl GateInner {
+    /// Rules 2-4 from the stores.
+    async fn load_standing(&self, claims: &Claims, now_ms: i64) -> Result<Arc<Standing>, GateError> {
+        let stores = self.service.stores();
+        let user_cell = self.caches.user_cell(&claims.sub);
+        // Read the epochs before the stores: an event arriving during the reads then makes
+        // this standing stale at once instead of being lost.
+        let epochs = self.caches.epochs(&user_cell);
+        if stores
+            .tokens
+            .is_revoked(&claims.jti, claims.fam.as_deref())
+            .await?
+        {
+            return Err(GateError::new(
+                ErrorCode::TokenRevoked,
+                "This token was revoked. Sign in again.",
+            ));
+        }
+        let user = stores
+            .users
+            .find_user(&claims.sub)
+            .await?
+            .ok_or_else(|| GateError::new(ErrorCode::UserNotFound, "The account no longer exists."))?;
+        let device = match stores.devices.find_device(&claims.dev).await? {
+            Some(device) if device.user_id != claims.sub => {
+                return Err(GateError::new(ErrorCode::TokenInvalid, "Invalid token."));
+            }
+            Some(device) if device.revoked => {
+                return Err(GateError::new(
+                    ErrorCode::DeviceRevoked,
+                    "This device was revoked.",
+                ));
+            }
+            Some(device) => Some(cache::DeviceState {
+                jkt: device.key.map(|key| key.thumbprint),
+            }),
+            None => None,
+        };
+        Ok(Arc::new(Standing {
+            email: user.email,
+            name: user.name,
+            device,
+            user_cell,
+            epochs,
+            checked_at_ms: now_ms,
+        }))
+    }
+
+    async fn flush_last_seen(&self) -> Result<usize, StoreError> {
+        let batch = self.last_seen.take();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let count = batch.len();
+        if let Err(error) = self.service.stores().devices.touch_devices(&batch).await {
+            // Not lost: put back, to be written with the next batch.
+            self.last_seen.restore(batch);
+            return Err(error);
+        }
+        Ok(count)
+    }
+}
+
+fn token_error(error: TokenError) -> GateError {
+    match error {
+        TokenError::Expired => GateError::new(ErrorCode::TokenExpired, "The token has expired."),
+        TokenError::Malformed | TokenError::BadSignature | TokenError::WrongType => {
+            GateError::new(ErrorCode::TokenInvalid, "Invalid token.")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

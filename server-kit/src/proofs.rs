@@ -1,0 +1,281 @@
+//! Device proofs (PROTOCOL 6.1): the full check a verifier makes, and the replay store that
+//! makes each proof single-use.
+//!
+//! [`verify_proof`] runs the cheap checks first (shape, method, URL, time, token hash, key
+//! thumbprint), then the signature (ring, about 60 µs), and records the proof's `jti` only
+//! once the signature is good, so that nobody without a device key can fill the replay
+//! store.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use holdfast_protocol::ErrorCode;
+use holdfast_protocol::proof::{PROOF_MAX_SKEW_SECS, ParsedProof, access_token_hash, htu_of};
+
+use crate::devices::verify_proof_signature;
+use crate::service::ApiError;
+use crate::store::StoreError;
+
+/// Longest proof accepted, in bytes (a proof is about 600).
+pub const MAX_PROOF_LEN: usize = 4096;
+/// Longest `jti` accepted, in bytes.
+const MAX_JTI_LEN: usize = 128;
+
+/// What a proof must match.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofCheck<'a> {
+    /// The compact proof.
+    pub proof: &'a str,
+    /// The request's method (`GET` for a sync handshake).
+    pub method: &'a str,
+    /// The request's URL as the client addressed it; query and fragment are ignored.
+    pub url: &'a str,
+    /// The access token presented with the proof.
+    pub access_token: &'a str,
+    /// The thumbprint the key must have: the token's `cnf.jkt`, or the device's key.
+    pub expected_jkt: &'a str,
+    /// The verifier's time, seconds.
+    pub now_secs: i64,
+}
+
+/// Why a proof was refused. Every variant is `PROOF_INVALID` on the wire; the message says
+/// which check failed (none of them is secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofError {
+    /// Not a structurally valid proof (JWS shape, `typ`, `alg`, key, claims).
+    Malformed,
+    /// `htm` is not the request's method.
+    Method,
+    /// `htu` is not the request's URL.
+    Url,
+    /// `iat` is more than the window away from the verifier's time.
+    Stale,
+    /// `ath` is not the hash of the presented access token.
+    TokenMismatch,
+    /// The key is not the device's.
+    KeyMismatch,
+    /// The signature does not verify.
+    Signature,
+    /// This proof was already used.
+    Replayed,
+}
+
+impl ProofError {
+    /// What failed, for the client.
+    pub fn message(self) -> &'static str {
+        match self {
+            ProofError::Malformed => "The device proof is malformed.",
+            ProofError::Method => "The device proof is for another method.",
+            ProofError::Url => "The device proof is for another URL.",
+            ProofError::Stale => "The device proof is too old or dated in the future.",
+            ProofError::TokenMismatch => "The device proof is for another access token.",
+            ProofError::KeyMismatch => "The device proof is signed by another key.",
+            ProofError::Signature => "The device proof signature is invalid.",
+            ProofError::Replayed => "The device proof was already used.",
+        }
+    }
+}
+
+impl std::fmt::Display for ProofError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for ProofError {}
+
+impl From<ProofError> for ApiError {
+    fn from(error: ProofError) -> ApiError {
+        ApiError::new(ErrorCode::ProofInvalid, error.message())
+    }
+}
+
+/// A proof check's failure: the proof, or the replay store.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofFailure {
+    /// The proof was refused.
+    #[error(transparent)]
+    Refused(#[from] ProofError),
+    /// The replay store failed; the proof is neither accepted nor refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks `check.proof` completely and records it as used.
+pub async fn verify_proof(check: ProofCheck<'_>, replays: &dyn ReplayStore) -> Result<(), ProofFailure> {
+    let parsed = check_proof(&check)?;
+    let expires = parsed.claims.iat.saturating_add(PROOF_MAX_SKEW_SECS);
+    let key = replay_key(check.expected_jkt, &parsed.claims.jti);
+    if !replays.first_use(&key, expires, check.now_secs).await? {
+        return Err(ProofError::Replayed.into());
+    }
+    Ok(())
+}
+
+/// Every check but the replay store, cheapest first and the signature last.
+pub fn check_proof(check: &ProofCheck<'_>) -> Result<ParsedProof, ProofError> {
+    if check.proof.len() > MAX_PROOF_LEN {
+        return Err(ProofError::Malformed);
+    }
+    let parsed = ParsedProof::parse(check.proof).map_err(|_| ProofError::Malformed)?;
+    let claims = &parsed.claims;
+    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+        return Err(ProofError::Malformed);
+    }
+    if claims.htm != check.method {
+        return Err(ProofError::Method);
+    }
+    if claims.htu != htu_of(check.url) {
+        return Err(ProofError::Url);
+    }
+    if (claims.iat - check.now_secs).abs() > PROOF_MAX_SKEW_SECS {
+        return Err(ProofError::Stale);
+    }
+    if claims.ath != access_token_hash(check.access_token) {
+        return Err(ProofError::TokenMismatch);
+    }
+    if parsed.jwk.thumbprint() != check.expected_jkt {
+        return Err(ProofError::KeyMismatch);
+    }
+    if !verify_proof_signature(&parsed) {
+        return Err(ProofError::Signature);
+    }
+    Ok(parsed)
+}
+
+/// Replay entries are per key: one device cannot spend another's `jti`.
+fn replay_key(jkt: &str, jti: &str) -> String {
+    let mut key = String::with_capacity(jkt.len() + 1 + jti.len());
+    key.push_str(jkt);
+    key.push(':');
+    key.push_str(jti);
+    key
+}
+
+/// Remembers proof ids until their window ends.
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Records `key` until `expires_at_secs`. True when it was not recorded yet (the proof's
+    /// first use), false for a replay.
+    async fn first_use(&self, key: &str, expires_at_secs: i64, now_secs: i64) -> Result<bool, StoreError>;
+}
+
+/// The in-process replay store: enough for one server instance (several instances share
+/// one through Redis). Sharded to keep lock hold times short; expired entries are swept
+/// from a shard when it has grown since its last sweep. Entries only come from proofs whose
+/// signature verified, so its size is bounded by what device holders can sign within the
+/// window.
+pub struct MemoryReplayStore {
+    shards: Vec<Mutex<Shard>>,
+}
+
+#[derive(Default)]
+struct Shard {
+    seen: HashMap<Box<str>, i64>,
+    /// Size after the last sweep: the next sweep waits until it doubles.
+    swept_at_len: usize,
+}
+
+const SHARDS: usize = 16;
+/// Below this a shard is never swept (cheap to keep).
+const SWEEP_FLOOR: usize = 1024;
+
+impl MemoryReplayStore {
+    /// An empty store.
+    pub fn new() -> MemoryReplayStore {
+        MemoryReplayStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+        }
+    }
+
+    /// How many entries are held (expired ones not yet swept included).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                shard
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .seen
+                    .len()
+            })
+            .sum()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<Shard> {
+        // FNV-1a: spreads keys over shards; not a security boundary (each shard is a
+        // SipHash map of its own).
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in key.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        &self.shards[(hash % SHARDS as u64) as usize]
+    }
+}
+
+impl Default for MemoryReplayStore {
+    fn default() -> Self {
+        MemoryReplayStore::new()
+    }
+}
+
+#[async_trait]
+impl ReplayStore for MemoryReplayStore {
+    async fn first_use(&self, key: &str, expires_at_secs: i64, now_secs: i64) -> Result<bool, StoreError> {
+        let mut shard = self
+            .shard(key)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(&expires) = shard.seen.get(key)
+            && expires >= now_secs
+        {
+            return Ok(false);
+        }
+        shard.seen.insert(key.into(), expires_at_secs);
+        let len = shard.seen.len();
+        if len >= SWEEP_FLOOR && len >= shard.swept_at_len.saturating_mul(2) {
+            shard.seen.retain(|_, expires| *expires >= now_secs);
+            shard.swept_at_len = shard.seen.len();
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_is_accepted_once_until_it_expires() {
+        let store = MemoryReplayStore::new();
+        assert!(store.first_use("k:1", 100, 50).await.unwrap());
+        assert!(!store.first_use("k:1", 100, 60).await.unwrap());
+        assert!(!store.first_use("k:1", 100, 100).await.unwrap());
+        assert!(store.first_use("k:2", 100, 60).await.unwrap());
+        // Past its window the id is forgotten (a proof that old is refused as stale anyway).
+        assert!(store.first_use("k:1", 200, 101).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_swept_as_the_store_grows() {
+        let store = MemoryReplayStore::new();
+        for i in 0..(SHARDS * SWEEP_FLOOR * 4) {
+            assert!(store.first_use(&format!("k:{i}"), 10, 0).await.unwrap());
+        }
+        let before = store.len();
+        for i in 0..(SHARDS * SWEEP_FLOOR * 8) {
+            assert!(store.first_use(&format!("later:{i}"), 1_000, 500).await.unwrap());
+        }
+        assert!(
+            store.len() < before + SHARDS * SWEEP_FLOOR * 8,
+            "expired entries were swept ({} held)",
+            store.len()
+        );
+    }
+}

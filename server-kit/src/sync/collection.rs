@@ -1,0 +1,402 @@
+//! The data behind the sync endpoint: per-user key/value items in their own SQLite file (so
+//! they survive a restart), and a per-user broadcast of every change to the connections
+//! open in this process.
+//!
+//! Each write bumps the item's version and is published while the write lock is still
+//! held, so every subscriber sees a user's changes in the order they were committed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// Longest key, in characters.
+pub const MAX_KEY_CHARS: usize = 128;
+/// Largest value, in bytes of its JSON serialization.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// Changes a slow connection may fall behind before it is told it lagged (it then gets a
+/// fresh snapshot).
+const UPDATES_PER_USER: usize = 256;
+/// The file's schema version (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+/// How long a write waits for another process's lock on the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One item of a user's collection, as `snapshot` and `item` messages carry it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    /// The key, 1 to [`MAX_KEY_CHARS`] characters.
+    pub key: String,
+    /// Any JSON value.
+    pub value: Value,
+    /// 1 for the first write of the key, then one more for each write.
+    pub version: i64,
+    /// The device that wrote it last.
+    pub device_id: String,
+    /// When it was written last, ms since the epoch.
+    pub updated_at: i64,
+}
+
+/// Why a collection operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectionError {
+    /// The key or value breaks a limit; the message is safe to show.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The database failed.
+    #[error("sync collection database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A stored value is not JSON (the file was edited or damaged).
+    #[error("sync collection database holds an unreadable value")]
+    Corrupt,
+    /// The file was written by a newer build.
+    #[error("sync collection schema {0} is newer than this build understands ({SCHEMA_VERSION})")]
+    NewerSchema(i64),
+    /// The blocking task running the operation failed.
+    #[error("sync collection task failed")]
+    Task,
+}
+
+/// Per-user items, persisted, with a per-user change broadcast. Cheap to clone; clones share
+/// the file and the broadcasts.
+#[derive(Clone)]
+pub struct SharedCollection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Mutex<Connection>,
+    /// One sender per user with at least one subscriber; removed with the last one.
+    channels: Mutex<HashMap<String, broadcast::Sender<Arc<Item>>>>,
+}
+
+impl std::fmt::Debug for SharedCollection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCollection").finish_non_exhaustive()
+    }
+}
+
+impl SharedCollection {
+    /// Opens (creating if need be) the collection file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<SharedCollection, CollectionError> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(BUSY_TIMEOUT)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        SharedCollection::with_connection(connection)
+    }
+
+    /// A collection that lives in memory only (tests, demos).
+    pub fn memory() -> SharedCollection {
+        // Creating one table in a fresh in-memory database depends on no input: it fails only
+        // if SQLite itself is broken.
+        Connection::open_in_memory()
+            .map_err(CollectionError::from)
+            .and_then(SharedCollection::with_connection)
+            .expect("an in-memory SQLite database")
+    }
+
+    fn with_connection(connection: Connection) -> Result<SharedCollection, CollectionError> {
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(CollectionError::NewerSchema(version));
+        }
+        connection.execute_batch(
+            "CREATE TABLE IF NOT EXISTS sync_items (
+                user_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                device_id TEXT NOT NULL,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (user_id, key)
+            ) WITHOUT ROWID;
+            PRAGMA user_version = 1;",
+        )?;
+        Ok(SharedCollection {
+            inner: Arc::new(Inner {
+                db: Mutex::new(connection),
+                channels: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Every item of `user_id`, by key.
+    pub async fn snapshot(&self, user_id: &str) -> Result<Vec<Item>, CollectionError> {
+        let inner = self.inner.clone();
+        let user_id = user_id.to_owned();
+        run_blocking(move || {
+            let db = lock(&inner.db);
+            let mut statement = db.prepare_cached(
+                "SELECT key, value, version, device_id, updated_at FROM sync_items
+                 WHERE user_id = ?1 ORDER BY key",
+            )?;
+            let rows = statement.query_map([&user_id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            })?;
+            let mut items = Vec::new();
+            for row in rows {
+                let (key, value, version, device_id, updated_at) = row?;
+                let value = serde_json::from_str(&value).map_err(|_| CollectionError::Corrupt)?;
+                items.push(Item {
+                    key,
+                    value,
+                    version,
+                    device_id,
+                    updated_at,
+                });
+            }
+            Ok(items)
+        })
+        .await
+    }
+
+    /// Stores `value` under `key` for `user_id` (one version more than before) and sends the
+    /// item to every subscriber of the user.
+    pub async fn put(
+        &self,
+        user_id: &str,
+        key: &str,
+        value: Value,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<Arc<Item>, CollectionError> {
+        check_key(key)?;
+        let text =
+            serde_json::to_string(&value).map_err(|_| CollectionError::Invalid("The value is not JSON."))?;
+        if text.len() > MAX_VALUE_BYTES {
+            return Err(CollectionError::Invalid("The value exceeds 16 KiB."));
+        }
+        let inner = self.inner.clone();
+        let (user_id, key, device_id) = (user_id.to_owned(), key.to_owned(), device_id.to_owned());
+        run_blocking(move || {
+            let db = lock(&inner.db);
+            let version: i64 = db
+                .prepare_cached(
+                    "INSERT INTO sync_items (user_id, key, value, version, device_id, updated_at)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5)
+                 ON CONFLICT (user_id, key) DO UPDATE SET
+                    value = excluded.value,
+                    version = sync_items.version + 1,
+                    device_id = excluded.device_id,
+                    updated_at = excluded.updated_at
+                 RETURNING version",
+                )?
+                .query_row(params![user_id, key, text, device_id, now_ms], |row| row.get(0))?;
+            let item = Arc::new(Item {
+                key,
+                value,
+                version,
+                device_id,
+                updated_at: now_ms,
+            });
+            // Still under the write lock: subscribers see the commit order.
+            if let Some(sender) = lock(&inner.channels).get(&user_id) {
+                // An error only means nobody listens any more.
+                let _ = sender.send(item.clone());
+            }
+            Ok(item)
+        })
+        .await
+    }
+
+    /// Every change of `user_id`'s items from now on.
+    pub fn subscribe(&self, user_id: &str) -> Subscription {
+        let mut channels = lock(&self.inner.channels);
+        let receiver = match channels.get(user_id) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(UPDATES_PER_USER);
+                channels.insert(user_id.to_owned(), sender);
+                receiver
+            }
+        };
+        Subscription {
+            receiver: Some(receiver),
+            user_id: user_id.to_owned(),
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// How many users have a subscriber in this process.
+    pub fn subscribed_users(&self) -> usize {
+        lock(&self.inner.channels).len()
+    }
+}
+
+/// What a [`Subscription`] receives.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// An item was written.
+    Item(Arc<Item>),
+    /// Changes were missed (the subscriber was too slow): read a fresh snapshot.
+    Lagged,
+}
+
+/// The changes of one user's items; the user's broadcast goes away with its last
+/// subscription.
+pub struct Subscription {
+    receiver: Option<broadcast::Receiver<Arc<Item>>>,
+    user_id: String,
+    inner: Arc<Inner>,
+}
+
+impl Subscription {
+    /// The next change. Cancel-safe.
+    pub async fn recv(&mut self) -> Update {
+        use broadcast::error::RecvError;
+        let Some(receiver) = self.receiver.as_mut() else {
+            return std::future::pending().await;
+        };
+        match receiver.recv().await {
+            Ok(item) => Update::Item(item),
+            Err(RecvError::Lagged(_)) => Update::Lagged,
+            // The map holds the sender while this receiver lives, so this cannot happen.
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.receiver.take());
+        let mut channels = lock(&self.inner.channels);
+        // Subscribing also holds this lock, so no receiver appears while we look.
+        if channels
+            .get(&self.user_id)
+            .is_some_and(|sender| sender.receiver_count() == 0)
+        {
+            channels.remove(&self.user_id);
+        }
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+fn check_key(key: &str) -> Result<(), CollectionError> {
+    if key.is_empty() {
+        return Err(CollectionError::Invalid("The key is empty."));
+    }
+    if key.chars().count() > MAX_KEY_CHARS {
+        return Err(CollectionError::Invalid("The key exceeds 128 characters."));
+    }
+    Ok(())
+}
+
+/// A panic elsewhere while holding the lock leaves the data consistent (SQLite rolls back;
+/// the map is only ever inserted into or removed from), so a poisoned lock is used anyway.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CollectionError> + Send + 'static,
+) -> Result<T, CollectionError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| CollectionError::Task)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn versions_count_writes_per_user_and_key() {
+        let collection = SharedCollection::memory();
+        let first = collection.put("u1", "k", json!(1), "d1", 10).await.unwrap();
+        let second = collection
+            .put("u1", "k", json!({"a": 2}), "d2", 20)
+            .await
+            .unwrap();
+        let other = collection.put("u2", "k", json!(3), "d3", 30).await.unwrap();
+        assert_eq!((first.version, second.version, other.version), (1, 2, 1));
+        let items = collection.snapshot("u1").await.unwrap();
+        assert_eq!(items, vec![(*second).clone()]);
+        assert_eq!(items[0].device_id, "d2");
+        assert!(collection.snapshot("nobody").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn limits_on_keys_and_values() {
+        let collection = SharedCollection::memory();
+        let invalid = |r: Result<Arc<Item>, CollectionError>| matches!(r, Err(CollectionError::Invalid(_)));
+        assert!(invalid(collection.put("u", "", json!(1), "d", 0).await));
+        assert!(invalid(
+            collection.put("u", &"é".repeat(129), json!(1), "d", 0).await
+        ));
+        assert!(
+            collection
+                .put("u", &"é".repeat(128), json!(1), "d", 0)
+                .await
+                .is_ok()
+        );
+        let big = json!("x".repeat(MAX_VALUE_BYTES));
+        assert!(invalid(collection.put("u", "big", big, "d", 0).await));
+        let fits = json!("x".repeat(MAX_VALUE_BYTES - 2));
+        assert!(collection.put("u", "fits", fits, "d", 0).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn subscribers_get_their_users_changes_and_channels_go_with_the_last_one() {
+        let collection = SharedCollection::memory();
+        let mut a = collection.subscribe("u1");
+        let b = collection.subscribe("u1");
+        let mut other = collection.subscribe("u2");
+        assert_eq!(collection.subscribed_users(), 2);
+        collection.put("u1", "k", json!(true), "d", 1).await.unwrap();
+        let Update::Item(item) = a.recv().await else {
+            panic!("an item")
+        };
+        assert_eq!((item.key.as_str(), item.version), ("k", 1));
+        let nothing = tokio::time::timeout(Duration::from_millis(50), other.recv()).await;
+        assert!(nothing.is_err(), "another user's subscriber hears nothing");
+        drop((a, b));
+        assert_eq!(collection.subscribed_users(), 1);
+        drop(other);
+        assert_eq!(collection.subscribed_users(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_is_told_it_lagged() {
+        let collection = SharedCollection::memory();
+        let mut slow = collection.subscribe("u");
+        for n in 0..=UPDATES_PER_USER {
+            collection.put("u", "k", json!(n), "d", 0).await.unwrap();
+        }
+        assert!(matches!(slow.recv().await, Update::Lagged));
+    }
+
+    #[tokio::test]
+    async fn items_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sync.db");
+        let collection = SharedCollection::open(&path).unwrap();
+        collection.put("u", "k", json!({"n": 1}), "d", 5).await.unwrap();
+        drop(collection);
+        let reopened = SharedCollection::open(&path).unwrap();
+        let items = reopened.snapshot("u").await.unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].value, json!({"n": 1}));
+        let next = reopened.put("u", "k", json!(2), "d", 6).await.unwrap();
+        assert_eq!(next.version, 2);
+    }
+}

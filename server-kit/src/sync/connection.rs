@@ -1,0 +1,230 @@
+//! One admitted sync connection: welcome, snapshot, then puts in and items out until the
+//! client leaves or the gate says the connection must close.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use holdfast_protocol::ErrorCode;
+use holdfast_protocol::clock::{Clock, SystemClock};
+
+use super::collection::{CollectionError, Update};
+use super::messages::{self, ClientMessage, ServerMessage};
+use super::{AUTH_REFUSED, Endpoint, MAX_MESSAGE_BYTES};
+use crate::gate::{Handshake, Principal};
+
+/// How long the server waits for the client's answer to its close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Close codes of RFC 6455 used here.
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_PAYLOAD: u16 = 1007;
+const MESSAGE_TOO_BIG: u16 = 1009;
+const INTERNAL_ERROR: u16 = 1011;
+
+/// A connection that upgraded without credentials: its first text message must be an
+/// `auth` message, within the endpoint's `auth_timeout`.
+pub(super) async fn serve_after_auth_message(mut socket: WebSocket, endpoint: Endpoint, url: String) {
+    let first = tokio::time::timeout(endpoint.options.auth_timeout, next_text(&mut socket)).await;
+    let text = match first {
+        Ok(Ok(Some(text))) => text,
+        // The client left.
+        Ok(Ok(None)) => return,
+        Ok(Err(())) => {
+            return refuse(socket, ErrorCode::ValidationError, "Send an auth message first.").await;
+        }
+        Err(_) => {
+            return refuse(
+                socket,
+                ErrorCode::TokenInvalid,
+                "No auth message arrived in time.",
+            )
+            .await;
+        }
+    };
+    let (access_token, proof) = match messages::parse(&text) {
+        Ok(ClientMessage::Auth { access_token, proof }) => (access_token, proof),
+        Ok(_) => return refuse(socket, ErrorCode::ValidationError, "Send an auth message first.").await,
+        Err(message) => return refuse(socket, ErrorCode::ValidationError, message).await,
+    };
+    let handshake = Handshake {
+        access_token: &access_token,
+        proof: proof.as_deref(),
+        method: "GET",
+        url: &url,
+    };
+    match endpoint.gate.admit(&handshake).await {
+        Ok(principal) => serve(socket, endpoint, principal).await,
+        Err(refused) => refuse(socket, refused.code, &refused.message).await,
+    }
+}
+
+/// The next text message before the handshake: `Ok(None)` when the client left, `Err` for
+/// a binary message.
+async fn next_text(socket: &mut WebSocket) -> Result<Option<String>, ()> {
+    loop {
+        match socket.recv().await {
+            Some(Ok(Message::Text(text))) => return Ok(Some(text.as_str().to_owned())),
+            Some(Ok(Message::Binary(_))) => return Err(()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(None),
+        }
+    }
+}
+
+/// Tells a Kora-style client why it was refused, then closes with 4401 and the code.
+async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
+    let error = ServerMessage::Error { code, message }.to_text();
+    if socket.send(Message::text(error)).await.is_ok() {
+        close(&mut socket, AUTH_REFUSED, code.as_str()).await;
+    }
+}
+
+/// Serves an admitted connection until the client leaves or the gate closes it.
+pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: Principal) {
+    let Endpoint {
+        gate,
+        collection,
+        options,
+    } = endpoint;
+    let mut watch = gate.watch(&principal);
+    // Subscribed before the snapshot is read, so no write falls between the two (one may
+    // come twice; its version says so).
+    let mut updates = collection.subscribe(&principal.user_id);
+    let welcome = ServerMessage::Welcome {
+        user_id: &principal.user_id,
+        device_id: &principal.device_id,
+    };
+    if socket.send(Message::text(welcome.to_text())).await.is_err() {
+        return;
+    }
+    let mut snapshot_due = true;
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + options.heartbeat, options.heartbeat);
+    loop {
+        if std::mem::take(&mut snapshot_due) {
+            match collection.snapshot(&principal.user_id).await {
+                Ok(items) => {
+                    let snapshot = ServerMessage::Snapshot { items: &items }.to_text();
+                    if socket.send(Message::text(snapshot)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "could not read a sync snapshot");
+                    return close(&mut socket, INTERNAL_ERROR, "INTERNAL").await;
+                }
+            }
+        }
+        tokio::select! {
+            // Revocation wins over anything else that is ready.
+            biased;
+            closed = &mut watch => {
+                tracing::debug!(user = %principal.user_id, device = %principal.device_id, reason = closed.reason(), "closing a sync connection");
+                return close(&mut socket, closed.close_code(), closed.reason()).await;
+            }
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        let refused = error_text(ErrorCode::ValidationError, "Binary messages are not supported.");
+                        if socket.send(Message::text(refused)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    // Pongs to pings are sent by the WebSocket layer.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    // Reading once more sends the answer to the client's close frame.
+                    Some(Ok(Message::Close(_))) => return drain(&mut socket).await,
+                    Some(Err(error)) => return close_after_error(&mut socket, error).await,
+                    None => return,
+                };
+                if let Some(refused) = handle(&collection, &principal, text.as_str()).await
+                    && socket.send(Message::text(refused)).await.is_err()
+                {
+                    return;
+                }
+            }
+            update = updates.recv() => match update {
+                Update::Item(item) => {
+                    if socket.send(Message::text(ServerMessage::Item(&item).to_text())).await.is_err() {
+                        return;
+                    }
+                }
+                Update::Lagged => snapshot_due = true,
+            },
+            _ = heartbeat.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Applies one client message; returns the error message to send back, if any. A stored
+/// item reaches this connection through its subscription, like every other.
+async fn handle(collection: &super::SharedCollection, principal: &Principal, text: &str) -> Option<String> {
+    let (key, value) = match messages::parse(text) {
+        Ok(ClientMessage::Put { key, value }) => (key, value),
+        Ok(ClientMessage::Auth { .. }) => {
+            return Some(error_text(
+                ErrorCode::ValidationError,
+                "This connection is already authenticated.",
+            ));
+        }
+        Err(message) => return Some(error_text(ErrorCode::ValidationError, message)),
+    };
+    let now_ms = SystemClock.now_ms();
+    match collection
+        .put(&principal.user_id, &key, value, &principal.device_id, now_ms)
+        .await
+    {
+        Ok(_) => None,
+        Err(CollectionError::Invalid(message)) => Some(error_text(ErrorCode::ValidationError, message)),
+        Err(error) => {
+            tracing::error!(%error, "could not store a sync item");
+            Some(error_text(ErrorCode::Internal, "The item could not be stored."))
+        }
+    }
+}
+
+fn error_text(code: ErrorCode, message: &str) -> String {
+    ServerMessage::Error { code, message }.to_text()
+}
+
+/// Sends a close frame, then waits (briefly) for the client's answer.
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_ok() {
+        drain(socket).await;
+    }
+}
+
+/// Reads until the client's close frame (or its disconnection), at most [`CLOSE_WAIT`].
+async fn drain(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+    .await;
+}
+
+/// Closes with the code that names a read error, when there is one to send.
+async fn close_after_error(socket: &mut WebSocket, error: axum::Error) {
+    use tungstenite::Error;
+    let Ok(error) = error.into_inner().downcast::<Error>() else {
+        return;
+    };
+    match *error {
+        Error::Capacity(_) => {
+            let reason = format!("message exceeds {MAX_MESSAGE_BYTES} bytes");
+            close(socket, MESSAGE_TOO_BIG, &reason).await;
+        }
+        Error::Utf8(_) => close(socket, INVALID_PAYLOAD, "invalid UTF-8").await,
+        Error::Protocol(_) => close(socket, PROTOCOL_ERROR, "protocol error").await,
+        // The connection is gone (reset, I/O error): nothing to send.
+        _ => {}
+    }
+}

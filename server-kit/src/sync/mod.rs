@@ -1,0 +1,174 @@
+//! A WebSocket sync endpoint behind the [sync gate](crate::gate): `GET /sync`.
+//!
+//! It serves a per-user key/value collection ([`SharedCollection`]) to every device of the
+//! user, and closes a connection the moment the gate says its device or session was
+//! revoked (PROTOCOL 6.5).
+//!
+//! # Handshake
+//!
+//! - A native client sends `Authorization: Bearer <access token>` and, from a Holdfast
+//!   client, `DPoP: <device proof>` on the upgrade request. The gate decides before the
+//!   upgrade: a refusal is an ordinary HTTP error (`{"error", "code"}` with the code's
+//!   status), so the client sees why.
+//! - A Kora-style client upgrades without credentials and sends
+//!   `{"type":"auth","authToken":"…","proof":"…"?}` as its first message within
+//!   [`SyncOptions::auth_timeout`]; a refusal is an `error` message and then a close
+//!   frame with code [`AUTH_REFUSED`] (4401) and the code as the reason (`TOKEN_INVALID`).
+//!
+//! A proof names `GET` and the sync URL: [`SyncOptions::public_url`] followed by the
+//! request's path, or `http://` + the `Host` header + the path (no query).
+//!
+//! # Messages (JSON text frames)
+//!
+//! Server to client: `{"type":"welcome","userId","deviceId"}` once admitted, then
+//! `{"type":"snapshot","items":[{key, value, version, deviceId, updatedAt}…]}`, then an
+//! `{"type":"item", key, value, version, deviceId, updatedAt}` for every write of the user's
+//! items by any of their connections (the writer's own included, as its acknowledgement),
+//! and `{"type":"error","code","message"}` for a refused message (the connection stays
+//! open). A connection too slow to keep up gets a fresh snapshot.
+//!
+//! Client to server: `{"type":"put","key":"<1 to 128 characters>","value":<JSON of at most
+//! 16 KiB>}`. Binary messages are refused with an error message; a message over 64 KiB
+//! closes the connection with 1009.
+//!
+//! # Close codes
+//!
+//! 4001 `DEVICE_REVOKED`, 4002 `TOKEN_REVOKED` (signed out, here or everywhere, or refresh
+//! token reuse), 4003 `USER_NOT_FOUND` (account deleted), 4004 `TOKEN_EXPIRED` (reconnect
+//! with a fresh token): see [`Closed`](crate::gate::Closed). 4401 for a refused Kora-style
+//! handshake; 1009 for an oversized message; 1011 when the collection cannot be read.
+
+mod collection;
+mod connection;
+mod messages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http::{HeaderMap, Method, StatusCode, Uri};
+
+pub use collection::{
+    CollectionError, Item, MAX_KEY_CHARS, MAX_VALUE_BYTES, SharedCollection, Subscription, Update,
+};
+
+use crate::gate::{Handshake, SyncGate};
+use crate::service::{ApiError, AuthResponse, bearer_token, request_url};
+
+/// Where the endpoint is mounted.
+pub const SYNC_PATH: &str = "/sync";
+/// Largest message a client may send (bytes); a larger one closes the connection with 1009.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Close code of a refused Kora-style (first message) handshake.
+pub const AUTH_REFUSED: u16 = 4401;
+
+/// How the endpoint behaves.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// The URL clients use to reach the server, e.g. `https://sync.example.com`, when a TLS
+    /// terminator or proxy sits in front; device proofs name it followed by the request's
+    /// path. Default: `http://` and the request's `Host` header.
+    pub public_url: Option<String>,
+    /// How long a client that upgraded without credentials has to send its auth message.
+    pub auth_timeout: Duration,
+    /// How often the server pings an open connection (keeps proxies and NATs from dropping
+    /// it, and finds dead peers).
+    pub heartbeat: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            public_url: None,
+            auth_timeout: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every connection shares.
+#[derive(Clone)]
+struct Endpoint {
+    gate: SyncGate,
+    collection: SharedCollection,
+    options: Arc<SyncOptions>,
+}
+
+/// A router serving `GET /sync` (see the module documentation); `merge` it with the auth
+/// router (`crate::http::router`).
+pub fn sync_router(gate: SyncGate, collection: SharedCollection, options: SyncOptions) -> Router {
+    let endpoint = Endpoint {
+        gate,
+        collection,
+        options: Arc::new(options),
+    };
+    Router::new().route(SYNC_PATH, any(upgrade)).with_state(endpoint)
+}
+
+async fn upgrade(
+    State(endpoint): State<Endpoint>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if method != Method::GET {
+        return refuse(ApiError::route_not_found());
+    }
+    let Ok(upgrade) = upgrade else {
+        let mut response = refuse(ApiError {
+            status_override: Some(StatusCode::UPGRADE_REQUIRED),
+            ..ApiError::validation("This endpoint takes WebSocket connections.")
+        });
+        response
+            .headers_mut()
+            .insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
+        return response;
+    };
+    let upgrade = upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES);
+    // Without a usable Host the URL is empty, which no proof names: a proof is refused, a
+    // proofless connection does not need the URL.
+    let url = request_url(endpoint.options.public_url.as_deref(), &headers, uri.path()).unwrap_or_default();
+    if !headers.contains_key(http::header::AUTHORIZATION) {
+        return upgrade.on_upgrade(move |socket| connection::serve_after_auth_message(socket, endpoint, url));
+    }
+    let Some(access_token) = bearer_token(&headers) else {
+        return refuse(ApiError::new(
+            holdfast_protocol::ErrorCode::TokenInvalid,
+            "Missing bearer token.",
+        ));
+    };
+    let proof = headers
+        .get("dpop")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|proof| !proof.is_empty());
+    let handshake = Handshake {
+        access_token,
+        proof,
+        method: "GET",
+        url: &url,
+    };
+    match endpoint.gate.admit(&handshake).await {
+        Ok(principal) => upgrade.on_upgrade(move |socket| connection::serve(socket, endpoint, principal)),
+        Err(refused) => refuse(refused.into()),
+    }
+}
+
+fn refuse(error: ApiError) -> Response {
+    let AuthResponse {
+        status,
+        headers,
+        body,
+    } = error.into_response();
+    let mut response = (status, Body::from(body)).into_response();
+    response.headers_mut().extend(headers);
+    response
+}

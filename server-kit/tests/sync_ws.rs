@@ -1,0 +1,633 @@
+//! The WebSocket sync endpoint (`holdfast_server_kit::sync`) over real loopback sockets:
+//! both handshakes, refusals before the upgrade, fan-out to a user's connections only,
+//! persistence across a reopen, message validation, and each way the gate cuts an open
+//! connection off (with the revocation-to-close delay measured).
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use holdfast_protocol::error::ErrorBody;
+use holdfast_server_kit::gate::{GateConfig, SyncGate};
+use holdfast_server_kit::http::serve;
+use holdfast_server_kit::sync::{SharedCollection, SyncOptions, sync_router};
+use serde_json::{Value, json};
+use support::{DeviceKey, Session, TestServer, email};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a message it expects.
+const RECEIVE_BOUND: Duration = Duration::from_secs(5);
+/// How long a test waits to be sure a message does not come.
+const SILENCE: Duration = Duration::from_millis(300);
+/// The bound on revocation-to-close: generous (debug build, two shared cores); the delay
+/// measured is printed.
+const CLOSE_BOUND: Duration = Duration::from_secs(2);
+
+/// An auth server plus the sync endpoint on its own loopback port, over the same service.
+struct Fixture {
+    server: TestServer,
+    sync_addr: SocketAddr,
+    collection: SharedCollection,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        Fixture::start_with(SharedCollection::memory(), SyncOptions::default()).await
+    }
+
+    async fn start_with(collection: SharedCollection, options: SyncOptions) -> Fixture {
+        let server = TestServer::start(|_| {}).await;
+        let gate = SyncGate::new(&server.service, GateConfig::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let sync_addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = sync_router(gate, collection.clone(), options);
+        let task = tokio::spawn(serve(listener, router, async {
+            let _ = stopped.await;
+        }));
+        Fixture {
+            server,
+            sync_addr,
+            collection,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the sync server and waits for it.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(RECEIVE_BOUND, task).await;
+        }
+    }
+
+    /// The sync URL as a device proof names it.
+    fn sync_url(&self) -> String {
+        format!("http://{}/sync", self.sync_addr)
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}/sync", self.sync_addr)
+    }
+
+    /// A proof by `key` for `GET` on the sync URL, bound to `access`.
+    fn proof(&self, key: &DeviceKey, access: &str) -> String {
+        key.proof("GET", &self.sync_url(), access, self.server.now_secs())
+    }
+
+    /// Opens a connection with `Authorization` (and `DPoP` when given) on the upgrade.
+    async fn connect_headers(&self, access: &str, proof: Option<&str>) -> Result<Conn, tungstenite::Error> {
+        let mut request = self.ws_url().into_client_request()?;
+        let headers = request.headers_mut();
+        headers.insert(
+            "authorization",
+            format!("Bearer {access}").parse().expect("header"),
+        );
+        if let Some(proof) = proof {
+            headers.insert("dpop", proof.parse().expect("header"));
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Conn { stream })
+    }
+
+    /// Opens a connection with a device proof (a keyed device): welcome and snapshot read.
+    async fn connect_device(&self, key: &DeviceKey, session: &Session) -> (Conn, Vec<Value>) {
+        let proof = self.proof(key, &session.access);
+        let mut conn = self
+            .connect_headers(&session.access, Some(&proof))
+            .await
+            .expect("admitted");
+        let items = conn.expect_welcome(session).await;
+        (conn, items)
+    }
+
+    /// Opens a connection without credentials (Kora style).
+    async fn connect_bare(&self) -> Conn {
+        let (stream, _) = tokio_tungstenite::connect_async(self.ws_url())
+            .await
+            .expect("upgrade");
+        Conn { stream }
+    }
+
+    /// Opens a Kora-style connection and authenticates with its first message.
+    async fn connect_kora(&self, session: &Session, proof: Option<&str>) -> (Conn, Vec<Value>) {
+        let mut conn = self.connect_bare().await;
+        let mut auth = json!({"type": "auth", "authToken": session.access});
+        if let Some(proof) = proof {
+            auth["proof"] = json!(proof);
+        }
+        conn.send(auth).await;
+        let items = conn.expect_welcome(session).await;
+        (conn, items)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A client connection.
+struct Conn {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+struct Closing {
+    code: u16,
+    reason: String,
+}
+
+impl Conn {
+    async fn send(&mut self, message: Value) {
+        self.send_raw(Message::text(message.to_string())).await;
+    }
+
+    async fn send_raw(&mut self, message: Message) {
+        self.stream.send(message).await.expect("send");
+    }
+
+    /// The next frame that is not a ping or pong, or `None` when nothing came within `bound`.
+    async fn next_frame(&mut self, bound: Duration) -> Option<Message> {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(message))) => return Some(message),
+                Ok(Some(Err(error))) => panic!("connection failed: {error}"),
+                Ok(None) => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// The next JSON message.
+    async fn next_json(&mut self) -> Value {
+        match self.next_frame(RECEIVE_BOUND).await {
+            Some(Message::Text(text)) => serde_json::from_str(text.as_str()).expect("JSON message"),
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    /// Reads `welcome` for `session`, then the snapshot; returns its items.
+    async fn expect_welcome(&mut self, session: &Session) -> Vec<Value> {
+        let welcome = self.next_json().await;
+        assert_eq!(
+            welcome,
+            json!({"type": "welcome", "userId": session.user_id(), "deviceId": session.device_id()})
+        );
+        let snapshot = self.next_json().await;
+        assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+        snapshot["items"].as_array().expect("items").clone()
+    }
+
+    /// Reads messages until an `error`, which it returns.
+    async fn expect_error(&mut self) -> Value {
+        let message = self.next_json().await;
+        assert_eq!(message["type"], "error", "{message}");
+        message
+    }
+
+    /// Asserts nothing arrives for a while.
+    async fn expect_silence(&mut self) {
+        if let Some(message) = self.next_frame(SILENCE).await {
+            panic!("expected nothing, got {message:?}");
+        }
+    }
+
+    /// Waits for the close frame (skipping other messages) and returns it.
+    async fn expect_close(&mut self, bound: Duration) -> Closing {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("a close frame in time");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Closing {
+                        code: u16::from(frame.code),
+                        reason: frame.reason.as_str().to_owned(),
+                    };
+                }
+                Some(Ok(Message::Close(None))) => panic!("a close frame without a code"),
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => panic!("connection failed before its close frame: {error}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+}
+
+/// A user on a new keyed device (device ids are global: one per test unless given):
+/// (key, session).
+async fn keyed_user_on(fixture: &Fixture, label: &str, device_id: &str) -> (DeviceKey, Session) {
+    let key = DeviceKey::generate();
+    let session = fixture
+        .server
+        .sign_up_device(&email(label), device_id, &key)
+        .await;
+    (key, session)
+}
+
+/// A user on a new keyed device `phone-1`.
+async fn keyed_user(fixture: &Fixture, label: &str) -> (DeviceKey, Session) {
+    keyed_user_on(fixture, label, "phone-1").await
+}
+
+/// Another device of `session`'s user, keyless (its tokens are unbound).
+async fn keyless_device(fixture: &Fixture, session: &Session, device_id: &str) -> Session {
+    let email = session.user["email"].as_str().expect("email");
+    fixture.server.sign_in_device(email, device_id).await
+}
+
+#[tokio::test]
+async fn a_header_handshake_is_admitted_with_welcome_and_snapshot() {
+    let fixture = Fixture::start().await;
+    let (key, session) = keyed_user(&fixture, "headers").await;
+    fixture
+        .collection
+        .put(
+            session.user_id(),
+            "settings",
+            json!({"theme": "dark"}),
+            "phone-1",
+            1234,
+        )
+        .await
+        .expect("stored");
+    let (_conn, items) = fixture.connect_device(&key, &session).await;
+    assert_eq!(
+        items,
+        vec![json!({
+            "key": "settings",
+            "value": {"theme": "dark"},
+            "version": 1,
+            "deviceId": "phone-1",
+            "updatedAt": 1234,
+        })]
+    );
+}
+
+#[tokio::test]
+async fn a_kora_style_first_message_admits_an_unbound_token() {
+    let fixture = Fixture::start().await;
+    let session = fixture
+        .server
+        .sign_up_with(json!({"email": email("kora"), "password": support::PASSWORD, "deviceId": "web-1"}))
+        .await;
+    assert!(support::claims(&session.access).cnf.is_none(), "an unbound token");
+    let (mut conn, items) = fixture.connect_kora(&session, None).await;
+    assert!(items.is_empty());
+    conn.send(json!({"type": "put", "key": "k", "value": 1})).await;
+    assert_eq!(conn.next_json().await["deviceId"], "web-1");
+}
+
+#[tokio::test]
+async fn a_kora_style_first_message_may_carry_the_proof_of_a_bound_token() {
+    let fixture = Fixture::start().await;
+    let (key, session) = keyed_user(&fixture, "kora-proof").await;
+    let proof = fixture.proof(&key, &session.access);
+    fixture.connect_kora(&session, Some(&proof)).await;
+}
+
+#[tokio::test]
+async fn a_refused_kora_style_handshake_says_why_and_closes_with_4401() {
+    let fixture = Fixture::start().await;
+    let (_, session) = keyed_user(&fixture, "kora-refused").await;
+
+    let mut conn = fixture.connect_bare().await;
+    conn.send(json!({"type": "auth", "authToken": "not.a.token"}))
+        .await;
+    assert_eq!(conn.expect_error().await["code"], "TOKEN_INVALID");
+    let closing = conn.expect_close(RECEIVE_BOUND).await;
+    assert_eq!(
+        closing,
+        Closing {
+            code: 4401,
+            reason: "TOKEN_INVALID".into()
+        }
+    );
+
+    // A bound token needs its proof, in the message as in the headers.
+    let mut conn = fixture.connect_bare().await;
+    conn.send(json!({"type": "auth", "authToken": session.access}))
+        .await;
+    assert_eq!(conn.expect_error().await["code"], "PROOF_INVALID");
+    assert_eq!(conn.expect_close(RECEIVE_BOUND).await.reason, "PROOF_INVALID");
+
+    // Anything but an auth message first.
+    let mut conn = fixture.connect_bare().await;
+    conn.send(json!({"type": "put", "key": "k", "value": 1})).await;
+    assert_eq!(conn.expect_error().await["code"], "VALIDATION_ERROR");
+    assert_eq!(
+        conn.expect_close(RECEIVE_BOUND).await,
+        Closing {
+            code: 4401,
+            reason: "VALIDATION_ERROR".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_silent_kora_style_client_is_closed_after_the_auth_timeout() {
+    let options = SyncOptions {
+        auth_timeout: Duration::from_millis(200),
+        ..SyncOptions::default()
+    };
+    let fixture = Fixture::start_with(SharedCollection::memory(), options).await;
+    let mut conn = fixture.connect_bare().await;
+    assert_eq!(conn.expect_error().await["code"], "TOKEN_INVALID");
+    assert_eq!(conn.expect_close(RECEIVE_BOUND).await.code, 4401);
+}
+
+/// The refusal an upgrade request got: status and error envelope.
+async fn refusal(result: Result<Conn, tungstenite::Error>) -> (u16, ErrorBody) {
+    match result {
+        Ok(_) => panic!("the upgrade was accepted"),
+        Err(tungstenite::Error::Http(response)) => {
+            let body = response.body().as_deref().expect("a body");
+            let body: ErrorBody = serde_json::from_slice(body).expect("an error envelope");
+            (response.status().as_u16(), body)
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_bound_token_without_a_proof_is_refused_before_the_upgrade() {
+    let fixture = Fixture::start().await;
+    let (key, session) = keyed_user(&fixture, "no-proof").await;
+    let (status, body) = refusal(fixture.connect_headers(&session.access, None).await).await;
+    assert_eq!(
+        (status, body.code_text.as_deref()),
+        (401, Some("PROOF_INVALID")),
+        "{body:?}"
+    );
+    assert!(!body.error.is_empty());
+
+    // A proof for another URL, and a token that is no token.
+    let wrong_url = key.proof(
+        "GET",
+        "http://elsewhere/sync",
+        &session.access,
+        fixture.server.now_secs(),
+    );
+    let (status, body) = refusal(fixture.connect_headers(&session.access, Some(&wrong_url)).await).await;
+    assert_eq!(
+        (status, body.code()),
+        (401, Some(holdfast_protocol::ErrorCode::ProofInvalid))
+    );
+    let (status, body) = refusal(fixture.connect_headers("garbage", None).await).await;
+    assert_eq!((status, body.code_text.as_deref()), (401, Some("TOKEN_INVALID")));
+}
+
+#[tokio::test]
+async fn a_plain_request_to_the_endpoint_is_told_to_upgrade() {
+    let fixture = Fixture::start().await;
+    let reply = fixture
+        .server
+        .client
+        .get(fixture.sync_url())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(reply.status().as_u16(), 426);
+    assert_eq!(
+        reply.headers().get("upgrade").map(|v| v.as_bytes()),
+        Some(&b"websocket"[..])
+    );
+    let body: ErrorBody = reply.json().await.expect("an error envelope");
+    assert_eq!(body.code_text.as_deref(), Some("VALIDATION_ERROR"));
+}
+
+#[tokio::test]
+async fn a_put_reaches_every_connection_of_its_user_and_no_one_else() {
+    let fixture = Fixture::start().await;
+    let (key, phone) = keyed_user(&fixture, "fanout").await;
+    let laptop = keyless_device(&fixture, &phone, "laptop-1").await;
+    let (other_key, other) = keyed_user_on(&fixture, "bystander", "phone-2").await;
+    let (mut a, _) = fixture.connect_device(&key, &phone).await;
+    let (mut b, _) = fixture.connect_kora(&laptop, None).await;
+    let (mut c, _) = fixture.connect_device(&other_key, &other).await;
+
+    a.send(json!({"type": "put", "key": "todo/1", "value": {"title": "milk", "done": false}}))
+        .await;
+    let ack = a.next_json().await;
+    assert_eq!(ack["type"], "item");
+    assert_eq!(ack["key"], "todo/1");
+    assert_eq!(ack["value"], json!({"title": "milk", "done": false}));
+    assert_eq!(ack["version"], 1);
+    assert_eq!(ack["deviceId"], "phone-1");
+    assert!(ack["updatedAt"].as_i64().is_some_and(|ms| ms > 1_600_000_000_000));
+    assert_eq!(
+        b.next_json().await,
+        ack,
+        "the user's other device gets the same item"
+    );
+    c.expect_silence().await;
+
+    b.send(json!({"type": "put", "key": "todo/1", "value": {"title": "milk", "done": true}}))
+        .await;
+    let second = a.next_json().await;
+    assert_eq!(
+        (second["version"].as_i64(), second["deviceId"].as_str()),
+        (Some(2), Some("laptop-1"))
+    );
+    assert_eq!(b.next_json().await, second);
+    c.expect_silence().await;
+}
+
+#[tokio::test]
+async fn items_survive_reopening_the_collection() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("auth.db.sync.db");
+    let collection = SharedCollection::open(&path).expect("open");
+    let fixture = Fixture::start_with(collection, SyncOptions::default()).await;
+    let (key, session) = keyed_user(&fixture, "persist").await;
+    let (mut conn, _) = fixture.connect_device(&key, &session).await;
+    conn.send(json!({"type": "put", "key": "kept", "value": [1, 2, 3]}))
+        .await;
+    assert_eq!(conn.next_json().await["version"], 1);
+    drop(conn);
+    let user_id = session.user_id().to_owned();
+    fixture.stop().await;
+
+    let reopened = SharedCollection::open(&path).expect("reopen");
+    let items = reopened.snapshot(&user_id).await.expect("snapshot");
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0].key.as_str(), &items[0].value),
+        ("kept", &json!([1, 2, 3]))
+    );
+    assert_eq!(items[0].device_id, "phone-1");
+}
+
+#[tokio::test]
+async fn malformed_messages_get_error_messages_and_the_connection_stays_open() {
+    let fixture = Fixture::start().await;
+    let (key, session) = keyed_user(&fixture, "malformed").await;
+    let (mut conn, _) = fixture.connect_device(&key, &session).await;
+    let too_long_key = "k".repeat(129);
+    let too_big_value = "v".repeat(16 * 1024);
+    let bad = [
+        Message::text("not json"),
+        Message::text("[1, 2]"),
+        Message::text(r#"{"type": "nope"}"#),
+        Message::text(r#"{"key": "k", "value": 1}"#),
+        Message::text(r#"{"type": "put", "value": 1}"#),
+        Message::text(r#"{"type": "put", "key": "k"}"#),
+        Message::text(r#"{"type": "put", "key": "", "value": 1}"#),
+        Message::text(json!({"type": "put", "key": too_long_key, "value": 1}).to_string()),
+        Message::text(json!({"type": "put", "key": "big", "value": too_big_value}).to_string()),
+        Message::text(json!({"type": "auth", "authToken": session.access}).to_string()),
+        Message::binary(vec![1u8, 2, 3]),
+    ];
+    for message in bad {
+        let shown = format!("{message:?}").chars().take(80).collect::<String>();
+        conn.send_raw(message).await;
+        let error = conn.expect_error().await;
+        assert_eq!(error["code"], "VALIDATION_ERROR", "{shown}: {error}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{error}"
+        );
+    }
+    // Pings are answered, and the connection still works.
+    conn.send_raw(Message::Ping(b"hi".to_vec().into())).await;
+    match tokio::time::timeout(RECEIVE_BOUND, conn.stream.next()).await {
+        Ok(Some(Ok(Message::Pong(payload)))) => assert_eq!(&payload[..], b"hi"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    let key_128 = "é".repeat(128);
+    conn.send(json!({"type": "put", "key": key_128, "value": null}))
+        .await;
+    let item = conn.next_json().await;
+    assert_eq!(
+        (item["type"].as_str(), item["version"].as_i64()),
+        (Some("item"), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn a_message_over_64_kib_closes_the_connection_with_1009() {
+    let fixture = Fixture::start().await;
+    let (key, session) = keyed_user(&fixture, "oversized").await;
+    let (mut conn, _) = fixture.connect_device(&key, &session).await;
+    let huge = json!({"type": "put", "key": "k", "value": "x".repeat(64 * 1024)}).to_string();
+    // The server may close before the whole frame is written.
+    let _ = conn.stream.send(Message::text(huge)).await;
+    let closing = conn.expect_close(RECEIVE_BOUND).await;
+    assert_eq!(closing.code, u16::from(CloseCode::Size));
+}
+
+/// Waits for `conn`'s close frame and returns it with the time since `from`.
+async fn close_after(conn: &mut Conn, from: Instant) -> (Closing, Duration) {
+    let closing = conn.expect_close(RECEIVE_BOUND).await;
+    (closing, from.elapsed())
+}
+
+#[tokio::test]
+async fn revoking_the_device_closes_its_open_connection_with_4001_at_once() {
+    let fixture = Fixture::start().await;
+    let (key, phone) = keyed_user(&fixture, "revoke").await;
+    let laptop = keyless_device(&fixture, &phone, "laptop-1").await;
+    let (mut phone_conn, _) = fixture.connect_device(&key, &phone).await;
+    let (mut laptop_conn, _) = fixture.connect_kora(&laptop, None).await;
+
+    let called_at = Instant::now();
+    fixture
+        .server
+        .revoke(&laptop.access, "phone-1")
+        .await
+        .expect_status(200);
+    let returned_at = Instant::now();
+    let (closing, delay) = close_after(&mut phone_conn, returned_at).await;
+    let since_call = called_at.elapsed();
+    // The close frame may be on its way before the HTTP answer is read, so the delay from
+    // the call's return can be close to zero; the one from its start includes the request.
+    println!(
+        "revocation-to-close delay: {delay:?} after the revoke call returned, {since_call:?} after it started"
+    );
+    assert_eq!(
+        closing,
+        Closing {
+            code: 4001,
+            reason: "DEVICE_REVOKED".into()
+        }
+    );
+    assert!(
+        since_call < CLOSE_BOUND,
+        "closed {since_call:?} after the revocation started"
+    );
+
+    // The other device's connection is untouched, and the revoked one cannot come back.
+    laptop_conn.expect_silence().await;
+    let proof = fixture.proof(&key, &phone.access);
+    let (status, body) = refusal(fixture.connect_headers(&phone.access, Some(&proof)).await).await;
+    assert_eq!((status, body.code_text.as_deref()), (403, Some("DEVICE_REVOKED")));
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_closes_with_4002() {
+    let fixture = Fixture::start().await;
+    let (key, session) = keyed_user(&fixture, "everywhere").await;
+    let (mut conn, _) = fixture.connect_device(&key, &session).await;
+    fixture
+        .server
+        .service
+        .sign_out_everywhere(session.user_id())
+        .await
+        .expect("signed out");
+    let (closing, delay) = close_after(&mut conn, Instant::now()).await;
+    println!("sign-out-everywhere-to-close delay: {delay:?}");
+    assert_eq!(
+        closing,
+        Closing {
+            code: 4002,
+            reason: "TOKEN_REVOKED".into()
+        }
+    );
+    assert!(delay < CLOSE_BOUND, "closed {delay:?} after the sign-out");
+}
+
+#[tokio::test]
+async fn deleting_the_account_closes_with_4003() {
+    let fixture = Fixture::start().await;
+    let (key, session) = keyed_user(&fixture, "deleted").await;
+    let (mut conn, _) = fixture.connect_device(&key, &session).await;
+    let deleted = fixture
+        .server
+        .service
+        .delete_user(session.user_id())
+        .await
+        .expect("deleted");
+    assert!(deleted);
+    let (closing, delay) = close_after(&mut conn, Instant::now()).await;
+    println!("account-deletion-to-close delay: {delay:?}");
+    assert_eq!(
+        closing,
+        Closing {
+            code: 4003,
+            reason: "USER_NOT_FOUND".into()
+        }
+    );
+    assert!(delay < CLOSE_BOUND, "closed {delay:?} after the deletion");
+}
