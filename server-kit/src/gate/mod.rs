@@ -462,5 +462,3 @@ fn token_error(error: TokenError) -> GateError {
     }
 }
 
-#[cfg(test)]
-mod tests;
