@@ -391,47 +391,19 @@ impl SyncGate {
 }
 
 impl GateInner {
-    /// Rules 2-4 from the stores.
+    /// Rules 2-4 from the stores: the same check as the bearer routes.
     async fn load_standing(&self, claims: &Claims, now_ms: i64) -> Result<Arc<Standing>, GateError> {
-        let stores = self.service.stores();
         let user_cell = self.caches.user_cell(&claims.sub);
         // Read the epochs before the stores: an event arriving during the reads then makes
         // this standing stale at once instead of being lost.
         let epochs = self.caches.epochs(&user_cell);
-        if stores
-            .tokens
-            .is_revoked(&claims.jti, claims.fam.as_deref())
-            .await?
-        {
-            return Err(GateError::new(
-                ErrorCode::TokenRevoked,
-                "This token was revoked. Sign in again.",
-            ));
-        }
-        let user = stores
-            .users
-            .find_user(&claims.sub)
-            .await?
-            .ok_or_else(|| GateError::new(ErrorCode::UserNotFound, "The account no longer exists."))?;
-        let device = match stores.devices.find_device(&claims.dev).await? {
-            Some(device) if device.user_id != claims.sub => {
-                return Err(GateError::new(ErrorCode::TokenInvalid, "Invalid token."));
-            }
-            Some(device) if device.revoked => {
-                return Err(GateError::new(
-                    ErrorCode::DeviceRevoked,
-                    "This device was revoked.",
-                ));
-            }
-            Some(device) => Some(cache::DeviceState {
+        let standing = self.service.check_standing(claims.clone()).await?;
+        Ok(Arc::new(Standing {
+            email: standing.user.email,
+            name: standing.user.name,
+            device: standing.device.map(|device| cache::DeviceState {
                 jkt: device.key.map(|key| key.thumbprint),
             }),
-            None => None,
-        };
-        Ok(Arc::new(Standing {
-            email: user.email,
-            name: user.name,
-            device,
             user_cell,
             epochs,
             checked_at_ms: now_ms,
@@ -461,4 +433,3 @@ fn token_error(error: TokenError) -> GateError {
         }
     }
 }
-

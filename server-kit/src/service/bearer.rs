@@ -108,8 +108,8 @@ impl AuthService {
         self.check_standing(claims).await
     }
 
-    /// The checks after the signature: revocation, user, device.
-    pub(super) async fn check_standing(&self, claims: Claims) -> Result<Authenticated, ApiError> {
+    /// The checks after the signature: revocation, user, device (also the sync gate's).
+    pub(crate) async fn check_standing(&self, claims: Claims) -> Result<Authenticated, ApiError> {
         let stores = &self.inner.stores;
         if stores
             .tokens
