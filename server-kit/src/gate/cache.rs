@@ -27,8 +27,8 @@ pub(super) struct Standing {
     /// The registered device, or `None` when it is not registered.
     pub device: Option<DeviceState>,
     pub user_cell: Arc<UserCell>,
-    /// `(global, user)` epochs when the stores were read.
-    pub epochs: (u64, u64),
+    /// The user's epoch when the stores were read.
+    pub epoch: u64,
     pub checked_at_ms: i64,
 }
 
@@ -46,11 +46,16 @@ pub(super) struct UserCell {
     pub changed: Notify,
 }
 
+impl UserCell {
+    /// How many revocations of this user the gate has seen.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+}
+
 pub(super) struct Caches {
     tokens: Vec<RwLock<HashMap<[u8; 32], Arc<TokenEntry>>>>,
     users: Mutex<HashMap<String, Arc<UserCell>>>,
-    /// Moves every standing out of date at once (reserved for relays that lose events).
-    global: AtomicU64,
     shard_capacity: usize,
 }
 
@@ -59,7 +64,6 @@ impl Caches {
         Caches {
             tokens: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             users: Mutex::new(HashMap::new()),
-            global: AtomicU64::new(0),
             shard_capacity: (capacity / SHARDS).max(1),
         }
     }
@@ -100,7 +104,7 @@ impl Caches {
         let standing = entry.standing.as_ref()?;
         let age = now_ms.saturating_sub(standing.checked_at_ms);
         let young = age >= 0 && u128::try_from(age).is_ok_and(|age| age < ttl.as_millis());
-        (young && standing.epochs == self.epochs(&standing.user_cell)).then(|| standing.clone())
+        (young && standing.epoch == standing.user_cell.epoch()).then(|| standing.clone())
     }
 
     /// Keeps `standing` for the token of `signed`.
@@ -124,13 +128,6 @@ impl Caches {
         let cell = Arc::new(UserCell::default());
         users.insert(user_id.to_owned(), cell.clone());
         cell
-    }
-
-    pub fn epochs(&self, cell: &UserCell) -> (u64, u64) {
-        (
-            self.global.load(Ordering::Acquire),
-            cell.epoch.load(Ordering::Acquire),
-        )
     }
 
     /// A revocation concerning `user_id`: its cached standings are stale, its watches

@@ -101,9 +101,9 @@ pub struct Principal {
     pub expires_at: i64,
     /// Whether the connection proved possession of the device key.
     pub proven: bool,
-    /// The user's revocation epochs at admission: a watch started later re-checks at once
-    /// if a revocation came in between.
-    admitted_epochs: (u64, u64),
+    /// The user's revocation epoch at admission: a watch started later re-checks at once if
+    /// a revocation came in between.
+    admitted_epoch: u64,
 }
 
 impl Principal {
@@ -371,7 +371,7 @@ impl SyncGate {
             family: claims.fam.clone(),
             expires_at: claims.exp,
             proven,
-            admitted_epochs: standing.epochs,
+            admitted_epoch: standing.epoch,
         })
     }
 
@@ -394,9 +394,9 @@ impl GateInner {
     /// Rules 2-4 from the stores: the same check as the bearer routes.
     async fn load_standing(&self, claims: &Claims, now_ms: i64) -> Result<Arc<Standing>, GateError> {
         let user_cell = self.caches.user_cell(&claims.sub);
-        // Read the epochs before the stores: an event arriving during the reads then makes
+        // Read the epoch before the stores: an event arriving during the reads then makes
         // this standing stale at once instead of being lost.
-        let epochs = self.caches.epochs(&user_cell);
+        let epoch = user_cell.epoch();
         let standing = self.service.check_standing(claims.clone()).await?;
         Ok(Arc::new(Standing {
             email: standing.user.email,
@@ -405,7 +405,7 @@ impl GateInner {
                 jkt: device.key.map(|key| key.thumbprint),
             }),
             user_cell,
-            epochs,
+            epoch,
             checked_at_ms: now_ms,
         }))
     }

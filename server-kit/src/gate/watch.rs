@@ -87,7 +87,7 @@ async fn run(gate: Arc<GateInner>, principal: Principal) -> Closed {
     let leeway = gate.service.tokens().policy().leeway_secs;
     let expires_ms = principal.expires_at.saturating_add(leeway).saturating_mul(1000);
     // Admission just checked the stores; only a revocation since then needs a re-check now.
-    let mut check_now = gate.caches.epochs(&cell) != principal.admitted_epochs;
+    let mut check_now = cell.epoch() != principal.admitted_epoch;
     loop {
         let changed = cell.changed.notified();
         tokio::pin!(changed);
