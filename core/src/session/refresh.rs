@@ -111,7 +111,7 @@ impl Inner {
             return Ok(token);
         }
         let Some(held) = self.current_tokens() else {
-            return Err(AuthError::NotSignedIn);
+            return Err(self.no_session_error());
         };
         let path = self.storage_path.clone();
         let _lock = tokio::task::spawn_blocking(move || RefreshLock::acquire_within(&path, LOCK_WAIT))
@@ -291,6 +291,21 @@ impl Inner {
                     .await;
                 Err(AuthError::SignInRequired { code: refused })
             }
+        }
+    }
+
+    /// Why there are no tokens: the store could not be read (nothing is lost; retry after
+    /// `initialize`), or nobody is signed in.
+    fn no_session_error(&self) -> AuthError {
+        match &*self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            AuthState::Unavailable { reason } => AuthError::StorageUnavailable {
+                message: reason.clone(),
+            },
+            _ => AuthError::NotSignedIn,
         }
     }
 
