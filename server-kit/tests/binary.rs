@@ -469,6 +469,7 @@ fn help_documents_every_flag_and_the_secret_variable() {
     for flag in [
         "--listen",
         "--database",
+        "--database-schema",
         "--access-ttl",
         "--refresh-ttl",
         "--device-credential-ttl",
@@ -1152,4 +1153,101 @@ async fn a_busy_port_is_refused_clearly() {
         .await
         .assert_error(401, "TOKEN_INVALID");
     server.stop();
+}
+
+// PostgreSQL.
+
+#[path = "postgres_support/mod.rs"]
+mod postgres_support;
+
+/// Starts the binary on PostgreSQL (`--database postgres://... --database-schema NAME`):
+/// the process and its address.
+fn start_on_postgres(args: &[String]) -> (harness::Proc, String) {
+    let proc = harness::Proc::spawn(Some(SECRET_A), args);
+    let Some(line) = proc.next_line(Duration::from_secs(60)) else {
+        let (status, stderr) = proc.finish();
+        panic!("holdfast-server on PostgreSQL printed no line (exit {status}); stderr:\n{stderr}");
+    };
+    let address = line
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (proc, address)
+}
+
+async fn post_json(address: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("HTTP client");
+    let response = client
+        .post(format!("http://{address}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+/// `--database postgres://...` keeps accounts across a restart; the schema comes from
+/// `--database-schema` (each test its own, dropped afterwards), and HOLDFAST_SECRET is
+/// required as there is no file beside the database to keep a generated one in.
+#[tokio::test]
+async fn a_postgres_database_keeps_accounts_across_restarts() {
+    let schema = postgres_support::TestSchema::new();
+    let args: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        &schema.url_as("holdfast-binary-test"),
+        "--database-schema",
+        &schema.name,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+
+    let (status, stderr) = harness::Proc::spawn(None, &args).finish();
+    assert!(!status.success(), "started on PostgreSQL without HOLDFAST_SECRET");
+    assert!(stderr.contains("HOLDFAST_SECRET"), "stderr:\n{stderr}");
+    assert_no_panic(&stderr);
+
+    let credentials = json!({"email": "pg@example.com", "password": PASSWORD});
+    let (mut proc, address) = start_on_postgres(&args);
+    let (status, body) = post_json(&address, "/auth/signup", &credentials).await;
+    assert_eq!(status, 201, "sign-up: {body}");
+    proc.signal("TERM");
+    assert!(
+        proc.wait_for_exit(EXIT_BOUND).is_some_and(|s| s.success()),
+        "stderr:\n{}",
+        proc.stderr()
+    );
+    drop(proc);
+
+    let (proc, address) = start_on_postgres(&args);
+    let (status, body) = post_json(&address, "/auth/signin", &credentials).await;
+    assert_eq!(status, 200, "sign-in after a restart: {body}");
+    let (status, body) = post_json(&address, "/auth/signup", &credentials).await;
+    assert_eq!(status, 409, "the account is still there: {body}");
+    drop(proc);
+}
+
+#[test]
+fn a_postgres_url_with_a_password_is_not_echoed() {
+    let args: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        "postgres://someone:hunter2-secret@127.0.0.1:1/nothing",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let (status, stderr) = harness::Proc::spawn(Some(SECRET_A), &args).finish();
+    assert!(!status.success(), "started without a reachable database");
+    assert!(stderr.contains("someone:***@127.0.0.1:1"), "stderr:\n{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked:\n{stderr}");
+    assert_no_panic(&stderr);
 }

@@ -13,10 +13,15 @@ use holdfast_server_kit::store::{
 };
 use std::sync::Arc;
 
-/// A backend under test, and whatever must outlive it (a temporary directory).
+#[path = "postgres_support/mod.rs"]
+mod postgres_support;
+
+/// A backend under test, and whatever must outlive it (a temporary directory, a PostgreSQL
+/// schema dropped after the stores).
 struct Backend {
     stores: Stores,
     _keep: Option<tempfile::TempDir>,
+    _schema: Option<postgres_support::TestSchema>,
 }
 
 impl Backend {
@@ -24,6 +29,7 @@ impl Backend {
         Backend {
             stores: Stores::memory(),
             _keep: None,
+            _schema: None,
         }
     }
 
@@ -32,6 +38,7 @@ impl Backend {
         Backend {
             stores: Stores::single(Arc::new(store)),
             _keep: None,
+            _schema: None,
         }
     }
 
@@ -41,6 +48,26 @@ impl Backend {
         Backend {
             stores,
             _keep: Some(dir),
+            _schema: None,
+        }
+    }
+
+    /// Every store on PostgreSQL, in a schema of its own (see `postgres_support`). Fails
+    /// loudly when the server is unreachable.
+    async fn postgres() -> Backend {
+        let schema = postgres_support::TestSchema::new();
+        let url = schema.url_as("holdfast-conformance");
+        let stores = match Stores::postgres(&url, Some(&schema.name)).await {
+            Ok(stores) => stores,
+            Err(error) => panic!(
+                "cannot open PostgreSQL stores at {url} (set HOLDFAST_TEST_POSTGRES_URL; these tests \
+                 are never skipped): {error}"
+            ),
+        };
+        Backend {
+            stores,
+            _keep: None,
+            _schema: Some(schema),
         }
     }
 }
@@ -871,6 +898,7 @@ macro_rules! cases {
 backend!(memory => Backend::memory());
 backend!(sqlite_in_memory => Backend::sqlite_in_memory());
 backend!(sqlite_file => Backend::sqlite_file());
+backend!(postgres => Backend::postgres().await);
 
 // ---------------------------------------------------------------------------------------
 // SQLite only: the file, its schema version and what it holds

@@ -18,15 +18,18 @@ use holdfast_server_kit::store::RateLimit;
 use holdfast_server_kit::sync::{SYNC_PATH, SharedCollection, SyncOptions, sync_router};
 use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, tokens};
 
-/// Holdfast auth server: Kora-compatible auth routes with a device registry, on SQLite.
+/// Holdfast auth server: Kora-compatible auth routes with a device registry, on SQLite or
+/// PostgreSQL.
 ///
 /// GET /sync is a WebSocket sync endpoint: each connection is admitted by the sync gate
 /// (access token, and a device proof where the token is bound to a key) and closed as soon
-/// as its device or session is revoked. Its items are kept in DATABASE.sync.db.
+/// as its device or session is revoked. Its items are kept in DATABASE.sync.db; with a
+/// PostgreSQL database they are kept in memory (per instance, lost on restart).
 ///
 /// Token secrets come from HOLDFAST_SECRET (comma-separated: the first signs, all verify,
 /// for key rotation; each at least 32 characters). When it is unset, a secret is generated
-/// once and kept in a file beside the database (DATABASE.secret, mode 0600).
+/// once and kept in a file beside the SQLite database (DATABASE.secret, mode 0600); a
+/// PostgreSQL database requires HOLDFAST_SECRET.
 ///
 /// The first line on stdout is exactly `listening on http://ADDR`; logs go to stderr
 /// (filtered by RUST_LOG). SIGINT or SIGTERM stops it gracefully.
@@ -37,9 +40,16 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
 
-    /// Database: `sqlite:PATH` (created if missing).
+    /// Database: `sqlite:PATH` (created if missing), or a PostgreSQL URL
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`), which several
+    /// instances can share; its tables are created or migrated at start.
     #[arg(long, default_value = "sqlite:./holdfast.db", value_name = "URL")]
     database: String,
+
+    /// PostgreSQL only: the schema to keep the tables in (created if missing; lower-case
+    /// letters, digits and underscores). Default: the connection's search_path (public).
+    #[arg(long, value_name = "NAME")]
+    database_schema: Option<String>,
 
     /// Access token lifetime in seconds.
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
@@ -180,8 +190,18 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let path = sqlite_path(&args.database)?;
-    let secrets = find_secrets(&path)?;
+    let database = parse_database(&args.database)?;
+    let secrets = match &database {
+        Database::Sqlite(path) => find_secrets(path)?,
+        Database::Postgres(_) => env_secrets()?.ok_or(
+            "a PostgreSQL database needs HOLDFAST_SECRET (there is no file beside it to keep a \
+             generated secret in): set it to the same secret on every instance (generate one \
+             with `openssl rand -base64 32`)",
+        )?,
+    };
+    if args.database_schema.is_some() && matches!(database, Database::Sqlite(_)) {
+        return Err("--database-schema applies to a PostgreSQL database only".into());
+    }
     // Everything is checked before anything is written: a bad flag leaves no files behind.
     let mut config = build_config(&args, secrets.list());
     check_config(&config, &secrets)?;
@@ -209,10 +229,23 @@ async fn run(args: Args) -> Result<(), String> {
             );
         }
     }
-    let stores = Stores::sqlite(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let sync_path = sync_collection_path(&path);
-    let collection = SharedCollection::open(&sync_path)
-        .map_err(|e| format!("cannot open {}: {e}", sync_path.display()))?;
+    let (stores, collection) = match &database {
+        Database::Sqlite(path) => {
+            let stores = Stores::sqlite(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let sync_path = sync_collection_path(path);
+            let collection = SharedCollection::open(&sync_path)
+                .map_err(|e| format!("cannot open {}: {e}", sync_path.display()))?;
+            (stores, collection)
+        }
+        Database::Postgres(url) => {
+            let stores = Stores::postgres(url, args.database_schema.as_deref())
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", redact_password(url)))?;
+            // A shared PostgreSQL collection is not written yet: each instance keeps its own.
+            tracing::warn!("with a PostgreSQL database, the sync items are kept in memory");
+            (stores, SharedCollection::memory())
+        }
+    };
     let service = AuthService::new(config, stores).map_err(|e| format!("invalid configuration: {e}"))?;
     let gate = SyncGate::new(
         &service,
@@ -246,7 +279,7 @@ async fn run(args: Args) -> Result<(), String> {
         writeln!(stdout, "listening on http://{address}").map_err(|e| e.to_string())?;
         stdout.flush().map_err(|e| e.to_string())?;
     }
-    tracing::info!(database = %path.display(), "holdfast-server ready");
+    tracing::info!(database = %database.describe(), "holdfast-server ready");
 
     let (stopping, stopped) = tokio::sync::oneshot::channel::<http::ShutdownSignals>();
     let shutdown = async move {
@@ -286,11 +319,56 @@ async fn run(args: Args) -> Result<(), String> {
     result.map_err(|e| format!("server failed: {e}"))
 }
 
+/// Where the stores live.
+enum Database {
+    Sqlite(PathBuf),
+    /// The URL as given.
+    Postgres(String),
+}
+
+impl Database {
+    /// For logs: the path, or the URL without its password.
+    fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+fn parse_database(database: &str) -> Result<Database, String> {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        return Ok(Database::Postgres(database.to_owned()));
+    }
+    sqlite_path(database).map(Database::Sqlite)
+}
+
+/// `url` with the password of its user info, if any, replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 fn sqlite_path(database: &str) -> Result<PathBuf, String> {
     let path = database
         .strip_prefix("sqlite://")
         .or_else(|| database.strip_prefix("sqlite:"))
-        .ok_or_else(|| format!("unsupported database `{database}`: this build supports sqlite:PATH"))?;
+        .ok_or_else(|| {
+            format!(
+                "unsupported database `{}`: this build supports sqlite:PATH and postgres://URL",
+                redact_password(database)
+            )
+        })?;
     if path.is_empty() {
         return Err("the database path is empty".into());
     }
@@ -331,6 +409,23 @@ impl Secrets {
 /// Secrets from `HOLDFAST_SECRET`, or from the file beside the database, or new ones
 /// (not yet written: see [`persist_secret`]).
 fn find_secrets(database: &Path) -> Result<Secrets, String> {
+    if let Some(secrets) = env_secrets()? {
+        return Ok(secrets);
+    }
+    let mut file = database.as_os_str().to_owned();
+    file.push(".secret");
+    let file = PathBuf::from(file);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => Ok(Secrets::File(file, text.trim().to_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Secrets::Generated(file, tokens::generate_secret()))
+        }
+        Err(error) => Err(format!("cannot read the secret file {}: {error}", file.display())),
+    }
+}
+
+/// Secrets from `HOLDFAST_SECRET`, when it is set.
+fn env_secrets() -> Result<Option<Secrets>, String> {
     match std::env::var("HOLDFAST_SECRET") {
         Ok(value) => {
             let secrets: Vec<String> = value
@@ -342,20 +437,10 @@ fn find_secrets(database: &Path) -> Result<Secrets, String> {
             if secrets.is_empty() {
                 return Err("HOLDFAST_SECRET is set but holds no secret".into());
             }
-            return Ok(Secrets::Env(secrets));
+            Ok(Some(Secrets::Env(secrets)))
         }
-        Err(std::env::VarError::NotUnicode(_)) => return Err("HOLDFAST_SECRET is not valid UTF-8".into()),
-        Err(std::env::VarError::NotPresent) => {}
-    }
-    let mut file = database.as_os_str().to_owned();
-    file.push(".secret");
-    let file = PathBuf::from(file);
-    match std::fs::read_to_string(&file) {
-        Ok(text) => Ok(Secrets::File(file, text.trim().to_owned())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            Ok(Secrets::Generated(file, tokens::generate_secret()))
-        }
-        Err(error) => Err(format!("cannot read the secret file {}: {error}", file.display())),
+        Err(std::env::VarError::NotUnicode(_)) => Err("HOLDFAST_SECRET is not valid UTF-8".into()),
+        Err(std::env::VarError::NotPresent) => Ok(None),
     }
 }
 

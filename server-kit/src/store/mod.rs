@@ -13,9 +13,12 @@
 //! - [`RateLimitStore`]: sliding-window counters and temporary blocks.
 //!
 //! [`sqlite::SqliteStore`] implements them all on one SQLite file;
-//! [`memory::MemoryStore`] implements them in memory for unit tests.
+//! [`postgres::PostgresStore`] implements them all on one PostgreSQL database (or schema), for
+//! several instances sharing the load; [`memory::MemoryStore`] implements them in memory for
+//! unit tests.
 
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 mod records;
@@ -209,6 +212,14 @@ impl Stores {
     /// Every store on one SQLite file (created and migrated if need be).
     pub fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Stores, StoreError> {
         Ok(Stores::single(Arc::new(sqlite::SqliteStore::open(path)?)))
+    }
+
+    /// Every store on one PostgreSQL database (created and migrated if need be); with
+    /// `schema`, in that schema (created if absent). See [`postgres::PostgresStore::connect`].
+    pub async fn postgres(url: &str, schema: Option<&str>) -> Result<Stores, StoreError> {
+        Ok(Stores::single(Arc::new(
+            postgres::PostgresStore::connect(url, schema).await?,
+        )))
     }
 
     /// Every store in memory (for unit tests).

@@ -1,0 +1,188 @@
+//! The schema, as an ordered list of migrations recorded in `holdfast_schema_migrations`.
+//!
+//! A migration is never edited once released: a change is a new entry at the end. Tables
+//! and columns are named as in the SQLite schema (Kora's names: `password_hash`, `salt`,
+//! `public_key`, ...), so data can be copied between them.
+
+use super::Fail;
+use crate::store::StoreError;
+use deadpool_postgres::{GenericClient, Object};
+
+/// `(version, SQL)`, versions strictly increasing from 1.
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+
+/// The schema version this build writes; a database with a newer one is refused.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// The table recording which migrations were applied.
+const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS holdfast_schema_migrations (
+    version BIGINT PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+
+const V1: &str = "
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL CONSTRAINT users_email_key UNIQUE,
+    name TEXT,
+    email_verified BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL,
+    password_hash TEXT NOT NULL,
+    salt TEXT NOT NULL DEFAULT ''
+);
+
+-- No foreign key to users: a deployment may keep users on another backend. seq keeps
+-- insertion order for devices created in the same millisecond.
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    public_key TEXT NOT NULL DEFAULT '',
+    thumbprint TEXT,
+    name TEXT NOT NULL,
+    revoked BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    seq BIGINT GENERATED ALWAYS AS IDENTITY
+);
+CREATE INDEX devices_by_user ON devices (user_id, created_at, seq);
+
+-- The child_* columns stay NULL until the token is rotated.
+CREATE TABLE refresh_tokens (
+    jti TEXT PRIMARY KEY,
+    family TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    issued_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    jkt TEXT,
+    rotated_at_ms BIGINT,
+    child_access_jti TEXT,
+    child_refresh_jti TEXT,
+    child_issued_at BIGINT,
+    child_access_expires_at BIGINT,
+    child_refresh_expires_at BIGINT
+);
+CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+CREATE INDEX refresh_tokens_by_user ON refresh_tokens (user_id, family);
+
+CREATE TABLE revoked_tokens (
+    jti TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires_at);
+
+CREATE TABLE revoked_families (
+    family TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX revoked_families_by_expiry ON revoked_families (expires_at);
+
+CREATE TABLE challenges (
+    challenge TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE INDEX challenges_by_expiry ON challenges (expires_at_ms);
+
+-- hits: the counted attempts' timestamps (ms).
+CREATE TABLE rate_limits (
+    key TEXT PRIMARY KEY,
+    hits BIGINT[] NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE INDEX rate_limits_by_expiry ON rate_limits (expires_at_ms);
+
+CREATE TABLE blocks (
+    key TEXT PRIMARY KEY,
+    until_ms BIGINT NOT NULL
+);
+CREATE INDEX blocks_by_expiry ON blocks (until_ms);
+";
+
+/// The schema version recorded in the current schema (0 when nothing is).
+pub async fn schema_version(conn: &Object) -> Result<i64, Fail> {
+    read_version(conn).await
+}
+
+async fn read_version<C: GenericClient + Sync>(client: &C) -> Result<i64, Fail> {
+    // Two statements: a query naming a missing table fails when parsed.
+    let row = client
+        .query_one(
+            "SELECT to_regclass('holdfast_schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .await?;
+    if !super::get::<bool>(&row, 0)? {
+        return Ok(0);
+    }
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(version), 0)::BIGINT FROM holdfast_schema_migrations",
+            &[],
+        )
+        .await?;
+    super::get(&row, 0)
+}
+
+/// Refuses a schema newer than this build knows: its data is left untouched.
+fn check_not_newer(version: i64) -> Result<(), Fail> {
+    if version > SCHEMA_VERSION {
+        return Err(Fail::Store(StoreError::backend(
+            "connect",
+            format!(
+                "the database has schema version {version}, newer than this build supports \
+                 ({SCHEMA_VERSION}); upgrade holdfast-server-kit"
+            ),
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the schema if need be and applies the migrations it lacks, all in one
+/// transaction under an advisory lock named after the schema: instances starting together
+/// wait for each other, and the later ones find nothing left to do. A crash leaves the
+/// database at its old version rather than half-migrated.
+pub async fn migrate(conn: &mut Object, schema: Option<&str>) -> Result<(), Fail> {
+    let tx = conn.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('holdfast-migrate:' || coalesce($1, current_schema(), '')))",
+        &[&schema],
+    )
+    .await?;
+    if let Some(schema) = schema {
+        // The name was checked to be a plain identifier; identifiers take no parameters.
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .await?;
+    }
+    // Read under the lock: another instance may have migrated meanwhile. Checked before
+    // anything is written, so a newer schema stays as it is.
+    let current = read_version(&tx).await?;
+    check_not_newer(current)?;
+    if current == SCHEMA_VERSION {
+        tx.commit().await?;
+        return Ok(());
+    }
+    tx.batch_execute(CREATE_VERSION_TABLE).await?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO holdfast_schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_strictly_increase_from_one() {
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|(version, _)| *version).collect();
+        let expected: Vec<i64> = (1..=MIGRATIONS.len() as i64).collect();
+        assert_eq!(versions, expected);
+    }
+}

@@ -1,0 +1,233 @@
+//! Every store on PostgreSQL: the backend for several server instances sharing one database.
+//!
+//! Connections come from a [`deadpool_postgres`] pool; each keeps its prepared statements
+//! (`prepare_cached`). A connection is verified with a query before it is handed out again,
+//! so one the server closed (a restart, `pg_terminate_backend`, a failover) is discarded and
+//! replaced rather than failing the next call.
+//!
+//! Operations that must be atomic run in one transaction (READ COMMITTED) and lock the row
+//! they decide on (`SELECT ... FOR UPDATE`) before reading the state they decide from, so
+//! two instances rotating the same refresh token, consuming the same challenge or counting
+//! against the same rate limit are serialized by PostgreSQL itself. A row that may not
+//! exist yet (a first registration, a first rate-limit hit) is created with
+//! `INSERT ... ON CONFLICT DO NOTHING` first, so there is always a row to lock.
+//!
+//! The schema is versioned (see `migrations.rs`): connecting applies what is missing, in
+//! one transaction under a transaction-level advisory lock (two instances starting
+//! together migrate once), and refuses a schema written by a newer build. With a `schema`
+//! option every connection's `search_path` is that schema, created if absent, so several
+//! deployments (or tests) can share one database.
+
+mod accounts;
+mod limits;
+mod migrations;
+mod tokens;
+
+pub use migrations::SCHEMA_VERSION;
+
+use super::StoreError;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use std::fmt;
+use std::time::Duration;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Config, NoTls, Row};
+
+/// Connections per store: enough for the concurrent requests of one instance; PostgreSQL's
+/// own limit (100 by default) is shared by every instance.
+const POOL_SIZE: usize = 16;
+
+/// How long connecting may take before the call fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a call waits for a free connection before failing.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `application_name` of the connections, unless the URL names one.
+pub const DEFAULT_APPLICATION_NAME: &str = "holdfast-server";
+
+/// Every store on one PostgreSQL database (or one schema of it). Cloning shares the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    schema: Option<String>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database[?param=value]`,
+    /// as libpq takes it; `application_name` and `options` are honoured) and migrates the
+    /// schema. With `schema`, every connection works in that schema (its `search_path`),
+    /// which is created if absent; a schema name is lower-case ASCII letters, digits and
+    /// underscores, not starting with a digit.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the URL or schema name is invalid, the database cannot
+    /// be reached or fails to migrate, and when it holds a newer schema version (left
+    /// untouched then).
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
+        let config: Config = url
+            .parse()
+            .map_err(|e| StoreError::backend("connect", format!("invalid PostgreSQL URL: {e}")))?;
+        PostgresStore::connect_with(config, schema).await
+    }
+
+    /// [`PostgresStore::connect`] with a parsed configuration.
+    pub async fn connect_with(mut config: Config, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
+        if let Some(schema) = schema {
+            check_schema_name(schema)?;
+            let options = match config.get_options() {
+                Some(existing) if !existing.trim().is_empty() => {
+                    format!("{existing} -c search_path={schema}")
+                }
+                _ => format!("-c search_path={schema}"),
+            };
+            config.options(&options);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(DEFAULT_APPLICATION_NAME);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // A query before reuse: a connection the server closed is replaced, not used.
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(WAIT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::backend("connect", e))?;
+        let store = PostgresStore {
+            pool,
+            schema: schema.map(str::to_owned),
+        };
+        let mut conn = store.conn().await.map_err(|fail| fail.into_store("connect"))?;
+        migrations::migrate(&mut conn, store.schema.as_deref())
+            .await
+            .map_err(|fail| fail.into_store("migrate"))?;
+        Ok(store)
+    }
+
+    /// The schema this store works in, when one was given.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The schema version the database holds.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let conn = self
+            .conn()
+            .await
+            .map_err(|fail| fail.into_store("schema_version"))?;
+        migrations::schema_version(&conn)
+            .await
+            .map_err(|fail| fail.into_store("schema_version"))
+    }
+
+    /// A pooled connection.
+    async fn conn(&self) -> Result<Object, Fail> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Runs one statement on its own (its own transaction): the rows it changed.
+    async fn execute_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Fail> {
+        let conn = self.conn().await?;
+        let statement = conn.prepare_cached(sql).await?;
+        Ok(conn.execute(&statement, params).await?)
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("connections", &status.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Schema names go into the connection options unquoted, so only plain identifiers pass.
+fn check_schema_name(schema: &str) -> Result<(), StoreError> {
+    let valid = !schema.is_empty()
+        && schema.len() <= 63
+        && !schema.starts_with(|c: char| c.is_ascii_digit())
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::backend(
+            "connect",
+            format!(
+                "invalid schema name `{schema}`: use lower-case ASCII letters, digits and underscores, \
+                 not starting with a digit (at most 63)"
+            ),
+        ))
+    }
+}
+
+/// Why a database call failed, before it is named after its operation.
+#[derive(Debug)]
+enum Fail {
+    Sql(tokio_postgres::Error),
+    Pool(PoolError),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Fail::Sql(error)
+    }
+}
+
+impl From<PoolError> for Fail {
+    fn from(error: PoolError) -> Self {
+        Fail::Pool(error)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(error: StoreError) -> Self {
+        Fail::Store(error)
+    }
+}
+
+impl Fail {
+    fn into_store(self, operation: &'static str) -> StoreError {
+        match self {
+            Fail::Store(error) => error,
+            // The server's code and message only: its detail may quote row values.
+            Fail::Sql(error) => match error.as_db_error() {
+                Some(db) => {
+                    StoreError::backend(operation, format!("{} ({})", db.message(), db.code().code()))
+                }
+                None => StoreError::backend(operation, error),
+            },
+            Fail::Pool(error) => StoreError::backend(operation, error),
+        }
+    }
+}
+
+/// Whether `error` is a unique violation of the constraint named `constraint`.
+fn is_unique_violation(error: &tokio_postgres::Error, constraint: &str) -> bool {
+    error
+        .as_db_error()
+        .is_some_and(|db| *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some(constraint))
+}
+
+/// Column `index` of `row`; a value of the wrong type or shape is corrupt data.
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, Fail> {
+    row.try_get(index)
+        .map_err(|e| Fail::Store(StoreError::Corrupt(format!("column {index}: {e}"))))
+}
