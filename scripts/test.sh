@@ -23,5 +23,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (every crate, unit and integration, against real loopback servers)"
 cargo test --workspace --locked
 
+step "Python bindings (maturin wheel into target/py-venv, pytest against a real server)"
+bash bindings/python/run_tests.sh
+
 echo
 echo "all checks passed"

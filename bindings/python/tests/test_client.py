@@ -1,0 +1,306 @@
+"""The `holdfast` Python package against a real holdfast-server: sessions, offline restore,
+devices and proofs, a Python key provider, events, and errors as exceptions."""
+
+import asyncio
+import os
+import threading
+import uuid
+
+import pytest
+
+from holdfast import (
+    AuthClient,
+    AuthEvent,
+    AuthEventListener,
+    AuthState,
+    ClientConfig,
+    HoldfastError,
+    KeyProvider,
+    KeySource,
+    SignOutReason,
+)
+
+PASSWORD = "correct horse battery staple"
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def new_email():
+    return f"py-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def passphrase_client(server_url, storage_path, passphrase="vault passphrase", **options):
+    return AuthClient(
+        ClientConfig(
+            server_url=server_url,
+            storage_path=str(storage_path),
+            key_source=KeySource.PASSPHRASE(passphrase=passphrase),
+            **options,
+        )
+    )
+
+
+def is_jwt(token):
+    return isinstance(token, str) and token.count(".") == 2
+
+
+def test_sign_up_sign_in_and_access_token(server, tmp_path):
+    async def scenario():
+        client = passphrase_client(server.url, tmp_path / "client.db", device_name="pytest")
+        state = await client.initialize()
+        assert state.is_signed_out()
+        assert state.reason.is_no_stored_session()
+
+        email = new_email()
+        user = await client.sign_up(email, PASSWORD, "Ada")
+        assert user.email == email and user.name == "Ada"
+        assert client.state().is_signed_in()
+        assert client.current_user() == user
+        first = await client.access_token()
+        assert is_jwt(first)
+        # A valid token is answered from memory: the same one.
+        assert await client.access_token() == first
+
+        await client.sign_out()
+        assert client.state() == AuthState.SIGNED_OUT(reason=SignOutReason.USER_SIGNED_OUT())
+        with pytest.raises(HoldfastError.NotSignedIn):
+            await client.access_token()
+
+        again = await client.sign_in(email, PASSWORD)
+        assert again.id == user.id
+        assert is_jwt(await client.access_token())
+
+        with pytest.raises(HoldfastError.InvalidCredentials):
+            await client.sign_in(email, "not the password")
+        with pytest.raises(HoldfastError.Refused) as taken:
+            await client.sign_up(email, PASSWORD)
+        assert taken.value.code == "EMAIL_TAKEN"
+
+    run(scenario())
+
+
+def test_a_second_client_restores_the_session_while_the_server_is_down(own_server, tmp_path):
+    storage = tmp_path / "client.db"
+
+    async def sign_up():
+        client = passphrase_client(own_server.url, storage)
+        await client.initialize()
+        user = await client.sign_up(new_email(), PASSWORD)
+        return user, await client.access_token()
+
+    user, token = run(sign_up())
+    own_server.stop()
+
+    async def restore_offline():
+        client = passphrase_client(own_server.url, storage, connect_timeout_ms=2000, request_timeout_ms=2000)
+        state = await client.initialize()
+        assert state.is_signed_in(), state
+        assert state.user.id == user.id
+        # Still valid, so no network needed.
+        assert await client.access_token() == token
+        # A server call fails as transient: the session is kept.
+        with pytest.raises(HoldfastError.Transient):
+            await client.list_devices()
+        assert client.state().is_signed_in()
+
+    run(restore_offline())
+
+
+def test_device_registration_proofs_and_bearer_calls(server, tmp_path):
+    async def scenario():
+        client = passphrase_client(server.url, tmp_path / "client.db")
+        await client.initialize()
+        user = await client.sign_up(new_email(), PASSWORD)
+
+        device_id = await client.device_id()
+        device = await client.register_device("pytest laptop")
+        assert device.id == device_id and device.user_id == user.id
+        # Sign-up already registered this device; registering again keeps its record.
+        assert not device.revoked
+        assert '"kty"' in device.public_key
+        assert len(await client.device_thumbprint()) == 43
+
+        proof = await client.device_proof("GET", server.url + "/auth/devices")
+        assert is_jwt(proof)
+        sync_url = server.url.replace("http://", "ws://") + "/sync"
+        credentials = await client.sync_credentials(sync_url)
+        assert credentials.device_id == device_id
+        assert is_jwt(credentials.access_token) and is_jwt(credentials.proof)
+
+        # Bearer calls carry device proofs; the server accepts them.
+        devices = await client.list_devices()
+        assert device_id in [d.id for d in devices]
+
+        with pytest.raises(HoldfastError.InvalidInput):
+            await client.sign_challenge("not a challenge")
+        with pytest.raises(HoldfastError.InvalidInput):
+            await client.device_proof("GET /x", server.url)
+
+    run(scenario())
+
+
+class MemoryKeys(KeyProvider):
+    """The app's key keeper, in Python (a real app would use its keychain)."""
+
+    def __init__(self):
+        self.key = None
+        self.stores = 0
+
+    def load_key(self):
+        return self.key
+
+    def store_key(self, key):
+        self.stores += 1
+        self.key = bytes(key)
+
+
+class LockedKeychain(KeyProvider):
+    def load_key(self):
+        raise HoldfastError.StorageUnavailable("the keychain is locked")
+
+    def store_key(self, key):
+        raise HoldfastError.StorageUnavailable("the keychain is locked")
+
+
+class BuggyKeychain(KeyProvider):
+    def load_key(self):
+        raise ValueError("a bug in the app")
+
+    def store_key(self, key):
+        raise ValueError("a bug in the app")
+
+
+def provided_client(server_url, storage_path, provider):
+    return AuthClient(
+        ClientConfig(
+            server_url=server_url,
+            storage_path=str(storage_path),
+            key_source=KeySource.PROVIDED(provider=provider),
+        )
+    )
+
+
+def test_a_python_key_provider_keeps_the_vault_key(server, tmp_path):
+    storage = tmp_path / "client.db"
+    keys = MemoryKeys()
+
+    async def scenario():
+        client = provided_client(server.url, storage, keys)
+        assert (await client.initialize()).is_signed_out()
+        assert keys.stores == 1 and len(keys.key) == 32
+        user = await client.sign_up(new_email(), PASSWORD)
+
+        again = provided_client(server.url, storage, keys)
+        state = await again.initialize()
+        assert state.is_signed_in() and state.user.id == user.id
+        assert keys.stores == 1
+
+        # A locked keychain or a provider bug: unavailable, never signed out, no crash.
+        for provider in (LockedKeychain(), BuggyKeychain()):
+            blocked = provided_client(server.url, storage, provider)
+            state = await blocked.initialize()
+            assert state.is_unavailable(), state
+            # The store cannot be read now: that is what the app is told, not a sign-out.
+            with pytest.raises(HoldfastError.StorageUnavailable):
+                await blocked.access_token()
+            with pytest.raises(HoldfastError.StorageUnavailable):
+                await blocked.sign_in(new_email(), PASSWORD)
+        locked = await provided_client(server.url, storage, LockedKeychain()).initialize()
+        assert "keychain is locked" in locked.reason
+
+    run(scenario())
+
+
+class Recorder(AuthEventListener):
+    """Collects events; called on a Holdfast thread, hence the lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = []
+
+    def on_event(self, event):
+        with self.lock:
+            self.events.append(event)
+
+    def states(self):
+        with self.lock:
+            return [e.state for e in self.events if e.is_state_changed()]
+
+
+class Throwing(AuthEventListener):
+    def on_event(self, event):
+        raise RuntimeError("a listener bug")
+
+
+def test_listeners_receive_state_changes_until_cancelled(server, tmp_path):
+    async def scenario():
+        client = passphrase_client(server.url, tmp_path / "client.db")
+        recorder = Recorder()
+        subscription = client.subscribe(recorder)
+        # Kept alive on purpose: dropping a handle ends its subscription.
+        throwing = client.subscribe(Throwing())  # harms nobody
+        await client.initialize()
+        user = await client.sign_up(new_email(), PASSWORD)
+        await client.sign_out()
+
+        states = recorder.states()
+        assert states[0] == AuthState.SIGNED_OUT(reason=SignOutReason.NO_STORED_SESSION())
+        assert any(s.is_signed_in() and s.user.id == user.id for s in states), states
+        assert states[-1] == AuthState.SIGNED_OUT(reason=SignOutReason.USER_SIGNED_OUT())
+
+        subscription.cancel()
+        throwing.cancel()
+        seen = len(recorder.events)
+        await client.sign_in(user.email, PASSWORD)
+        assert client.state().is_signed_in()
+        assert len(recorder.events) == seen
+
+    run(scenario())
+
+
+def test_bad_input_raises_exceptions_not_crashes(server, tmp_path):
+    with pytest.raises(HoldfastError.InvalidInput):
+        passphrase_client("", tmp_path / "client.db")
+    with pytest.raises(HoldfastError.InvalidInput):
+        passphrase_client(server.url, "")
+    with pytest.raises(HoldfastError) as kind:
+        passphrase_client("not a url", tmp_path / "client.db")
+    assert type(kind.value).__name__ == "InvalidInput"
+
+    async def unwritable_storage():
+        not_a_folder = tmp_path / "a-file"
+        not_a_folder.write_text("")
+        client = passphrase_client(server.url, not_a_folder / "client.db")
+        state = await client.initialize()
+        assert state.is_unavailable(), state
+        with pytest.raises(HoldfastError.StorageUnavailable):
+            await client.sign_in(new_email(), PASSWORD)
+
+    async def wrong_passphrase():
+        storage = tmp_path / "vault.db"
+        owner = passphrase_client(server.url, storage, passphrase="the right one")
+        await owner.initialize()
+        email = new_email()
+        await owner.sign_up(email, PASSWORD)
+
+        intruder = passphrase_client(server.url, storage, passphrase="a wrong one")
+        state = await intruder.initialize()
+        assert state.is_unavailable() and "passphrase" in state.reason, state
+        with pytest.raises(HoldfastError):
+            await intruder.access_token()
+        with pytest.raises(HoldfastError.WrongPassphrase):
+            await owner.change_passphrase("a wrong one", "a new one")
+        assert (await owner.access_token()).count(".") == 2
+
+    run(unwritable_storage())
+    run(wrong_passphrase())
+
+
+def test_error_kinds_are_subclasses_of_one_exception():
+    for kind in ("InvalidInput", "InvalidCredentials", "Transient", "SignInRequired", "Refused",
+                 "NotSignedIn", "StorageUnavailable", "WrongPassphrase", "Protocol"):
+        assert issubclass(getattr(HoldfastError, kind), HoldfastError)
+        assert issubclass(getattr(HoldfastError, kind), Exception)
+    assert os.environ.get("HOLDFAST_SERVER_BIN")

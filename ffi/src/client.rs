@@ -1,0 +1,261 @@
+//! The [`AuthClient`] object: every method of the core's client, converted at the edge.
+//!
+//! The constructor is synchronous (async primary constructors break Kotlin and Python);
+//! everything that touches storage or the network is async and runs on tokio, which the
+//! core needs for its background refresh and storage tasks.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use holdfast_core::Subscription;
+use holdfast_core::vault::Passphrase;
+
+use crate::config::ClientConfig;
+use crate::error::HoldfastError;
+use crate::foreign::{self, AuthEventListener};
+use crate::records::{AuthState, Device, SyncCredentials, User};
+
+/// Keeps one user signed in to one server, through lost networks and restarts.
+///
+/// Create it, call `initialize()` (restores the stored session without the network), then
+/// `sign_in`/`sign_up` if signed out, and `access_token()` before each server call.
+#[derive(Debug, uniffi::Object)]
+pub struct AuthClient {
+    core: holdfast_core::AuthClient,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl AuthClient {
+    /// Checks the configuration; nothing is read or sent until `initialize()`.
+    #[uniffi::constructor]
+    pub fn new(config: ClientConfig) -> Result<Arc<AuthClient>, HoldfastError> {
+        let core = holdfast_core::AuthClient::new(config.into())?;
+        Ok(Arc::new(AuthClient { core }))
+    }
+
+    /// Restores the stored session without the network: `SignedIn` (even with an expired
+    /// token), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
+    /// again, e.g. after the device is unlocked.
+    pub async fn initialize(&self) -> AuthState {
+        self.core.initialize().await.into()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> AuthState {
+        self.core.state().into()
+    }
+
+    /// The signed-in user, as last known.
+    pub fn current_user(&self) -> Option<User> {
+        self.core.current_user().map(User::from)
+    }
+
+    /// The server's time as this client estimates it, ms since the epoch.
+    pub fn server_now_ms(&self) -> i64 {
+        self.core.server_now_ms()
+    }
+
+    /// Sends every event to `listener` until the returned handle is cancelled (or dropped).
+    pub fn subscribe(&self, listener: Arc<dyn AuthEventListener>) -> Arc<SubscriptionHandle> {
+        let subscription = self.core.subscribe(foreign::listener(listener));
+        Arc::new(SubscriptionHandle {
+            subscription: Mutex::new(Some(subscription)),
+        })
+    }
+
+    /// Creates an account and signs in.
+    #[uniffi::method(default(name = None))]
+    pub async fn sign_up(
+        &self,
+        email: String,
+        password: String,
+        name: Option<String>,
+    ) -> Result<User, HoldfastError> {
+        Ok(self
+            .core
+            .sign_up(&email, &password, name.as_deref())
+            .await?
+            .into())
+    }
+
+    /// Signs in with email and password.
+    pub async fn sign_in(&self, email: String, password: String) -> Result<User, HoldfastError> {
+        Ok(self.core.sign_in(&email, &password).await?.into())
+    }
+
+    /// Signs out: local secrets go at once (offline too); the server is told now or when
+    /// the network is back.
+    pub async fn sign_out(&self) -> Result<(), HoldfastError> {
+        Ok(self.core.sign_out().await?)
+    }
+
+    /// Delivers queued server calls now; returns how many are still waiting.
+    pub async fn flush_outbox(&self) -> Result<u64, HoldfastError> {
+        let waiting = self.core.flush_outbox().await?;
+        Ok(u64::try_from(waiting).unwrap_or(u64::MAX))
+    }
+
+    /// An access token valid for at least a safety margin, refreshed if needed.
+    pub async fn access_token(&self) -> Result<String, HoldfastError> {
+        Ok(self.core.access_token().await?)
+    }
+
+    /// Refreshes now, whatever the token's age, and returns the new access token.
+    pub async fn refresh(&self) -> Result<String, HoldfastError> {
+        Ok(self.core.refresh().await?)
+    }
+
+    /// Refreshes if the token is due (for background tasks and connectivity changes).
+    pub async fn refresh_if_needed(&self) -> Result<(), HoldfastError> {
+        Ok(self.core.refresh_if_needed().await?)
+    }
+
+    /// Re-keys the vault under a new passphrase (only with `KeySource::Passphrase`).
+    pub async fn change_passphrase(
+        &self,
+        current_passphrase: String,
+        new_passphrase: String,
+    ) -> Result<(), HoldfastError> {
+        Ok(self
+            .core
+            .change_passphrase(
+                Passphrase::new(current_passphrase),
+                Passphrase::new(new_passphrase),
+            )
+            .await?)
+    }
+
+    /// This device's id (created with its key on first use).
+    pub async fn device_id(&self) -> Result<String, HoldfastError> {
+        Ok(self.core.device_id().await?)
+    }
+
+    /// The RFC 7638 thumbprint of this device's key (what the server binds tokens to).
+    pub async fn device_thumbprint(&self) -> Result<String, HoldfastError> {
+        Ok(self.core.device_thumbprint().await?)
+    }
+
+    /// Registers this device under `name`.
+    pub async fn register_device(&self, name: String) -> Result<Device, HoldfastError> {
+        Ok(self.core.register_device(&name).await?.into())
+    }
+
+    /// Signs a server challenge with the device key (P1363, base64url).
+    pub async fn sign_challenge(&self, challenge: String) -> Result<String, HoldfastError> {
+        Ok(self.core.sign_challenge(&challenge).await?)
+    }
+
+    /// A device proof (PROTOCOL 6.1) for `method` on `url`, bound to a fresh access token.
+    #[uniffi::method(default(nonce = None))]
+    pub async fn device_proof(
+        &self,
+        method: String,
+        url: String,
+        nonce: Option<String>,
+    ) -> Result<String, HoldfastError> {
+        Ok(self.core.device_proof(&method, &url, nonce.as_deref()).await?)
+    }
+
+    /// What a sync connection to `sync_url` presents: token, device id and proof.
+    pub async fn sync_credentials(&self, sync_url: String) -> Result<SyncCredentials, HoldfastError> {
+        Ok(self.core.sync_credentials(&sync_url).await?.into())
+    }
+
+    /// Every device of the signed-in user, revoked ones included.
+    pub async fn list_devices(&self) -> Result<Vec<Device>, HoldfastError> {
+        Ok(self
+            .core
+            .list_devices()
+            .await?
+            .into_iter()
+            .map(Device::from)
+            .collect())
+    }
+
+    /// Revokes one of the user's devices; revoking this one signs it out.
+    pub async fn revoke_device(&self, device_id: String) -> Result<(), HoldfastError> {
+        Ok(self.core.revoke_device(&device_id).await?)
+    }
+
+    /// Signs in again with the device key alone (PROTOCOL 6.4).
+    pub async fn reauthenticate_with_device(&self) -> Result<(), HoldfastError> {
+        Ok(self.core.reauthenticate_with_device().await?)
+    }
+}
+
+/// An event subscription; `cancel()` (or dropping it) ends it.
+#[derive(Debug, uniffi::Object)]
+pub struct SubscriptionHandle {
+    subscription: Mutex<Option<Subscription>>,
+}
+
+#[uniffi::export]
+impl SubscriptionHandle {
+    /// Stops the events. Calling it again does nothing.
+    pub fn cancel(&self) {
+        drop(
+            self.subscription
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeySource;
+
+    fn config(server_url: &str, storage_path: &str) -> ClientConfig {
+        ClientConfig {
+            server_url: server_url.into(),
+            storage_path: storage_path.into(),
+            key_source: KeySource::Passphrase {
+                passphrase: "pass".into(),
+            },
+            device_name: None,
+            connect_timeout_ms: 1_000,
+            request_timeout_ms: 1_000,
+            auto_refresh: false,
+            device_signer: None,
+        }
+    }
+
+    #[test]
+    fn bad_configuration_is_invalid_input() {
+        assert!(matches!(
+            AuthClient::new(config("", "/tmp/x.db")),
+            Err(HoldfastError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            AuthClient::new(config("http://127.0.0.1:9", "")),
+            Err(HoldfastError::InvalidInput { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_fresh_store_restores_signed_out_and_calls_need_a_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.db");
+        let client = AuthClient::new(config("http://127.0.0.1:9", path.to_str().unwrap())).unwrap();
+        assert_eq!(client.state(), AuthState::Restoring);
+        let state = client.initialize().await;
+        assert!(matches!(state, AuthState::SignedOut { .. }), "{state:?}");
+        assert_eq!(client.current_user(), None);
+        assert_eq!(client.access_token().await, Err(HoldfastError::NotSignedIn));
+    }
+
+    #[test]
+    fn cancelling_twice_is_harmless() {
+        let client = AuthClient::new(config("http://127.0.0.1:9", "/tmp/unused.db")).unwrap();
+        struct Quiet;
+        impl AuthEventListener for Quiet {
+            fn on_event(&self, _: crate::records::AuthEvent) -> Result<(), HoldfastError> {
+                Ok(())
+            }
+        }
+        let handle = client.subscribe(Arc::new(Quiet));
+        handle.cancel();
+        handle.cancel();
+    }
+}

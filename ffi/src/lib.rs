@@ -1,0 +1,29 @@
+//! Holdfast's UniFFI surface: what Swift, Kotlin and Python apps call.
+//!
+//! A thin layer over `holdfast-core` with no business logic of its own:
+//! - [`client`]: the [`AuthClient`] object (a synchronous constructor, async methods run on
+//!   tokio) and the [`SubscriptionHandle`] its `subscribe` returns;
+//! - [`config`]: the [`ClientConfig`] record and the [`KeySource`] the vault key comes from;
+//! - [`records`]: users, devices, sync credentials, [`AuthState`] and [`AuthEvent`], each
+//!   converted from the core's type;
+//! - [`error`]: the one [`HoldfastError`], whose variants say what the app should do;
+//! - [`foreign`]: the traits the host app implements ([`KeyProvider`] for a key it keeps,
+//!   [`DeviceSigner`] for a hardware key, [`AuthEventListener`]), each bridged to the
+//!   core's own trait so the core stays free of UniFFI.
+//!
+//! Bindings are generated from the compiled library by the workspace's `uniffi-bindgen`
+//! binary (library mode); `bindings/python` packages them with maturin.
+
+uniffi::setup_scaffolding!("holdfast");
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod foreign;
+pub mod records;
+
+pub use client::{AuthClient, SubscriptionHandle};
+pub use config::{ClientConfig, KeySource};
+pub use error::HoldfastError;
+pub use foreign::{AuthEventListener, DeviceSigner, KeyProvider};
+pub use records::{AuthEvent, AuthState, Device, SignOutReason, SyncCredentials, User};

@@ -1,0 +1,304 @@
+//! What crosses to the app as plain values: users, devices, sync credentials, the session
+//! state and events, each converted from the core's (or the protocol's) type.
+
+use holdfast_core::error::TransientCause;
+use holdfast_core::session as core;
+use holdfast_protocol::wire;
+
+use crate::error::retry_after_secs;
+
+/// A user, as the server describes them.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct User {
+    /// User id.
+    pub id: String,
+    /// Lower-cased email.
+    pub email: String,
+    /// Display name, if any.
+    pub name: Option<String>,
+    /// Whether the email was verified.
+    pub email_verified: bool,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: i64,
+}
+
+impl From<wire::User> for User {
+    fn from(user: wire::User) -> User {
+        User {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            email_verified: user.email_verified,
+            created_at_ms: user.created_at,
+        }
+    }
+}
+
+/// One of the user's registered devices.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Device {
+    /// Device id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// The public key as a JWK JSON string, or `""` for a device without a key.
+    pub public_key: String,
+    /// Display name.
+    pub name: String,
+    /// Whether the device was revoked.
+    pub revoked: bool,
+    /// Registration time, ms since the epoch.
+    pub created_at_ms: i64,
+    /// Last time the server saw the device, ms since the epoch.
+    pub last_seen_at_ms: i64,
+}
+
+impl From<wire::Device> for Device {
+    fn from(device: wire::Device) -> Device {
+        Device {
+            id: device.id,
+            user_id: device.user_id,
+            public_key: device.public_key,
+            name: device.name,
+            revoked: device.revoked,
+            created_at_ms: device.created_at,
+            last_seen_at_ms: device.last_seen_at,
+        }
+    }
+}
+
+/// What a sync connection's handshake presents (PROTOCOL 5 and 6.1). Holds a bearer token:
+/// no `Debug`, so it cannot end up in a log by accident.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncCredentials {
+    /// A fresh access token.
+    pub access_token: String,
+    /// This device's id.
+    pub device_id: String,
+    /// A device proof for `GET` on the sync URL, bound to `access_token`.
+    pub proof: String,
+}
+
+impl From<core::SyncCredentials> for SyncCredentials {
+    fn from(credentials: core::SyncCredentials) -> SyncCredentials {
+        SyncCredentials {
+            access_token: credentials.access_token.clone(),
+            device_id: credentials.device_id.clone(),
+            proof: credentials.proof.clone(),
+        }
+    }
+}
+
+/// Why the client is signed out.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SignOutReason {
+    /// No session is stored for this server.
+    NoStoredSession,
+    /// The stored session could not be decrypted; it was kept aside, and the user must sign
+    /// in again.
+    StoredSessionUnreadable,
+    /// The user signed out.
+    UserSignedOut,
+    /// The server definitively rejected the session.
+    SessionRejected {
+        /// The server's error code.
+        code: String,
+    },
+    /// This device was revoked; its secrets were wiped.
+    DeviceRevoked,
+    /// The account no longer exists.
+    AccountDeleted,
+}
+
+impl From<core::SignOutReason> for SignOutReason {
+    fn from(reason: core::SignOutReason) -> SignOutReason {
+        match reason {
+            core::SignOutReason::NoStoredSession => SignOutReason::NoStoredSession,
+            core::SignOutReason::StoredSessionUnreadable => SignOutReason::StoredSessionUnreadable,
+            core::SignOutReason::UserSignedOut => SignOutReason::UserSignedOut,
+            core::SignOutReason::SessionRejected { code } => SignOutReason::SessionRejected {
+                code: code.to_string(),
+            },
+            core::SignOutReason::DeviceRevoked => SignOutReason::DeviceRevoked,
+            core::SignOutReason::AccountDeleted => SignOutReason::AccountDeleted,
+        }
+    }
+}
+
+/// The session as the app sees it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum AuthState {
+    /// Reading the stored session (no network involved).
+    Restoring,
+    /// Signed in; `token_fresh` is false while an expired token could not be refreshed yet
+    /// (offline): the user stays signed in.
+    SignedIn {
+        /// The user, as last known.
+        user: User,
+        /// Whether the access token is currently valid.
+        token_fresh: bool,
+    },
+    /// Signed out, and why.
+    SignedOut {
+        /// Why.
+        reason: SignOutReason,
+    },
+    /// The stored session cannot be read now (a locked keychain, an unreadable file):
+    /// nothing was lost; initialize again later.
+    Unavailable {
+        /// What failed, without secrets.
+        reason: String,
+    },
+}
+
+impl From<core::AuthState> for AuthState {
+    fn from(state: core::AuthState) -> AuthState {
+        match state {
+            core::AuthState::Restoring => AuthState::Restoring,
+            core::AuthState::SignedIn { user, token_fresh } => AuthState::SignedIn {
+                user: user.into(),
+                token_fresh,
+            },
+            core::AuthState::SignedOut { reason } => AuthState::SignedOut {
+                reason: reason.into(),
+            },
+            core::AuthState::Unavailable { reason } => AuthState::Unavailable { reason },
+        }
+    }
+}
+
+/// Something that happened, for an [`AuthEventListener`](crate::AuthEventListener).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum AuthEvent {
+    /// The state changed.
+    StateChanged {
+        /// The new state.
+        state: AuthState,
+    },
+    /// The tokens were refreshed (by this process or another one sharing the store).
+    Refreshed,
+    /// A refresh failed for a transient reason; the session is kept and retried later.
+    RefreshFailed {
+        /// Why, safe to log.
+        message: String,
+        /// The server's `Retry-After`, seconds, when it gave one.
+        retry_after_secs: Option<u64>,
+    },
+    /// The server reported refresh-token reuse: someone else used this session's token.
+    ReuseDetected,
+    /// The local clock differs from the server's by more than a minute.
+    ClockSkew {
+        /// Server time minus local time, ms.
+        offset_ms: i64,
+    },
+    /// The device key could not be read; device re-login is unavailable until the device
+    /// is registered again.
+    DeviceKeyLost,
+}
+
+impl From<&core::AuthEvent> for AuthEvent {
+    fn from(event: &core::AuthEvent) -> AuthEvent {
+        match event {
+            core::AuthEvent::StateChanged(state) => AuthEvent::StateChanged {
+                state: state.clone().into(),
+            },
+            core::AuthEvent::Refreshed => AuthEvent::Refreshed,
+            core::AuthEvent::RefreshFailed { cause } => refresh_failed(cause),
+            core::AuthEvent::ReuseDetected => AuthEvent::ReuseDetected,
+            core::AuthEvent::ClockSkew { offset_ms } => AuthEvent::ClockSkew {
+                offset_ms: *offset_ms,
+            },
+            core::AuthEvent::DeviceKeyLost => AuthEvent::DeviceKeyLost,
+        }
+    }
+}
+
+fn refresh_failed(cause: &TransientCause) -> AuthEvent {
+    AuthEvent::RefreshFailed {
+        message: cause.to_string(),
+        retry_after_secs: retry_after_secs(cause),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use holdfast_protocol::ErrorCode;
+
+    fn wire_user() -> wire::User {
+        wire::User {
+            id: "u1".into(),
+            email: "ada@example.com".into(),
+            name: Some("Ada".into()),
+            email_verified: true,
+            created_at: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn a_signed_in_state_carries_the_user_and_freshness() {
+        let state = AuthState::from(core::AuthState::SignedIn {
+            user: wire_user(),
+            token_fresh: false,
+        });
+        let AuthState::SignedIn { user, token_fresh } = state else {
+            panic!("expected SignedIn, got {state:?}");
+        };
+        assert!(!token_fresh);
+        assert_eq!(user.email, "ada@example.com");
+        assert_eq!(user.name.as_deref(), Some("Ada"));
+        assert_eq!(user.created_at_ms, 1_700_000_000_000);
+    }
+
+    #[test]
+    fn sign_out_reasons_and_unavailable_keep_their_meaning() {
+        assert_eq!(
+            AuthState::from(core::AuthState::SignedOut {
+                reason: core::SignOutReason::SessionRejected {
+                    code: ErrorCode::DeviceNotFound
+                }
+            }),
+            AuthState::SignedOut {
+                reason: SignOutReason::SessionRejected {
+                    code: "DEVICE_NOT_FOUND".into()
+                }
+            }
+        );
+        assert_eq!(
+            AuthState::from(core::AuthState::Unavailable {
+                reason: "keychain locked".into()
+            }),
+            AuthState::Unavailable {
+                reason: "keychain locked".into()
+            }
+        );
+        assert_eq!(AuthState::from(core::AuthState::Restoring), AuthState::Restoring);
+    }
+
+    #[test]
+    fn events_convert_with_their_details() {
+        assert_eq!(
+            AuthEvent::from(&core::AuthEvent::RefreshFailed {
+                cause: TransientCause::ServerError { status: 503 }
+            }),
+            AuthEvent::RefreshFailed {
+                message: "the server failed (HTTP 503)".into(),
+                retry_after_secs: None
+            }
+        );
+        assert_eq!(
+            AuthEvent::from(&core::AuthEvent::ClockSkew { offset_ms: -90_000 }),
+            AuthEvent::ClockSkew { offset_ms: -90_000 }
+        );
+        assert_eq!(
+            AuthEvent::from(&core::AuthEvent::StateChanged(core::AuthState::SignedOut {
+                reason: core::SignOutReason::UserSignedOut
+            })),
+            AuthEvent::StateChanged {
+                state: AuthState::SignedOut {
+                    reason: SignOutReason::UserSignedOut
+                }
+            }
+        );
+    }
+}
