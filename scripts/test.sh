@@ -23,6 +23,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (every crate, unit and integration, against real loopback servers)"
 cargo test --workspace --locked
 
+step "Swift bindings (the committed generated sources match holdfast-ffi)"
+bash bindings/swift/generate.sh --check
+
 step "Python bindings (maturin wheel into target/py-venv, pytest against a real server)"
 bash bindings/python/run_tests.sh
 
