@@ -3,16 +3,22 @@
 //! next reconnect.
 //!
 //! The bus is in-process (a tokio broadcast channel). Several instances sharing a database
-//! relay events between them through a shared channel (Redis); the sync gate also re-checks
-//! open connections against the stores periodically, so an event lost on the way delays a
-//! cut-off by at most that interval (see `gate`).
+//! relay events between them through Redis ([`crate::relay::RedisRelay`]): what is published
+//! here goes out to the other instances, and what they publish comes back in through
+//! [`RevocationBus::deliver_remote`] (hooks run, subscribers see it as
+//! [`Origin::Remote`], so it is never sent out again). The sync gate also re-checks open
+//! connections against the stores periodically, so an event lost on the way delays a
+//! cut-off by at most that interval (see `gate`); when the relay knows it may have lost
+//! events (its subscription dropped), it delivers [`Revocation::Resync`].
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::broadcast;
 
-/// Something that ended access.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something that ended access. Serialized (for the relay between instances) as JSON
+/// tagged by `type`: `{"type":"device","userId":"…","deviceId":"…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Revocation {
     /// A device was revoked: every token it holds is refused.
     Device {
@@ -45,19 +51,43 @@ pub enum Revocation {
         /// The user.
         user_id: String,
     },
+    /// Events may have been lost (the relay between instances lost its subscription, or a
+    /// subscriber lagged): whoever caches standings must drop them all and re-check every
+    /// open connection against the stores.
+    Resync,
 }
 
 impl Revocation {
-    /// The user the event concerns.
-    pub fn user_id(&self) -> &str {
+    /// The user the event concerns; `None` for [`Revocation::Resync`], which concerns
+    /// everyone.
+    pub fn user_id(&self) -> Option<&str> {
         match self {
             Revocation::Device { user_id, .. }
             | Revocation::Family { user_id, .. }
             | Revocation::Token { user_id, .. }
             | Revocation::UserSessions { user_id }
-            | Revocation::UserDeleted { user_id } => user_id,
+            | Revocation::UserDeleted { user_id } => Some(user_id),
+            Revocation::Resync => None,
         }
     }
+}
+
+/// Where an event on the bus came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Published in this process ([`RevocationBus::publish`]).
+    Local,
+    /// Relayed from another instance ([`RevocationBus::deliver_remote`]).
+    Remote,
+}
+
+/// An event as subscribers receive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The event.
+    pub event: Revocation,
+    /// Where it came from: a relay sends only [`Origin::Local`] events to other instances.
+    pub origin: Origin,
 }
 
 /// How many events a slow subscriber may fall behind before it is told it lagged (it then
@@ -70,7 +100,7 @@ pub type RevocationHook = dyn Fn(&Revocation) + Send + Sync;
 /// The in-process revocation bus. Cheap to clone.
 #[derive(Clone)]
 pub struct RevocationBus {
-    sender: broadcast::Sender<Revocation>,
+    sender: broadcast::Sender<Delivered>,
     hooks: Arc<Mutex<Vec<Weak<RevocationHook>>>>,
 }
 
@@ -87,7 +117,18 @@ impl RevocationBus {
     /// never answer from before the revocation once the route has answered), then every
     /// subscriber gets it.
     pub fn publish(&self, event: Revocation) {
-        tracing::debug!(?event, "revocation");
+        self.deliver(event, Origin::Local);
+    }
+
+    /// Delivers `event` received from another instance: as [`RevocationBus::publish`]
+    /// (hooks, then subscribers), marked [`Origin::Remote`] so that no relay sends it out
+    /// again.
+    pub fn deliver_remote(&self, event: Revocation) {
+        self.deliver(event, Origin::Remote);
+    }
+
+    fn deliver(&self, event: Revocation, origin: Origin) {
+        tracing::debug!(?event, ?origin, "revocation");
         let hooks: Vec<Arc<RevocationHook>> = {
             let mut hooks = self.hooks.lock().unwrap_or_else(PoisonError::into_inner);
             hooks.retain(|hook| hook.strong_count() > 0);
@@ -97,7 +138,7 @@ impl RevocationBus {
             hook(&event);
         }
         // An error only means nobody listens.
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(Delivered { event, origin });
     }
 
     /// Runs `hook` for every event from now on, synchronously inside `publish`, for as
@@ -111,7 +152,7 @@ impl RevocationBus {
     }
 
     /// Every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Revocation> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Delivered> {
         self.sender.subscribe()
     }
 }

@@ -12,7 +12,9 @@
 //! - [`gate`]: the sync gate: admits device-proven sync connections and says when to cut
 //!   them off;
 //! - [`proofs`]: device proofs (DPoP-shaped) and their replay store;
-//! - [`store`]: storage traits, with SQLite (embedded default) and in-memory backends;
+//! - [`relay`]: revocations relayed between instances through Redis;
+//! - [`store`]: storage traits, with SQLite (embedded default), PostgreSQL, Redis (rate
+//!   limits and proof replays) and in-memory backends;
 //! - [`guards`]: rate limits, temporary IP blocks, password policy, client addresses;
 //! - [`service`]: the routes as a framework-agnostic handler ([`AuthService::handle`]);
 //! - [`http`]: an axum `Router` over the service, and a server with graceful shutdown;
@@ -28,6 +30,7 @@ pub mod guards;
 pub mod http;
 pub mod passwords;
 pub mod proofs;
+pub mod relay;
 pub mod service;
 pub mod store;
 pub mod sync;

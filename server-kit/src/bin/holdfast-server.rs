@@ -14,12 +14,16 @@ use std::time::Duration;
 use clap::Parser;
 use holdfast_server_kit::config::{IpBlockPolicy, PasswordPolicy, RateLimits};
 use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy, SyncGate};
+use holdfast_server_kit::relay::RedisRelay;
 use holdfast_server_kit::store::RateLimit;
 use holdfast_server_kit::sync::{SYNC_PATH, SharedCollection, SyncOptions, sync_router};
 use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, tokens};
 
 /// Holdfast auth server: Kora-compatible auth routes with a device registry, on SQLite or
 /// PostgreSQL.
+///
+/// Several instances share the load with one PostgreSQL database and one Redis:
+/// `--database postgres://… --redis redis://…` on each, with the same HOLDFAST_SECRET.
 ///
 /// GET /sync is a WebSocket sync endpoint: each connection is admitted by the sync gate
 /// (access token, and a device proof where the token is bound to a key) and closed as soon
@@ -50,6 +54,19 @@ struct Args {
     /// letters, digits and underscores). Default: the connection's search_path (public).
     #[arg(long, value_name = "NAME")]
     database_schema: Option<String>,
+
+    /// Redis shared by several instances: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`.
+    /// Rate limits and device-proof replays are kept there, and revocations are relayed
+    /// through it (pub/sub) so that every instance cuts off open sync connections at once.
+    /// Without it, rate limits and replays are per instance and other instances see a
+    /// revocation within their periodic re-check (15 s): fine for a single instance.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+
+    /// Prefix of every Redis key and of the revocation channel (`PREFIX:revocations`):
+    /// instances that work together share it; deployments sharing a Redis use different ones.
+    #[arg(long, default_value = "holdfast", value_name = "PREFIX")]
+    redis_prefix: String,
 
     /// Access token lifetime in seconds.
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
@@ -246,7 +263,22 @@ async fn run(args: Args) -> Result<(), String> {
             (stores, SharedCollection::memory())
         }
     };
+    let stores = match &args.redis {
+        Some(url) => stores
+            .with_redis(url, &args.redis_prefix)
+            .await
+            .map_err(|e| format!("cannot use Redis at {}: {e}", redact_password(url)))?,
+        None => stores,
+    };
     let service = AuthService::new(config, stores).map_err(|e| format!("invalid configuration: {e}"))?;
+    let _relay = match &args.redis {
+        Some(url) => Some(
+            RedisRelay::start(service.revocations(), url, &args.redis_prefix)
+                .await
+                .map_err(|e| format!("cannot relay revocations through {}: {e}", redact_password(url)))?,
+        ),
+        None => None,
+    };
     let gate = SyncGate::new(
         &service,
         GateConfig {
@@ -279,7 +311,11 @@ async fn run(args: Args) -> Result<(), String> {
         writeln!(stdout, "listening on http://{address}").map_err(|e| e.to_string())?;
         stdout.flush().map_err(|e| e.to_string())?;
     }
-    tracing::info!(database = %database.describe(), "holdfast-server ready");
+    tracing::info!(
+        database = %database.describe(),
+        redis = %args.redis.as_deref().map(redact_password).unwrap_or_else(|| "none".into()),
+        "holdfast-server ready"
+    );
 
     let (stopping, stopped) = tokio::sync::oneshot::channel::<http::ShutdownSignals>();
     let shutdown = async move {

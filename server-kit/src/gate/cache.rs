@@ -146,6 +146,22 @@ impl Caches {
         }
     }
 
+    /// Events may have been lost ([`Revocation::Resync`](crate::events::Revocation::Resync)):
+    /// every cached standing is stale, every watch re-checks.
+    pub fn invalidate_all(&self) {
+        let cells: Vec<Arc<UserCell>> = self
+            .users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for cell in cells {
+            cell.epoch.fetch_add(1, Ordering::AcqRel);
+            cell.changed.notify_waiters();
+        }
+    }
+
     /// Forgets the cells nothing refers to any more (no cached standing, no watch).
     pub fn prune_users(&self) {
         self.users

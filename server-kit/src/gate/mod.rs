@@ -29,10 +29,15 @@
 //!   [`RevocationBus`](crate::events::RevocationBus) at once: the user's cached standing is
 //!   dropped and every [`SyncGate::watch`] of that user re-checks against the stores, so an
 //!   open connection is cut off within a store read of the revocation.
-//! - Changes the bus does not carry (another instance without a shared bus, an edit in the
-//!   database) are seen by admission after at most [`GateConfig::cache_ttl`] and by open
-//!   connections after at most [`GateConfig::recheck_interval`]: those are the staleness
-//!   bounds (5 s and 15 s by default).
+//! - Revocations made on another instance reach this bus through
+//!   [`RedisRelay`](crate::relay::RedisRelay) within one pub/sub hop, with the same effect.
+//!   When the relay lost its subscription it delivers
+//!   [`Revocation::Resync`](crate::events::Revocation::Resync): every cached standing is
+//!   dropped and every watch re-checks at once.
+//! - Changes the bus does not carry (another instance without a relay, Redis down, an edit
+//!   in the database) are seen by admission after at most [`GateConfig::cache_ttl`] and by
+//!   open connections after at most [`GateConfig::recheck_interval`]: those are the
+//!   staleness bounds (5 s and 15 s by default).
 //!
 //! `lastSeenAt` is recorded in memory on admission and written in one batch every
 //! [`GateConfig::last_seen_flush`], so admitting a connection writes nothing.
@@ -245,7 +250,10 @@ impl SyncGate {
         let invalidate = Arc::downgrade(&caches);
         let hook: Arc<crate::events::RevocationHook> = Arc::new(move |event: &Revocation| {
             if let Some(caches) = invalidate.upgrade() {
-                caches.invalidate_user(event.user_id());
+                match event.user_id() {
+                    Some(user_id) => caches.invalidate_user(user_id),
+                    None => caches.invalidate_all(),
+                }
             }
         });
         service.revocations().add_hook(&hook);

@@ -15,10 +15,12 @@
 //! [`sqlite::SqliteStore`] implements them all on one SQLite file;
 //! [`postgres::PostgresStore`] implements them all on one PostgreSQL database (or schema), for
 //! several instances sharing the load; [`memory::MemoryStore`] implements them in memory for
-//! unit tests.
+//! unit tests. [`redis::RedisRateLimits`] and [`redis::RedisReplays`] put rate limits and
+//! the device-proof replay cache in Redis ([`Stores::with_redis`]), for several instances.
 
 pub mod memory;
 pub mod postgres;
+pub mod redis;
 pub mod sqlite;
 
 mod records;
@@ -220,6 +222,18 @@ impl Stores {
         Ok(Stores::single(Arc::new(
             postgres::PostgresStore::connect(url, schema).await?,
         )))
+    }
+
+    /// These stores with rate limits and the device-proof replay cache moved to the Redis at
+    /// `url`, under keys starting with `prefix:` (see [`redis`]): what several instances
+    /// must share and answer fast. Fails when Redis does not answer.
+    pub async fn with_redis(self, url: &str, prefix: &str) -> Result<Stores, StoreError> {
+        let connection = redis::connect(url).await?;
+        Ok(Stores {
+            rate_limits: Arc::new(redis::RedisRateLimits::new(connection.clone(), prefix)),
+            replays: Arc::new(redis::RedisReplays::new(connection, prefix)),
+            ..self
+        })
     }
 
     /// Every store in memory (for unit tests).

@@ -60,6 +60,17 @@ impl TestServer {
         TestServer::launch(stores, clock, Arc::new(dir), configure).await
     }
 
+    /// A server over the given stores and clock (e.g. PostgreSQL and Redis shared with
+    /// another server, as a second instance would be).
+    pub async fn start_with_stores(
+        stores: Stores,
+        clock: ManualClock,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestServer::launch(stores, clock, Arc::new(dir), configure).await
+    }
+
     /// Stops this server (gracefully, waiting for it) and starts a new one on the same
     /// SQLite file and clock, as a process restart would.
     pub async fn restart(mut self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
