@@ -29,5 +29,8 @@ bash bindings/swift/generate.sh --check
 step "Python bindings (maturin wheel into target/py-venv, pytest against a real server)"
 bash bindings/python/run_tests.sh
 
+step "Kotlin bindings (generated, kotlinc from npm, JNA from Debian; tests on the JVM against a real server)"
+bash bindings/kotlin/run_tests.sh
+
 echo
 echo "all checks passed"

@@ -1,0 +1,376 @@
+// The generated Kotlin bindings (package dev.holdfast) against a real holdfast-server:
+// sessions, offline restore, devices and proofs, a Kotlin key provider, events, closing,
+// and errors as exceptions. No test framework: `main` runs each test in `runBlocking`
+// (under a timeout), prints PASS/FAIL and exits non-zero when any failed.
+// run_tests.sh sets HOLDFAST_SERVER_BIN; the native library comes from the classpath.
+
+package dev.holdfast.tests
+
+import dev.holdfast.AuthClient
+import dev.holdfast.AuthEvent
+import dev.holdfast.AuthEventListener
+import dev.holdfast.AuthState
+import dev.holdfast.ClientConfig
+import dev.holdfast.HoldfastException
+import dev.holdfast.KeyProvider
+import dev.holdfast.KeySource
+import dev.holdfast.SignOutReason
+import java.io.File
+import java.nio.file.Files
+import java.util.UUID
+import java.util.concurrent.TimeUnit
+import kotlin.system.exitProcess
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+
+const val SECRET = "kotlin-test-secret-of-at-least-thirty-two-characters"
+const val PASSWORD = "correct horse battery staple"
+
+class Failure(message: String) : AssertionError(message)
+
+fun check(condition: Boolean, message: () -> String) {
+    if (!condition) throw Failure(message())
+}
+
+fun <T> checkEqual(expected: T, actual: T, what: String) =
+    check(expected == actual) { "$what: expected <$expected>, got <$actual>" }
+
+/** Runs [block] and returns the exception of type [E] it threw; fails when it threw none or another kind. */
+inline fun <reified E : Throwable> expectThrows(what: String, block: () -> Unit): E {
+    try {
+        block()
+    } catch (error: Throwable) {
+        if (error is E) return error
+        throw Failure("$what: expected ${E::class.simpleName}, got $error")
+    }
+    throw Failure("$what: expected ${E::class.simpleName}, nothing was thrown")
+}
+
+/** holdfast-server on a free loopback port, its database in a temporary folder. */
+class Server : AutoCloseable {
+    private val folder: File = Files.createTempDirectory("holdfast-server-").toFile()
+    private val process: Process
+    val url: String
+
+    init {
+        val binary = System.getenv("HOLDFAST_SERVER_BIN")
+            ?: error("HOLDFAST_SERVER_BIN must name the holdfast-server binary (run_tests.sh sets it)")
+        val builder = ProcessBuilder(
+            binary,
+            "--listen", "127.0.0.1:0",
+            "--database", "sqlite:${folder.path}/server.db",
+            "--rate-limit", "off",
+            "--ip-block", "off",
+        ).redirectError(ProcessBuilder.Redirect.INHERIT)
+        builder.environment()["HOLDFAST_SECRET"] = SECRET
+        builder.environment()["RUST_LOG"] = "warn"
+        process = builder.start()
+        val line = process.inputStream.bufferedReader().readLine()?.trim().orEmpty()
+        val prefix = "listening on "
+        if (!line.startsWith(prefix)) {
+            stop()
+            error("holdfast-server did not start: '$line'")
+        }
+        url = line.removePrefix(prefix)
+    }
+
+    fun stop() {
+        if (process.isAlive) {
+            process.destroy() // SIGTERM: a graceful stop
+            if (!process.waitFor(15, TimeUnit.SECONDS)) {
+                process.destroyForcibly().waitFor()
+            }
+        }
+    }
+
+    override fun close() {
+        stop()
+        folder.deleteRecursively()
+    }
+}
+
+fun newEmail() = "kt-${UUID.randomUUID().toString().replace("-", "").take(12)}@example.com"
+
+fun isJwt(token: String) = token.count { it == '.' } == 2
+
+fun passphraseClient(
+    serverUrl: String,
+    storage: File,
+    passphrase: String = "vault passphrase",
+    timeoutMs: ULong = 10_000uL,
+    deviceName: String? = null,
+) = AuthClient(
+    ClientConfig(
+        serverUrl = serverUrl,
+        storagePath = storage.path,
+        keySource = KeySource.Passphrase(passphrase),
+        deviceName = deviceName,
+        connectTimeoutMs = timeoutMs,
+        requestTimeoutMs = timeoutMs,
+    )
+)
+
+fun providedClient(serverUrl: String, storage: File, provider: KeyProvider) =
+    AuthClient(ClientConfig(serverUrl = serverUrl, storagePath = storage.path, keySource = KeySource.Provided(provider)))
+
+suspend fun signUpAndSignIn(server: Server, dir: File) {
+    passphraseClient(server.url, File(dir, "client.db"), deviceName = "kotlin test").use { client ->
+        checkEqual(AuthState.Restoring, client.state(), "state before initialize")
+        checkEqual(AuthState.SignedOut(SignOutReason.NoStoredSession), client.initialize(), "fresh store")
+
+        val email = newEmail()
+        val user = client.signUp(email, PASSWORD, "Ada")
+        checkEqual(email, user.email, "email")
+        checkEqual("Ada", user.name, "name")
+        check(client.state() is AuthState.SignedIn) { "signed in after sign-up: ${client.state()}" }
+        checkEqual(user, client.currentUser(), "current user")
+        val first = client.accessToken()
+        check(isJwt(first)) { "access token is a JWT: $first" }
+        // A valid token is answered from memory: the same one.
+        checkEqual(first, client.accessToken(), "second access token")
+
+        client.signOut()
+        checkEqual(AuthState.SignedOut(SignOutReason.UserSignedOut), client.state(), "state after sign-out")
+        checkEqual(null, client.currentUser(), "current user after sign-out")
+        expectThrows<HoldfastException.NotSignedIn>("access token when signed out") { client.accessToken() }
+
+        val again = client.signIn(email, PASSWORD)
+        checkEqual(user.id, again.id, "same user after sign-in")
+        check(isJwt(client.accessToken())) { "access token after sign-in" }
+
+        expectThrows<HoldfastException.InvalidCredentials>("wrong password") { client.signIn(email, "not the password") }
+        val taken = expectThrows<HoldfastException.Refused>("email taken") { client.signUp(email, PASSWORD) }
+        checkEqual("EMAIL_TAKEN", taken.code, "refusal code")
+    }
+}
+
+suspend fun restoresWhileTheServerIsDown(dir: File) {
+    val storage = File(dir, "client.db")
+    Server().use { server ->
+        val (user, token) = passphraseClient(server.url, storage).use { client ->
+            client.initialize()
+            val user = client.signUp(newEmail(), PASSWORD)
+            user to client.accessToken()
+        }
+        server.stop()
+
+        passphraseClient(server.url, storage, timeoutMs = 2_000uL).use { client ->
+            val state = client.initialize()
+            check(state is AuthState.SignedIn && state.user.id == user.id) { "restored offline: $state" }
+            // Still valid, so no network needed.
+            checkEqual(token, client.accessToken(), "token restored offline")
+            // A server call fails as transient: the session is kept.
+            expectThrows<HoldfastException.Transient>("server call while it is down") { client.listDevices() }
+            check(client.state() is AuthState.SignedIn) { "still signed in: ${client.state()}" }
+        }
+    }
+}
+
+suspend fun devicesAndProofs(server: Server, dir: File) {
+    passphraseClient(server.url, File(dir, "client.db")).use { client ->
+        client.initialize()
+        val user = client.signUp(newEmail(), PASSWORD)
+
+        val deviceId = client.deviceId()
+        val device = client.registerDevice("kotlin laptop")
+        checkEqual(deviceId, device.id, "registered device id")
+        checkEqual(user.id, device.userId, "device owner")
+        check(!device.revoked) { "device not revoked" }
+        check(device.publicKey.contains("\"kty\"")) { "public key is a JWK: ${device.publicKey}" }
+        checkEqual(43, client.deviceThumbprint().length, "thumbprint length")
+
+        check(isJwt(client.deviceProof("GET", server.url + "/auth/devices"))) { "device proof is a JWT" }
+        val credentials = client.syncCredentials(server.url.replace("http://", "ws://") + "/sync")
+        checkEqual(deviceId, credentials.deviceId, "sync credentials device")
+        check(isJwt(credentials.accessToken) && isJwt(credentials.proof)) { "sync credentials are JWTs" }
+
+        // Bearer calls carry device proofs (DPoP-bound tokens); the server accepts them.
+        val devices = client.listDevices()
+        check(devices.any { it.id == deviceId }) { "this device is listed: $devices" }
+
+        expectThrows<HoldfastException.InvalidInput>("bad challenge") { client.signChallenge("not a challenge") }
+        expectThrows<HoldfastException.InvalidInput>("bad method") { client.deviceProof("GET /x", server.url) }
+    }
+}
+
+/** The app's key keeper, in Kotlin (a real app would wrap it with the Android Keystore). */
+class MemoryKeys : KeyProvider {
+    @Volatile var key: ByteArray? = null
+    @Volatile var stores = 0
+
+    override fun loadKey(): ByteArray? = key
+
+    override fun storeKey(key: ByteArray) {
+        stores += 1
+        this.key = key.copyOf()
+    }
+}
+
+class LockedKeychain : KeyProvider {
+    override fun loadKey(): ByteArray? = throw HoldfastException.StorageUnavailable("the keychain is locked")
+    override fun storeKey(key: ByteArray) = throw HoldfastException.StorageUnavailable("the keychain is locked")
+}
+
+class BuggyKeychain : KeyProvider {
+    override fun loadKey(): ByteArray? = throw IllegalStateException("a bug in the app")
+    override fun storeKey(key: ByteArray) = throw IllegalStateException("a bug in the app")
+}
+
+suspend fun kotlinKeyProvider(server: Server, dir: File) {
+    val storage = File(dir, "client.db")
+    val keys = MemoryKeys()
+    val user = providedClient(server.url, storage, keys).use { client ->
+        check(client.initialize() is AuthState.SignedOut) { "fresh store is signed out" }
+        checkEqual(1, keys.stores, "keys stored")
+        checkEqual(32, keys.key?.size, "key length")
+        client.signUp(newEmail(), PASSWORD)
+    }
+    providedClient(server.url, storage, keys).use { again ->
+        val state = again.initialize()
+        check(state is AuthState.SignedIn && state.user.id == user.id) { "restored with the provided key: $state" }
+        checkEqual(1, keys.stores, "no new key")
+    }
+    // A locked keychain or a provider bug: unavailable, never signed out, no crash.
+    for (provider in listOf(LockedKeychain(), BuggyKeychain())) {
+        providedClient(server.url, storage, provider).use { blocked ->
+            val state = blocked.initialize()
+            check(state is AuthState.Unavailable) { "${provider::class.simpleName}: unavailable, got $state" }
+            expectThrows<HoldfastException.StorageUnavailable>("access token, locked") { blocked.accessToken() }
+            expectThrows<HoldfastException.StorageUnavailable>("sign-in, locked") { blocked.signIn(newEmail(), PASSWORD) }
+            if (provider is LockedKeychain) {
+                check((state as AuthState.Unavailable).reason.contains("keychain is locked")) { "the provider's message is kept: $state" }
+            }
+        }
+    }
+}
+
+/** Collects events; called on a Holdfast thread, hence the lock. */
+class Recorder : AuthEventListener {
+    private val events = mutableListOf<AuthEvent>()
+
+    override fun onEvent(event: AuthEvent) {
+        synchronized(events) { events.add(event) }
+    }
+
+    fun count() = synchronized(events) { events.size }
+
+    fun states() = synchronized(events) { events.filterIsInstance<AuthEvent.StateChanged>().map { it.state } }
+}
+
+class Throwing : AuthEventListener {
+    override fun onEvent(event: AuthEvent) = throw RuntimeException("a listener bug")
+}
+
+suspend fun listenersUntilCancelled(server: Server, dir: File) {
+    passphraseClient(server.url, File(dir, "client.db")).use { client ->
+        val recorder = Recorder()
+        val subscription = client.subscribe(recorder)
+        val throwing = client.subscribe(Throwing()) // harms nobody
+        client.initialize()
+        val user = client.signUp(newEmail(), PASSWORD)
+        client.signOut()
+
+        val states = recorder.states()
+        checkEqual(AuthState.SignedOut(SignOutReason.NoStoredSession), states.firstOrNull(), "first state")
+        check(states.any { it is AuthState.SignedIn && it.user.id == user.id }) { "a signed-in state: $states" }
+        checkEqual(AuthState.SignedOut(SignOutReason.UserSignedOut), states.lastOrNull(), "last state")
+
+        subscription.cancel()
+        subscription.close()
+        throwing.use { it.cancel() }
+        val seen = recorder.count()
+        client.signIn(user.email, PASSWORD)
+        check(client.state() is AuthState.SignedIn) { "signed in again" }
+        checkEqual(seen, recorder.count(), "no events after cancel")
+    }
+}
+
+suspend fun closedObjectsRefuseCalls(server: Server, dir: File) {
+    val client = passphraseClient(server.url, File(dir, "client.db"))
+    val handle = client.use {
+        it.initialize()
+        it.subscribe(Recorder())
+    }
+    check(client.uniffiIsDestroyed) { "use {} closed the client" }
+    expectThrows<IllegalStateException>("a call on a closed client") { client.state() }
+    expectThrows<IllegalStateException>("an async call on a closed client") { client.accessToken() }
+    client.close() // closing again is harmless
+    handle.close()
+    check(handle.uniffiIsDestroyed) { "the subscription handle closed" }
+    expectThrows<IllegalStateException>("cancel on a closed handle") { handle.cancel() }
+}
+
+suspend fun badInputGivesExceptions(server: Server, dir: File) {
+    expectThrows<HoldfastException.InvalidInput>("empty server URL") { passphraseClient("", File(dir, "client.db")) }
+    expectThrows<HoldfastException.InvalidInput>("empty storage path") { passphraseClient(server.url, File("")) }
+    expectThrows<HoldfastException.InvalidInput>("not a URL") { passphraseClient("not a url", File(dir, "client.db")) }
+
+    val notAFolder = File(dir, "a-file").apply { writeText("") }
+    passphraseClient(server.url, File(notAFolder, "client.db")).use { client ->
+        val state = client.initialize()
+        check(state is AuthState.Unavailable) { "unwritable storage is unavailable: $state" }
+        expectThrows<HoldfastException.StorageUnavailable>("sign-in on unwritable storage") {
+            client.signIn(newEmail(), PASSWORD)
+        }
+    }
+
+    val storage = File(dir, "vault.db")
+    passphraseClient(server.url, storage, passphrase = "the right one").use { owner ->
+        owner.initialize()
+        owner.signUp(newEmail(), PASSWORD)
+        passphraseClient(server.url, storage, passphrase = "a wrong one").use { intruder ->
+            val state = intruder.initialize()
+            check(state is AuthState.Unavailable && state.reason.contains("passphrase")) { "wrong passphrase: $state" }
+            expectThrows<HoldfastException>("access token with a wrong passphrase") { intruder.accessToken() }
+        }
+        expectThrows<HoldfastException.WrongPassphrase>("change with a wrong passphrase") {
+            owner.changePassphrase("a wrong one", "a new one")
+        }
+        check(isJwt(owner.accessToken())) { "the owner is still signed in" }
+    }
+}
+
+/** The native library came from the classpath jar (extracted by JNA), not a library path. */
+fun libraryLoadedFromTheJar() {
+    checkEqual(null, System.getProperty("jna.library.path"), "jna.library.path")
+    val resource = "${com.sun.jna.Platform.RESOURCE_PREFIX}/${System.mapLibraryName("holdfast_ffi")}"
+    val url = Thread.currentThread().contextClassLoader.getResource(resource)
+    check(url != null && url.protocol == "jar") { "$resource is in a jar on the classpath: $url" }
+    val file = com.sun.jna.NativeLibrary.getInstance("holdfast_ffi").file
+    check(file != null && !file.path.contains("/target/debug/")) { "loaded from an extracted copy: $file" }
+}
+
+fun main() {
+    val root = Files.createTempDirectory("holdfast-kotlin-").toFile()
+    var failed = 0
+    var index = 0
+    fun test(name: String, block: suspend (File) -> Unit) {
+        val dir = File(root, "t${index++}").apply { mkdirs() }
+        val started = System.nanoTime()
+        try {
+            runBlocking { withTimeout(120_000) { block(dir) } }
+            println("PASS $name (${(System.nanoTime() - started) / 1_000_000} ms)")
+        } catch (error: Throwable) {
+            failed += 1
+            println("FAIL $name: $error")
+            error.printStackTrace()
+        }
+    }
+
+    try {
+        Server().use { server ->
+            test("sign-up, sign-in and access token") { signUpAndSignIn(server, it) }
+            test("a second client restores the session while the server is down") { restoresWhileTheServerIsDown(it) }
+            test("device registration, proofs and bearer calls") { devicesAndProofs(server, it) }
+            test("a Kotlin key provider keeps the vault key") { kotlinKeyProvider(server, it) }
+            test("listeners receive state changes until cancelled") { listenersUntilCancelled(server, it) }
+            test("closed objects refuse calls") { closedObjectsRefuseCalls(server, it) }
+            test("bad input gives exceptions, not crashes") { badInputGivesExceptions(server, it) }
+            test("the native library loads from the jar") { libraryLoadedFromTheJar() }
+        }
+    } finally {
+        root.deleteRecursively()
+    }
+    println(if (failed == 0) "all $index Kotlin tests passed" else "$failed of $index Kotlin tests failed")
+    exitProcess(if (failed == 0) 0 else 1)
+}
