@@ -304,3 +304,17 @@ def test_error_kinds_are_subclasses_of_one_exception():
         assert issubclass(getattr(HoldfastError, kind), HoldfastError)
         assert issubclass(getattr(HoldfastError, kind), Exception)
     assert os.environ.get("HOLDFAST_SERVER_BIN")
+
+
+def test_the_quickstart_runs_against_a_server(server):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    quickstart = Path(__file__).resolve().parents[3] / "examples" / "python" / "quickstart.py"
+    result = subprocess.run(
+        [sys.executable, str(quickstart), server.url], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    for expected in ("signed up", "sync credentials for device", "after a restart, offline: signed in as", "signed out: True"):
+        assert expected in result.stdout, result.stdout
