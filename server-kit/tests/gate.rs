@@ -6,11 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use holdfast_protocol::ErrorCode;
-use holdfast_protocol::jwk::PublicJwk;
-use holdfast_protocol::proof::{ProofClaims, access_token_hash, assemble, signing_input};
 use holdfast_server_kit::gate::{
     Closed, GateConfig, GateError, Handshake, Principal, ProoflessPolicy, SyncGate,
 };
@@ -19,24 +15,10 @@ use support::{DeviceKey, Session, TestServer, email};
 
 const SYNC_URL: &str = "https://sync.example.com/sync";
 
-/// A device proof made the way PROTOCOL 6.1 says, independently of the client core.
+/// A device proof made the way PROTOCOL 6.1 says, independently of the client core (the
+/// harness's `DeviceKey::proof`).
 fn proof_at(key: &DeviceKey, method: &str, url: &str, access: &str, iat: i64) -> String {
-    let claims = ProofClaims {
-        jti: uuid::Uuid::new_v4().to_string(),
-        htm: method.to_owned(),
-        htu: url.to_owned(),
-        iat,
-        ath: access_token_hash(access),
-        nonce: None,
-    };
-    let jwk = PublicJwk::parse(&key.jwk()).expect("a valid JWK");
-    let input = signing_input(&jwk, &claims);
-    let signature: [u8; 64] = URL_SAFE_NO_PAD
-        .decode(key.sign_bytes(input.as_bytes()))
-        .expect("base64url")
-        .try_into()
-        .expect("64 bytes");
-    assemble(&input, &signature)
+    key.proof(method, url, access, iat)
 }
 
 /// A server, a gate over its service, and a user signed up on a keyed device.

@@ -18,11 +18,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use holdfast_protocol::ErrorCode;
-use holdfast_protocol::jwk::PublicJwk;
-use holdfast_protocol::proof::{ProofClaims, access_token_hash, assemble, signing_input};
 use holdfast_server_kit::clock::{Clock, ManualClock, SystemClock};
 use holdfast_server_kit::config::RateLimits;
 use holdfast_server_kit::events::{Delivered, Origin, Revocation, RevocationBus};
@@ -142,24 +138,9 @@ impl Pair {
     }
 }
 
-/// A device proof made the way PROTOCOL 6.1 says (as `gate.rs` makes them).
+/// A device proof for `GET` on the sync URL (the harness's `DeviceKey::proof`).
 fn proof_at(key: &DeviceKey, access: &str, iat: i64) -> String {
-    let claims = ProofClaims {
-        jti: uuid::Uuid::new_v4().to_string(),
-        htm: "GET".to_owned(),
-        htu: SYNC_URL.to_owned(),
-        iat,
-        ath: access_token_hash(access),
-        nonce: None,
-    };
-    let jwk = PublicJwk::parse(&key.jwk()).expect("a valid JWK");
-    let input = signing_input(&jwk, &claims);
-    let signature: [u8; 64] = URL_SAFE_NO_PAD
-        .decode(key.sign_bytes(input.as_bytes()))
-        .expect("base64url")
-        .try_into()
-        .expect("64 bytes");
-    assemble(&input, &signature)
+    key.proof("GET", SYNC_URL, access, iat)
 }
 
 // ---------------------------------------------------------------------------------------
