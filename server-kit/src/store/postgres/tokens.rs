@@ -1,6 +1,7 @@
 //! Refresh rotation state and revocations on PostgreSQL.
 
 use super::{Fail, PostgresStore, get};
+use crate::store::records::{RotationState, rotation_refusal};
 use crate::store::{ChildPair, RefreshRecord, RotateOutcome, StoreError, TokenStore};
 use async_trait::async_trait;
 use tokio_postgres::Row;
@@ -43,43 +44,18 @@ const REVOKE_USER_FAMILIES: &str = "INSERT INTO revoked_families (family, expire
 const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)
      OR EXISTS (SELECT 1 FROM revoked_families WHERE family = $2)";
 
-/// The outcome when the parent cannot be rotated, or `None` when it can.
-fn refusal(row: &Row) -> Result<Option<RotateOutcome>, Fail> {
-    let family_revoked: bool = get(row, 0)?;
-    if family_revoked {
-        return Ok(Some(RotateOutcome::FamilyRevoked));
-    }
-    let Some(rotated_at_ms) = get::<Option<i64>>(row, 1)? else {
-        return Ok(None);
-    };
-    let (
-        Some(access_jti),
-        Some(refresh_jti),
-        Some(issued_at),
-        Some(access_expires_at),
-        Some(refresh_expires_at),
-    ) = (
-        get::<Option<String>>(row, 2)?,
-        get::<Option<String>>(row, 3)?,
-        get::<Option<i64>>(row, 4)?,
-        get::<Option<i64>>(row, 5)?,
-        get::<Option<i64>>(row, 6)?,
-    )
-    else {
-        return Err(StoreError::Corrupt("a rotated refresh token has no recorded children".into()).into());
-    };
-    let child_rotated: Option<bool> = get(row, 7)?;
-    Ok(Some(RotateOutcome::AlreadyRotated {
-        rotated_at_ms,
-        pair: ChildPair {
-            access_jti,
-            refresh_jti,
-            issued_at,
-            access_expires_at,
-            refresh_expires_at,
-        },
-        child_rotated: child_rotated.unwrap_or(false),
-    }))
+/// The rotation state columns of `row` (see [`RotationState`]).
+fn rotation_state(row: &Row) -> Result<RotationState, Fail> {
+    Ok((
+        get(row, 0)?,
+        get(row, 1)?,
+        get(row, 2)?,
+        get(row, 3)?,
+        get(row, 4)?,
+        get(row, 5)?,
+        get(row, 6)?,
+        get(row, 7)?,
+    ))
 }
 
 impl PostgresStore {
@@ -101,7 +77,7 @@ impl PostgresStore {
         let state = tx
             .query_one(&tx.prepare_cached(SELECT_ROTATION_STATE).await?, &[&parent_jti])
             .await?;
-        if let Some(outcome) = refusal(&state)? {
+        if let Some(outcome) = rotation_refusal(rotation_state(&state)?)? {
             return Ok(outcome);
         }
         let marked = tx

@@ -1,6 +1,7 @@
 //! Refresh rotation state and revocations on SQLite.
 
 use super::{Fail, SqliteStore};
+use crate::store::records::{RotationState, rotation_refusal};
 use crate::store::{ChildPair, RefreshRecord, RotateOutcome, StoreError, TokenStore};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -34,17 +35,6 @@ const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti 
      OR EXISTS (SELECT 1 FROM revoked_families WHERE family = ?2)";
 
 /// A refresh row's rotation columns as stored.
-type RotationState = (
-    bool,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<bool>,
-);
-
 fn insert_refresh(conn: &Connection, record: &RefreshRecord) -> Result<(), Fail> {
     conn.prepare_cached(INSERT_REFRESH)?.execute(params![
         record.jti,
@@ -56,53 +46,6 @@ fn insert_refresh(conn: &Connection, record: &RefreshRecord) -> Result<(), Fail>
         record.jkt
     ])?;
     Ok(())
-}
-
-/// The outcome when the parent cannot be rotated, or `None` when it can.
-fn refusal(state: RotationState) -> Result<Option<RotateOutcome>, Fail> {
-    let (
-        family_revoked,
-        rotated_at_ms,
-        access_jti,
-        refresh_jti,
-        issued_at,
-        access_expires_at,
-        refresh_expires_at,
-        child_rotated,
-    ) = state;
-    if family_revoked {
-        return Ok(Some(RotateOutcome::FamilyRevoked));
-    }
-    let Some(rotated_at_ms) = rotated_at_ms else {
-        return Ok(None);
-    };
-    let (
-        Some(access_jti),
-        Some(refresh_jti),
-        Some(issued_at),
-        Some(access_expires_at),
-        Some(refresh_expires_at),
-    ) = (
-        access_jti,
-        refresh_jti,
-        issued_at,
-        access_expires_at,
-        refresh_expires_at,
-    )
-    else {
-        return Err(StoreError::Corrupt("a rotated refresh token has no recorded children".into()).into());
-    };
-    Ok(Some(RotateOutcome::AlreadyRotated {
-        rotated_at_ms,
-        pair: ChildPair {
-            access_jti,
-            refresh_jti,
-            issued_at,
-            access_expires_at,
-            refresh_expires_at,
-        },
-        child_rotated: child_rotated.unwrap_or(false),
-    }))
 }
 
 #[async_trait]
@@ -140,7 +83,7 @@ impl TokenStore for SqliteStore {
             let Some(state) = state else {
                 return Ok(RotateOutcome::Unknown);
             };
-            if let Some(outcome) = refusal(state)? {
+            if let Some(outcome) = rotation_refusal(state)? {
                 return Ok(outcome);
             }
             tx.prepare_cached(MARK_ROTATED)?.execute(params![
