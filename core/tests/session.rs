@@ -349,3 +349,99 @@ async fn sign_out_offline_wipes_at_once_and_revokes_when_the_network_is_back() {
             .unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_answered_after_a_sign_out_does_not_bring_the_session_back() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let clock = clock();
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    client
+        .sign_up(&email("late-refresh"), support::PASSWORD, None)
+        .await
+        .unwrap();
+    let events = Events::record(&client);
+
+    // The server rotates at once, but its answer reaches the client 400 ms later; the
+    // user signs out in between.
+    proxy.set(Fault::HoldAnswers(Duration::from_millis(400)));
+    let refreshing = {
+        let client = client.clone();
+        tokio::spawn(async move { client.refresh().await })
+    };
+    for _ in 0..200 {
+        if proxy.count(REFRESH) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(proxy.count(REFRESH), 1, "the refresh is on its way");
+    proxy.set(Fault::Pass);
+    client.sign_out().await.unwrap();
+
+    assert_eq!(refreshing.await.unwrap(), Err(AuthError::NotSignedIn));
+    let signed_out = AuthState::SignedOut {
+        reason: SignOutReason::UserSignedOut,
+    };
+    assert_eq!(client.state(), signed_out);
+    assert_eq!(client.access_token().await, Err(AuthError::NotSignedIn));
+    assert_eq!(events.count(|e| *e == AuthEvent::Refreshed), 0);
+    // Nothing was written back: a restart finds no session.
+    let restarted = device.client(&proxy.url(), &clock);
+    assert_eq!(
+        restarted.initialize().await,
+        AuthState::SignedOut {
+            reason: SignOutReason::NoStoredSession
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_answered_after_another_sign_in_keeps_the_new_session() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let clock = clock();
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    client
+        .sign_up(&email("first-user"), support::PASSWORD, None)
+        .await
+        .unwrap();
+    let second = email("second-user");
+    {
+        let elsewhere = Device::new();
+        let other = elsewhere.client(&server.url(), &clock);
+        other.initialize().await;
+        other.sign_up(&second, support::PASSWORD, None).await.unwrap();
+    }
+
+    proxy.set(Fault::HoldAnswers(Duration::from_millis(400)));
+    let refreshing = {
+        let client = client.clone();
+        tokio::spawn(async move { client.refresh().await })
+    };
+    for _ in 0..200 {
+        if proxy.count(REFRESH) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.set(Fault::Pass);
+    client.sign_out().await.unwrap();
+    let user = client.sign_in(&second, support::PASSWORD).await.unwrap();
+
+    // The late pair is the first user's: the second user's session stays, in memory and
+    // in the store, and the refresh's caller gets the session that is current.
+    let token = refreshing.await.unwrap().unwrap();
+    let claims = holdfast_protocol::Claims::decode_unverified(&token).unwrap();
+    assert_eq!(claims.sub, user.id);
+    assert_eq!(client.current_user().map(|u| u.id), Some(user.id.clone()));
+    let restarted = device.client(&proxy.url(), &clock);
+    assert!(matches!(
+        restarted.initialize().await,
+        AuthState::SignedIn { user: stored, .. } if stored.id == user.id
+    ));
+}

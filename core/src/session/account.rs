@@ -91,6 +91,7 @@ impl AuthClient {
         };
         let ns = self.inner.namespace.clone();
         let now = self.inner.clock.now_ms();
+        let write = self.inner.session_write.lock().await;
         self.inner
             .blocking(move |opened| {
                 let json = Zeroizing::new(serde_json::to_vec(&call).map_err(|_| AuthError::Protocol {
@@ -110,6 +111,7 @@ impl AuthClient {
         self.inner.set_state(AuthState::SignedOut {
             reason: SignOutReason::UserSignedOut,
         });
+        drop(write);
         let inner = self.inner.clone();
         tokio::spawn(async move { inner.deliver_outbox(false).await });
         Ok(())
@@ -177,8 +179,11 @@ impl Inner {
             access_token: session.tokens.access_token.clone(),
             refresh_token: session.tokens.refresh_token.clone(),
         };
-        self.save_session(record).await?;
-        self.set_session(session.user.clone(), tokens);
+        {
+            let _write = self.session_write.lock().await;
+            self.save_session(record).await?;
+            self.set_session(session.user.clone(), tokens);
+        }
         self.save_clock_offset().await;
         Ok(session.user)
     }
@@ -188,6 +193,7 @@ impl Inner {
     pub(super) async fn sign_out_locally(&self, reason: SignOutReason) {
         let ns = self.namespace.clone();
         let wipe_device = reason == SignOutReason::DeviceRevoked;
+        let write = self.session_write.lock().await;
         let result = self
             .blocking(move |opened| {
                 let names: &[&str] = if wipe_device {
@@ -201,11 +207,12 @@ impl Inner {
         if let Err(error) = result {
             tracing::error!(%error, "could not wipe the stored session");
         }
+        self.clear_session();
+        self.set_state(AuthState::SignedOut { reason });
+        drop(write);
         if wipe_device {
             *self.device.lock().await = None;
         }
-        self.clear_session();
-        self.set_state(AuthState::SignedOut { reason });
     }
 
     /// The device identity, loaded from the vault or created (and stored) on first use.
@@ -278,7 +285,7 @@ impl Inner {
             .blocking(move |opened| super::read_sealed::<DeviceRecord>(&opened, &ns, DEVICE, now))
             .await?;
         Ok(match read {
-            super::Sealed::Found(device) => Some(device),
+            super::Sealed::Found(device, _) => Some(device),
             super::Sealed::Missing | super::Sealed::Quarantined => None,
         })
     }

@@ -178,7 +178,8 @@ impl AuthClient {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             let _gate = inner.refresh_gate.lock().await;
-            inner.device_relogin(ErrorCode::TokenInvalid).await
+            let version = inner.session_version().await?;
+            inner.device_relogin(ErrorCode::TokenInvalid, version).await
         })
         .await
         .map_err(|_| AuthError::Protocol {

@@ -137,6 +137,10 @@ pub(crate) struct Inner {
     listeners: listeners::Listeners,
     /// One refresh at a time in this process; the store's lock covers other processes.
     refresh_gate: tokio::sync::Mutex<()>,
+    /// Held from a session write in the store to the matching change in memory (sign-in,
+    /// sign-out, adopting a refreshed pair), so a sign-out never falls between a refresh's
+    /// write and its adoption and the refresh cannot bring the session back.
+    session_write: tokio::sync::Mutex<()>,
     /// The device identity, loaded or created on first use.
     device: tokio::sync::Mutex<Option<DeviceIdentity>>,
     /// Server time minus local time, ms, learned from `Date` headers.
@@ -194,6 +198,7 @@ impl AuthClient {
                 state: Mutex::new(AuthState::Restoring),
                 listeners: listeners::Listeners::default(),
                 refresh_gate: tokio::sync::Mutex::new(()),
+                session_write: tokio::sync::Mutex::new(()),
                 device: tokio::sync::Mutex::new(None),
                 clock_offset_ms: AtomicI64::new(0),
                 token_generation: AtomicU64::new(0),
@@ -352,7 +357,7 @@ impl Inner {
             })??;
         *self.opened.write().unwrap_or_else(PoisonError::into_inner) = Some(opened);
         match self.load_session().await? {
-            Some(record) => {
+            Some((record, _)) => {
                 let tokens = Tokens::new(&record.access_token, &record.refresh_token)?;
                 self.set_session(record.user.clone(), tokens);
                 Ok(self.state.lock().unwrap_or_else(PoisonError::into_inner).clone())
@@ -413,16 +418,16 @@ impl Inner {
         })
     }
 
-    /// Reads and opens the stored session. An unreadable record is quarantined (kept,
-    /// never deleted), reported as no session, and the state says so.
-    async fn load_session(&self) -> Result<Option<SessionRecord>, AuthError> {
+    /// Reads and opens the stored session, with its record version. An unreadable record is
+    /// quarantined (kept, never deleted), reported as no session, and the state says so.
+    async fn load_session(&self) -> Result<Option<(SessionRecord, i64)>, AuthError> {
         let ns = self.namespace.clone();
         let now = self.clock.now_ms();
         let read = self
             .blocking(move |opened| read_sealed::<SessionRecord>(&opened, &ns, SESSION, now))
             .await?;
         match read {
-            Sealed::Found(record) => Ok(Some(record)),
+            Sealed::Found(record, version) => Ok(Some((record, version))),
             Sealed::Missing => Ok(None),
             Sealed::Quarantined => {
                 self.set_state(AuthState::SignedOut {
@@ -435,6 +440,26 @@ impl Inner {
 
     /// Seals and writes the session. Returns once it is durable.
     async fn save_session(&self, record: SessionRecord) -> Result<(), AuthError> {
+        self.write_session(record, None).await.map(|_| ())
+    }
+
+    /// Seals and writes the session only if the stored one is still at `expected_version`
+    /// (`None`: nothing stored); `false` when it changed meanwhile (a sign-out or sign-in,
+    /// here or in another process) and nothing was written.
+    async fn replace_session(
+        &self,
+        record: SessionRecord,
+        expected_version: Option<i64>,
+    ) -> Result<bool, AuthError> {
+        self.write_session(record, Some(expected_version)).await
+    }
+
+    /// `expected`: `None` writes whatever is stored; `Some(version)` compares first.
+    async fn write_session(
+        &self,
+        record: SessionRecord,
+        expected: Option<Option<i64>>,
+    ) -> Result<bool, AuthError> {
         let ns = self.namespace.clone();
         self.blocking(move |opened| {
             let json = Zeroizing::new(serde_json::to_vec(&record).map_err(|_| AuthError::Protocol {
@@ -444,10 +469,25 @@ impl Inner {
                 .vault
                 .seal(&ns.canonical(), SESSION, &json)
                 .map_err(vault_error)?;
-            opened.store.put(&ns, SESSION, &blob)?;
-            Ok(())
+            Ok(match expected {
+                None => {
+                    opened.store.put(&ns, SESSION, &blob)?;
+                    true
+                }
+                Some(version) => opened
+                    .store
+                    .compare_and_put(&ns, SESSION, version, &blob)?
+                    .is_some(),
+            })
         })
         .await
+    }
+
+    /// The stored session's record version, if one is stored.
+    async fn session_version(&self) -> Result<Option<i64>, AuthError> {
+        let ns = self.namespace.clone();
+        self.blocking(move |opened| Ok(opened.store.get(&ns, SESSION)?.map(|record| record.version)))
+            .await
     }
 
     async fn save_clock_offset(&self) {
@@ -466,7 +506,8 @@ use zeroize::Zeroizing;
 
 /// A sealed record as read from the store.
 enum Sealed<T> {
-    Found(T),
+    /// The value and the record's version (for a later compare-and-write).
+    Found(T, i64),
     Missing,
     /// It could not be opened or parsed, and was moved to the quarantine.
     Quarantined,
@@ -499,7 +540,7 @@ fn read_sealed<T: serde::de::DeserializeOwned>(
         Err(error) => Err(error.to_string()),
     };
     match parsed {
-        Ok(value) => Ok(Sealed::Found(value)),
+        Ok(value) => Ok(Sealed::Found(value, record.version)),
         Err(reason) => {
             if let Some(check) = opened.store.meta(META_KEY_CHECK)?
                 && opened.vault.verify_key_check(&check).is_err()

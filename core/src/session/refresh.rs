@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use holdfast_protocol::ErrorCode;
-use holdfast_protocol::wire::{TokenPair, VerifyRequest};
+use holdfast_protocol::wire::{TokenPair, User, VerifyRequest};
 
 use super::records::{SessionRecord, Tokens};
 use super::{AuthClient, AuthEvent, AuthState, Inner, SignOutReason};
@@ -121,18 +121,21 @@ impl Inner {
             })??;
         // Under the lock, the store is the truth: another process may have refreshed (or
         // signed out) since this one read it.
-        let Some(stored) = self.load_session().await? else {
-            self.clear_session();
-            self.set_state(AuthState::SignedOut {
-                reason: SignOutReason::UserSignedOut,
-            });
-            return Err(AuthError::NotSignedIn);
+        let Some((stored, version)) = self.load_session().await? else {
+            return Err(self.signed_out_meanwhile());
         };
         let refresh_token = if *stored.refresh_token != **held.refresh {
             // Another process refreshed: adopt its pair, which may be all that was wanted.
             let tokens = Tokens::new(&stored.access_token, &stored.refresh_token)?;
             let next = stored.refresh_token.clone();
-            self.set_session(stored.user.clone(), tokens);
+            {
+                let _write = self.session_write.lock().await;
+                if self.current_tokens().is_none() {
+                    // Signed out here since the store was read.
+                    return Err(AuthError::NotSignedIn);
+                }
+                self.set_session(stored.user.clone(), tokens);
+            }
             self.emit(AuthEvent::Refreshed);
             if let Some(token) = self.serves(want) {
                 return Ok(token);
@@ -145,32 +148,71 @@ impl Inner {
         match self.transport.refresh(&refresh_token).await {
             Ok(answer) => {
                 self.observe_server_time(answer.server_time_ms);
-                self.adopt_pair(stored, answer.value).await
+                self.adopt_pair(stored.user.clone(), Some(version), answer.value)
+                    .await
             }
             Err(failure) => {
                 self.observe_server_time(failure.server_time_ms());
-                self.after_refresh_failure(failure).await
+                self.after_refresh_failure(failure, version).await
             }
         }
     }
 
+    /// The stored session went away (a sign-out here or in another process): so does the
+    /// one in memory.
+    fn signed_out_meanwhile(&self) -> AuthError {
+        self.clear_session();
+        self.set_state(AuthState::SignedOut {
+            reason: SignOutReason::UserSignedOut,
+        });
+        AuthError::NotSignedIn
+    }
+
     /// Persists a rotated pair, then shows it: nobody sees tokens that a crash could lose.
-    async fn adopt_pair(&self, previous: SessionRecord, pair: TokenPair) -> Result<String, AuthError> {
+    /// Only if the stored session is still the one the refresh started from
+    /// (`expected_version`): a sign-out or sign-in meanwhile wins, and the pair is dropped
+    /// (a sign-out revoked its family on the server, or will when the outbox delivers it).
+    async fn adopt_pair(
+        &self,
+        user: User,
+        expected_version: Option<i64>,
+        pair: TokenPair,
+    ) -> Result<String, AuthError> {
         let tokens = Tokens::new(&pair.access_token, &pair.refresh_token)?;
         let record = SessionRecord {
-            user: previous.user.clone(),
+            user: user.clone(),
             access_token: pair.access_token.clone(),
             refresh_token: pair.refresh_token.clone(),
         };
-        self.save_session(record).await?;
+        let write = self.session_write.lock().await;
+        if !self.replace_session(record, expected_version).await? {
+            drop(write);
+            return self.superseded().await;
+        }
         let access = tokens.access.to_string();
-        self.set_session(previous.user.clone(), tokens);
+        self.set_session(user, tokens);
+        drop(write);
         self.emit(AuthEvent::Refreshed);
         self.save_clock_offset().await;
         Ok(access)
     }
 
-    async fn after_refresh_failure(&self, failure: Failure) -> Result<String, AuthError> {
+    /// The stored session changed while a refresh was in flight: whatever is stored now
+    /// is the session (a sign-in's, or none after a sign-out).
+    async fn superseded(&self) -> Result<String, AuthError> {
+        let _write = self.session_write.lock().await;
+        match self.load_session().await? {
+            Some((record, _)) => {
+                let tokens = Tokens::new(&record.access_token, &record.refresh_token)?;
+                let access = tokens.access.to_string();
+                self.set_session(record.user.clone(), tokens);
+                Ok(access)
+            }
+            None => Err(self.signed_out_meanwhile()),
+        }
+    }
+
+    async fn after_refresh_failure(&self, failure: Failure, version: i64) -> Result<String, AuthError> {
         match failure {
             Failure::Transient { cause, .. } => {
                 self.mark_stale();
@@ -200,7 +242,7 @@ impl Inner {
                 if code == ErrorCode::RefreshReused {
                     self.emit(AuthEvent::ReuseDetected);
                 }
-                self.device_relogin(code).await
+                self.device_relogin(code, Some(version)).await
             }
             other => {
                 // Not a verdict on the session (e.g. a 400 from a confused proxy): keep it.
@@ -212,8 +254,13 @@ impl Inner {
     }
 
     /// The refresh token was refused: sign in again with the device key alone, if the
-    /// device is registered and not revoked (PROTOCOL 6.4).
-    pub(super) async fn device_relogin(&self, refused: ErrorCode) -> Result<String, AuthError> {
+    /// device is registered and not revoked (PROTOCOL 6.4). The new pair replaces the
+    /// stored session only if it is still at `expected_version`.
+    pub(super) async fn device_relogin(
+        &self,
+        refused: ErrorCode,
+        expected_version: Option<i64>,
+    ) -> Result<String, AuthError> {
         let device = match self.stored_device().await {
             Ok(Some(device)) => device,
             Ok(None) | Err(_) => {
@@ -249,11 +296,6 @@ impl Inner {
                     return Err(AuthError::NotSignedIn);
                 };
                 let tokens = answer.value.tokens;
-                let previous = SessionRecord {
-                    user,
-                    access_token: String::new(),
-                    refresh_token: String::new(),
-                };
                 let pair = TokenPair {
                     access_token: tokens.access_token.clone(),
                     refresh_token: tokens.refresh_token.clone(),
@@ -261,7 +303,7 @@ impl Inner {
                 self.store_device_credential(tokens.device_credential.clone())
                     .await;
                 tracing::info!("signed in again with the device key");
-                self.adopt_pair(previous, pair).await
+                self.adopt_pair(user, expected_version, pair).await
             }
             Err(Failure::Transient { cause, .. }) => {
                 self.mark_stale();

@@ -27,6 +27,9 @@ pub enum Fault {
     RateLimited,
     /// Answer 200 with a captive portal's HTML page.
     CaptivePortal,
+    /// Forward to the server, then hold its answer this long (a slow network: the server
+    /// has acted before the client hears of it).
+    HoldAnswers(std::time::Duration),
 }
 
 /// A running proxy; stops when dropped.
@@ -110,7 +113,7 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<ProxyState>>) {
             (state.fault, state.upstream)
         };
         let canned = match fault {
-            Fault::Pass => None,
+            Fault::Pass | Fault::HoldAnswers(_) => None,
             Fault::Drop => return,
             Fault::Stall => {
                 std::future::pending::<()>().await;
@@ -164,6 +167,9 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<ProxyState>>) {
         let Some(response) = read_response(server).await else {
             return;
         };
+        if let Fault::HoldAnswers(delay) = fault {
+            tokio::time::sleep(delay).await;
+        }
         if client.write_all(&response).await.is_err() {
             return;
         }
