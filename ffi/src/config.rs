@@ -52,7 +52,7 @@ impl From<KeySource> for CoreKeySource {
             KeySource::Passphrase { passphrase } => CoreKeySource::Passphrase(Passphrase::new(passphrase)),
             KeySource::Keyring { service, account } => CoreKeySource::Keyring { service, account },
             KeySource::Provided { provider } => {
-                CoreKeySource::Provided(Arc::new(KeyProviderBridge(provider)))
+                CoreKeySource::Provided(Arc::new(KeyProviderBridge::new(provider)))
             }
         }
     }
@@ -108,7 +108,7 @@ impl From<ClientConfig> for holdfast_core::ClientConfig {
         core.request_timeout = Duration::from_millis(config.request_timeout_ms);
         core.auto_refresh = config.auto_refresh;
         core.device_signer = config.device_signer.map(|signer| {
-            Arc::new(DeviceSignerBridge(signer)) as Arc<dyn holdfast_core::device::DeviceSigner>
+            Arc::new(DeviceSignerBridge::new(signer)) as Arc<dyn holdfast_core::device::DeviceSigner>
         });
         core
     }

@@ -13,6 +13,7 @@ use holdfast_core::vault::{KeyProvider as CoreKeyProvider, KeyProviderError};
 use holdfast_protocol::PublicJwk;
 
 use crate::error::HoldfastError;
+use crate::exit::Foreign;
 use crate::records::AuthEvent;
 
 /// Keeps the vault key for the app (Keychain, Keystore-wrapped storage...), for
@@ -44,36 +45,68 @@ pub trait AuthEventListener: Send + Sync {
     fn on_event(&self, event: AuthEvent) -> Result<(), HoldfastError>;
 }
 
+/// What a bridge reports when the app's code may no longer be called (the process is
+/// exiting; see [`crate::exit`]).
+const EXITING: &str = "the app is exiting; its code is no longer called";
+
 /// The app's [`KeyProvider`] as the core's.
-pub(crate) struct KeyProviderBridge(pub(crate) Arc<dyn KeyProvider>);
+pub(crate) struct KeyProviderBridge(Foreign<dyn KeyProvider>);
+
+impl KeyProviderBridge {
+    pub(crate) fn new(provider: Arc<dyn KeyProvider>) -> KeyProviderBridge {
+        KeyProviderBridge(Foreign::new(provider))
+    }
+}
 
 impl CoreKeyProvider for KeyProviderBridge {
     fn load_key(&self) -> Result<Option<Vec<u8>>, KeyProviderError> {
         self.0
-            .load_key()
+            .call(|provider| provider.load_key())
+            .ok_or_else(|| KeyProviderError::new(EXITING))?
             .map_err(|error| KeyProviderError::new(error.to_string()))
     }
 
     fn store_key(&self, key: &[u8]) -> Result<(), KeyProviderError> {
         self.0
-            .store_key(key.to_vec())
+            .call(|provider| provider.store_key(key.to_vec()))
+            .ok_or_else(|| KeyProviderError::new(EXITING))?
             .map_err(|error| KeyProviderError::new(error.to_string()))
     }
 }
 
 /// The app's [`DeviceSigner`] as the core's, checking what it returns.
-pub(crate) struct DeviceSignerBridge(pub(crate) Arc<dyn DeviceSigner>);
+pub(crate) struct DeviceSignerBridge(Foreign<dyn DeviceSigner>);
+
+impl DeviceSignerBridge {
+    pub(crate) fn new(signer: Arc<dyn DeviceSigner>) -> DeviceSignerBridge {
+        DeviceSignerBridge(Foreign::new(signer))
+    }
+
+    fn exiting() -> SignerError {
+        SignerError::KeyUnavailable {
+            message: EXITING.to_owned(),
+        }
+    }
+}
 
 impl CoreDeviceSigner for DeviceSignerBridge {
     fn public_jwk(&self) -> Result<PublicJwk, SignerError> {
-        let jwk = self.0.public_jwk().map_err(signer_error)?;
+        let jwk = self
+            .0
+            .call(|signer| signer.public_jwk())
+            .ok_or_else(Self::exiting)?
+            .map_err(signer_error)?;
         PublicJwk::parse(&jwk).map_err(|error| SignerError::InvalidKey {
             message: format!("the app's device signer gave an invalid public JWK: {error}"),
         })
     }
 
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], SignerError> {
-        let signature = self.0.sign(message.to_vec()).map_err(signer_error)?;
+        let signature = self
+            .0
+            .call(|signer| signer.sign(message.to_vec()))
+            .ok_or_else(Self::exiting)?
+            .map_err(signer_error)?;
         <[u8; 64]>::try_from(signature.as_slice()).map_err(|_| SignerError::InvalidKey {
             message: format!(
                 "the app's device signer returned {} bytes; a P1363 P-256 signature is 64 (DER is refused)",
@@ -94,9 +127,11 @@ fn signer_error(error: HoldfastError) -> SignerError {
 }
 
 /// The app's listener as a core [`Listener`].
+/// Once the app is exiting, events are no longer delivered.
 pub(crate) fn listener(listener: Arc<dyn AuthEventListener>) -> Listener {
+    let listener = Foreign::new(listener);
     Arc::new(move |event: &CoreAuthEvent| {
-        if let Err(error) = listener.on_event(event.into()) {
+        if let Some(Err(error)) = listener.call(|listener| listener.on_event(event.into())) {
             tracing::warn!(%error, "an auth event listener failed; it was skipped");
         }
     })
@@ -136,7 +171,7 @@ mod tests {
     #[test]
     fn a_provided_key_is_generated_once_and_kept_by_the_host() {
         let keys = Arc::new(MemoryKeys::default());
-        let source = KeySource::Provided(Arc::new(KeyProviderBridge(keys.clone())));
+        let source = KeySource::Provided(Arc::new(KeyProviderBridge::new(keys.clone())));
         let first = source
             .resolve(|| unreachable!("no salt for a provided key"))
             .unwrap();
@@ -155,7 +190,7 @@ mod tests {
             fail: true,
             ..MemoryKeys::default()
         });
-        let source = KeySource::Provided(Arc::new(KeyProviderBridge(keys)));
+        let source = KeySource::Provided(Arc::new(KeyProviderBridge::new(keys)));
         let Err(error) = source.resolve(|| unreachable!()) else {
             panic!("a locked keychain gave a key");
         };
@@ -187,7 +222,7 @@ mod tests {
     fn host_signer(truncate: bool) -> (Arc<HostSigner>, DeviceSignerBridge) {
         let (key, _pkcs8) = SoftwareSigner::generate().unwrap();
         let host = Arc::new(HostSigner { key, truncate });
-        (host.clone(), DeviceSignerBridge(host))
+        (host.clone(), DeviceSignerBridge::new(host))
     }
 
     #[test]

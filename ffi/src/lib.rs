@@ -9,7 +9,9 @@
 //! - [`error`]: the one [`HoldfastError`], whose variants say what the app should do;
 //! - [`foreign`]: the traits the host app implements ([`KeyProvider`] for a key it keeps,
 //!   [`DeviceSigner`] for a hardware key, [`AuthEventListener`]), each bridged to the
-//!   core's own trait so the core stays free of UniFFI.
+//!   core's own trait so the core stays free of UniFFI;
+//! - [`exit`]: [`quiesce_for_exit`], which stops calls into the app before the process
+//!   exits (hosts such as CPython cannot take them while they shut down).
 //!
 //! Bindings are generated from the compiled library by the workspace's `uniffi-bindgen`
 //! binary (library mode); `bindings/python` packages them with maturin.
@@ -19,11 +21,13 @@ uniffi::setup_scaffolding!("holdfast");
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod exit;
 pub mod foreign;
 pub mod records;
 
 pub use client::{AuthClient, SubscriptionHandle};
 pub use config::{ClientConfig, KeySource};
 pub use error::HoldfastError;
+pub use exit::quiesce_for_exit;
 pub use foreign::{AuthEventListener, DeviceSigner, KeyProvider};
 pub use records::{AuthEvent, AuthState, Device, SignOutReason, SyncCredentials, User};

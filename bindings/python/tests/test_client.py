@@ -312,9 +312,32 @@ def test_the_quickstart_runs_against_a_server(server):
     from pathlib import Path
 
     quickstart = Path(__file__).resolve().parents[3] / "examples" / "python" / "quickstart.py"
+    # Ten times: before holdfast/_exit.py, CPython aborted at exit ("FATAL: exception not
+    # rethrown") in 1 to 8 runs of 40 of this script, when its last call's completion was
+    # still on its way back from Holdfast's thread as the interpreter finalized.
+    for attempt in range(10):
+        result = subprocess.run(
+            [sys.executable, str(quickstart), server.url], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, f"run {attempt}: exit {result.returncode}\n{result.stderr}"
+        for expected in (
+            "signed up",
+            "sync credentials for device",
+            "after a restart, offline: signed in as",
+            "signed out: True",
+        ):
+            assert expected in result.stdout, result.stdout
+
+
+
+def test_after_quiescing_no_native_thread_calls_into_python(server, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent / "quiesce_script.py"
     result = subprocess.run(
-        [sys.executable, str(quickstart), server.url], capture_output=True, text=True, timeout=120
+        [sys.executable, str(script), server.url, str(tmp_path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    for expected in ("signed up", "sync credentials for device", "after a restart, offline: signed in as", "signed out: True"):
-        assert expected in result.stdout, result.stdout
+    assert result.stdout.strip() == "ok", result.stdout

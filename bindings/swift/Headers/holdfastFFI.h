@@ -517,6 +517,11 @@ RustBuffer uniffi_holdfast_ffi_fn_method_keyprovider_load_key(uint64_t ptr, Rust
 void uniffi_holdfast_ffi_fn_method_keyprovider_store_key(uint64_t ptr, RustBuffer key, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HOLDFAST_FFI_FN_FUNC_QUIESCE_FOR_EXIT
+#define UNIFFI_FFIDEF_UNIFFI_HOLDFAST_FFI_FN_FUNC_QUIESCE_FOR_EXIT
+int8_t uniffi_holdfast_ffi_fn_func_quiesce_for_exit(uint32_t timeout_ms, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_HOLDFAST_FFI_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_HOLDFAST_FFI_RUSTBUFFER_ALLOC
 RustBuffer ffi_holdfast_ffi_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -775,6 +780,12 @@ void ffi_holdfast_ffi_rust_future_free_void(uint64_t handle
 #ifndef UNIFFI_FFIDEF_FFI_HOLDFAST_FFI_RUST_FUTURE_COMPLETE_VOID
 #define UNIFFI_FFIDEF_FFI_HOLDFAST_FFI_RUST_FUTURE_COMPLETE_VOID
 void ffi_holdfast_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HOLDFAST_FFI_CHECKSUM_FUNC_QUIESCE_FOR_EXIT
+#define UNIFFI_FFIDEF_UNIFFI_HOLDFAST_FFI_CHECKSUM_FUNC_QUIESCE_FOR_EXIT
+uint16_t uniffi_holdfast_ffi_checksum_func_quiesce_for_exit(void
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HOLDFAST_FFI_CHECKSUM_METHOD_AUTHCLIENT_ACCESS_TOKEN

@@ -471,6 +471,22 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
+    typealias FfiType = UInt32
+    typealias SwiftType = UInt32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     typealias FfiType = UInt64
     typealias SwiftType = UInt64
@@ -3387,6 +3403,22 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+/**
+ * Stops every call from Holdfast's threads into the app's code (listeners, key providers,
+ * device signers) and waits up to `timeout_ms` for the calls in progress to return.
+ * Returns whether none is left. Meant for the moment the process exits, and cannot be
+ * undone: afterwards listeners get no events and operations that need the app's key
+ * provider or signer fail (without signing anyone out). The Python package calls it from
+ * `atexit`; Kotlin and Swift apps have no need to.
+ */
+public func quiesceForExit(timeoutMs: UInt32) -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_func_quiesce_for_exit(
+        FfiConverterUInt32.lower(timeoutMs),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -3402,6 +3434,9 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_holdfast_ffi_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_func_quiesce_for_exit() != 40079) {
+        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_access_token() != 52857) {
         return InitializationResult.apiChecksumMismatch
