@@ -7,7 +7,8 @@
 //!   port, for examples and tests.
 //! - [`sync_client`]: a client of the server kit's WebSocket sync endpoint, connecting
 //!   with the sync credentials of `holdfast_core::AuthClient`.
-//! - [`load`]: a bounded load generator for the auth routes (loopback only), behind
+//! - [`load`]: a bounded load generator for the auth routes and sync admissions, against
+//!   one server or several sharing PostgreSQL and Redis (loopback only), behind
 //!   `src/bin/loadgen.rs`; its figures are in `docs/PERFORMANCE.md`.
 //! - [`narrator`]: step-by-step narration with timings and a summary table.
 //! - `src/bin/demo.rs`: the end-to-end demo (the README's run command): a client signs
