@@ -13,7 +13,7 @@ python="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet "maturin>=1.9,<2.0" "pytest>=8"
+"$venv/bin/python" -m pip install --quiet "maturin>=1.9,<2.0" "pytest>=8" "cryptography>=42"
 
 cargo build --locked -p holdfast-server-kit --bin holdfast-server
 
