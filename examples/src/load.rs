@@ -47,6 +47,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use holdfast_core::device::{DeviceSigner, SoftwareSigner, device_proof, sign_challenge};
 use holdfast_protocol::Claims;
+use holdfast_server_kit::store::redact_url_password;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
@@ -1181,22 +1182,6 @@ fn unique_name(prefix: &str, separator: char) -> String {
     )
 }
 
-/// `url` with the password of its user info, if any, replaced by `***`.
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 /// Whether `url` names a PostgreSQL database.
 fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -1204,7 +1189,7 @@ fn is_postgres_url(url: &str) -> bool {
 
 /// Refuses a PostgreSQL URL whose hosts are not loopback (a Unix socket is local).
 async fn check_postgres_loopback(url: &str) -> Result<()> {
-    let shown = redact_password(url);
+    let shown = redact_url_password(url);
     let config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| fail(format!("`{shown}` is not a PostgreSQL URL: {e}")))?;
@@ -1223,7 +1208,7 @@ async fn check_postgres_loopback(url: &str) -> Result<()> {
 
 /// Refuses a Redis URL that is not `redis://` on loopback (or a local Unix socket).
 async fn check_redis_loopback(url: &str) -> Result<()> {
-    let shown = redact_password(url);
+    let shown = redact_url_password(url);
     if url.starts_with("redis+unix://") || url.starts_with("unix://") {
         return Ok(());
     }
@@ -1310,7 +1295,7 @@ async fn postgres_client(url: &str) -> Result<tokio_postgres::Client> {
         .map_err(|e| {
             fail(format!(
                 "PostgreSQL is unreachable at {} ({e})",
-                redact_password(url)
+                redact_url_password(url)
             ))
         })?;
     tokio::spawn(async move {

@@ -9,13 +9,15 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use holdfast_server_kit::config::{IpBlockPolicy, PasswordPolicy, RateLimits};
 use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy, SyncGate};
 use holdfast_server_kit::relay::RedisRelay;
-use holdfast_server_kit::store::RateLimit;
+use holdfast_server_kit::store::postgres::PostgresStore;
+use holdfast_server_kit::store::{RateLimit, redact_url_password};
 use holdfast_server_kit::sync::{SYNC_PATH, SharedCollection, SyncOptions, sync_router};
 use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, tokens};
 
@@ -28,7 +30,9 @@ use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, 
 /// GET /sync is a WebSocket sync endpoint: each connection is admitted by the sync gate
 /// (access token, and a device proof where the token is bound to a key) and closed as soon
 /// as its device or session is revoked. Its items are kept in DATABASE.sync.db; with a
-/// PostgreSQL database they are kept in memory (per instance, lost on restart).
+/// PostgreSQL database, in its sync_items table (same schema), and each instance pushes
+/// the items written through any instance to its own connections (LISTEN/NOTIFY, one more
+/// connection per instance), so sync works behind a load balancer without Redis.
 ///
 /// Token secrets come from HOLDFAST_SECRET (comma-separated: the first signs, all verify,
 /// for key rotation; each at least 32 characters). When it is unset, a secret is generated
@@ -255,19 +259,24 @@ async fn run(args: Args) -> Result<(), String> {
             (stores, collection)
         }
         Database::Postgres(url) => {
-            let stores = Stores::postgres(url, args.database_schema.as_deref())
+            let store = PostgresStore::connect(url, args.database_schema.as_deref())
                 .await
-                .map_err(|e| format!("cannot open {}: {e}", redact_password(url)))?;
-            // A shared PostgreSQL collection is not written yet: each instance keeps its own.
-            tracing::warn!("with a PostgreSQL database, the sync items are kept in memory");
-            (stores, SharedCollection::memory())
+                .map_err(|e| format!("cannot open {}: {e}", redact_url_password(url)))?;
+            // Shared by every instance on the schema: stored there, pushed through LISTEN.
+            let collection = SharedCollection::postgres(&store).await.map_err(|e| {
+                format!(
+                    "cannot listen for sync items on {}: {e}",
+                    redact_url_password(url)
+                )
+            })?;
+            (Stores::single(Arc::new(store)), collection)
         }
     };
     let stores = match &args.redis {
         Some(url) => stores
             .with_redis(url, &args.redis_prefix)
             .await
-            .map_err(|e| format!("cannot use Redis at {}: {e}", redact_password(url)))?,
+            .map_err(|e| format!("cannot use Redis at {}: {e}", redact_url_password(url)))?,
         None => stores,
     };
     let service = AuthService::new(config, stores).map_err(|e| format!("invalid configuration: {e}"))?;
@@ -275,7 +284,12 @@ async fn run(args: Args) -> Result<(), String> {
         Some(url) => Some(
             RedisRelay::start(service.revocations(), url, &args.redis_prefix)
                 .await
-                .map_err(|e| format!("cannot relay revocations through {}: {e}", redact_password(url)))?,
+                .map_err(|e| {
+                    format!(
+                        "cannot relay revocations through {}: {e}",
+                        redact_url_password(url)
+                    )
+                })?,
         ),
         None => None,
     };
@@ -313,7 +327,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     tracing::info!(
         database = %database.describe(),
-        redis = %args.redis.as_deref().map(redact_password).unwrap_or_else(|| "none".into()),
+        redis = %args.redis.as_deref().map(redact_url_password).unwrap_or_else(|| "none".into()),
         "holdfast-server ready"
     );
 
@@ -367,7 +381,7 @@ impl Database {
     fn describe(&self) -> String {
         match self {
             Database::Sqlite(path) => path.display().to_string(),
-            Database::Postgres(url) => redact_password(url),
+            Database::Postgres(url) => redact_url_password(url),
         }
     }
 }
@@ -379,22 +393,6 @@ fn parse_database(database: &str) -> Result<Database, String> {
     sqlite_path(database).map(Database::Sqlite)
 }
 
-/// `url` with the password of its user info, if any, replaced by `***`.
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 fn sqlite_path(database: &str) -> Result<PathBuf, String> {
     let path = database
         .strip_prefix("sqlite://")
@@ -402,7 +400,7 @@ fn sqlite_path(database: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| {
             format!(
                 "unsupported database `{}`: this build supports sqlite:PATH and postgres://URL",
-                redact_password(database)
+                redact_url_password(database)
             )
         })?;
     if path.is_empty() {

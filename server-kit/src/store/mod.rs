@@ -27,6 +27,23 @@ mod records;
 
 pub use records::*;
 
+/// A database or Redis URL with the password of its user info, if any, replaced by `***`,
+/// for logs and error messages.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -245,5 +262,35 @@ impl Stores {
 impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Stores")
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_url_password;
+
+    #[test]
+    fn passwords_are_hidden_and_nothing_else_changes() {
+        assert_eq!(
+            redact_url_password("postgres://app:s3cret@db.internal:5432/auth?sslmode=require"),
+            "postgres://app:***@db.internal:5432/auth?sslmode=require"
+        );
+        assert_eq!(
+            redact_url_password("redis://:hunter2@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url_password("postgres://app@db/auth"),
+            "postgres://app@db/auth"
+        );
+        assert_eq!(
+            redact_url_password("sqlite:./holdfast.db"),
+            "sqlite:./holdfast.db"
+        );
+        // An '@' in the password: the last '@' of the authority ends the user info.
+        assert_eq!(
+            redact_url_password("postgres://u:p@ss@h/d"),
+            "postgres://u:***@h/d"
+        );
     }
 }

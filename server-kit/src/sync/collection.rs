@@ -1,9 +1,28 @@
-//! The data behind the sync endpoint: per-user key/value items in their own SQLite file (so
-//! they survive a restart), and a per-user broadcast of every change to the connections
-//! open in this process.
+//! The data behind the sync endpoint: per-user key/value items, and a per-user broadcast of
+//! every change to the connections open in this process.
 //!
-//! Each write bumps the item's version and is published while the write lock is still
-//! held, so every subscriber sees a user's changes in the order they were committed.
+//! Two backends keep the items; the broadcasts and subscriptions are the same on both:
+//!
+//! - SQLite ([`SharedCollection::open`], [`SharedCollection::memory`]): one process. Each
+//!   write bumps the item's version and is published while the write lock is still held.
+//! - PostgreSQL ([`SharedCollection::postgres`]): any number of instances on one database
+//!   schema, e.g. behind a load balancer. A write commits and notifies (`NOTIFY`) in one
+//!   statement, and every instance, the writer's included, delivers the change to its own
+//!   subscribers from its `LISTEN` connection (see `postgres.rs` for the staleness bound
+//!   and what happens when that connection drops).
+//!
+//! # Ordering
+//!
+//! On both, every subscriber sees a user's changes in the order they were committed, across
+//! keys too, so the versions of one key always increase. On PostgreSQL a large value whose
+//! version is superseded by the time its instance reads it is skipped (the newer version
+//! follows); after [`Update::Lagged`] the subscriber reads a fresh snapshot instead.
+//!
+//! # Snapshots
+//!
+//! Subscribe first, then read the snapshot through [`Subscription::snapshot`]: the
+//! subscription then yields exactly the changes the snapshot does not hold, so no change
+//! is missed, none comes twice, and none is older than the snapshot's version of its key.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,6 +33,9 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
+
+use super::postgres::{PostgresBackend, TxSnapshot};
+use crate::store::postgres::PostgresStore;
 
 /// Longest key, in characters.
 pub const MAX_KEY_CHARS: usize = 128;
@@ -53,6 +75,10 @@ pub enum CollectionError {
     /// The database failed.
     #[error("sync collection database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL failed or could not be reached (its message and SQLSTATE only: no row
+    /// values).
+    #[error("sync collection database: {0}")]
+    Postgres(String),
     /// A stored value is not JSON (the file was edited or damaged).
     #[error("sync collection database holds an unreadable value")]
     Corrupt,
@@ -65,21 +91,32 @@ pub enum CollectionError {
 }
 
 /// Per-user items, persisted, with a per-user change broadcast. Cheap to clone; clones share
-/// the file and the broadcasts.
+/// the storage and the broadcasts.
 #[derive(Clone)]
 pub struct SharedCollection {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    db: Mutex<Connection>,
-    /// One sender per user with at least one subscriber; removed with the last one.
-    channels: Mutex<HashMap<String, broadcast::Sender<Arc<Item>>>>,
+    backend: Backend,
+    channels: Arc<Channels>,
+}
+
+/// Where the items are kept.
+enum Backend {
+    Sqlite(Arc<SqliteBackend>),
+    Postgres(PostgresBackend),
 }
 
 impl std::fmt::Debug for SharedCollection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedCollection").finish_non_exhaustive()
+        let backend = match self.inner.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        };
+        f.debug_struct("SharedCollection")
+            .field("backend", &backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,50 +159,46 @@ impl SharedCollection {
         )?;
         Ok(SharedCollection {
             inner: Arc::new(Inner {
-                db: Mutex::new(connection),
-                channels: Mutex::new(HashMap::new()),
+                backend: Backend::Sqlite(Arc::new(SqliteBackend {
+                    db: Mutex::new(SqliteDb {
+                        connection,
+                        commits: 0,
+                    }),
+                })),
+                channels: Arc::new(Channels::default()),
+            }),
+        })
+    }
+
+    /// The collection on PostgreSQL, in `store`'s database and schema (the `sync_items`
+    /// table, created by the store's migrations) and sharing its connection pool: what
+    /// several instances behind a load balancer use, each with its own collection on the
+    /// same schema. Opens this instance's `LISTEN` connection (one more connection than the
+    /// pool's) before it returns; a background task on the current runtime keeps it open
+    /// until the last clone is dropped. See the module documentation of `sync` for the
+    /// delivery guarantees.
+    ///
+    /// # Errors
+    ///
+    /// [`CollectionError::Postgres`] when the `LISTEN` connection cannot be opened.
+    pub async fn postgres(store: &PostgresStore) -> Result<SharedCollection, CollectionError> {
+        let channels = Arc::new(Channels::default());
+        let backend = PostgresBackend::start(store, channels.clone()).await?;
+        Ok(SharedCollection {
+            inner: Arc::new(Inner {
+                backend: Backend::Postgres(backend),
+                channels,
             }),
         })
     }
 
     /// Every item of `user_id`, by key.
     pub async fn snapshot(&self, user_id: &str) -> Result<Vec<Item>, CollectionError> {
-        let inner = self.inner.clone();
-        let user_id = user_id.to_owned();
-        run_blocking(move || {
-            let db = lock(&inner.db);
-            let mut statement = db.prepare_cached(
-                "SELECT key, value, version, device_id, updated_at FROM sync_items
-                 WHERE user_id = ?1 ORDER BY key",
-            )?;
-            let rows = statement.query_map([&user_id], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            })?;
-            let mut items = Vec::new();
-            for row in rows {
-                let (key, value, version, device_id, updated_at) = row?;
-                let value = serde_json::from_str(&value).map_err(|_| CollectionError::Corrupt)?;
-                items.push(Item {
-                    key,
-                    value,
-                    version,
-                    device_id,
-                    updated_at,
-                });
-            }
-            Ok(items)
-        })
-        .await
+        Ok(self.inner.snapshot(user_id).await?.0)
     }
 
     /// Stores `value` under `key` for `user_id` (one version more than before) and sends the
-    /// item to every subscriber of the user.
+    /// item to every subscriber of the user (on PostgreSQL, in every instance).
     pub async fn put(
         &self,
         user_id: &str,
@@ -180,60 +213,171 @@ impl SharedCollection {
         if text.len() > MAX_VALUE_BYTES {
             return Err(CollectionError::Invalid("The value exceeds 16 KiB."));
         }
-        let inner = self.inner.clone();
-        let (user_id, key, device_id) = (user_id.to_owned(), key.to_owned(), device_id.to_owned());
-        run_blocking(move || {
-            let db = lock(&inner.db);
-            let version: i64 = db
-                .prepare_cached(
-                    "INSERT INTO sync_items (user_id, key, value, version, device_id, updated_at)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5)
-                 ON CONFLICT (user_id, key) DO UPDATE SET
-                    value = excluded.value,
-                    version = sync_items.version + 1,
-                    device_id = excluded.device_id,
-                    updated_at = excluded.updated_at
-                 RETURNING version",
-                )?
-                .query_row(params![user_id, key, text, device_id, now_ms], |row| row.get(0))?;
-            let item = Arc::new(Item {
-                key,
-                value,
-                version,
-                device_id,
-                updated_at: now_ms,
-            });
-            // Still under the write lock: subscribers see the commit order.
-            if let Some(sender) = lock(&inner.channels).get(&user_id) {
-                // An error only means nobody listens any more.
-                let _ = sender.send(item.clone());
+        match &self.inner.backend {
+            Backend::Sqlite(sqlite) => {
+                let (sqlite, channels) = (sqlite.clone(), self.inner.channels.clone());
+                let (user_id, key, device_id) = (user_id.to_owned(), key.to_owned(), device_id.to_owned());
+                run_blocking(move || sqlite.put(&channels, user_id, key, text, value, device_id, now_ms))
+                    .await
             }
-            Ok(item)
-        })
-        .await
+            // Delivered to the subscribers, here too, by the LISTEN connection.
+            Backend::Postgres(postgres) => {
+                let version = postgres.put(user_id, key, &text, device_id, now_ms).await?;
+                Ok(Arc::new(Item {
+                    key: key.to_owned(),
+                    value,
+                    version,
+                    device_id: device_id.to_owned(),
+                    updated_at: now_ms,
+                }))
+            }
+        }
     }
 
     /// Every change of `user_id`'s items from now on.
     pub fn subscribe(&self, user_id: &str) -> Subscription {
-        let mut channels = lock(&self.inner.channels);
-        let receiver = match channels.get(user_id) {
-            Some(sender) => sender.subscribe(),
-            None => {
-                let (sender, receiver) = broadcast::channel(UPDATES_PER_USER);
-                channels.insert(user_id.to_owned(), sender);
-                receiver
-            }
-        };
         Subscription {
-            receiver: Some(receiver),
+            receiver: Some(self.inner.channels.subscribe(user_id)),
             user_id: user_id.to_owned(),
             inner: self.inner.clone(),
+            floor: None,
         }
     }
 
     /// How many users have a subscriber in this process.
     pub fn subscribed_users(&self) -> usize {
-        lock(&self.inner.channels).len()
+        self.inner.channels.len()
+    }
+
+    /// On PostgreSQL, the server process id of this instance's `LISTEN` connection while it
+    /// is open (`pg_stat_activity.pid`); `None` on SQLite or while it is being reopened.
+    pub fn listen_backend_pid(&self) -> Option<i32> {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(postgres) => postgres.listen_backend_pid(),
+        }
+    }
+
+    /// On PostgreSQL, how many times the `LISTEN` connection was reopened after it dropped
+    /// (each time, every subscriber was sent [`Update::Lagged`]); 0 on SQLite.
+    pub fn listen_reconnects(&self) -> u64 {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => 0,
+            Backend::Postgres(postgres) => postgres.listen_reconnects(),
+        }
+    }
+}
+
+impl Inner {
+    /// The user's items, and what the subscriptions are to skip after them.
+    async fn snapshot(&self, user_id: &str) -> Result<(Vec<Item>, Floor), CollectionError> {
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let (sqlite, user_id) = (sqlite.clone(), user_id.to_owned());
+                run_blocking(move || sqlite.snapshot(&user_id)).await
+            }
+            Backend::Postgres(postgres) => {
+                let (items, snapshot) = postgres.snapshot(user_id).await?;
+                Ok((items, Floor::Postgres(snapshot)))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The broadcasts, shared by both backends.
+
+/// Where a change stands in its backend's commit order, to compare it with a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stamp {
+    /// SQLite: the count of this process's commits, this one included.
+    Commit(u64),
+    /// PostgreSQL: the id of the transaction that wrote it.
+    Xid(u64),
+}
+
+/// What goes through a user's broadcast.
+#[derive(Debug, Clone)]
+pub(super) enum Change {
+    /// An item was written.
+    Item { item: Arc<Item>, stamp: Stamp },
+    /// Changes may have been missed: every subscriber reads a fresh snapshot.
+    Resync,
+}
+
+/// The changes a snapshot already holds: a subscription skips them.
+#[derive(Debug, Clone)]
+enum Floor {
+    /// SQLite: the commits counted when the snapshot was read.
+    Commits(u64),
+    /// PostgreSQL: the transactions the snapshot saw.
+    Postgres(TxSnapshot),
+}
+
+impl Floor {
+    fn holds(&self, stamp: Stamp) -> bool {
+        match (self, stamp) {
+            (Floor::Commits(commits), Stamp::Commit(commit)) => commit <= *commits,
+            (Floor::Postgres(snapshot), Stamp::Xid(xid)) => snapshot.sees(xid),
+            _ => false,
+        }
+    }
+}
+
+/// One broadcast per user with at least one subscriber in this process; removed with the
+/// last one.
+#[derive(Default)]
+pub(super) struct Channels {
+    senders: Mutex<HashMap<String, broadcast::Sender<Change>>>,
+}
+
+impl Channels {
+    /// Sends `change` to the user's subscribers, if any.
+    pub(super) fn publish(&self, user_id: &str, change: Change) {
+        if let Some(sender) = lock(&self.senders).get(user_id) {
+            // An error only means nobody listens any more.
+            let _ = sender.send(change);
+        }
+    }
+
+    /// Whether the user has a subscriber here.
+    pub(super) fn is_subscribed(&self, user_id: &str) -> bool {
+        lock(&self.senders).contains_key(user_id)
+    }
+
+    /// Tells every subscriber of every user to read a fresh snapshot.
+    pub(super) fn resync_all(&self) {
+        for sender in lock(&self.senders).values() {
+            let _ = sender.send(Change::Resync);
+        }
+    }
+
+    fn subscribe(&self, user_id: &str) -> broadcast::Receiver<Change> {
+        let mut senders = lock(&self.senders);
+        match senders.get(user_id) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(UPDATES_PER_USER);
+                senders.insert(user_id.to_owned(), sender);
+                receiver
+            }
+        }
+    }
+
+    /// Removes the user's broadcast if its last receiver is gone.
+    fn release(&self, user_id: &str) {
+        let mut senders = lock(&self.senders);
+        // Subscribing also holds this lock, so no receiver appears while we look.
+        if senders
+            .get(user_id)
+            .is_some_and(|sender| sender.receiver_count() == 0)
+        {
+            senders.remove(user_id);
+        }
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.senders).len()
     }
 }
 
@@ -242,51 +386,153 @@ impl SharedCollection {
 pub enum Update {
     /// An item was written.
     Item(Arc<Item>),
-    /// Changes were missed (the subscriber was too slow): read a fresh snapshot.
+    /// Changes were missed (the subscriber was too slow, or on PostgreSQL this instance's
+    /// `LISTEN` connection dropped): read a fresh snapshot.
     Lagged,
 }
 
 /// The changes of one user's items; the user's broadcast goes away with its last
 /// subscription.
 pub struct Subscription {
-    receiver: Option<broadcast::Receiver<Arc<Item>>>,
+    receiver: Option<broadcast::Receiver<Change>>,
     user_id: String,
     inner: Arc<Inner>,
+    /// What the last snapshot read through this subscription holds.
+    floor: Option<Floor>,
 }
 
 impl Subscription {
-    /// The next change. Cancel-safe.
+    /// The next change, skipping those the last [`Subscription::snapshot`] holds.
+    /// Cancel-safe.
     pub async fn recv(&mut self) -> Update {
         use broadcast::error::RecvError;
         let Some(receiver) = self.receiver.as_mut() else {
             return std::future::pending().await;
         };
-        match receiver.recv().await {
-            Ok(item) => Update::Item(item),
-            Err(RecvError::Lagged(_)) => Update::Lagged,
-            // The map holds the sender while this receiver lives, so this cannot happen.
-            Err(RecvError::Closed) => std::future::pending().await,
+        loop {
+            match receiver.recv().await {
+                Ok(Change::Item { item, stamp }) => {
+                    if !self.floor.as_ref().is_some_and(|floor| floor.holds(stamp)) {
+                        return Update::Item(item);
+                    }
+                }
+                Ok(Change::Resync) | Err(RecvError::Lagged(_)) => return Update::Lagged,
+                // The map holds the sender while this receiver lives, so this cannot happen.
+                Err(RecvError::Closed) => return std::future::pending().await,
+            }
         }
+    }
+
+    /// Every item of the user, by key, as [`SharedCollection::snapshot`] reads them; from
+    /// then on [`Subscription::recv`] skips the changes they already hold.
+    pub async fn snapshot(&mut self) -> Result<Vec<Item>, CollectionError> {
+        let (items, floor) = self.inner.snapshot(&self.user_id).await?;
+        self.floor = Some(floor);
+        Ok(items)
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         drop(self.receiver.take());
-        let mut channels = lock(&self.inner.channels);
-        // Subscribing also holds this lock, so no receiver appears while we look.
-        if channels
-            .get(&self.user_id)
-            .is_some_and(|sender| sender.receiver_count() == 0)
-        {
-            channels.remove(&self.user_id);
-        }
+        self.inner.channels.release(&self.user_id);
     }
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SQLite
+
+struct SqliteBackend {
+    db: Mutex<SqliteDb>,
+}
+
+struct SqliteDb {
+    connection: Connection,
+    /// Writes committed through this collection: a change's [`Stamp::Commit`], and a
+    /// snapshot's [`Floor::Commits`], both read under the lock.
+    commits: u64,
+}
+
+impl SqliteBackend {
+    fn snapshot(&self, user_id: &str) -> Result<(Vec<Item>, Floor), CollectionError> {
+        let db = lock(&self.db);
+        let mut statement = db.connection.prepare_cached(
+            "SELECT key, value, version, device_id, updated_at FROM sync_items
+             WHERE user_id = ?1 ORDER BY key",
+        )?;
+        let rows = statement.query_map([user_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (key, value, version, device_id, updated_at) = row?;
+            let value = serde_json::from_str(&value).map_err(|_| CollectionError::Corrupt)?;
+            items.push(Item {
+                key,
+                value,
+                version,
+                device_id,
+                updated_at,
+            });
+        }
+        Ok((items, Floor::Commits(db.commits)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &self,
+        channels: &Channels,
+        user_id: String,
+        key: String,
+        text: String,
+        value: Value,
+        device_id: String,
+        now_ms: i64,
+    ) -> Result<Arc<Item>, CollectionError> {
+        let mut db = lock(&self.db);
+        let version: i64 = db
+            .connection
+            .prepare_cached(
+                "INSERT INTO sync_items (user_id, key, value, version, device_id, updated_at)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5)
+                 ON CONFLICT (user_id, key) DO UPDATE SET
+                    value = excluded.value,
+                    version = sync_items.version + 1,
+                    device_id = excluded.device_id,
+                    updated_at = excluded.updated_at
+                 RETURNING version",
+            )?
+            .query_row(params![user_id, key, text, device_id, now_ms], |row| row.get(0))?;
+        db.commits += 1;
+        let item = Arc::new(Item {
+            key,
+            value,
+            version,
+            device_id,
+            updated_at: now_ms,
+        });
+        // Still under the write lock: subscribers see the commit order.
+        let stamp = Stamp::Commit(db.commits);
+        channels.publish(
+            &user_id,
+            Change::Item {
+                item: item.clone(),
+                stamp,
+            },
+        );
+        Ok(item)
     }
 }
 
@@ -383,6 +629,27 @@ mod tests {
             collection.put("u", "k", json!(n), "d", 0).await.unwrap();
         }
         assert!(matches!(slow.recv().await, Update::Lagged));
+    }
+
+    #[tokio::test]
+    async fn a_subscription_skips_what_its_snapshot_holds() {
+        let collection = SharedCollection::memory();
+        let mut updates = collection.subscribe("u");
+        collection.put("u", "k", json!(1), "d", 0).await.unwrap();
+        collection.put("u", "other", json!(1), "d", 0).await.unwrap();
+        let items = updates.snapshot().await.unwrap();
+        assert_eq!(items.len(), 2);
+        collection.put("u", "k", json!(2), "d", 0).await.unwrap();
+        let Update::Item(item) = updates.recv().await else {
+            panic!("an item")
+        };
+        assert_eq!(
+            (item.key.as_str(), item.version),
+            ("k", 2),
+            "the writes before it are skipped"
+        );
+        let nothing = tokio::time::timeout(Duration::from_millis(50), updates.recv()).await;
+        assert!(nothing.is_err());
     }
 
     #[tokio::test]

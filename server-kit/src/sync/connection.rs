@@ -86,8 +86,8 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: 
         options,
     } = endpoint;
     let mut watch = gate.watch(&principal);
-    // Subscribed before the snapshot is read, so no write falls between the two (one may
-    // come twice; its version says so).
+    // Subscribed before the snapshot is read, so no write falls between the two; the
+    // subscription skips the writes its snapshot holds.
     let mut updates = collection.subscribe(&principal.user_id);
     let welcome = ServerMessage::Welcome {
         user_id: &principal.user_id,
@@ -101,7 +101,7 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: 
         tokio::time::interval_at(tokio::time::Instant::now() + options.heartbeat, options.heartbeat);
     loop {
         if std::mem::take(&mut snapshot_due) {
-            match collection.snapshot(&principal.user_id).await {
+            match updates.snapshot().await {
                 Ok(items) => {
                     let snapshot = ServerMessage::Snapshot { items: &items }.to_text();
                     if socket.send(Message::text(snapshot)).await.is_err() {

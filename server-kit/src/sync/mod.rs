@@ -27,6 +27,10 @@
 //! and `{"type":"error","code","message"}` for a refused message (the connection stays
 //! open). A connection too slow to keep up gets a fresh snapshot.
 //!
+//! A connection gets every write of its user in commit order (across keys, so a key's
+//! versions only increase), none twice, and after a snapshot only the writes it does not
+//! hold.
+//!
 //! Client to server: `{"type":"put","key":"<1 to 128 characters>","value":<JSON of at most
 //! 16 KiB>}`. Binary messages are refused with an error message; a message over 64 KiB
 //! closes the connection with 1009.
@@ -37,10 +41,22 @@
 //! token reuse), 4003 `USER_NOT_FOUND` (account deleted), 4004 `TOKEN_EXPIRED` (reconnect
 //! with a fresh token): see [`Closed`](crate::gate::Closed). 4401 for a refused Kora-style
 //! handshake; 1009 for an oversized message; 1011 when the collection cannot be read.
+//!
+//! # Several instances
+//!
+//! With [`SharedCollection::postgres`] on each instance (the same database schema), an item
+//! written through any instance is stored in PostgreSQL and pushed to the user's
+//! connections on every instance through `LISTEN`/`NOTIFY`: no Redis needed, and any load
+//! balancer in front. An instance whose `LISTEN` connection drops reopens it and sends
+//! every connection a fresh snapshot, since it may have missed writes meanwhile: a
+//! connection is at most that outage (plus up to 2 s of back-off) behind, and a `LISTEN`
+//! connection that died silently is found within 10 s by a heartbeat; see
+//! [`SharedCollection::postgres`] and the `postgres` module for the details.
 
 mod collection;
 mod connection;
 mod messages;
+mod postgres;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use deadpool_postgres::{GenericClient, Object};
 
 /// `(version, SQL)`, versions strictly increasing from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// The schema version this build writes; a database with a newer one is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -97,6 +97,21 @@ CREATE TABLE blocks (
     until_ms BIGINT NOT NULL
 );
 CREATE INDEX blocks_by_expiry ON blocks (until_ms);
+";
+
+/// The sync endpoint's items (`crate::sync::SharedCollection::postgres`), as in its SQLite
+/// file. `value` is the item's JSON text as written (TEXT, not JSONB, so it comes back
+/// byte for byte). Keys sort bytewise (COLLATE "C"), as SQLite sorts them.
+const V2: &str = "
+CREATE TABLE sync_items (
+    user_id TEXT NOT NULL,
+    key TEXT COLLATE \"C\" NOT NULL,
+    value TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
 ";
 
 /// The schema version recorded in the current schema (0 when nothing is).

@@ -50,6 +50,9 @@ pub const DEFAULT_APPLICATION_NAME: &str = "holdfast-server";
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// The pool's connection settings (search path included), for connections of its own
+    /// (the sync collection's LISTEN connection).
+    config: Config,
     schema: Option<String>,
 }
 
@@ -91,7 +94,7 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 // A query before reuse: a connection the server closed is replaced, not used.
@@ -108,6 +111,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::backend("connect", e))?;
         let store = PostgresStore {
             pool,
+            config,
             schema: schema.map(str::to_owned),
         };
         let mut conn = store.conn().await.map_err(|fail| fail.into_store("connect"))?;
@@ -131,6 +135,16 @@ impl PostgresStore {
         migrations::schema_version(&conn)
             .await
             .map_err(|fail| fail.into_store("schema_version"))
+    }
+
+    /// The connection pool (the sync collection shares it).
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The settings every connection of the pool is opened with.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     /// A pooled connection.
