@@ -23,8 +23,8 @@
 //! by the time it is read, that version is skipped; the newer one follows, since its
 //! notification comes later.
 //!
-//! A snapshot is read in a REPEATABLE READ transaction along with `pg_current_snapshot()`,
-//! and each change carries its transaction id, so a subscription skips exactly the changes
+//! A snapshot is read in one statement along with `pg_current_snapshot()` (the statement's
+//! own snapshot), and each change carries its transaction id, so a subscription skips exactly the changes
 //! its snapshot saw (see [`TxSnapshot::sees`]).
 //!
 //! # Staleness bound
@@ -57,7 +57,7 @@ use deadpool_postgres::{Pool, PoolError};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, Config, IsolationLevel, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Config, NoTls, Notification};
 
 use super::collection::{Change, Channels, CollectionError, Item, Stamp};
 use crate::store::postgres::PostgresStore;
@@ -103,8 +103,13 @@ SELECT version,
     pg_notify($6, CASE WHEN octet_length(with_value) <= $7 THEN with_value ELSE identity END)
 FROM notice";
 
-const SNAPSHOT: &str = "SELECT key, value, version, device_id, updated_at FROM sync_items
-WHERE user_id = $1 ORDER BY key";
+/// A user's items and the snapshot that read them, in one statement: within a statement
+/// `pg_current_snapshot()` is the statement's own snapshot, the one its scan reads with. The
+/// outer join yields one row (of NULL items) for a user with none.
+const SNAPSHOT: &str =
+    "SELECT pg_current_snapshot()::text, i.key, i.value, i.version, i.device_id, i.updated_at
+FROM (SELECT $1::text AS user_id) AS u LEFT JOIN sync_items AS i ON i.user_id = u.user_id
+ORDER BY i.key";
 
 const READ_ONE: &str = "SELECT value, version, device_id, updated_at FROM sync_items
 WHERE user_id = $1 AND key = $2";
@@ -200,34 +205,30 @@ impl PostgresBackend {
 
     /// Every item of the user, by key, and the transactions they reflect.
     pub(super) async fn snapshot(&self, user_id: &str) -> Result<(Vec<Item>, TxSnapshot), CollectionError> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let tx = conn
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(sql_error)?;
-        // The first statement takes the transaction's snapshot; the second reads with it.
-        let row = tx
-            .query_one("SELECT pg_current_snapshot()::text", &[])
-            .await
-            .map_err(sql_error)?;
-        let text: String = row.try_get(0).map_err(sql_error)?;
+        // One round trip, no transaction: an admission reads this for every connection.
+        let conn = self.pool.get().await.map_err(pool_error)?;
+        let statement = conn.prepare_cached(SNAPSHOT).await.map_err(sql_error)?;
+        let rows = conn.query(&statement, &[&user_id]).await.map_err(sql_error)?;
+        let Some(first) = rows.first() else {
+            return Err(CollectionError::Postgres(
+                "the snapshot query returned no row".to_owned(),
+            ));
+        };
+        let text: String = first.try_get(0).map_err(sql_error)?;
         let snapshot = TxSnapshot::parse(&text)
             .ok_or_else(|| CollectionError::Postgres(format!("unexpected pg_current_snapshot() `{text}`")))?;
-        let statement = tx.prepare_cached(SNAPSHOT).await.map_err(sql_error)?;
-        let rows = tx.query(&statement, &[&user_id]).await.map_err(sql_error)?;
-        tx.commit().await.map_err(sql_error)?;
         let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            let value: String = row.try_get(1).map_err(sql_error)?;
+        for row in &rows {
+            let Some(key) = row.try_get::<_, Option<String>>(1).map_err(sql_error)? else {
+                continue; // the user has no items
+            };
+            let value: String = row.try_get(2).map_err(sql_error)?;
             items.push(Item {
-                key: row.try_get(0).map_err(sql_error)?,
+                key,
                 value: serde_json::from_str(&value).map_err(|_| CollectionError::Corrupt)?,
-                version: row.try_get(2).map_err(sql_error)?,
-                device_id: row.try_get(3).map_err(sql_error)?,
-                updated_at: row.try_get(4).map_err(sql_error)?,
+                version: row.try_get(3).map_err(sql_error)?,
+                device_id: row.try_get(4).map_err(sql_error)?,
+                updated_at: row.try_get(5).map_err(sql_error)?,
             });
         }
         Ok((items, snapshot))
