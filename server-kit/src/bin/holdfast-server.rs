@@ -50,7 +50,11 @@ struct Args {
 
     /// Database: `sqlite:PATH` (created if missing), or a PostgreSQL URL
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`), which several
-    /// instances can share; its tables are created or migrated at start.
+    /// instances can share; its tables are created or migrated at start. TLS:
+    /// `?sslmode=require` (or `verify-ca`, `verify-full`: all three verify the certificate
+    /// and host name) with `&sslrootcert=PATH` for a PEM file of the CA certificates to
+    /// trust (default: the system's); without `sslmode`, or with `sslmode=disable`, no TLS;
+    /// `prefer` and `allow` are refused.
     #[arg(long, default_value = "sqlite:./holdfast.db", value_name = "URL")]
     database: String,
 

@@ -57,10 +57,10 @@ use deadpool_postgres::{Pool, PoolError};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, Config, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Notification};
 
 use super::collection::{Change, Channels, CollectionError, Item, Stamp};
-use crate::store::postgres::PostgresStore;
+use crate::store::postgres::{Connector, PostgresStore, describe_sql_error};
 
 /// First wait before reopening a dropped `LISTEN` connection; doubles up to
 /// [`MAX_BACKOFF`].
@@ -158,7 +158,7 @@ impl PostgresBackend {
         let channel = channel_name(&schema);
         let state = Arc::new(ListenState::default());
         let listener = Listener {
-            config: store.config().clone(),
+            connector: store.connector().clone(),
             pool: pool.clone(),
             channel: channel.clone(),
             channels,
@@ -318,7 +318,8 @@ struct Notice {
 
 /// The `LISTEN` side: one connection, reopened when it drops.
 struct Listener {
-    config: Config,
+    /// How the store's connections are opened (TLS included): this one is opened the same way.
+    connector: Connector,
     pool: Pool,
     channel: String,
     channels: Arc<Channels>,
@@ -346,13 +347,13 @@ impl Listener {
     /// Opens a connection and listens on the channel. Notifications committed after this
     /// returns are delivered.
     async fn listen(&self) -> Result<Session, tokio_postgres::Error> {
-        let (client, mut connection) = self.config.connect(NoTls).await?;
+        let (client, mut messages) = self.connector.connect().await?;
         let (sender, notifications) = mpsc::channel(QUEUE);
         let overflowed = Arc::new(AtomicBool::new(false));
         let flag = overflowed.clone();
         let driver = tokio::spawn(async move {
             loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                match std::future::poll_fn(|cx| messages(cx)).await {
                     Some(Ok(AsyncMessage::Notification(notification))) => match sender.try_send(notification)
                     {
                         Ok(()) => {}
@@ -515,12 +516,10 @@ impl Listener {
     }
 }
 
-/// The server's message and SQLSTATE only: its detail may quote row values.
+/// The server's message and SQLSTATE only (its detail may quote row values), or the
+/// error and its causes (a TLS handshake's reason, say).
 fn sql_error(error: tokio_postgres::Error) -> CollectionError {
-    match error.as_db_error() {
-        Some(db) => CollectionError::Postgres(format!("{} ({})", db.message(), db.code().code())),
-        None => CollectionError::Postgres(error.to_string()),
-    }
+    CollectionError::Postgres(describe_sql_error(&error))
 }
 
 fn pool_error(error: PoolError) -> CollectionError {

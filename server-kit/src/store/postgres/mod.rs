@@ -17,21 +17,28 @@
 //! together migrate once), and refuses a schema written by a newer build. With a `schema`
 //! option every connection's `search_path` is that schema, created if absent, so several
 //! deployments (or tests) can share one database.
+//!
+//! Connections use TLS as the URL's `sslmode` and `sslrootcert` say (see `tls.rs`): none
+//! without `sslmode` or with `sslmode=disable`; with `require`, `verify-ca` or
+//! `verify-full`, TLS with the server's certificate and host name verified.
 
 mod accounts;
 mod limits;
 mod migrations;
+mod tls;
 mod tokens;
 
 pub use migrations::SCHEMA_VERSION;
 
 use super::StoreError;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use std::fmt;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Config, NoTls, Row};
+use tokio_postgres::{Config, Row};
+
+pub(crate) use tls::Connector;
 
 /// Connections per store: enough for the concurrent requests of one instance; PostgreSQL's
 /// own limit (100 by default) is shared by every instance.
@@ -50,9 +57,9 @@ pub const DEFAULT_APPLICATION_NAME: &str = "holdfast-server";
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
-    /// The pool's connection settings (search path included), for connections of its own
-    /// (the sync collection's LISTEN connection).
-    config: Config,
+    /// The pool's connection settings (search path included) and TLS, for connections of
+    /// its own (the sync collection's LISTEN connection).
+    connector: Connector,
     schema: Option<String>,
 }
 
@@ -63,20 +70,39 @@ impl PostgresStore {
     /// which is created if absent; a schema name is lower-case ASCII letters, digits and
     /// underscores, not starting with a digit.
     ///
+    /// TLS, as libpq's parameters say, but never unverified:
+    /// - no `sslmode`, or `sslmode=disable`: no TLS (a private network only);
+    /// - `sslmode=require`, `verify-ca` or `verify-full`: TLS, the server's certificate
+    ///   chain verified against the CA certificates of `sslrootcert=PATH` (PEM) or, without
+    ///   it (or with `sslrootcert=system`), the system's root certificates, and its name
+    ///   against the host connected to. All three are libpq's `verify-full`.
+    /// - `sslmode=prefer` and `allow` are refused: they fall back to no TLS.
+    ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] when the URL or schema name is invalid, the database cannot
-    /// be reached or fails to migrate, and when it holds a newer schema version (left
-    /// untouched then).
+    /// [`StoreError::Backend`] when the URL, its TLS parameters (an unreadable `sslrootcert`
+    /// or one without a certificate) or the schema name are invalid, the database cannot be
+    /// reached (a TLS handshake that fails included) or fails to migrate, and when it holds
+    /// a newer schema version (left untouched then). Messages never quote the password.
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
-        let config: Config = url
-            .parse()
-            .map_err(|e| StoreError::backend("connect", format!("invalid PostgreSQL URL: {e}")))?;
-        PostgresStore::connect_with(config, schema).await
+        let connector = Connector::from_url(url).map_err(|e| StoreError::backend("connect", e))?;
+        PostgresStore::connect_connector(connector, schema).await
     }
 
-    /// [`PostgresStore::connect`] with a parsed configuration.
-    pub async fn connect_with(mut config: Config, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
+    /// [`PostgresStore::connect`] with a parsed configuration: TLS when its `ssl_mode` is
+    /// `Require` (verified against the system's root certificates, as `sslmode=require`
+    /// without `sslrootcert`), none otherwise (tokio-postgres's default `Prefer` included,
+    /// as a URL without `sslmode`).
+    pub async fn connect_with(config: Config, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
+        let connector = Connector::from_config(config).map_err(|e| StoreError::backend("connect", e))?;
+        PostgresStore::connect_connector(connector, schema).await
+    }
+
+    async fn connect_connector(
+        mut connector: Connector,
+        schema: Option<&str>,
+    ) -> Result<PostgresStore, StoreError> {
+        let config = connector.config_mut();
         if let Some(schema) = schema {
             check_schema_name(schema)?;
             let options = match config.get_options() {
@@ -93,14 +119,10 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                // A query before reuse: a connection the server closed is replaced, not used.
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        let manager = connector.manager(ManagerConfig {
+            // A query before reuse: a connection the server closed is replaced, not used.
+            recycling_method: RecyclingMethod::Verified,
+        });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -111,10 +133,13 @@ impl PostgresStore {
             .map_err(|e| StoreError::backend("connect", e))?;
         let store = PostgresStore {
             pool,
-            config,
+            connector,
             schema: schema.map(str::to_owned),
         };
-        let mut conn = store.conn().await.map_err(|fail| fail.into_store("connect"))?;
+        let mut conn = store
+            .conn()
+            .await
+            .map_err(|fail| fail.into_connect_error(&store.connector))?;
         migrations::migrate(&mut conn, store.schema.as_deref())
             .await
             .map_err(|fail| fail.into_store("migrate"))?;
@@ -142,9 +167,9 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// The settings every connection of the pool is opened with.
-    pub(crate) fn config(&self) -> &Config {
-        &self.config
+    /// How every connection of the pool is opened (settings and TLS).
+    pub(crate) fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     /// A pooled connection.
@@ -218,19 +243,53 @@ impl From<StoreError> for Fail {
 }
 
 impl Fail {
+    /// A failure to connect, with a hint when TLS is the likely reason (see
+    /// [`tls::connect_hint`]).
+    fn into_connect_error(self, connector: &Connector) -> StoreError {
+        let hint = match &self {
+            Fail::Pool(PoolError::Backend(error)) | Fail::Sql(error) => tls::connect_hint(connector, error),
+            _ => None,
+        };
+        match (self.into_store("connect"), hint) {
+            (StoreError::Backend { operation, message }, Some(hint)) => StoreError::Backend {
+                operation,
+                message: format!("{message} ({hint})"),
+            },
+            (error, _) => error,
+        }
+    }
+
     fn into_store(self, operation: &'static str) -> StoreError {
         match self {
             Fail::Store(error) => error,
-            // The server's code and message only: its detail may quote row values.
-            Fail::Sql(error) => match error.as_db_error() {
-                Some(db) => {
-                    StoreError::backend(operation, format!("{} ({})", db.message(), db.code().code()))
-                }
-                None => StoreError::backend(operation, error),
-            },
+            Fail::Sql(error) | Fail::Pool(PoolError::Backend(error)) => {
+                StoreError::backend(operation, describe_sql_error(&error))
+            }
             Fail::Pool(error) => StoreError::backend(operation, error),
         }
     }
+}
+
+/// What went wrong, for a message: for an error from the server, its message and code only
+/// (its detail may quote row values); otherwise the error and its causes, as tokio-postgres
+/// displays only the kind ("error performing TLS handshake", "invalid connection string").
+pub(crate) fn describe_sql_error(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => with_causes(error),
+    }
+}
+
+/// `error` and its causes, `: `-separated.
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Whether `error` is a unique violation of the constraint named `constraint`.

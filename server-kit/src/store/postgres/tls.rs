@@ -1,0 +1,633 @@
+//! How connections to PostgreSQL are opened: the URL's `sslmode` and `sslrootcert`, read
+//! once into a [`Connector`] that both the pool and the sync collection's `LISTEN`
+//! connection use, so every connection of a store is secured the same way.
+//!
+//! - no `sslmode` (as before TLS was supported) and `sslmode=disable`: no TLS;
+//! - `sslmode=require`, `verify-ca` and `verify-full`: TLS (rustls, ring), the server's
+//!   certificate chain verified against `sslrootcert` (a PEM file of CA certificates) or,
+//!   without it (or with `sslrootcert=system`), the system's root certificates, and its
+//!   name verified against the host connected to, for all three. That is stricter than
+//!   libpq, whose `require` checks nothing and `verify-ca` not the name; there is no mode
+//!   that skips verification;
+//! - `sslmode=prefer` and `allow`: refused, as they fall back to an unencrypted
+//!   connection when the server (or whoever answers in its place) does not offer TLS.
+//!
+//! Client certificates (`sslcert`, `sslkey`) are not supported: tokio-postgres refuses the
+//! URL as having an unknown option.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use deadpool_postgres::{Manager, ManagerConfig};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// The protocol announced in the handshake (ALPN), as libpq 17 does; PostgreSQL 17 requires
+/// it of direct TLS connections (`sslnegotiation=direct`), older servers ignore it.
+const ALPN_POSTGRESQL: &[u8] = b"postgresql";
+
+/// What the `sslmode=prefer` and `allow` refusals say.
+const NO_FALLBACK: &str = "it falls back to an unencrypted connection when the server does not offer TLS, \
+     which an auth server must not do: use sslmode=require (TLS, the certificate and host name verified) \
+     or sslmode=disable (no TLS)";
+
+/// The settings of a store's connections and how they are secured.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    config: Config,
+    tls: Tls,
+}
+
+/// How a connection is secured.
+#[derive(Clone)]
+enum Tls {
+    /// No TLS (`sslmode=disable`, or no `sslmode`).
+    Plain,
+    /// TLS, the server's certificate and name verified against the root certificates of
+    /// `sslrootcert` (`None`: the system's).
+    Verified {
+        connect: MakeRustlsConnect,
+        sslrootcert: Option<String>,
+    },
+}
+
+/// Drives a connection opened by [`Connector::connect`] and yields its asynchronous
+/// messages (notifications); `None` once it closed.
+pub(crate) type Messages =
+    Box<dyn FnMut(&mut Context<'_>) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>> + Send>;
+
+impl Connector {
+    /// Reads a URL (or a `key=value` connection string): its settings, and its `sslmode`
+    /// and `sslrootcert` (see the module documentation). Messages never quote the URL, so
+    /// never its password.
+    pub(crate) fn from_url(url: &str) -> Result<Connector, String> {
+        let TlsParams {
+            rest,
+            sslmode,
+            sslrootcert,
+        } = take_tls_params(url)?;
+        let mut config: Config = rest
+            .parse()
+            .map_err(|e| format!("invalid PostgreSQL URL: {}", super::with_causes(&e)))?;
+        if config.get_ssl_mode() != SslMode::Prefer {
+            // An sslmode tokio-postgres read but the split above did not find: refuse
+            // rather than guess which applies.
+            return Err("sslmode could not be read from the URL".to_owned());
+        }
+        let tls = match (sslmode.as_deref(), sslrootcert.as_deref()) {
+            (None | Some("disable"), Some(_)) => {
+                return Err(
+                    "sslrootcert is given but TLS is not: add sslmode=verify-full (or require) to use it"
+                        .to_owned(),
+                );
+            }
+            (None | Some("disable"), None) => Tls::Plain,
+            (Some("require" | "verify-ca" | "verify-full"), None | Some("system")) => Tls::Verified {
+                connect: rustls_connector(system_roots()?)?,
+                sslrootcert: None,
+            },
+            (Some("require" | "verify-ca" | "verify-full"), Some(path)) => Tls::Verified {
+                connect: rustls_connector(file_roots(path)?)?,
+                sslrootcert: Some(path.to_owned()),
+            },
+            (Some(mode @ ("prefer" | "allow")), _) => {
+                return Err(format!("sslmode={mode} is not supported: {NO_FALLBACK}"));
+            }
+            (Some(other), _) => {
+                return Err(format!(
+                    "invalid sslmode `{other}`: use disable, require, verify-ca or verify-full"
+                ));
+            }
+        };
+        config.ssl_mode(match tls {
+            Tls::Plain => SslMode::Disable,
+            Tls::Verified { .. } => SslMode::Require,
+        });
+        Ok(Connector { config, tls })
+    }
+
+    /// Connections with `config` as given: TLS (verified against the system's root
+    /// certificates) when its `ssl_mode` is `Require`, none otherwise (tokio-postgres's
+    /// default `Prefer` included, as with no `sslmode` in a URL).
+    pub(crate) fn from_config(mut config: Config) -> Result<Connector, String> {
+        let tls = match config.get_ssl_mode() {
+            SslMode::Require => Tls::Verified {
+                connect: rustls_connector(system_roots()?)?,
+                sslrootcert: None,
+            },
+            _ => Tls::Plain,
+        };
+        if matches!(tls, Tls::Plain) {
+            config.ssl_mode(SslMode::Disable);
+        }
+        Ok(Connector { config, tls })
+    }
+
+    /// The connection settings.
+    #[cfg(test)]
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The connection settings, to adjust before the first connection.
+    pub(crate) fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// Whether connections use TLS.
+    pub(crate) fn uses_tls(&self) -> bool {
+        matches!(self.tls, Tls::Verified { .. })
+    }
+
+    /// A pool manager opening connections this way.
+    pub(crate) fn manager(&self, manager_config: ManagerConfig) -> Manager {
+        match &self.tls {
+            Tls::Plain => Manager::from_config(self.config.clone(), NoTls, manager_config),
+            Tls::Verified { connect, .. } => {
+                Manager::from_config(self.config.clone(), connect.clone(), manager_config)
+            }
+        }
+    }
+
+    /// Opens a connection outside the pool: its client, and what drives it (poll it until
+    /// it yields `None`, or the client gets no answers).
+    pub(crate) async fn connect(&self) -> Result<(Client, Messages), tokio_postgres::Error> {
+        match &self.tls {
+            Tls::Plain => {
+                let (client, mut connection) = self.config.connect(NoTls).await?;
+                Ok((client, Box::new(move |cx| connection.poll_message(cx))))
+            }
+            Tls::Verified { connect, .. } => {
+                let (client, mut connection) = self.config.connect(connect.clone()).await?;
+                Ok((client, Box::new(move |cx| connection.poll_message(cx))))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Config's Debug leaves the password out.
+        f.debug_struct("Connector")
+            .field("config", &self.config)
+            .field("tls", &self.uses_tls())
+            .finish()
+    }
+}
+
+/// A connection string without its `sslmode` and `sslrootcert`, and their values.
+#[derive(Debug, PartialEq)]
+struct TlsParams {
+    rest: String,
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+}
+
+/// One `key=value` parameter of a connection string: its decoded key and value, and
+/// where it is.
+struct Param {
+    key: String,
+    value: String,
+    span: Range<usize>,
+}
+
+/// Takes `sslmode` and `sslrootcert` out of `url` (which tokio-postgres does not know:
+/// `verify-ca`, `verify-full`, `sslrootcert`), keeping every other parameter as written.
+/// A string that does not split cleanly is left whole for tokio-postgres to refuse.
+fn take_tls_params(url: &str) -> Result<TlsParams, String> {
+    let url_form = url_query(url);
+    let params = match &url_form {
+        Some((_, pairs)) => url_params(url, pairs)?,
+        None => keyword_params(url).unwrap_or_default(),
+    };
+    let mut sslmode = None;
+    let mut sslrootcert = None;
+    let mut taken = Vec::new();
+    for param in params {
+        let slot = match param.key.as_str() {
+            "sslmode" => &mut sslmode,
+            "sslrootcert" => &mut sslrootcert,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(format!("{} is given more than once", param.key));
+        }
+        *slot = Some(param.value);
+        taken.push(param.span);
+    }
+    let rest = match url_form {
+        _ if taken.is_empty() => url.to_owned(),
+        Some((query, pairs)) => {
+            let kept: Vec<&str> = pairs
+                .into_iter()
+                .filter(|pair| !taken.contains(pair))
+                .map(|pair| &url[pair])
+                .collect();
+            let mut rest = url[..query].to_owned();
+            if !kept.is_empty() {
+                rest.push('?');
+                rest.push_str(&kept.join("&"));
+            }
+            rest
+        }
+        None => remove_spans(url, &taken),
+    };
+    Ok(TlsParams {
+        rest,
+        sslmode,
+        sslrootcert,
+    })
+}
+
+/// For a `postgres://` URL, where its parameters start (the `?`) and the byte range of each
+/// `key=value` pair, split as tokio-postgres splits them: the user info runs to the first
+/// `@`, the parameters start at the next `?`, a key runs to the next `=` and its value to
+/// the next `&` (the last range may lack its `=`: tokio-postgres refuses it). `None` for a
+/// string that is not a URL.
+fn url_query(url: &str) -> Option<(usize, Vec<Range<usize>>)> {
+    let prefix = ["postgres://", "postgresql://"]
+        .into_iter()
+        .find(|prefix| url.starts_with(prefix))?;
+    let after_user_info = url[prefix.len()..]
+        .find('@')
+        .map_or(prefix.len(), |at| prefix.len() + at + 1);
+    let Some(query) = url[after_user_info..].find('?').map(|q| after_user_info + q) else {
+        return Some((url.len(), Vec::new()));
+    };
+    let mut pairs = Vec::new();
+    let mut pos = query + 1;
+    while pos < url.len() {
+        let Some(eq) = url[pos..].find('=').map(|i| pos + i) else {
+            pairs.push(pos..url.len());
+            break;
+        };
+        let end = url[eq + 1..].find('&').map_or(url.len(), |i| eq + 1 + i);
+        pairs.push(pos..end);
+        pos = end + 1;
+    }
+    Some((query, pairs))
+}
+
+/// The TLS parameters among a URL's `pairs`, decoded.
+fn url_params(url: &str, pairs: &[Range<usize>]) -> Result<Vec<Param>, String> {
+    let mut params = Vec::new();
+    for pair in pairs {
+        let Some((key, value)) = url[pair.clone()].split_once('=') else {
+            continue;
+        };
+        let Some(key) = percent_decode(key) else {
+            continue;
+        };
+        if key == "sslmode" || key == "sslrootcert" {
+            let value = percent_decode(value).ok_or_else(|| format!("{key} is not UTF-8 once decoded"))?;
+            params.push(Param {
+                key,
+                value,
+                span: pair.clone(),
+            });
+        }
+    }
+    Ok(params)
+}
+
+/// `%XX`-decodes `text` as tokio-postgres does; `None` when the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied(), bytes.get(i + 2).copied()) {
+            (b'%', Some(high), Some(low)) if hex(high).is_some() && hex(low).is_some() => {
+                let value = hex(high).unwrap_or_default() * 16 + hex(low).unwrap_or_default();
+                decoded.push(u8::try_from(value).unwrap_or_default());
+                i += 3;
+            }
+            (byte, _, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+/// The parameters of a `key=value ...` connection string, split as tokio-postgres splits
+/// them (values unquoted or in single quotes, `\` escaping the next character); `None`
+/// when it does not split (tokio-postgres will say why).
+fn keyword_params(text: &str) -> Option<Vec<Param>> {
+    let mut params = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    let skip_ws = |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+    };
+    loop {
+        skip_ws(&mut chars);
+        let Some(&(start, _)) = chars.peek() else {
+            return Some(params);
+        };
+        let mut key = String::new();
+        while let Some((_, c)) = chars.next_if(|&(_, c)| !c.is_whitespace() && c != '=') {
+            key.push(c);
+        }
+        if key.is_empty() {
+            // tokio-postgres stops reading here too.
+            return Some(params);
+        }
+        skip_ws(&mut chars);
+        chars.next_if(|&(_, c)| c == '=')?;
+        skip_ws(&mut chars);
+        let mut value = String::new();
+        let end;
+        if chars.next_if(|&(_, c)| c == '\'').is_some() {
+            loop {
+                match chars.next()? {
+                    (i, '\'') => {
+                        end = i + 1;
+                        break;
+                    }
+                    (_, '\\') => value.push(chars.next()?.1),
+                    (_, c) => value.push(c),
+                }
+            }
+        } else {
+            while let Some((_, c)) = chars.next_if(|&(_, c)| !c.is_whitespace()) {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            value.push(escaped);
+                        }
+                    }
+                    c => value.push(c),
+                }
+            }
+            if value.is_empty() {
+                return None;
+            }
+            end = chars.peek().map_or(text.len(), |&(i, _)| i);
+        }
+        params.push(Param {
+            key,
+            value,
+            span: start..end,
+        });
+    }
+}
+
+/// `text` without the byte ranges `spans`.
+fn remove_spans(text: &str, spans: &[Range<usize>]) -> String {
+    let mut rest = String::with_capacity(text.len());
+    let mut pos = 0;
+    let mut sorted = spans.to_vec();
+    sorted.sort_by_key(|span| span.start);
+    for span in sorted {
+        rest.push_str(&text[pos..span.start]);
+        pos = span.end;
+    }
+    rest.push_str(&text[pos..]);
+    rest
+}
+
+/// The system's root certificates (`rustls-native-certs`: the OpenSSL locations, honouring
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR`, on Linux).
+fn system_roots() -> Result<RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        return Err(format!(
+            "sslmode asks for TLS but no system root certificate was found{}: give the server's CA \
+             certificate with sslrootcert=PATH",
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", errors.join("; "))
+            }
+        ));
+    }
+    tracing::debug!(
+        roots = added,
+        "PostgreSQL TLS: trusting the system's root certificates"
+    );
+    Ok(roots)
+}
+
+/// The CA certificates of the PEM file at `path`.
+fn file_roots(path: &str) -> Result<RootCertStore, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read sslrootcert {path}: {e}"))?;
+    let mut roots = RootCertStore::empty();
+    for (index, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+        let cert = cert.map_err(|e| format!("sslrootcert {path} is not valid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("sslrootcert {path}: certificate {} is invalid: {e}", index + 1))?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "sslrootcert {path} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(roots)
+}
+
+/// A rustls connector on ring (whatever the process's default provider), trusting `roots`.
+fn rustls_connector(roots: RootCertStore) -> Result<MakeRustlsConnect, String> {
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// A hint for a connection that failed: a server that wants TLS where there is none, or a
+/// certificate that rustls refused as not signed by a trusted CA.
+pub(crate) fn connect_hint(connector: &Connector, error: &tokio_postgres::Error) -> Option<String> {
+    let Tls::Verified { sslrootcert, .. } = &connector.tls else {
+        let refused_plain = error.as_db_error().is_some_and(|db| {
+            *db.code() == tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                && db.message().contains("no encryption")
+        });
+        return refused_plain
+            .then(|| "the server wants TLS: add sslmode=verify-full (or require) to the URL".to_owned());
+    };
+    let error: &(dyn std::error::Error + 'static) = error;
+    let mut source = Some(error);
+    while let Some(mut current) = source {
+        // An io::Error's `source` skips the error it wraps (tokio-rustls wraps rustls's).
+        if let Some(inner) = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            current = inner;
+        }
+        if let Some(rustls::Error::InvalidCertificate(certificate)) = current.downcast_ref::<rustls::Error>()
+        {
+            return Some(match certificate {
+                rustls::CertificateError::UnknownIssuer => match sslrootcert {
+                    Some(path) => {
+                        format!("the server's certificate is not signed by a CA of sslrootcert {path}")
+                    }
+                    None => "the server's certificate is not signed by a CA among the system's root \
+                             certificates: give its CA certificate with sslrootcert=PATH"
+                        .to_owned(),
+                },
+                _ => return None,
+            });
+        }
+        source = current.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(url: &str) -> TlsParams {
+        take_tls_params(url).expect("splits")
+    }
+
+    fn params(rest: &str, sslmode: Option<&str>, sslrootcert: Option<&str>) -> TlsParams {
+        TlsParams {
+            rest: rest.to_owned(),
+            sslmode: sslmode.map(str::to_owned),
+            sslrootcert: sslrootcert.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn tls_parameters_leave_a_url_and_every_other_parameter_stays() {
+        assert_eq!(
+            split("postgres://app:pw@db/auth"),
+            params("postgres://app:pw@db/auth", None, None)
+        );
+        assert_eq!(
+            split("postgres://app@db/auth?sslmode=require"),
+            params("postgres://app@db/auth", Some("require"), None)
+        );
+        assert_eq!(
+            split(
+                "postgresql://app@db:5433/auth?application_name=x&sslmode=verify-full&sslrootcert=%2Fetc%2Fca%201.pem&options=-c%20a%3Db"
+            ),
+            params(
+                "postgresql://app@db:5433/auth?application_name=x&options=-c%20a%3Db",
+                Some("verify-full"),
+                Some("/etc/ca 1.pem")
+            )
+        );
+        assert_eq!(
+            split("postgres://app@db/auth?sslrootcert=/ca.pem&sslmode=require"),
+            params("postgres://app@db/auth", Some("require"), Some("/ca.pem"))
+        );
+        // A `?` in the password (tokio-postgres takes the user info up to the first `@`).
+        assert_eq!(
+            split("postgres://app:p?w&sslmode=x@db/auth?sslmode=require"),
+            params("postgres://app:p?w&sslmode=x@db/auth", Some("require"), None)
+        );
+        // Nothing taken: the URL as written, trailing `&` and unterminated pairs included.
+        assert_eq!(
+            split("postgres://db/auth?application_name=x&"),
+            params("postgres://db/auth?application_name=x&", None, None)
+        );
+        assert_eq!(
+            split("postgres://db/auth?sslmode=disable&junk"),
+            params("postgres://db/auth?junk", Some("disable"), None)
+        );
+        assert_eq!(
+            split("postgres://db/auth?%73slmode=require"),
+            params("postgres://db/auth", Some("require"), None)
+        );
+    }
+
+    #[test]
+    fn tls_parameters_leave_a_keyword_string() {
+        assert_eq!(
+            split("host=db user=app sslmode=verify-full sslrootcert='/ca dir/ca.pem' dbname=auth"),
+            params(
+                "host=db user=app   dbname=auth",
+                Some("verify-full"),
+                Some("/ca dir/ca.pem")
+            )
+        );
+        assert_eq!(
+            split("host=db password='it\\'s sslmode=disable' sslmode = require"),
+            params(
+                "host=db password='it\\'s sslmode=disable' ",
+                Some("require"),
+                None
+            )
+        );
+        // Unsplittable: left whole for tokio-postgres to refuse.
+        assert_eq!(
+            split("host=db sslmode='require"),
+            params("host=db sslmode='require", None, None)
+        );
+    }
+
+    #[test]
+    fn tls_parameters_given_twice_are_refused() {
+        let error = take_tls_params("postgres://db/auth?sslmode=require&sslmode=disable").unwrap_err();
+        assert_eq!(error, "sslmode is given more than once");
+    }
+
+    #[test]
+    fn each_sslmode_connects_its_way() {
+        let plain = Connector::from_url("postgres://app@db/auth").expect("no sslmode");
+        assert!(!plain.uses_tls());
+        assert_eq!(plain.config().get_ssl_mode(), SslMode::Disable);
+        let disabled = Connector::from_url("postgres://app@db/auth?sslmode=disable").expect("disable");
+        assert!(!disabled.uses_tls());
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://app@db/auth?sslmode={mode}&sslrootcert=system");
+            match Connector::from_url(&url) {
+                Ok(tls) => {
+                    assert!(tls.uses_tls(), "{mode}");
+                    assert_eq!(tls.config().get_ssl_mode(), SslMode::Require);
+                }
+                // A machine without system roots says so.
+                Err(error) => assert!(error.contains("no system root certificate"), "{error}"),
+            }
+        }
+        for mode in ["prefer", "allow"] {
+            let error = Connector::from_url(&format!("postgres://app:secret@db/auth?sslmode={mode}"))
+                .expect_err("refused");
+            assert!(
+                error.starts_with(&format!("sslmode={mode} is not supported")),
+                "{error}"
+            );
+            assert!(
+                error.contains("sslmode=require") && error.contains("sslmode=disable"),
+                "{error}"
+            );
+            assert!(!error.contains("secret"), "{error}");
+        }
+        let error = Connector::from_url("postgres://db/auth?sslmode=verify_full").expect_err("refused");
+        assert!(error.contains("invalid sslmode `verify_full`"), "{error}");
+        let error = Connector::from_url("postgres://db/auth?sslrootcert=/ca.pem").expect_err("refused");
+        assert!(error.contains("add sslmode=verify-full"), "{error}");
+        let error = Connector::from_url("postgres://db/auth?sslmode=disable&sslrootcert=/ca.pem")
+            .expect_err("refused");
+        assert!(error.contains("TLS is not"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_root_certificate_file_is_named() {
+        let missing =
+            Connector::from_url("postgres://db/auth?sslmode=require&sslrootcert=/nonexistent/ca.pem")
+                .expect_err("refused");
+        assert!(
+            missing.starts_with("cannot read sslrootcert /nonexistent/ca.pem"),
+            "{missing}"
+        );
+    }
+}
