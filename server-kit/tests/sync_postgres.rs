@@ -648,3 +648,63 @@ async fn two_server_processes_on_one_schema_serve_one_collection() {
     assert_eq!(items, vec![stored]);
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_account_deleted_on_one_instance_loses_its_items_everywhere() {
+    let pair = Pair::start().await;
+    let (_, phone, _) = pair.user("deleted").await;
+    let user = phone.user_id();
+    for key in ["a", "b"] {
+        pair.a
+            .collection
+            .put(user, key, json!(key), "phone-1", 1)
+            .await
+            .expect("put");
+    }
+    // Another user's items stay.
+    let other = pair
+        .a
+        .server
+        .sign_up_device(&email("kept"), "phone-2", &DeviceKey::generate())
+        .await;
+    pair.b
+        .collection
+        .put(other.user_id(), "c", json!("c"), "phone-2", 1)
+        .await
+        .expect("put");
+
+    assert!(
+        pair.b
+            .server
+            .service
+            .delete_user(user)
+            .await
+            .expect("delete the account")
+    );
+    let started = Instant::now();
+    loop {
+        let left = pair.a.collection.snapshot(user).await.expect("snapshot on A");
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < DELIVERY_BOUND,
+            "{} items of the deleted account remain",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "items deleted {:?} after the account, seen from the other instance",
+        started.elapsed()
+    );
+    assert_eq!(
+        pair.a
+            .collection
+            .snapshot(other.user_id())
+            .await
+            .expect("snapshot")
+            .len(),
+        1
+    );
+}

@@ -631,3 +631,51 @@ async fn deleting_the_account_closes_with_4003() {
     );
     assert!(delay < CLOSE_BOUND, "closed {delay:?} after the deletion");
 }
+
+#[tokio::test]
+async fn deleting_an_account_deletes_its_sync_items_and_no_one_else_s() {
+    let fixture = Fixture::start().await;
+    let (_, leaving) = keyed_user_on(&fixture, "leaving", "leaving-phone").await;
+    let (_, staying) = keyed_user_on(&fixture, "staying", "staying-phone").await;
+    for (session, key) in [(&leaving, "a"), (&leaving, "b"), (&staying, "c")] {
+        fixture
+            .collection
+            .put(session.user_id(), key, json!({"n": 1}), &session.device_id(), 1)
+            .await
+            .expect("put");
+    }
+
+    assert!(
+        fixture
+            .server
+            .service
+            .delete_user(leaving.user_id())
+            .await
+            .expect("delete the account")
+    );
+    let started = Instant::now();
+    loop {
+        let left = fixture
+            .collection
+            .snapshot(leaving.user_id())
+            .await
+            .expect("snapshot");
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < RECEIVE_BOUND,
+            "the deleted account's {} items are still there",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!("items deleted {:?} after the account", started.elapsed());
+    let kept = fixture
+        .collection
+        .snapshot(staying.user_id())
+        .await
+        .expect("snapshot");
+    assert_eq!(kept.len(), 1, "another user's items are kept");
+    fixture.stop().await;
+}

@@ -277,6 +277,11 @@ impl SyncGate {
         &self.inner.config
     }
 
+    /// The revocation bus the gate follows (its service's).
+    pub fn revocations(&self) -> &crate::events::RevocationBus {
+        self.inner.service.revocations()
+    }
+
     /// Applies every rule of PROTOCOL 5 to a handshake and returns who is connecting.
     pub async fn admit(&self, handshake: &Handshake<'_>) -> Result<Principal, GateError> {
         let inner = &self.inner;

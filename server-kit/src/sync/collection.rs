@@ -35,6 +35,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::postgres::{PostgresBackend, TxSnapshot};
+use crate::events::{Delivered, Origin, Revocation, RevocationBus};
 use crate::store::postgres::PostgresStore;
 
 /// Longest key, in characters.
@@ -232,6 +233,63 @@ impl SharedCollection {
                 }))
             }
         }
+    }
+
+    /// Deletes every item of `user_id` (an account deleted): how many there were. The
+    /// user's open connections are not told; the sync gate closes them (4003).
+    pub async fn delete_user(&self, user_id: &str) -> Result<u64, CollectionError> {
+        match &self.inner.backend {
+            Backend::Sqlite(sqlite) => {
+                let (sqlite, user_id) = (sqlite.clone(), user_id.to_owned());
+                run_blocking(move || {
+                    let deleted = lock(&sqlite.db)
+                        .connection
+                        .execute("DELETE FROM sync_items WHERE user_id = ?1", [user_id])?;
+                    Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+                })
+                .await
+            }
+            Backend::Postgres(postgres) => postgres.delete_user(user_id).await,
+        }
+    }
+
+    /// Deletes a user's items whenever `bus` says this process deleted the account
+    /// ([`Revocation::UserDeleted`] published here, not relayed: on PostgreSQL the instance
+    /// that deleted the account deletes the shared items, once). Runs on a task of the
+    /// current runtime until the bus or the collection goes away; `sync_router` starts it.
+    pub fn delete_items_of_deleted_accounts(&self, bus: &RevocationBus) {
+        let mut events = bus.subscribe();
+        let collection = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            use broadcast::error::RecvError;
+            loop {
+                let user_id = match events.recv().await {
+                    Ok(Delivered {
+                        event: Revocation::UserDeleted { user_id },
+                        origin: Origin::Local,
+                    }) => user_id,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            "revocation events missed: the sync items of an account deleted meanwhile may remain"
+                        );
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                let Some(inner) = collection.upgrade() else { return };
+                let collection = SharedCollection { inner };
+                match collection.delete_user(&user_id).await {
+                    Ok(items) => {
+                        tracing::info!(user = %user_id, items, "sync items of a deleted account deleted")
+                    }
+                    Err(error) => {
+                        tracing::error!(user = %user_id, %error, "could not delete the sync items of a deleted account")
+                    }
+                }
+            }
+        });
     }
 
     /// Every change of `user_id`'s items from now on.

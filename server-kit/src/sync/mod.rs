@@ -117,7 +117,11 @@ struct Endpoint {
 
 /// A router serving `GET /sync` (see the module documentation); `merge` it with the auth
 /// router (`crate::http::router`).
+///
+/// It also deletes a user's items when this process deletes the account
+/// ([`SharedCollection::delete_items_of_deleted_accounts`]); call it on a tokio runtime.
 pub fn sync_router(gate: SyncGate, collection: SharedCollection, options: SyncOptions) -> Router {
+    collection.delete_items_of_deleted_accounts(gate.revocations());
     let endpoint = Endpoint {
         gate,
         collection,

@@ -203,6 +203,14 @@ impl PostgresBackend {
         row.try_get(0).map_err(sql_error)
     }
 
+    /// Deletes every item of the user: how many there were.
+    pub(super) async fn delete_user(&self, user_id: &str) -> Result<u64, CollectionError> {
+        let conn = self.pool.get().await.map_err(pool_error)?;
+        conn.execute("DELETE FROM sync_items WHERE user_id = $1", &[&user_id])
+            .await
+            .map_err(sql_error)
+    }
+
     /// Every item of the user, by key, and the transactions they reflect.
     pub(super) async fn snapshot(&self, user_id: &str) -> Result<(Vec<Item>, TxSnapshot), CollectionError> {
         // One round trip, no transaction: an admission reads this for every connection.
