@@ -1251,3 +1251,57 @@ fn a_postgres_url_with_a_password_is_not_echoed() {
     assert!(!stderr.contains("hunter2"), "the password leaked:\n{stderr}");
     assert_no_panic(&stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_open_sync_connections_with_going_away() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let dir = temp_dir();
+    let mut server = Launch::new(&dir.path().join("db"), Some(SECRET_A)).start();
+    // A Kora-style web client: a device without a key, so an unbound token and no proof.
+    let (status, body) = post_json(
+        &server.address,
+        "/auth/signup",
+        &json!({"email": "going-away@example.com", "password": PASSWORD, "deviceId": "web-1"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let access = body["data"]["tokens"]["accessToken"]
+        .as_str()
+        .expect("accessToken");
+    let mut request = format!("ws://{}/sync", server.address)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {access}").parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("admitted");
+    for expected in ["welcome", "snapshot"] {
+        let message = socket.next().await.expect("a message").expect("a frame");
+        assert!(message.to_text().expect("text").contains(expected), "{message}");
+    }
+
+    let signalled = Instant::now();
+    server.proc.signal("TERM");
+    let close = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("a close frame before the bound");
+    let Some(Ok(Message::Close(Some(frame)))) = close else {
+        panic!("expected a close frame, got {close:?}");
+    };
+    println!("closed {:?} after SIGTERM", signalled.elapsed());
+    assert_eq!(frame.code, CloseCode::Away);
+    assert_eq!(frame.reason.as_str(), "SERVER_SHUTTING_DOWN");
+    drop(socket);
+    let status = server.proc.wait_for_exit(EXIT_BOUND);
+    assert_eq!(
+        status.map(|s| s.code()),
+        Some(Some(0)),
+        "stderr:\n{}",
+        server.proc.stderr()
+    );
+}

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use holdfast_protocol::error::ErrorBody;
 use holdfast_server_kit::gate::{GateConfig, SyncGate};
 use holdfast_server_kit::http::serve;
-use holdfast_server_kit::sync::{SharedCollection, SyncOptions, sync_router};
+use holdfast_server_kit::sync::{GoingAway, SharedCollection, SyncOptions, sync_router};
 use serde_json::{Value, json};
 use support::{DeviceKey, Session, TestServer, email};
 use tokio::net::TcpStream;
@@ -677,5 +677,38 @@ async fn deleting_an_account_deletes_its_sync_items_and_no_one_else_s() {
         .await
         .expect("snapshot");
     assert_eq!(kept.len(), 1, "another user's items are kept");
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn going_away_closes_admitted_and_waiting_connections_with_1001() {
+    let going_away = GoingAway::default();
+    let options = SyncOptions {
+        going_away: going_away.clone(),
+        ..SyncOptions::default()
+    };
+    let fixture = Fixture::start_with(SharedCollection::memory(), options).await;
+    let (key, phone) = keyed_user(&fixture, "going-away").await;
+    let (mut admitted, _) = fixture.connect_device(&key, &phone).await;
+    // A Kora-style client that has not sent its auth message yet.
+    let mut waiting = fixture.connect_bare().await;
+    let started = Instant::now();
+    while going_away.open_connections() < 2 {
+        assert!(started.elapsed() < RECEIVE_BOUND, "both connections counted");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+
+    going_away.trigger();
+    for conn in [&mut admitted, &mut waiting] {
+        let closing = conn.expect_close(RECEIVE_BOUND).await;
+        assert_eq!(closing.code, 1001);
+        assert_eq!(closing.reason, "SERVER_SHUTTING_DOWN");
+    }
+    drop((admitted, waiting));
+    assert!(
+        going_away.all_closed(RECEIVE_BOUND).await,
+        "every connection ended"
+    );
+    assert_eq!(going_away.open_connections(), 0);
     fixture.stop().await;
 }

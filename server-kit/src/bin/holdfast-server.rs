@@ -18,8 +18,12 @@ use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy, SyncGate};
 use holdfast_server_kit::relay::RedisRelay;
 use holdfast_server_kit::store::postgres::PostgresStore;
 use holdfast_server_kit::store::{RateLimit, redact_url_password};
-use holdfast_server_kit::sync::{SYNC_PATH, SharedCollection, SyncOptions, sync_router};
+use holdfast_server_kit::sync::{GoingAway, SYNC_PATH, SharedCollection, SyncOptions, sync_router};
 use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, tokens};
+
+/// How long a stopping server waits for its sync connections to finish their close
+/// handshakes (each waits at most 2 s for the client's answer).
+const SYNC_CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// Holdfast auth server: Kora-compatible auth routes with a device registry, on SQLite or
 /// PostgreSQL.
@@ -40,7 +44,8 @@ use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, 
 /// PostgreSQL database requires HOLDFAST_SECRET.
 ///
 /// The first line on stdout is exactly `listening on http://ADDR`; logs go to stderr
-/// (filtered by RUST_LOG). SIGINT or SIGTERM stops it gracefully.
+/// (filtered by RUST_LOG). SIGINT or SIGTERM stops it gracefully (open sync connections are
+/// closed with 1001, going away).
 #[derive(Debug, Parser)]
 #[command(name = "holdfast-server", version, about, long_about)]
 struct Args {
@@ -307,8 +312,10 @@ async fn run(args: Args) -> Result<(), String> {
             ..GateConfig::default()
         },
     );
+    let going_away = GoingAway::default();
     let sync_options = SyncOptions {
         public_url: args.public_url.clone(),
+        going_away: going_away.clone(),
         ..SyncOptions::default()
     };
     let router =
@@ -336,9 +343,13 @@ async fn run(args: Args) -> Result<(), String> {
     );
 
     let (stopping, stopped) = tokio::sync::oneshot::channel::<http::ShutdownSignals>();
+    let closing = going_away.clone();
     let shutdown = async move {
         let signal = signals.recv().await;
         tracing::info!(signal, "shutting down: finishing the requests in flight");
+        // Sync connections are upgraded, so the HTTP server's graceful shutdown does not
+        // wait for them: they are told to go away (1001) and waited for below.
+        closing.trigger();
         let _ = stopping.send(signals);
     };
     let limit = Duration::from_secs(args.shutdown_timeout);
@@ -361,11 +372,18 @@ async fn run(args: Args) -> Result<(), String> {
 
     let maintenance = service.spawn_maintenance(Duration::from_secs(600));
     let server = http::serve(listener, router, shutdown);
-    let result = tokio::select! {
-        result = server => result,
-        () = deadline => Ok(()),
+    let (result, graceful) = tokio::select! {
+        result = server => (result, true),
+        () = deadline => (Ok(()), false),
     };
     maintenance.abort();
+    // After the deadline or a second signal, nothing more is waited for.
+    if graceful && !going_away.all_closed(SYNC_CLOSE_WAIT).await {
+        tracing::warn!(
+            open = going_away.open_connections(),
+            "sync connections still open after their close frames; stopping anyway"
+        );
+    }
     if let Err(error) = gate.flush_last_seen().await {
         tracing::warn!(%error, "could not record the devices' last sync connections");
     }

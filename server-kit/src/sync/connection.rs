@@ -15,15 +15,23 @@ use crate::gate::{Handshake, Principal};
 /// How long the server waits for the client's answer to its close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Close codes of RFC 6455 used here.
+const GOING_AWAY: u16 = 1001;
 const PROTOCOL_ERROR: u16 = 1002;
 const INVALID_PAYLOAD: u16 = 1007;
 const MESSAGE_TOO_BIG: u16 = 1009;
 const INTERNAL_ERROR: u16 = 1011;
+/// The reason sent with [`GOING_AWAY`].
+const SHUTTING_DOWN: &str = "SERVER_SHUTTING_DOWN";
 
 /// A connection that upgraded without credentials: its first text message must be an
 /// `auth` message, within the endpoint's `auth_timeout`.
 pub(super) async fn serve_after_auth_message(mut socket: WebSocket, endpoint: Endpoint, url: String) {
-    let first = tokio::time::timeout(endpoint.options.auth_timeout, next_text(&mut socket)).await;
+    let going_away = endpoint.options.going_away.clone();
+    let _open = going_away.enter();
+    let first = tokio::select! {
+        first = tokio::time::timeout(endpoint.options.auth_timeout, next_text(&mut socket)) => first,
+        () = going_away.stopping() => return close(&mut socket, GOING_AWAY, SHUTTING_DOWN).await,
+    };
     let text = match first {
         Ok(Ok(Some(text))) => text,
         // The client left.
@@ -85,6 +93,10 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: 
         collection,
         options,
     } = endpoint;
+    let going_away = options.going_away.clone();
+    let _open = going_away.enter();
+    let stopping = going_away.stopping();
+    tokio::pin!(stopping);
     let mut watch = gate.watch(&principal);
     // Subscribed before the snapshot is read, so no write falls between the two; the
     // subscription skips the writes its snapshot holds.
@@ -121,6 +133,7 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: 
                 tracing::debug!(user = %principal.user_id, device = %principal.device_id, reason = closed.reason(), "closing a sync connection");
                 return close(&mut socket, closed.close_code(), closed.reason()).await;
             }
+            () = &mut stopping => return close(&mut socket, GOING_AWAY, SHUTTING_DOWN).await,
             incoming = socket.recv() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,

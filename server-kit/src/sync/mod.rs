@@ -95,6 +95,11 @@ pub struct SyncOptions {
     /// How often the server pings an open connection (keeps proxies and NATs from dropping
     /// it, and finds dead peers).
     pub heartbeat: Duration,
+    /// Tells open connections the server is stopping: each is closed with 1001 (going
+    /// away), so clients reconnect at once, to another instance behind a load balancer.
+    /// HTTP servers do not wait for upgraded connections when they shut down gracefully;
+    /// trigger this first and wait with [`GoingAway::all_closed`].
+    pub going_away: GoingAway,
 }
 
 impl Default for SyncOptions {
@@ -103,7 +108,75 @@ impl Default for SyncOptions {
             public_url: None,
             auth_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(30),
+            going_away: GoingAway::default(),
         }
+    }
+}
+
+/// The server is stopping: open sync connections close with 1001. Cheap to clone; clones
+/// share the signal and the count of open connections.
+#[derive(Debug, Clone, Default)]
+pub struct GoingAway {
+    inner: Arc<GoingAwayInner>,
+}
+
+#[derive(Debug)]
+struct GoingAwayInner {
+    /// `true` once the server is stopping.
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// The number of connections open (admitted or waiting for their auth message).
+    open: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for GoingAwayInner {
+    fn default() -> Self {
+        GoingAwayInner {
+            stopping: tokio::sync::watch::Sender::new(false),
+            open: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl GoingAway {
+    /// Closes every open connection with 1001, and any connection opened after this as
+    /// soon as it is upgraded.
+    pub fn trigger(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Waits until every connection has closed, at most `limit`; whether they all did.
+    pub async fn all_closed(&self, limit: Duration) -> bool {
+        let mut open = self.inner.open.subscribe();
+        tokio::time::timeout(limit, open.wait_for(|open| *open == 0))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
+
+    /// How many connections are open.
+    pub fn open_connections(&self) -> usize {
+        *self.inner.open.borrow()
+    }
+
+    /// Counts a connection until the guard is dropped.
+    fn enter(&self) -> OpenConnection {
+        self.inner.open.send_modify(|open| *open += 1);
+        OpenConnection(self.clone())
+    }
+
+    /// Resolves once the server is stopping.
+    async fn stopping(&self) {
+        let mut stopping = self.inner.stopping.subscribe();
+        // The sender lives in `self`, so this only ends when `true` was sent.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+}
+
+/// One open connection, counted by [`GoingAway`].
+struct OpenConnection(GoingAway);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.inner.open.send_modify(|open| *open -= 1);
     }
 }
 
