@@ -350,6 +350,28 @@ async fn sign_out_offline_wipes_at_once_and_revokes_when_the_network_is_back() {
     );
 }
 
+/// Starts a forced refresh that the server performs at once but whose answer the proxy
+/// holds for 400 ms, and returns once the server has it (the proxy passes later calls).
+async fn refresh_with_a_late_answer(
+    client: &holdfast_core::AuthClient,
+    proxy: &FaultProxy,
+) -> tokio::task::JoinHandle<Result<String, AuthError>> {
+    proxy.set(Fault::HoldAnswers(Duration::from_millis(400)));
+    let refreshing = {
+        let client = client.clone();
+        tokio::spawn(async move { client.refresh().await })
+    };
+    for _ in 0..200 {
+        if proxy.count(REFRESH) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(proxy.count(REFRESH), 1, "the refresh is on its way");
+    proxy.set(Fault::Pass);
+    refreshing
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_answered_after_a_sign_out_does_not_bring_the_session_back() {
     let server = Server::start().await;
@@ -366,19 +388,7 @@ async fn a_refresh_answered_after_a_sign_out_does_not_bring_the_session_back() {
 
     // The server rotates at once, but its answer reaches the client 400 ms later; the
     // user signs out in between.
-    proxy.set(Fault::HoldAnswers(Duration::from_millis(400)));
-    let refreshing = {
-        let client = client.clone();
-        tokio::spawn(async move { client.refresh().await })
-    };
-    for _ in 0..200 {
-        if proxy.count(REFRESH) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(proxy.count(REFRESH), 1, "the refresh is on its way");
-    proxy.set(Fault::Pass);
+    let refreshing = refresh_with_a_late_answer(&client, &proxy).await;
     client.sign_out().await.unwrap();
 
     assert_eq!(refreshing.await.unwrap(), Err(AuthError::NotSignedIn));
@@ -418,18 +428,7 @@ async fn a_refresh_answered_after_another_sign_in_keeps_the_new_session() {
         other.sign_up(&second, support::PASSWORD, None).await.unwrap();
     }
 
-    proxy.set(Fault::HoldAnswers(Duration::from_millis(400)));
-    let refreshing = {
-        let client = client.clone();
-        tokio::spawn(async move { client.refresh().await })
-    };
-    for _ in 0..200 {
-        if proxy.count(REFRESH) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    proxy.set(Fault::Pass);
+    let refreshing = refresh_with_a_late_answer(&client, &proxy).await;
     client.sign_out().await.unwrap();
     let user = client.sign_in(&second, support::PASSWORD).await.unwrap();
 
