@@ -1,8 +1,8 @@
 //! The Holdfast wire contract, defined once for the client core and the server kit.
 //!
-//! `PROTOCOL.md` (in the project's `shared/` folder) is the normative text; this crate is
-//! its executable form. It holds no I/O and no HTTP client or server code, so both sides
-//! depend on it without pulling in each other's machinery:
+//! `docs/PROTOCOL.md` is the normative text; this crate is its executable form. It holds no
+//! I/O and no HTTP client or server code, so both sides depend on it without pulling in each
+//! other's machinery:
 //!
 //! - [`wire`]: request and response bodies of every route, and the `{data}` / `{error, code}`
 //!   envelopes;

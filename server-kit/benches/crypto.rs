@@ -18,7 +18,7 @@ use p256::ecdsa::signature::Verifier;
 const SECRET: &str = "kora-peer-dev-secret-0123456789abcdef0123456789abcdef";
 const NOW: i64 = 1_700_000_000;
 
-/// The Kora golden device key and challenge signature (`shared/conformance/kora-vectors.json`).
+/// The Kora golden device key and challenge signature (`conformance/kora-vectors.json`).
 const KORA_JWK: &str = r#"{"key_ops":["verify"],"ext":true,"kty":"EC","x":"ZYzwMY_MCfMzjxD22VzsCuJBuLTmQjhuV9RiGQBcWlU","y":"lhwrvLNBvms_cxvvzO7zCQjcrAQE3A-AVZS9TnpvCtc","crv":"P-256"}"#;
 const KORA_CHALLENGE: &str = "a3f1c2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
 const KORA_SIGNATURE: &str =

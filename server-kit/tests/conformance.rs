@@ -1,6 +1,6 @@
 //! The server kit reproduces the golden values the real Kora code produced
-//! (`shared/conformance/kora-vectors.json`, read at test time so the file stays the one
-//! source of truth).
+//! (`conformance/kora-vectors.json`, the repository's copy of the project's shared file, read
+//! at test time so the file stays the one source of truth).
 
 use holdfast_protocol::claims::JWT_HEADER_B64;
 use holdfast_protocol::signature::{SignatureFormatError, decode_signature};
@@ -12,10 +12,7 @@ use holdfast_server_kit::tokens::{TokenError, TokenKeys, TokenManager, TokenPoli
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/conformance/kora-vectors.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/kora-vectors.json");
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("the Kora conformance vectors must be at {path}: {e}"));
     serde_json::from_str(&text).expect("kora-vectors.json is JSON")

@@ -3,12 +3,10 @@ use base64::engine::general_purpose::URL_SAFE;
 use super::*;
 use crate::vault::{Vault, derive_passphrase_key};
 
-/// The shared conformance vectors, read at test time so the tests follow the file.
+/// The Kora conformance vectors (the repository's `conformance/kora-vectors.json`), read at
+/// test time so the tests follow the file.
 fn vectors() -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/conformance/kora-vectors.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/kora-vectors.json");
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|err| panic!("the Kora conformance vectors are missing at {path}: {err}"));
     serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path} is not JSON: {err}"))
