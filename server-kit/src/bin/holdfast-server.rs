@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use holdfast_server_kit::config::{IpBlockPolicy, PasswordPolicy, RateLimits};
+use holdfast_server_kit::config::{AccountLockout, IpBlockPolicy, PasswordPolicy, RateLimits};
 use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy, SyncGate};
 use holdfast_server_kit::relay::RedisRelay;
 use holdfast_server_kit::store::postgres::PostgresStore;
@@ -109,6 +109,13 @@ struct Args {
     #[arg(long, value_name = "off|FAILURES/SECONDS", value_parser = parse_rate_limit)]
     ip_block: Option<RateLimitArg>,
 
+    /// Failed sign-ins counted per account: `off`, or PER_ADDRESS/PER_ACCOUNT/SECONDS. An
+    /// address with PER_ADDRESS failures for an account within SECONDS is refused for it;
+    /// once the account has PER_ACCOUNT failures from all addresses, only addresses with no
+    /// failure for it, or a device proving its registered key, may try. Default 5/20/900.
+    #[arg(long, value_name = "off|PER_ADDRESS/PER_ACCOUNT/SECONDS", value_parser = parse_account_lockout)]
+    account_lockout: Option<LockoutArg>,
+
     /// A reverse proxy whose X-Forwarded-For is believed (repeatable). Without one, the
     /// socket address is the client address.
     #[arg(long = "trusted-proxy", value_name = "IP")]
@@ -188,6 +195,32 @@ fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
         max,
         window_ms: seconds * 1000,
     }))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LockoutArg(Option<AccountLockout>);
+
+fn parse_account_lockout(text: &str) -> Result<LockoutArg, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(LockoutArg(None));
+    }
+    let usage = || format!("expected `off` or PER_ADDRESS/PER_ACCOUNT/SECONDS, like 5/20/900, not `{text}`");
+    let parts: Vec<&str> = text.split('/').map(str::trim).collect();
+    let [per_address, per_account, seconds] = parts[..] else {
+        return Err(usage());
+    };
+    let per_address: u32 = per_address.parse().map_err(|_| usage())?;
+    let per_account: u32 = per_account.parse().map_err(|_| usage())?;
+    let seconds: i64 = seconds.parse().map_err(|_| usage())?;
+    let window_ms = seconds.checked_mul(1000).ok_or_else(usage)?;
+    if per_address == 0 || per_account == 0 || seconds <= 0 {
+        return Err(usage());
+    }
+    Ok(LockoutArg(Some(AccountLockout {
+        per_address,
+        per_account,
+        window_ms,
+    })))
 }
 
 fn main() -> ExitCode {
@@ -577,6 +610,9 @@ fn build_config(args: &Args, secrets: Vec<String>) -> ServerConfig {
             block_ms: limit.window_ms,
         }),
     };
+    if let Some(LockoutArg(lockout)) = args.account_lockout {
+        config.account_lockout = lockout;
+    }
     config.trusted_proxies = args.trusted_proxies.clone();
     config.route_prefix = args.prefix.clone();
     config.public_base_url = args.public_url.clone();

@@ -10,11 +10,13 @@ use holdfast_protocol::{Claims, ErrorCode, PublicJwk, TokenType};
 use http::StatusCode;
 
 use super::bearer::access_token_error;
+use super::request_url;
 use super::{
     ApiError, AuthRequest, AuthResponse, AuthService, bearer_token, ip_key, parse_json, parse_optional_json,
 };
 use crate::events::Revocation;
-use crate::guards::check_password_policy;
+use crate::guards::{address_key, check_password_policy, digest_key};
+use crate::proofs::{ProofCheck, check_proof};
 use crate::store::{
     DeviceKey, DeviceRecord, NewDevice, NewUser, RefreshRecord, RotateOutcome, StoreError, UserRecord,
 };
@@ -65,6 +67,17 @@ pub(super) fn device_key(jwk: String) -> Result<DeviceKey, ApiError> {
         jwk,
         thumbprint: key.thumbprint(),
     })
+}
+
+/// The email of a sign-in as accounts are looked up: trimmed and lower-cased; one longer
+/// than any account's is refused before anything is looked up or stored.
+fn sign_in_email(email: &str) -> Result<String, ApiError> {
+    if email.encode_utf16().count() > holdfast_protocol::validate::MAX_EMAIL_LEN {
+        return Err(ApiError::validation(
+            "Invalid email address. Provide an address like user@domain.com.",
+        ));
+    }
+    Ok(email.trim().to_lowercase())
 }
 
 /// The rotation record of a refresh token.
@@ -158,22 +171,34 @@ impl AuthService {
     ) -> Result<AuthResponse, ApiError> {
         let guards = &self.inner.guards;
         guards.check_not_blocked(client).await?;
+        // Every attempt counts against the address before anything else, malformed ones
+        // too; an attempt refused here stores nothing.
+        guards
+            .limit(self.inner.config.rate_limits.sign_in, &ip_key("signin", client))
+            .await?;
         let body: SignInRequest = parse_json(request, SIGN_IN_SHAPE)?;
-        let email = body.email.trim().to_lowercase();
+        let email = sign_in_email(&body.email)?;
         if body.password.encode_utf16().count() > holdfast_protocol::validate::MAX_PASSWORD_LEN {
             return Err(ApiError::validation(
                 "Password must be at most 128 characters long.",
             ));
         }
-        let account_key = format!("signin:account:{email}");
-        let limits = self.inner.config.rate_limits;
-        guards.limit(limits.sign_in, &account_key).await?;
-        guards.limit(limits.sign_in, &ip_key("signin", client)).await?;
         let device =
             PendingDevice::from_request(body.device_id, body.device_public_key, body.device_name, "Device")?;
 
         let stores = &self.inner.stores;
         let user = stores.users.find_user_by_email(&email).await?;
+        // Failures are counted per account (known or not, so the answers do not tell them
+        // apart) and address: see `Guards::check_account`.
+        let account = digest_key(&email);
+        let address = address_key(client);
+        guards
+            .check_account(
+                &account,
+                &address,
+                self.proves_registered_key(request, user.as_ref(), &device.id),
+            )
+            .await?;
         let check = self
             .inner
             .hasher
@@ -187,13 +212,13 @@ impl AuthService {
             Some(user) if check.matches => user,
             _ => {
                 guards.record_failure(client).await;
+                guards.record_sign_in_failure(&account, &address).await;
                 return Err(ApiError::new(
                     ErrorCode::InvalidCredentials,
                     "Invalid email or password.",
                 ));
             }
         };
-        guards.reset(&account_key).await;
         if check.needs_rehash {
             self.rehash(&user, &body.password).await;
         }
@@ -206,6 +231,47 @@ impl AuthService {
                 tokens: tokens.into_wire(),
             },
         ))
+    }
+
+    /// Whether the sign-in request carries a `DPoP` proof for itself (PROTOCOL 6.1, no
+    /// access token yet) signed by the registered key of `device_id`, a device of `user`
+    /// that is not revoked. Only the account lockout asks: it lets the owner's device
+    /// through while strangers' failures guard the account.
+    async fn proves_registered_key(
+        &self,
+        request: &AuthRequest,
+        user: Option<&UserRecord>,
+        device_id: &str,
+    ) -> bool {
+        let (Some(user), Some(proof)) = (
+            user,
+            request.headers.get("dpop").and_then(|value| value.to_str().ok()),
+        ) else {
+            return false;
+        };
+        let device = match self.inner.stores.devices.find_device(device_id).await {
+            Ok(Some(device)) if device.user_id == user.id && !device.revoked => device,
+            _ => return false,
+        };
+        let Some(jkt) = device.thumbprint() else {
+            return false;
+        };
+        let Some(url) = request_url(
+            self.inner.config.public_base_url.as_deref(),
+            &request.headers,
+            &request.path,
+        ) else {
+            return false;
+        };
+        check_proof(&ProofCheck {
+            proof,
+            method: request.method.as_str(),
+            url: &url,
+            access_token: "",
+            expected_jkt: jkt,
+            now_secs: self.now_secs(),
+        })
+        .is_ok()
     }
 
     /// Replaces a Kora PBKDF2 hash (or an Argon2id hash with old parameters) after a

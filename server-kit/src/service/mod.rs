@@ -76,7 +76,12 @@ impl AuthService {
         config.validate()?;
         let tokens = TokenManager::from_config(&config)?;
         let hasher = PasswordHasher::new(config.hashing_concurrency, config.argon2);
-        let guards = Guards::new(stores.rate_limits.clone(), config.clock.clone(), config.ip_block);
+        let guards = Guards::new(
+            stores.rate_limits.clone(),
+            config.clock.clone(),
+            config.ip_block,
+            config.account_lockout,
+        );
         Ok(AuthService {
             inner: Arc::new(Inner {
                 config,

@@ -2,7 +2,7 @@
 //!
 //! [`TestServer::start`] serves [`standalone_router`] on `127.0.0.1:0` over a fresh SQLite
 //! file, with a [`ManualClock`] set to the real time (so tokens look normal) and cheap
-//! Argon2 parameters. Rate limits and IP blocking are off unless a test turns them on: every
+//! Argon2 parameters. Rate limits, IP blocking and the account lockout are off unless a test turns them on: every
 //! request comes from 127.0.0.1, so the defaults would couple unrelated tests.
 //!
 //! Every response goes through [`Reply::read`], which checks what PROTOCOL section 1 says of
@@ -117,6 +117,7 @@ impl TestServer {
         config.hashing_concurrency = 2;
         config.rate_limits = RateLimits::OFF;
         config.ip_block = None;
+        config.account_lockout = None;
         configure(&mut config);
         let service = AuthService::new(config, stores.clone()).expect("valid test configuration");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
