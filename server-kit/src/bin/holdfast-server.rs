@@ -505,7 +505,10 @@ fn find_secrets(database: &Path) -> Result<Secrets, String> {
     file.push(".secret");
     let file = PathBuf::from(file);
     match std::fs::read_to_string(&file) {
-        Ok(text) => Ok(Secrets::File(file, text.trim().to_owned())),
+        Ok(text) => {
+            holdfast_server_kit::files::warn_if_exposed([file.as_path()]);
+            Ok(Secrets::File(file, text.trim().to_owned()))
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             Ok(Secrets::Generated(file, tokens::generate_secret()))
         }
