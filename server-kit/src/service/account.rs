@@ -69,15 +69,26 @@ pub(super) fn device_key(jwk: String) -> Result<DeviceKey, ApiError> {
     })
 }
 
-/// The email of a sign-in as accounts are looked up: trimmed and lower-cased; one longer
-/// than any account's is refused before anything is looked up or stored.
-fn sign_in_email(email: &str) -> Result<String, ApiError> {
+/// The forms under which a sign-in's email may be stored: the normalized form
+/// ([`normalize_email`]: NFKC, lower-cased) when the email passes today's rules, then the
+/// form accounts created before those rules were stored under (trimmed, lower-cased), when
+/// it differs. An email longer than any account's is refused before anything is looked up
+/// or stored.
+fn sign_in_emails(email: &str) -> Result<Vec<String>, ApiError> {
     if email.encode_utf16().count() > holdfast_protocol::validate::MAX_EMAIL_LEN {
         return Err(ApiError::validation(
             "Invalid email address. Provide an address like user@domain.com.",
         ));
     }
-    Ok(email.trim().to_lowercase())
+    let legacy = email.trim().to_lowercase();
+    let mut forms = Vec::with_capacity(2);
+    if let Ok(normalized) = normalize_email(email.trim()) {
+        forms.push(normalized);
+    }
+    if !forms.contains(&legacy) {
+        forms.push(legacy);
+    }
+    Ok(forms)
 }
 
 /// The rotation record of a refresh token.
@@ -121,6 +132,20 @@ impl AuthService {
             body.device_name,
             "Primary Device",
         )?;
+        // An account stored before emails were normalized, under the form this email had
+        // then, is the same account.
+        let legacy = body.email.to_lowercase();
+        if legacy != email
+            && self
+                .inner
+                .stores
+                .users
+                .find_user_by_email(&legacy)
+                .await?
+                .is_some()
+        {
+            return Err(StoreError::EmailTaken.into());
+        }
         // A device id that exists already belongs to someone else: refuse before creating
         // the account, so a refused sign-up stores nothing.
         if self.inner.stores.devices.find_device(&device.id).await?.is_some() {
@@ -177,7 +202,7 @@ impl AuthService {
             .limit(self.inner.config.rate_limits.sign_in, &ip_key("signin", client))
             .await?;
         let body: SignInRequest = parse_json(request, SIGN_IN_SHAPE)?;
-        let email = sign_in_email(&body.email)?;
+        let emails = sign_in_emails(&body.email)?;
         if body.password.encode_utf16().count() > holdfast_protocol::validate::MAX_PASSWORD_LEN {
             return Err(ApiError::validation(
                 "Password must be at most 128 characters long.",
@@ -187,10 +212,17 @@ impl AuthService {
             PendingDevice::from_request(body.device_id, body.device_public_key, body.device_name, "Device")?;
 
         let stores = &self.inner.stores;
-        let user = stores.users.find_user_by_email(&email).await?;
+        let mut user = None;
+        for email in &emails {
+            user = stores.users.find_user_by_email(email).await?;
+            if user.is_some() {
+                break;
+            }
+        }
         // Failures are counted per account (known or not, so the answers do not tell them
-        // apart) and address: see `Guards::check_account`.
-        let account = digest_key(&email);
+        // apart; a known one by id, whichever form of its email named it) and address: see
+        // `Guards::check_account`.
+        let account = digest_key(user.as_ref().map_or(&emails[0], |user| &user.id));
         let address = address_key(client);
         guards
             .check_account(
