@@ -206,6 +206,10 @@ pub struct ServerConfig {
     pub public_base_url: Option<String>,
     /// At most this many password hashes run at once (default: half the cores, at least 1).
     pub hashing_concurrency: usize,
+    /// How long a sign-in or sign-up may wait for a password hashing slot before it is
+    /// refused with 503 `SERVICE_UNAVAILABLE` and `Retry-After` (default 3 s); `None` waits
+    /// as long as it takes.
+    pub hashing_max_wait: Option<std::time::Duration>,
     /// Argon2id cost for new hashes.
     pub argon2: Argon2Params,
     /// Time source.
@@ -231,6 +235,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("public_base_url", &self.public_base_url)
             .field("hashing_concurrency", &self.hashing_concurrency)
+            .field("hashing_max_wait", &self.hashing_max_wait)
             .field("argon2", &self.argon2)
             .finish_non_exhaustive()
     }
@@ -260,6 +265,7 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             public_base_url: None,
             hashing_concurrency: (cores / 2).max(1),
+            hashing_max_wait: Some(std::time::Duration::from_secs(3)),
             argon2: Argon2Params::default(),
             clock: Arc::new(SystemClock),
         }
@@ -320,6 +326,14 @@ impl ServerConfig {
         if self.hashing_concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "hashing concurrency must be at least 1".into(),
+            ));
+        }
+        if self
+            .hashing_max_wait
+            .is_some_and(|wait| wait.is_zero() || wait.as_secs() > 3600)
+        {
+            return Err(ConfigError::Invalid(
+                "hashing wait must be between 1 ms and 1 hour".into(),
             ));
         }
         if let Some(url) = &self.public_base_url {

@@ -154,6 +154,12 @@ struct Args {
     #[arg(long, value_name = "N")]
     hashing_concurrency: Option<usize>,
 
+    /// How long a sign-in or sign-up may wait for a free hashing slot, in milliseconds,
+    /// before it is refused with 503 SERVICE_UNAVAILABLE and Retry-After (0: wait as long
+    /// as it takes).
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    hashing_max_wait: u64,
+
     /// After SIGINT or SIGTERM, how long requests in flight may take to finish before the
     /// server stops anyway (a second signal stops it at once). It then exits with status 0.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
@@ -628,6 +634,8 @@ fn build_config(args: &Args, secrets: Vec<String>) -> ServerConfig {
         require_digit: require(PasswordClass::Digit),
         require_symbol: require(PasswordClass::Symbol),
     };
+    config.hashing_max_wait =
+        (args.hashing_max_wait > 0).then(|| Duration::from_millis(args.hashing_max_wait));
     if let Some(n) = args.hashing_concurrency {
         config.hashing_concurrency = n;
     }

@@ -152,10 +152,12 @@ impl AuthService {
             return Err(StoreError::DeviceConflict.into());
         }
 
-        let password = self.inner.hasher.hash(&body.password).await.map_err(|error| {
-            tracing::error!(%error, "password hashing failed");
-            ApiError::internal()
-        })?;
+        let password = self
+            .inner
+            .hasher
+            .hash(&body.password)
+            .await
+            .map_err(|error| self.hashing_error(error))?;
         let now_ms = self.now_ms();
         let user = self
             .inner
@@ -236,10 +238,7 @@ impl AuthService {
             .hasher
             .verify(&body.password, user.as_ref().map(|u| &u.password))
             .await
-            .map_err(|error| {
-                tracing::error!(%error, "password verification failed");
-                ApiError::internal()
-            })?;
+            .map_err(|error| self.hashing_error(error))?;
         let user = match user {
             Some(user) if check.matches => user,
             _ => {

@@ -146,6 +146,15 @@ impl ApiError {
         }
     }
 
+    /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`: the server is too busy for this
+    /// request now.
+    pub fn unavailable(retry_after_secs: u64, message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..ApiError::new(ErrorCode::ServiceUnavailable, message)
+        }
+    }
+
     /// 404 `NOT_FOUND` for an unknown route or method.
     pub fn route_not_found() -> ApiError {
         ApiError::new(ErrorCode::NotFound, "Not found")

@@ -115,6 +115,7 @@ impl TestServer {
             parallelism: 1,
         };
         config.hashing_concurrency = 2;
+        config.hashing_max_wait = None;
         config.rate_limits = RateLimits::OFF;
         config.ip_block = None;
         config.account_lockout = None;
