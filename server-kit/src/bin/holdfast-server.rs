@@ -160,6 +160,25 @@ struct Args {
     #[arg(long, default_value_t = 3000, value_name = "MS")]
     hashing_max_wait: u64,
 
+    /// Seconds a new connection may stay silent before its first byte; then it is closed.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    first_byte_timeout: u64,
+
+    /// Seconds a client may take to send a request's headers, which is also how long a
+    /// kept-alive connection may stay idle between requests.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout: u64,
+
+    /// Connections open at once; more are answered 503 SERVICE_UNAVAILABLE (Retry-After)
+    /// and closed. Keep it below the process's file descriptor limit.
+    #[arg(long, default_value_t = 8192, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
+
+    /// Connections open at once from one client address (an IPv6 client counts as its
+    /// /64; the trusted proxies are exempt); more are answered 429 RATE_LIMITED and closed.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections_per_address: usize,
+
     /// After SIGINT or SIGTERM, how long requests in flight may take to finish before the
     /// server stops anyway (a second signal stops it at once). It then exits with status 0.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
@@ -410,7 +429,14 @@ async fn run(args: Args) -> Result<(), String> {
     };
 
     let maintenance = service.spawn_maintenance(Duration::from_secs(600));
-    let server = http::serve(listener, router, shutdown);
+    let serve_options = http::ServeOptions {
+        first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        max_connections: args.max_connections,
+        max_connections_per_address: args.max_connections_per_address,
+        exempt_addresses: args.trusted_proxies.clone(),
+    };
+    let server = http::serve_with(listener, router, shutdown, serve_options);
     let (result, graceful) = tokio::select! {
         result = server => (result, true),
         () = deadline => (Ok(()), false),
