@@ -343,6 +343,33 @@ mod tests {
     }
 
     #[test]
+    fn keys_from_request_input_have_a_bounded_size() {
+        assert_eq!(store_key("signin:ip:1.2.3.4"), "signin:ip:1.2.3.4");
+        let long = format!("signin:account:{}", "a".repeat(60_000));
+        let stored = store_key(&long);
+        assert_eq!(stored.len(), 66);
+        assert!(stored.starts_with("h:"));
+        assert_ne!(store_key(&format!("{long}b")), stored);
+        assert_eq!(digest_key(&"x".repeat(60_000)).len(), 32);
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64() {
+        assert_eq!(address_key(Some(ip("2001:db8:1:2:aaaa::1"))), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_key(Some(ip("2001:db8:1:2:bbbb::9"))),
+            address_key(Some(ip("2001:db8:1:2::1")))
+        );
+        assert_ne!(
+            address_key(Some(ip("2001:db8:1:3::1"))),
+            address_key(Some(ip("2001:db8:1:2::1")))
+        );
+        assert_eq!(address_key(Some(ip("::ffff:10.0.0.1"))), "10.0.0.1");
+        assert_eq!(address_key(Some(ip("10.0.0.1"))), "10.0.0.1");
+        assert_eq!(address_key(None), "unknown");
+    }
+
+    #[test]
     fn password_policy() {
         let strict = PasswordPolicy {
             min_length: 10,
