@@ -5,6 +5,7 @@
 # fuzz/artifacts/<target>/ and its reproduction command in the output.
 #   scripts/fuzz.sh 15            # every target, 15 s each (what CI runs)
 #   scripts/fuzz.sh 1800 routes   # one target for 30 minutes
+#   FUZZ_MAX_RUNS=10000000 scripts/fuzz.sh 1800   # each target until 10 M executions or 30 min
 # Needs cargo-fuzz (installed here if missing). cargo fuzz uses unstable compiler flags
 # (sanitizers, coverage passes); RUSTC_BOOTSTRAP lets the stable toolchain take them, for
 # this build only.
@@ -44,7 +45,7 @@ for target in "${targets[@]}"; do
   log="$scratch/$target.log"
   # -rss_limit_mb: a target that needs more than this is itself a finding.
   if cargo fuzz run -O "$target" "$scratch/$target" "corpus/$target" -- \
-      -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+      -max_total_time="$seconds" ${FUZZ_MAX_RUNS:+-runs="$FUZZ_MAX_RUNS"} -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
     speed="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
     units="$(find "$scratch/$target" "corpus/$target" -type f | wc -l)"
