@@ -38,6 +38,11 @@ pub mod store;
 pub mod sync;
 pub mod tokens;
 
+/// Entry points for the fuzz targets in `fuzz/` (built only under `cargo fuzz`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use config::{ConfigError, ServerConfig};
 pub use service::{AuthRequest, AuthResponse, AuthService};
 pub use store::Stores;

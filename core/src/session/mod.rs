@@ -577,3 +577,9 @@ pub(crate) fn vault_error(error: VaultError) -> AuthError {
         },
     }
 }
+
+/// Whether the client would accept this token pair from the server (for the fuzz targets).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_accepts_tokens(access: &str, refresh: &str) -> bool {
+    Tokens::new(access, refresh).is_ok()
+}

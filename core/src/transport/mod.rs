@@ -18,6 +18,9 @@ mod config;
 mod failure;
 mod response;
 
+#[cfg(fuzzing)]
+pub(crate) use response::read_answer;
+
 pub use config::TransportConfig;
 pub use failure::Failure;
 pub use response::Answer;
