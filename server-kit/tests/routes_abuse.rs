@@ -179,7 +179,7 @@ async fn sign_in_from(
         .header("x-forwarded-for", client);
     if let Some((device_id, key)) = device {
         body["deviceId"] = json!(device_id);
-        let proof = key.proof("POST", &server.url("/auth/signin"), "", server.now_secs());
+        let proof = key.token_proof(&server.url("/auth/signin"), server.now_secs());
         request = request.header("DPoP", proof);
     }
     Reply::read(request.json(&body)).await

@@ -22,6 +22,9 @@ use crate::store::{
 };
 use crate::tokens::{IssuedPair, TokenError};
 
+/// The request header that carries a device proof.
+const DPOP_HEADER: &str = "dpop";
+
 /// A device named in a sign-up or sign-in, validated before anything is stored.
 pub(super) struct PendingDevice {
     pub id: String,
@@ -151,6 +154,9 @@ impl AuthService {
         if self.inner.stores.devices.find_device(&device.id).await?.is_some() {
             return Err(StoreError::DeviceConflict.into());
         }
+        let binding = self
+            .token_request_binding(request, device.key.as_ref().map(|key| key.thumbprint.as_str()))
+            .await?;
 
         let password = self
             .inner
@@ -181,7 +187,7 @@ impl AuthService {
                 return Err(error);
             }
         };
-        let tokens = self.start_session(&user.id, &device).await?;
+        let tokens = self.start_session(&user.id, &device, binding.as_deref()).await?;
         Ok(AuthResponse::data(
             StatusCode::CREATED,
             &AuthSession {
@@ -250,11 +256,27 @@ impl AuthService {
                 ));
             }
         };
+        // The key a proof must be made with: the one sent now, or the device's registered
+        // key when the request names a known device of this user without one.
+        let registered = match (&device.key, request.headers.contains_key(DPOP_HEADER)) {
+            (None, true) => match stores.devices.find_device(&device.id).await? {
+                // Another account's device: the conflict, not the proof, is the answer.
+                Some(known) if known.user_id != user.id => return Err(StoreError::DeviceConflict.into()),
+                known => known.and_then(|known| known.thumbprint().map(str::to_owned)),
+            },
+            _ => None,
+        };
+        let key_jkt = device
+            .key
+            .as_ref()
+            .map(|key| key.thumbprint.as_str())
+            .or(registered.as_deref());
+        let binding = self.token_request_binding(request, key_jkt).await?;
         if check.needs_rehash {
             self.rehash(&user, &body.password).await;
         }
         let device = self.register_pending_device(&user, device).await?;
-        let tokens = self.start_session(&user.id, &device).await?;
+        let tokens = self.start_session(&user.id, &device, binding.as_deref()).await?;
         Ok(AuthResponse::data(
             StatusCode::OK,
             &AuthSession {
@@ -262,6 +284,44 @@ impl AuthService {
                 tokens: tokens.into_wire(),
             },
         ))
+    }
+
+    /// The key a token request's tokens are bound to (PROTOCOL 3, RFC 9449 section 5):
+    /// `key_jkt` when the request carries a valid `DPoP` proof by that key for itself (no
+    /// `ath`), recorded as used; `None` when it carries no proof, as Kora's web client
+    /// sends none. A proof that fails is refused rather than ignored: a client that asked
+    /// for bound tokens must not be handed bearer tokens instead.
+    pub(super) async fn token_request_binding(
+        &self,
+        request: &AuthRequest,
+        key_jkt: Option<&str>,
+    ) -> Result<Option<String>, ApiError> {
+        let Some(proof) = request.headers.get(DPOP_HEADER) else {
+            return Ok(None);
+        };
+        let invalid = |message: &'static str| ApiError::new(ErrorCode::ProofInvalid, message);
+        let proof = proof
+            .to_str()
+            .map_err(|_| invalid("The DPoP header is not a device proof."))?;
+        let jkt = key_jkt.ok_or_else(|| {
+            invalid("A DPoP proof binds tokens to the device's key: send devicePublicKey with it.")
+        })?;
+        let url = request_url(
+            self.inner.config.public_base_url.as_deref(),
+            &request.headers,
+            &request.path,
+        )
+        .ok_or_else(|| invalid("The request has no valid Host header to check the DPoP proof against."))?;
+        self.verify_device_proof(ProofCheck {
+            proof,
+            method: request.method.as_str(),
+            url: &url,
+            access_token: "",
+            expected_jkt: jkt,
+            now_secs: self.now_secs(),
+        })
+        .await?;
+        Ok(Some(jkt.to_owned()))
     }
 
     /// Whether the sign-in request carries a `DPoP` proof for itself (PROTOCOL 6.1, no
@@ -276,7 +336,10 @@ impl AuthService {
     ) -> bool {
         let (Some(user), Some(proof)) = (
             user,
-            request.headers.get("dpop").and_then(|value| value.to_str().ok()),
+            request
+                .headers
+                .get(DPOP_HEADER)
+                .and_then(|value| value.to_str().ok()),
         ) else {
             return false;
         };
@@ -339,17 +402,19 @@ impl AuthService {
     }
 
     /// Issues the first pair of a new token family for `device` and records its refresh
-    /// token. Tokens of a device with a key are bound to it (`cnf.jkt`).
+    /// token. The pair is bound (`cnf.jkt`) to `binding`, the key whose proof came with the
+    /// request ([`AuthService::token_request_binding`]); without one it is unbound.
     pub(super) async fn start_session(
         &self,
         user_id: &str,
         device: &DeviceRecord,
+        binding: Option<&str>,
     ) -> Result<IssuedPair, ApiError> {
         let family = uuid::Uuid::new_v4().to_string();
-        let pair =
-            self.inner
-                .tokens
-                .issue_pair(user_id, &device.id, &family, device.thumbprint(), self.now_secs());
+        let pair = self
+            .inner
+            .tokens
+            .issue_pair(user_id, &device.id, &family, binding, self.now_secs());
         self.inner
             .stores
             .tokens
@@ -383,7 +448,17 @@ impl AuthService {
         let parent = self.check_standing(parent).await?.claims;
         let stores = &self.inner.stores;
 
+        // A bound family stays bound, and only its key may refresh it; an unbound family
+        // stays unbound, whatever proof comes with it (PROTOCOL 3).
         let jkt = parent.cnf.as_ref().map(|c| c.jkt.as_str());
+        if let Some(jkt) = jkt
+            && self.token_request_binding(request, Some(jkt)).await?.is_none()
+        {
+            return Err(ApiError::new(
+                ErrorCode::ProofInvalid,
+                "This session is bound to a device key: send a DPoP proof with the refresh.",
+            ));
+        }
         let child = self
             .inner
             .tokens

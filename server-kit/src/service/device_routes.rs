@@ -169,6 +169,18 @@ impl AuthService {
             .map_err(|error| ApiError::validation(format!("Invalid signature: {error}.")))?;
 
         let stores = &self.inner.stores;
+        // A proof by the device's registered key binds the tokens (PROTOCOL 3); it is
+        // checked before the challenge is consumed, so a bad proof costs no challenge.
+        let binding = if request.headers.contains_key("dpop") {
+            let device = stores
+                .devices
+                .find_device(&body.device_id)
+                .await?
+                .ok_or_else(device_not_found)?;
+            self.token_request_binding(request, device.thumbprint()).await?
+        } else {
+            None
+        };
         // Checks the binding before consuming (PROTOCOL section 7), atomically.
         match stores
             .challenges
@@ -202,7 +214,9 @@ impl AuthService {
             ));
         }
         let now_secs = self.now_secs();
-        let tokens = self.start_session(&device.user_id, &device).await?;
+        let tokens = self
+            .start_session(&device.user_id, &device, binding.as_deref())
+            .await?;
         let thumbprint = device.thumbprint().unwrap_or_default();
         let device_credential =
             self.inner

@@ -242,12 +242,15 @@ fn has_json_content_type(headers: &HeaderMap) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// The bearer token of a request, if it has one.
+/// The access token of a request, if it has one: `Authorization: Bearer <token>`, or
+/// `Authorization: DPoP <token>` (RFC 9449 section 7.1), which names the same token; a bound
+/// token needs its `DPoP` proof whichever scheme carries it.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    let known = scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop");
+    (known && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
