@@ -282,9 +282,13 @@ async fn a_cancelled_caller_does_not_abort_the_refresh() {
         1,
         "the refresh finished anyway"
     );
-    // The next caller uses the persisted pair: no second refresh.
+    // The next caller uses the persisted pair: no second refresh. (The refresh itself may
+    // have taken two requests: the test moved the client's clock 16 minutes on, which the
+    // server, on real time, sees as skew, so the first proof is refused and made again.)
+    let refreshes = proxy.count(REFRESH);
+    assert!((1..=2).contains(&refreshes), "{refreshes}");
     client.access_token().await.unwrap();
-    assert_eq!(proxy.count(REFRESH), 1);
+    assert_eq!(proxy.count(REFRESH), refreshes);
     // And a restart (a new process) finds the rotated pair in the store.
     let restarted = device.client(&proxy.url(), &clock);
     assert!(matches!(

@@ -54,7 +54,10 @@ async fn a_protocol_only_client_completes_every_flow() {
     let user_id = text(&session, "/user/id").unwrap();
     let first_access = text(&session, "/tokens/accessToken").unwrap();
     assert!(unbound(&first_access), "no proof was sent: no binding");
-    assert_eq!(text(&client.me(&first_access).await.unwrap(), "/id").unwrap(), user_id);
+    assert_eq!(
+        text(&client.me(&first_access).await.unwrap(), "/id").unwrap(),
+        user_id
+    );
 
     // Sign in, naming a device and its key.
     let signed_in = client

@@ -197,7 +197,12 @@ impl Inner {
 
     async fn start_session(&self, answer: Answer<AuthSession>) -> Result<User, AuthError> {
         let session = answer.value;
-        let tokens = Tokens::new(&session.tokens.access_token, &session.tokens.refresh_token)?;
+        self.confirm_clock(&session.tokens.access_token, answer.server_time_ms)?;
+        let tokens = Tokens::received(
+            &session.tokens.access_token,
+            &session.tokens.refresh_token,
+            self.server_now_ms(),
+        )?;
         let record = SessionRecord {
             user: session.user.clone(),
             access_token: session.tokens.access_token.clone(),

@@ -107,6 +107,9 @@ impl ClientConfig {
     }
 }
 
+/// Largest clock offset a `Date` header alone can set (see [`Inner::observe_server_time`]).
+const MAX_UNCONFIRMED_OFFSET_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Meta keys of the store (not secret).
 const META_SALT: &str = "vault.salt";
 const META_KEY_CHECK: &str = "vault.key_check";
@@ -297,15 +300,64 @@ impl Inner {
     /// Learns the clock offset from a server `Date`. `Date` has one-second precision (the
     /// server's clock read somewhere in the second it names, so the middle of that second is
     /// the best estimate), and differences under two seconds are noise and ignored.
+    ///
+    /// A `Date` alone never moves the offset by more than [`MAX_UNCONFIRMED_OFFSET_MS`]: one
+    /// answer dated 1970 must not make the client hand out expired tokens and date its
+    /// proofs 56 years back. Larger offsets are learned from the `iat` of tokens just issued
+    /// ([`Inner::confirm_clock`]), and only a confirmed offset is kept across restarts.
     fn observe_server_time(&self, server_time_ms: Option<i64>) {
         let Some(server) = server_time_ms else { return };
-        let offset = server + 500 - self.clock.now_ms();
+        let Some(offset) = server
+            .checked_add(500)
+            .and_then(|server| server.checked_sub(self.clock.now_ms()))
+            .filter(|offset| offset.unsigned_abs() <= MAX_UNCONFIRMED_OFFSET_MS.unsigned_abs())
+        else {
+            tracing::debug!("ignoring a server Date too far from this device's clock");
+            return;
+        };
+        self.set_clock_offset(offset);
+    }
+
+    /// Cross-checks the clock against the `iat` of an access token the server just issued
+    /// (its time when it answered, to the second). When the answer's `Date` was usable
+    /// ([`Inner::observe_server_time`]) the two must agree within a minute, else the token
+    /// is a protocol error (a server does not issue tokens dated long ago or ahead); when it
+    /// was not (none, or too far off to trust alone), the `iat` sets the offset.
+    fn confirm_clock(&self, access_token: &str, answer_date_ms: Option<i64>) -> Result<(), AuthError> {
+        let Ok(claims) = holdfast_protocol::Claims::decode_unverified(access_token) else {
+            // `Tokens::received` refuses it next, with the reason.
+            return Ok(());
+        };
+        let local = self.clock.now_ms();
+        let offset_of = |server_ms: i64| server_ms.checked_add(500).and_then(|ms| ms.checked_sub(local));
+        let Some(iat_offset) = claims.iat.checked_mul(1000).and_then(offset_of) else {
+            return Ok(());
+        };
+        let date_offset = answer_date_ms
+            .and_then(offset_of)
+            .filter(|offset| offset.unsigned_abs() <= MAX_UNCONFIRMED_OFFSET_MS.unsigned_abs());
+        match date_offset {
+            Some(date_offset) if date_offset.abs_diff(iat_offset) > 60_000 => Err(AuthError::Protocol {
+                message: "the server sent an access token whose issue time disagrees with its clock"
+                    .to_owned(),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                self.set_clock_offset(iat_offset);
+                Ok(())
+            }
+        }
+    }
+
+    fn set_clock_offset(&self, offset: i64) {
         let previous = self.clock_offset_ms.load(Ordering::Relaxed);
-        if (offset - previous).abs() < 2_000 {
+        if offset.abs_diff(previous) < 2_000 {
             return;
         }
         self.clock_offset_ms.store(offset, Ordering::Relaxed);
-        if offset.abs() > 60_000 && (previous.abs() <= 60_000 || (offset - previous).abs() > 60_000) {
+        if offset.unsigned_abs() > 60_000
+            && (previous.unsigned_abs() <= 60_000 || offset.abs_diff(previous) > 60_000)
+        {
             self.emit(AuthEvent::ClockSkew { offset_ms: offset });
         }
     }

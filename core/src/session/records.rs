@@ -73,6 +73,26 @@ impl Drop for DeviceRecord {
     }
 }
 
+/// Longest token kept: the server kit refuses longer ones, so a longer one could never be
+/// sent back.
+pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The last second of year 9999: later `exp`/`iat` values are protocol errors.
+const MAX_TIME_SECS: i64 = 253_402_300_799;
+
+/// Three non-empty base64url parts separated by dots, nothing else, at most
+/// [`MAX_TOKEN_BYTES`].
+fn is_compact_token(token: &str) -> bool {
+    token.len() <= MAX_TOKEN_BYTES
+        && token.split('.').count() == 3
+        && token.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// The tokens in memory, with the access token's expiry read from its claims.
 pub(crate) struct Tokens {
     pub access: Zeroizing<String>,
@@ -92,17 +112,50 @@ impl fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// Reads the expiry of `access` (the client cannot verify HS256; the server does).
+    /// Reads the expiry of `access` (the client cannot verify HS256; the server does). An
+    /// `exp` or `iat` outside 1970 to 9999 is a protocol error: no arithmetic on them can
+    /// then overflow, and no token counts as fresh forever or as due every second.
     pub fn new(access: &str, refresh: &str) -> Result<Tokens, AuthError> {
         let claims = Claims::decode_unverified(access).map_err(|_| AuthError::Protocol {
             message: "the server sent an access token that is not a JWT".to_owned(),
         })?;
+        let in_range = |secs: i64| (0..=MAX_TIME_SECS).contains(&secs);
+        if !in_range(claims.exp) || !in_range(claims.iat) {
+            return Err(AuthError::Protocol {
+                message: "the server sent an access token whose times are out of range".to_owned(),
+            });
+        }
         Ok(Tokens {
             access: Zeroizing::new(access.to_owned()),
             refresh: Zeroizing::new(refresh.to_owned()),
-            access_expires_ms: claims.exp.saturating_mul(1000),
-            access_issued_ms: claims.iat.saturating_mul(1000),
+            // In range: at most 253,402,300,799,000, far from overflowing.
+            access_expires_ms: claims.exp * 1000,
+            access_issued_ms: claims.iat * 1000,
         })
+    }
+
+    /// A pair just received from the server, checked before anything keeps it: each token
+    /// must be one the server could accept back (a compact JWS of at most
+    /// [`MAX_TOKEN_BYTES`]: three base64url parts, no whitespace), else a session would be
+    /// stored that every later refresh fails on; and the access token must not already be
+    /// expired at `server_now_ms`, else the client would hand out a token it knows is bad.
+    pub fn received(access: &str, refresh: &str, server_now_ms: i64) -> Result<Tokens, AuthError> {
+        for (name, token) in [("access", access), ("refresh", refresh)] {
+            if !is_compact_token(token) {
+                return Err(AuthError::Protocol {
+                    message: format!(
+                        "the server sent a {name} token that is not a compact JWT of at most {MAX_TOKEN_BYTES} bytes"
+                    ),
+                });
+            }
+        }
+        let tokens = Tokens::new(access, refresh)?;
+        if tokens.access_expires_ms <= server_now_ms {
+            return Err(AuthError::Protocol {
+                message: "the server sent an access token that had already expired".to_owned(),
+            });
+        }
+        Ok(tokens)
     }
 
     /// How long before expiry the token counts as stale: a tenth of its lifetime, at most

@@ -175,8 +175,13 @@ impl Inner {
         match result {
             Ok(answer) => {
                 self.observe_server_time(answer.server_time_ms);
-                self.adopt_pair(stored.user.clone(), Some(version), answer.value)
-                    .await
+                self.adopt_pair(
+                    stored.user.clone(),
+                    Some(version),
+                    answer.value,
+                    answer.server_time_ms,
+                )
+                .await
             }
             Err(failure) => {
                 self.observe_server_time(failure.server_time_ms());
@@ -204,8 +209,10 @@ impl Inner {
         user: User,
         expected_version: Option<i64>,
         pair: TokenPair,
+        answer_date_ms: Option<i64>,
     ) -> Result<String, AuthError> {
-        let tokens = Tokens::new(&pair.access_token, &pair.refresh_token)?;
+        self.confirm_clock(&pair.access_token, answer_date_ms)?;
+        let tokens = Tokens::received(&pair.access_token, &pair.refresh_token, self.server_now_ms())?;
         let record = SessionRecord {
             user: user.clone(),
             access_token: pair.access_token.clone(),
@@ -315,6 +322,8 @@ impl Inner {
         };
         match attempt.await {
             Ok(answer) => {
+                let answer_date_ms = answer.server_time_ms;
+                self.observe_server_time(answer_date_ms);
                 let user = self
                     .user
                     .read()
@@ -331,7 +340,8 @@ impl Inner {
                 self.store_device_credential(tokens.device_credential.clone())
                     .await;
                 tracing::info!("signed in again with the device key");
-                self.adopt_pair(user, expected_version, pair).await
+                self.adopt_pair(user, expected_version, pair, answer_date_ms)
+                    .await
             }
             Err(Failure::Transient { cause, .. }) => {
                 self.mark_stale();

@@ -35,9 +35,12 @@ pub(crate) async fn read_answer<T: DeserializeOwned>(
 ) -> Result<Answer<T>, Failure> {
     let status = response.status().as_u16();
     let server_time_ms = server_time_ms(response.headers());
+    // The clock is learned only from the auth server's own JSON answers (a success or an
+    // error envelope): a captive portal's page, a proxy's 5xx or 429 and any answer that is
+    // not the envelope carry no `Date` the session may trust.
     let transient = |cause| Failure::Transient {
         cause,
-        server_time_ms,
+        server_time_ms: None,
     };
     // Decided by status alone: the body of these says nothing the session can use.
     match status {
@@ -53,7 +56,7 @@ pub(crate) async fn read_answer<T: DeserializeOwned>(
         // re-send a password to wherever it points), so this is a portal or a proxy.
         _ => return Err(transient(TransientCause::NotTheServer { status })),
     }
-    let body = read_capped(response, status, server_time_ms).await?;
+    let body = read_capped(response, status).await?;
     let not_the_server = || transient(TransientCause::NotTheServer { status });
     if (200..300).contains(&status) {
         // A captive portal answers 200 with its HTML page: anything but the envelope is
@@ -76,14 +79,10 @@ pub(crate) async fn read_answer<T: DeserializeOwned>(
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] before it arrives when the length
 /// is declared, and as it arrives otherwise.
-async fn read_capped(
-    mut response: reqwest::Response,
-    status: u16,
-    server_time_ms: Option<i64>,
-) -> Result<Vec<u8>, Failure> {
+async fn read_capped(mut response: reqwest::Response, status: u16) -> Result<Vec<u8>, Failure> {
     let too_large = Failure::Transient {
         cause: TransientCause::NotTheServer { status },
-        server_time_ms,
+        server_time_ms: None,
     };
     let declared = response
         .headers()
@@ -106,7 +105,7 @@ async fn read_capped(
             Err(error) => {
                 return Err(Failure::Transient {
                     cause: transient_cause(&error),
-                    server_time_ms,
+                    server_time_ms: None,
                 });
             }
         }

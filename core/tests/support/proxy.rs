@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the proxy does with the next connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Fault {
     /// Forward to the server.
     Pass,
@@ -30,6 +30,43 @@ pub enum Fault {
     /// Forward to the server, then hold its answer this long (a slow network: the server
     /// has acted before the client hears of it).
     HoldAnswers(std::time::Duration),
+    /// Forward to the server, then give the client `rewrite(answer)` instead (a hostile or
+    /// broken server; see [`with_body`] and [`with_header`]).
+    Rewrite(fn(&[u8]) -> Vec<u8>),
+}
+
+/// `response` with its JSON body changed by `change` (and its `Content-Length` fixed).
+pub fn with_body(response: &[u8], change: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let end = find(response, b"\r\n\r\n").expect("a complete answer") + 4;
+    let mut body: serde_json::Value = serde_json::from_slice(&response[end..]).expect("a JSON answer");
+    change(&mut body);
+    let body = body.to_string();
+    let head = String::from_utf8_lossy(&response[..end - 4]);
+    let mut out = String::new();
+    for line in head.split("\r\n") {
+        if !line.to_ascii_lowercase().starts_with("content-length:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    format!("{out}Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+/// `response` with header `name` set to `value` (replacing any it had).
+pub fn with_header(response: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let end = find(response, b"\r\n\r\n").expect("a complete answer") + 4;
+    let head = String::from_utf8_lossy(&response[..end - 4]);
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    let mut out = String::new();
+    for line in head.split("\r\n") {
+        if !line.to_ascii_lowercase().starts_with(&prefix) {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    let mut bytes = format!("{out}{name}: {value}\r\n\r\n").into_bytes();
+    bytes.extend_from_slice(&response[end..]);
+    bytes
 }
 
 /// A running proxy; stops when dropped.
@@ -113,7 +150,7 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<ProxyState>>) {
             (state.fault, state.upstream)
         };
         let canned = match fault {
-            Fault::Pass | Fault::HoldAnswers(_) => None,
+            Fault::Pass | Fault::HoldAnswers(_) | Fault::Rewrite(_) => None,
             Fault::Drop => return,
             Fault::Stall => {
                 std::future::pending::<()>().await;
@@ -170,6 +207,10 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<ProxyState>>) {
         if let Fault::HoldAnswers(delay) = fault {
             tokio::time::sleep(delay).await;
         }
+        let response = match fault {
+            Fault::Rewrite(rewrite) => rewrite(&response),
+            _ => response,
+        };
         if client.write_all(&response).await.is_err() {
             return;
         }
