@@ -10,6 +10,7 @@ use crate::foreign::{DeviceSigner, DeviceSignerBridge, KeyProvider, KeyProviderB
 
 /// Where the vault key comes from.
 #[derive(uniffi::Enum)]
+#[uniffi::export(Debug, Display)]
 pub enum KeySource {
     /// A passphrase the user types (PBKDF2-HMAC-SHA256, 600,000 iterations, so opening
     /// takes a moment on purpose).
@@ -46,6 +47,12 @@ impl std::fmt::Debug for KeySource {
     }
 }
 
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
 impl From<KeySource> for CoreKeySource {
     fn from(source: KeySource) -> CoreKeySource {
         match source {
@@ -60,6 +67,7 @@ impl From<KeySource> for CoreKeySource {
 
 /// How an [`AuthClient`](crate::AuthClient) is set up.
 #[derive(uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct ClientConfig {
     /// The auth server, e.g. `https://api.example.com` (routes under `/auth`).
     pub server_url: String,
@@ -93,6 +101,12 @@ impl std::fmt::Debug for ClientConfig {
             .field("device_name", &self.device_name)
             .field("auto_refresh", &self.auto_refresh)
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
     }
 }
 

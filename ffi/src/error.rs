@@ -10,6 +10,7 @@ use holdfast_core::error::TransientCause;
 
 /// Everything that can go wrong, grouped by what the app should do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi::export(Display)]
 pub enum HoldfastError {
     /// The input was refused (an empty server URL, a malformed email...): fix it and retry.
     #[error("invalid input: {message}")]

@@ -2096,7 +2096,7 @@ public func FfiConverterTypeSubscriptionHandle_lower(_ value: SubscriptionHandle
 /**
  * How an [`AuthClient`](crate::AuthClient) is set up.
  */
-public struct ClientConfig {
+public struct ClientConfig: CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * The auth server, e.g. `https://api.example.com` (routes under `/auth`).
      */
@@ -2170,6 +2170,28 @@ public struct ClientConfig {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_clientconfig_uniffi_trait_debug(
+            FfiConverterTypeClientConfig_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_clientconfig_uniffi_trait_display(
+            FfiConverterTypeClientConfig_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -2342,10 +2364,11 @@ public func FfiConverterTypeDevice_lower(_ value: Device) -> RustBuffer {
 
 
 /**
- * What a sync connection's handshake presents (PROTOCOL 5 and 6.1). Holds a bearer token:
- * no `Debug`, so it cannot end up in a log by accident.
+ * What a sync connection's handshake presents (PROTOCOL 5 and 6.1). Holds a bearer token
+ * and a proof: it prints (`Debug`, `Display`, and in every binding `str`/`repr`/`toString`/
+ * `description`) with both redacted, so it cannot end up in a log by accident.
  */
-public struct SyncCredentials: Equatable, Hashable {
+public struct SyncCredentials: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * A fresh access token.
      */
@@ -2379,6 +2402,28 @@ public struct SyncCredentials: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_synccredentials_uniffi_trait_debug(
+            FfiConverterTypeSyncCredentials_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_synccredentials_uniffi_trait_display(
+            FfiConverterTypeSyncCredentials_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -2524,7 +2569,7 @@ public func FfiConverterTypeUser_lower(_ value: User) -> RustBuffer {
  * Something that happened, for an [`AuthEventListener`](crate::AuthEventListener).
  */
 
-public enum AuthEvent: Equatable, Hashable {
+public enum AuthEvent: Equatable, Hashable, CustomStringConvertible {
     
     /**
      * The state changed.
@@ -2571,6 +2616,17 @@ public enum AuthEvent: Equatable, Hashable {
 
 
 
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_authevent_uniffi_trait_display(
+            FfiConverterTypeAuthEvent_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -2662,7 +2718,7 @@ public func FfiConverterTypeAuthEvent_lower(_ value: AuthEvent) -> RustBuffer {
  * The session as the app sees it.
  */
 
-public enum AuthState: Equatable, Hashable {
+public enum AuthState: Equatable, Hashable, CustomStringConvertible {
     
     /**
      * Reading the stored session (no network involved).
@@ -2702,6 +2758,17 @@ public enum AuthState: Equatable, Hashable {
 
 
 
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_authstate_uniffi_trait_display(
+            FfiConverterTypeAuthState_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -2858,6 +2925,17 @@ enum HoldfastError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     
 
     
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_holdfasterror_uniffi_trait_display(
+            FfiConverterTypeHoldfastError_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 
     
     public var errorDescription: String? {
@@ -2985,7 +3063,7 @@ public func FfiConverterTypeHoldfastError_lower(_ value: HoldfastError) -> RustB
  * Where the vault key comes from.
  */
 
-public enum KeySource {
+public enum KeySource: CustomDebugStringConvertible, CustomStringConvertible {
     
     /**
      * A passphrase the user types (PBKDF2-HMAC-SHA256, 600,000 iterations, so opening
@@ -3021,6 +3099,28 @@ public enum KeySource {
 
 
 
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_keysource_uniffi_trait_debug(
+            FfiConverterTypeKeySource_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_keysource_uniffi_trait_display(
+            FfiConverterTypeKeySource_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -3094,7 +3194,7 @@ public func FfiConverterTypeKeySource_lower(_ value: KeySource) -> RustBuffer {
  * Why the client is signed out.
  */
 
-public enum SignOutReason: Equatable, Hashable {
+public enum SignOutReason: Equatable, Hashable, CustomStringConvertible {
     
     /**
      * No session is stored for this server.
@@ -3130,6 +3230,17 @@ public enum SignOutReason: Equatable, Hashable {
 
 
 
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_signoutreason_uniffi_trait_display(
+            FfiConverterTypeSignOutReason_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
