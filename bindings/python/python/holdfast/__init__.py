@@ -6,7 +6,9 @@ what the generated code lacks: a clean exit (see `_exit`), errors that print as 
 """
 
 from ._native.holdfast import *  # noqa: F401,F403
-from . import _errors, _exit
+from . import _errors, _events, _exit
+from ._events import AuthEvents  # noqa: F401
 
 _exit.install()
 _errors.install()
+_events.install()
