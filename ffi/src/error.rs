@@ -58,6 +58,12 @@ pub enum HoldfastError {
     /// The passphrase does not open the vault: ask for it again.
     #[error("wrong passphrase")]
     WrongPassphrase,
+    /// The app called the client the wrong way (e.g. before `initialize()`): fix the app.
+    #[error("usage error: {message}")]
+    Usage {
+        /// What to do instead.
+        message: String,
+    },
     /// The server answered something the protocol does not allow: report a bug.
     #[error("unexpected answer from the server: {message}")]
     Protocol {

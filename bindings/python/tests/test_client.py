@@ -288,8 +288,10 @@ def test_bad_input_raises_exceptions_not_crashes(server, tmp_path):
         intruder = passphrase_client(server.url, storage, passphrase="a wrong one")
         state = await intruder.initialize()
         assert state.is_unavailable() and "passphrase" in state.reason, state
-        with pytest.raises(HoldfastError):
+        with pytest.raises(HoldfastError.WrongPassphrase):
             await intruder.access_token()
+        with pytest.raises(HoldfastError.WrongPassphrase):
+            await intruder.sign_in(email, PASSWORD)
         with pytest.raises(HoldfastError.WrongPassphrase):
             await owner.change_passphrase("a wrong one", "a new one")
         assert (await owner.access_token()).count(".") == 2
@@ -298,9 +300,24 @@ def test_bad_input_raises_exceptions_not_crashes(server, tmp_path):
     run(wrong_passphrase())
 
 
+def test_a_call_before_initialize_is_a_usage_error(server, tmp_path):
+    async def scenario():
+        client = passphrase_client(server.url, tmp_path / "client.db")
+        with pytest.raises(HoldfastError.Usage) as error:
+            await client.sign_in(new_email(), PASSWORD)
+        assert str(error.value) == "usage error: call initialize() first"
+        with pytest.raises(HoldfastError.Usage):
+            await client.access_token()
+        await client.initialize()
+        with pytest.raises(HoldfastError.NotSignedIn):
+            await client.access_token()
+
+    run(scenario())
+
+
 def test_error_kinds_are_subclasses_of_one_exception():
     for kind in ("InvalidInput", "InvalidCredentials", "Transient", "SignInRequired", "Refused",
-                 "NotSignedIn", "StorageUnavailable", "WrongPassphrase", "Protocol"):
+                 "NotSignedIn", "StorageUnavailable", "WrongPassphrase", "Usage", "Protocol"):
         assert issubclass(getattr(HoldfastError, kind), HoldfastError)
         assert issubclass(getattr(HoldfastError, kind), Exception)
     assert os.environ.get("HOLDFAST_SERVER_BIN")

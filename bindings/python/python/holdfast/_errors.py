@@ -16,6 +16,7 @@ SENTENCES = {
     "NotSignedIn": "not signed in",
     "StorageUnavailable": "storage unavailable: {message}",
     "WrongPassphrase": "wrong passphrase",
+    "Usage": "usage error: {message}",
     "Protocol": "unexpected answer from the server: {message}",
 }
 

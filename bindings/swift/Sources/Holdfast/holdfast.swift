@@ -2914,6 +2914,14 @@ enum HoldfastError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
      */
     case WrongPassphrase
     /**
+     * The app called the client the wrong way (e.g. before `initialize()`): fix the app.
+     */
+    case Usage(
+        /**
+         * What to do instead.
+         */message: String
+    )
+    /**
      * The server answered something the protocol does not allow: report a bug.
      */
     case Protocol(
@@ -2981,7 +2989,10 @@ public struct FfiConverterTypeHoldfastError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
             )
         case 8: return .WrongPassphrase
-        case 9: return .Protocol(
+        case 9: return .Usage(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 10: return .Protocol(
             message: try FfiConverterString.read(from: &buf)
             )
 
@@ -3035,8 +3046,13 @@ public struct FfiConverterTypeHoldfastError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(8))
         
         
-        case let .Protocol(message):
+        case let .Usage(message):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Protocol(message):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(message, into: &buf)
             
         }
