@@ -11,6 +11,7 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -26,6 +27,9 @@ bash bindings/python/run_tests.sh
 
 step "Kotlin bindings (generated, kotlinc from npm, JNA from Debian; tests on the JVM against a real server)"
 bash bindings/kotlin/run_tests.sh
+
+step "fuzzing (every target of fuzz/ briefly, from the committed seed corpus; exits non-zero on a crash)"
+bash scripts/fuzz.sh 15
 
 echo
 echo "all checks passed"

@@ -23,6 +23,11 @@ pub mod store;
 pub mod transport;
 pub mod vault;
 
+/// Entry points for the fuzz targets in `fuzz/` (built only under `cargo fuzz`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use error::AuthError;
 pub use session::{
     AuthClient, AuthEvent, AuthState, ClientConfig, SignOutReason, Subscription, SyncCredentials,

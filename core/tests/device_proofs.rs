@@ -173,3 +173,68 @@ async fn without_the_device_key_a_queued_sign_out_is_sent_once_and_dropped() {
     let transport = Transport::new(TransportConfig::new(server.url())).unwrap();
     assert_proof_invalid(transport.me(&access, None).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_binding_off_every_flow_works_with_bearer_tokens() {
+    // ClientConfig::bind_tokens = false: token requests carry no proof, so the server issues
+    // plain bearer tokens (PROTOCOL 3), which an app's own API can take as they are.
+    let server = Server::start().await;
+    let clock = clock();
+    let device = Device::new();
+    let mut config = device.config(&server.url(), std::sync::Arc::new(clock.clone()));
+    config.bind_tokens = false;
+    let client = holdfast_core::AuthClient::new(config).unwrap();
+    client.initialize().await;
+    client.sign_up(&email("unbound"), PASSWORD, None).await.unwrap();
+    let access = client.access_token().await.unwrap();
+    assert_eq!(Claims::decode_unverified(&access).unwrap().cnf, None);
+    // Bearer calls, refresh, a device re-login and sign-out all work unbound.
+    client.register_device("Ada's phone").await.unwrap();
+    assert_eq!(client.list_devices().await.unwrap().len(), 1);
+    let refreshed = client.refresh().await.unwrap();
+    assert_ne!(refreshed, access);
+    assert_eq!(Claims::decode_unverified(&refreshed).unwrap().cnf, None);
+    client.reauthenticate_with_device().await.unwrap();
+    let relogged = client.access_token().await.unwrap();
+    assert_eq!(Claims::decode_unverified(&relogged).unwrap().cnf, None);
+    let me = Transport::new(TransportConfig::new(server.url()))
+        .unwrap()
+        .me(&relogged, None)
+        .await
+        .unwrap();
+    assert_eq!(me.value.id, client.current_user().unwrap().id);
+    client.sign_out().await.unwrap();
+    assert!(matches!(client.state(), AuthState::SignedOut { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn by_default_every_token_request_binds_the_tokens_to_the_device_key() {
+    let server = Server::start().await;
+    let clock = clock();
+    let device = Device::new();
+    let client = device.client(&server.url(), &clock);
+    client.initialize().await;
+    let address = email("bound-everywhere");
+    client.sign_up(&address, PASSWORD, None).await.unwrap();
+    let jkt = Some(client.device_thumbprint().await.unwrap());
+    let bound = |token: &str| Claims::decode_unverified(token).unwrap().cnf.map(|cnf| cnf.jkt);
+    assert_eq!(bound(&client.access_token().await.unwrap()), jkt, "sign-up");
+    // Refresh: the family stays bound (the server demands the key's proof, which the
+    // client sends).
+    assert_eq!(bound(&client.refresh().await.unwrap()), jkt, "refresh");
+    // Device re-login (challenge and verify).
+    client.reauthenticate_with_device().await.unwrap();
+    assert_eq!(bound(&client.access_token().await.unwrap()), jkt, "verify");
+    // Sign-in on the same device.
+    client.sign_out().await.unwrap();
+    client.sign_in(&address, PASSWORD).await.unwrap();
+    assert_eq!(bound(&client.access_token().await.unwrap()), jkt, "sign-in");
+    // A copy of the token is refused without the key.
+    let copy = client.access_token().await.unwrap();
+    assert_proof_invalid(
+        Transport::new(TransportConfig::new(server.url()))
+            .unwrap()
+            .me(&copy, None)
+            .await,
+    );
+}

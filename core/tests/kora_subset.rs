@@ -492,7 +492,7 @@ async fn the_proxy_answers_like_kora() {
         device_public_key: None,
         device_name: None,
     };
-    match transport.sign_in(&wrong).await {
+    match transport.sign_in(&wrong, None).await {
         Err(Failure::Rejected {
             status: 401,
             code: None,

@@ -44,9 +44,16 @@ async fn every_route_succeeds_against_the_server_kit() {
     let server = LocalServer::start(|_| {}).await.unwrap();
     let api = transport(&server.base_url());
     let (signer, _) = SoftwareSigner::generate().unwrap();
+    // A token request's proof (no access token yet, no `ath`): the server binds the tokens
+    // it issues to the signer's key (PROTOCOL 3).
+    let token_proof =
+        |route: &str| device_proof(&signer, "POST", &api.url_for(route), "", None, now_ms() / 1000).unwrap();
 
     let signed_up = api
-        .sign_up(&sign_up_request("Ada@Example.com", "phone-1", &signer))
+        .sign_up(
+            &sign_up_request("Ada@Example.com", "phone-1", &signer),
+            Some(&token_proof("/signup")),
+        )
         .await
         .unwrap();
     assert_eq!(signed_up.value.user.email, "ada@example.com");
@@ -54,19 +61,26 @@ async fn every_route_succeeds_against_the_server_kit() {
     assert!((server_time - now_ms()).abs() < 5_000, "{server_time}");
 
     let signed_in = api
-        .sign_in(&SignInRequest {
-            email: "ada@example.com".into(),
-            password: PASSWORD.into(),
-            device_id: Some("phone-1".into()),
-            device_public_key: Some(signer.public_jwk().unwrap().to_wire_string()),
-            device_name: None,
-        })
+        .sign_in(
+            &SignInRequest {
+                email: "ada@example.com".into(),
+                password: PASSWORD.into(),
+                device_id: Some("phone-1".into()),
+                device_public_key: Some(signer.public_jwk().unwrap().to_wire_string()),
+                device_name: None,
+            },
+            Some(&token_proof("/signin")),
+        )
         .await
         .unwrap()
         .value;
     assert_eq!(signed_in.user.id, signed_up.value.user.id);
 
-    let refreshed = api.refresh(&signed_in.tokens.refresh_token).await.unwrap().value;
+    let refreshed = api
+        .refresh(&signed_in.tokens.refresh_token, Some(&token_proof("/refresh")))
+        .await
+        .unwrap()
+        .value;
     assert_ne!(refreshed.refresh_token, signed_in.tokens.refresh_token);
     let access = refreshed.access_token.clone();
 
@@ -132,11 +146,14 @@ async fn every_route_succeeds_against_the_server_kit() {
         .value
         .challenge;
     let verified = api
-        .verify(&VerifyRequest {
-            device_id: "phone-1".into(),
-            signature: sign_challenge(&signer, &challenge).unwrap(),
-            challenge,
-        })
+        .verify(
+            &VerifyRequest {
+                device_id: "phone-1".into(),
+                signature: sign_challenge(&signer, &challenge).unwrap(),
+                challenge,
+            },
+            Some(&token_proof("/device/verify")),
+        )
         .await
         .unwrap()
         .value;
@@ -192,18 +209,21 @@ async fn server_rejections_carry_status_and_code() {
     let server = LocalServer::start(|_| {}).await.unwrap();
     let api = transport(&server.base_url());
     let (signer, _) = SoftwareSigner::generate().unwrap();
-    api.sign_up(&sign_up_request("bob@example.com", "b-1", &signer))
+    api.sign_up(&sign_up_request("bob@example.com", "b-1", &signer), None)
         .await
         .unwrap();
 
     let wrong = api
-        .sign_in(&SignInRequest {
-            email: "bob@example.com".into(),
-            password: "not the password".into(),
-            device_id: None,
-            device_public_key: None,
-            device_name: None,
-        })
+        .sign_in(
+            &SignInRequest {
+                email: "bob@example.com".into(),
+                password: "not the password".into(),
+                device_id: None,
+                device_public_key: None,
+                device_name: None,
+            },
+            None,
+        )
         .await
         .unwrap_err();
     match &wrong {
@@ -221,7 +241,7 @@ async fn server_rejections_carry_status_and_code() {
     );
 
     let taken = api
-        .sign_up(&sign_up_request("bob@example.com", "b-2", &signer))
+        .sign_up(&sign_up_request("bob@example.com", "b-2", &signer), None)
         .await
         .unwrap_err();
     assert!(
@@ -248,7 +268,7 @@ async fn server_rejections_carry_status_and_code() {
         ),
         "{bad_token:?}"
     );
-    let bad_refresh = api.refresh("not.a.token").await.unwrap_err();
+    let bad_refresh = api.refresh("not.a.token", None).await.unwrap_err();
     assert!(
         matches!(bad_refresh, Failure::Rejected { status: 401, .. }),
         "{bad_refresh:?}"
@@ -258,10 +278,13 @@ async fn server_rejections_carry_status_and_code() {
     assert!(missing.is_definitive(), "{missing:?}");
 
     let invalid = api
-        .sign_up(&SignUpRequest {
-            email: "no-at-sign".into(),
-            ..sign_up_request("x@example.com", "x", &signer)
-        })
+        .sign_up(
+            &SignUpRequest {
+                email: "no-at-sign".into(),
+                ..sign_up_request("x@example.com", "x", &signer)
+            },
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -400,7 +423,7 @@ fn sign_in_body() -> SignInRequest {
 /// Signs in against a fake server answering `raw` and returns the failure.
 async fn sign_in_failure(raw: &'static str) -> Failure {
     let (url, _) = fake(Behaviour::Answer(raw)).await;
-    quick(&url).sign_in(&sign_in_body()).await.unwrap_err()
+    quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err()
 }
 
 fn transient(failure: &Failure) -> &TransientCause {
@@ -572,7 +595,7 @@ async fn a_redirect_is_not_followed() {
         "",
     )))
     .await;
-    let failure = quick(&url).sign_in(&sign_in_body()).await.unwrap_err();
+    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
     assert_eq!(transient(&failure), &TransientCause::NotTheServer { status: 302 });
     assert!(requests.recv().await.is_some());
     assert!(requests.try_recv().is_err(), "one request only");
@@ -602,7 +625,7 @@ async fn an_oversized_answer_is_not_read_whole() {
 #[tokio::test]
 async fn a_connection_closed_without_answer_is_network() {
     let (url, _) = fake(Behaviour::Close).await;
-    let failure = quick(&url).sign_in(&sign_in_body()).await.unwrap_err();
+    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
     match transient(&failure) {
         TransientCause::Network(message) => assert!(message.contains("connection closed"), "{message}"),
         other => panic!("{other:?}"),
@@ -612,7 +635,7 @@ async fn a_connection_closed_without_answer_is_network() {
 #[tokio::test]
 async fn a_reset_connection_is_network() {
     let (url, _) = fake(Behaviour::Reset).await;
-    let failure = quick(&url).sign_in(&sign_in_body()).await.unwrap_err();
+    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
     match transient(&failure) {
         TransientCause::Network(message) => assert!(message.to_lowercase().contains("reset"), "{message}"),
         other => panic!("{other:?}"),
@@ -623,7 +646,7 @@ async fn a_reset_connection_is_network() {
 async fn a_silent_server_is_a_timeout() {
     let (url, _) = fake(Behaviour::Silent).await;
     let started = std::time::Instant::now();
-    let failure = quick(&url).sign_in(&sign_in_body()).await.unwrap_err();
+    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
     assert_eq!(transient(&failure), &TransientCause::Timeout);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -702,7 +725,7 @@ async fn requests_carry_bearer_and_json_and_no_secret_leaks_into_failures() {
 
     // A failure's Debug never holds what was sent.
     let (url, _) = fake(Behaviour::Close).await;
-    let failure = quick(&url).sign_in(&sign_in_body()).await.unwrap_err();
+    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
     let shown = format!("{failure:?} {}", failure.clone().into_auth_error());
     assert!(!shown.contains("secret-password"), "{shown}");
     assert!(!format!("{api:?}").contains("secret"));

@@ -175,6 +175,16 @@ pub struct Target {
     /// `http://authority[/BASE]/sync` as the server names the endpoint without
     /// `--public-url` (lower-case authority, no `:80`): the `htu` of device proofs.
     sync_url: String,
+    /// `http://authority[/BASE]/auth`, as `sync_url`: the base of token requests' proofs.
+    auth_url: String,
+}
+
+/// A token request's device proof (PROTOCOL 3: no `ath`) by `key` for `POST` on `url`, as the
+/// `DPoP` header value: with it the server binds the tokens to the key.
+fn token_proof(key: &SoftwareSigner, url: &str) -> Result<HeaderValue> {
+    let proof = device_proof(key, "POST", url, "", None, unix_now_secs())
+        .map_err(|e| fail(format!("cannot make a device proof: {e}")))?;
+    HeaderValue::from_str(&proof).map_err(|_| fail("the device proof is not a valid header value"))
 }
 
 impl Target {
@@ -220,6 +230,7 @@ impl Target {
             prefix: format!("{base}/auth"),
             sync_ws: format!("ws://{}{base}/sync", authority.as_str()),
             sync_url: format!("http://{origin}{base}/sync"),
+            auth_url: format!("http://{origin}{base}/auth"),
         })
     }
 
@@ -500,13 +511,15 @@ impl SyncSession {
         let challenge = member(&body, "/data/challenge")?;
         let signature = sign_challenge(&key, &challenge).map_err(signer_failed)?;
         let verify = json!({ "deviceId": device_id, "challenge": challenge, "signature": signature });
-        let verify = request(
+        let mut verify = request(
             target,
             Method::POST,
             "/device/verify",
             None,
             Some(json_body(&verify)),
         )?;
+        let proof = token_proof(&key, &format!("{}/device/verify", target.auth_url))?;
+        verify.headers_mut().insert("dpop", proof);
         let body = connection.expect(verify, 200, "device verification").await?;
         let access_token = member(&body, "/data/tokens/accessToken")?;
         let bound = Claims::decode_unverified(&access_token)
@@ -547,7 +560,16 @@ impl SyncSession {
         connection: &mut Connection,
     ) -> std::result::Result<(), String> {
         let body = json_body(&json!({ "refreshToken": self.refresh_token }));
-        let make = || request(target, Method::POST, "/refresh", None, Some(body.clone())).map_err(|e| e.0);
+        // A bound family is refreshed with a proof by its key, fresh for each attempt.
+        let make = || {
+            let mut refresh =
+                request(target, Method::POST, "/refresh", None, Some(body.clone())).map_err(|e| e.0)?;
+            if let Some(key) = &self.key {
+                let proof = token_proof(key, &format!("{}/refresh", target.auth_url)).map_err(|e| e.0)?;
+                refresh.headers_mut().insert("dpop", proof);
+            }
+            Ok::<_, String>(refresh)
+        };
         let answer = match connection.send(make()?).await {
             Ok(answer) => answer,
             // An idle keep-alive connection may have been closed: one more try on a new one.

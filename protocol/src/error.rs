@@ -42,11 +42,14 @@ pub enum ErrorCode {
     RateLimited,
     /// 500: the server failed; the message holds no internals.
     Internal,
+    /// 503: the server is too busy to take this request now (e.g. every password hashing
+    /// slot stayed busy past its deadline); see `Retry-After`.
+    ServiceUnavailable,
 }
 
 impl ErrorCode {
     /// All codes, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::ValidationError,
         ErrorCode::InvalidCredentials,
         ErrorCode::TokenInvalid,
@@ -65,6 +68,7 @@ impl ErrorCode {
         ErrorCode::DeviceConflict,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
+        ErrorCode::ServiceUnavailable,
     ];
 
     /// The wire spelling, e.g. `"TOKEN_EXPIRED"`.
@@ -88,6 +92,7 @@ impl ErrorCode {
             ErrorCode::DeviceConflict => "DEVICE_CONFLICT",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
     }
 
@@ -108,6 +113,7 @@ impl ErrorCode {
             ErrorCode::EmailTaken | ErrorCode::DeviceConflict => 409,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
+            ErrorCode::ServiceUnavailable => 503,
         }
     }
 
@@ -165,7 +171,10 @@ mod tests {
     fn every_code_round_trips_and_has_a_protocol_status() {
         for code in ErrorCode::ALL {
             assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
-            assert!(matches!(code.status(), 400 | 401 | 403 | 404 | 409 | 429 | 500));
+            assert!(matches!(
+                code.status(),
+                400 | 401 | 403 | 404 | 409 | 429 | 500 | 503
+            ));
         }
         assert_eq!(ErrorCode::parse("SOMETHING_NEW"), None);
     }

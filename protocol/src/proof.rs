@@ -30,7 +30,10 @@ pub struct ProofClaims {
     pub htu: String,
     /// Issued at, seconds since the epoch.
     pub iat: i64,
-    /// base64url(SHA-256(access token)).
+    /// base64url(SHA-256(access token)). Empty, and absent on the wire, in a proof sent
+    /// with a token request (sign-up, sign-in, refresh, `/device/verify`), which has no
+    /// access token yet.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ath: String,
     /// Server nonce, when the server demands one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

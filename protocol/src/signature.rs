@@ -21,10 +21,16 @@ pub enum SignatureFormatError {
 /// Decodes a signature string into its 64 raw bytes.
 pub fn decode_signature(text: &str) -> Result<[u8; SIGNATURE_LEN], SignatureFormatError> {
     let bytes = crate::b64::decode_lenient(text.trim()).map_err(|_| SignatureFormatError::Encoding)?;
-    if looks_like_der(&bytes) {
-        return Err(SignatureFormatError::Der);
-    }
-    bytes.try_into().map_err(|_| SignatureFormatError::Length)
+    // 64 bytes are always read as r || s: one P1363 signature in 2^24 starts with the bytes
+    // of a 64-byte DER sequence (30 3e 02), and refusing it would fail that proof at random.
+    // Only a signature of another length is worth naming as DER.
+    bytes.try_into().map_err(|bytes: Vec<u8>| {
+        if looks_like_der(&bytes) {
+            SignatureFormatError::Der
+        } else {
+            SignatureFormatError::Length
+        }
+    })
 }
 
 /// Encodes 64 raw signature bytes as base64url without padding (86 characters).

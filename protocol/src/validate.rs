@@ -15,17 +15,46 @@ pub const MAX_NAME_LEN: usize = 200;
 /// Longest accepted device id.
 pub const MAX_DEVICE_ID_LEN: usize = 128;
 
+use unicode_normalization::UnicodeNormalization;
+
 fn js_len(text: &str) -> usize {
     text.encode_utf16().count()
 }
 
-/// Checks an email address and returns its lower-cased form.
+/// Checks an email address and returns the form accounts are stored and looked up under:
+/// NFKC-normalized, then lower-cased (and NFKC again, which lower-casing can undo), so
+/// full-width letters, ligatures and decomposed accents name the same account as their
+/// plain forms. Refused: whitespace, control characters, invisible and bidirectional format
+/// characters (general category Cf, such as U+200B ZERO WIDTH SPACE and U+202E RIGHT-TO-LEFT
+/// OVERRIDE, and the other default-ignorable code points), private-use, surrogate and
+/// unassigned code points, and a local part or domain label that mixes Latin, Greek and
+/// Cyrillic letters (`pаypal` with a Cyrillic `а`): those are the look-alikes NFKC does not
+/// fold. An address wholly in one of those scripts is accepted.
 pub fn normalize_email(email: &str) -> Result<String, &'static str> {
     const MESSAGE: &str = "Invalid email address. Provide an address like user@domain.com.";
+    const INVISIBLE: &str = "Email address contains invisible or formatting characters (such as a zero-width space or a direction override).";
+    const MIXED: &str =
+        "Email address mixes look-alike scripts (Latin, Greek or Cyrillic letters) in one part.";
     if email.is_empty() || js_len(email) > MAX_EMAIL_LEN || email.contains(char::is_whitespace) {
         return Err(MESSAGE);
     }
-    let (local, domain) = email.split_once('@').ok_or(MESSAGE)?;
+    if email.chars().any(char::is_control) {
+        return Err(MESSAGE);
+    }
+    if email.chars().any(is_invisible) {
+        return Err(INVISIBLE);
+    }
+    let folded: String = email.nfkc().collect::<String>().to_lowercase().nfkc().collect();
+    // NFKC can produce what the raw checks refuse (U+2003 EM SPACE is whitespace already,
+    // but e.g. U+FE6B SMALL COMMERCIAL AT becomes '@'), so the shape is checked after it.
+    if folded.is_empty()
+        || js_len(&folded) > MAX_EMAIL_LEN
+        || folded.contains(char::is_whitespace)
+        || folded.chars().any(|c| c.is_control() || is_invisible(c))
+    {
+        return Err(MESSAGE);
+    }
+    let (local, domain) = folded.split_once('@').ok_or(MESSAGE)?;
     if local.is_empty()
         || domain.contains('@')
         || !domain.contains('.')
@@ -34,10 +63,70 @@ pub fn normalize_email(email: &str) -> Result<String, &'static str> {
     {
         return Err(MESSAGE);
     }
-    if email.chars().any(char::is_control) {
-        return Err(MESSAGE);
+    if mixes_confusable_scripts(local) || domain.split('.').any(mixes_confusable_scripts) {
+        return Err(MIXED);
     }
-    Ok(email.to_lowercase())
+    Ok(folded)
+}
+
+/// Invisible, formatting and otherwise unfit code points: general categories Cf, Co, Cs, Cn,
+/// Zl, Zp, and the default-ignorable code points of other categories (variation selectors,
+/// Hangul fillers, the combining grapheme joiner, Mongolian free variation selectors).
+fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+            | GeneralCategory::Unassigned
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    ) || matches!(
+        c,
+        '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FFA0}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Confusable {
+    Latin,
+    Greek,
+    Cyrillic,
+}
+
+fn confusable_script(c: char) -> Option<Confusable> {
+    match c {
+        'a'..='z' | 'A'..='Z' | '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' => Some(Confusable::Latin),
+        '\u{0370}'..='\u{03FF}' | '\u{1F00}'..='\u{1FFF}' => Some(Confusable::Greek),
+        '\u{0400}'..='\u{052F}'
+        | '\u{1C80}'..='\u{1C8F}'
+        | '\u{2DE0}'..='\u{2DFF}'
+        | '\u{A640}'..='\u{A69F}' => Some(Confusable::Cyrillic),
+        _ => None,
+    }
+}
+
+/// Whether `part` has letters of two of Latin, Greek and Cyrillic.
+fn mixes_confusable_scripts(part: &str) -> bool {
+    let mut seen = None;
+    for script in part.chars().filter_map(confusable_script) {
+        match seen {
+            None => seen = Some(script),
+            Some(first) if first != script => return true,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 /// Checks a password's length (the server's policy may demand more).
@@ -102,6 +191,55 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(normalize_email(&long).is_err());
+    }
+
+    #[test]
+    fn look_alike_emails_are_one_account_or_refused() {
+        // Full-width letters, ligatures and decomposed accents fold onto the plain form.
+        for same in [
+            "\u{FF41}lice@example.com",
+            "ALICE@EXAMPLE.COM",
+            "alice@\u{FF45}xample.com",
+        ] {
+            assert_eq!(normalize_email(same).unwrap(), "alice@example.com", "{same:?}");
+        }
+        assert_eq!(normalize_email("\u{FB01}@example.com").unwrap(), "fi@example.com");
+        assert_eq!(
+            normalize_email("jose\u{0301}@example.com").unwrap(),
+            normalize_email("jos\u{00E9}@example.com").unwrap()
+        );
+        assert_eq!(
+            normalize_email("JOS\u{00C9}@example.com").unwrap(),
+            "jos\u{00E9}@example.com"
+        );
+        // Invisible and bidirectional format characters are refused.
+        for invisible in [
+            "ali\u{200B}ce@example.com",
+            "alice\u{202E}@example.com",
+            "alice@exam\u{200D}ple.com",
+            "\u{FEFF}alice@example.com",
+            "ali\u{00AD}ce@example.com",
+            "alice\u{FE0F}@example.com",
+            "alice\u{E0041}@example.com",
+        ] {
+            let error = normalize_email(invisible).unwrap_err();
+            assert!(error.contains("invisible"), "{invisible:?}: {error}");
+        }
+        // Line separators are whitespace, refused as such.
+        assert!(normalize_email("alice\u{2028}@example.com").is_err());
+        // Cyrillic and Greek look-alikes mixed with Latin letters are refused; an address in
+        // one script is accepted.
+        for mixed in [
+            "p\u{0430}ypal@example.com",
+            "alice@\u{0435}xample.com",
+            "\u{03BF}bama@example.com",
+        ] {
+            let error = normalize_email(mixed).unwrap_err();
+            assert!(error.contains("scripts"), "{mixed:?}: {error}");
+        }
+        assert!(normalize_email("\u{043F}\u{043E}\u{0447}\u{0442}\u{0430}@\u{043F}\u{0440}\u{0438}\u{043C}\u{0435}\u{0440}.\u{0440}\u{0444}").is_ok());
+        assert!(normalize_email("alice@\u{043F}\u{0440}\u{0438}\u{043C}\u{0435}\u{0440}.com").is_ok());
+        assert!(normalize_email("\u{7530}\u{4E2D}taro@example.jp").is_ok());
     }
 
     #[test]

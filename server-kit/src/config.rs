@@ -24,15 +24,18 @@ pub enum ConfigError {
 /// The rate limit of each guarded route; `None` turns that limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
-    /// Sign-in, per account (email) and per client address.
+    /// Sign-in, per client address (every attempt, malformed ones included; failures are
+    /// also counted per account, see [`AccountLockout`]).
     pub sign_in: Option<RateLimit>,
     /// Sign-up, per client address.
     pub sign_up: Option<RateLimit>,
     /// Refresh, per client address.
     pub refresh: Option<RateLimit>,
-    /// Challenge, per device and per client address.
+    /// Challenge, per client address; per device and address for anonymous challenges
+    /// (with a ceiling of ten times this per device), and per device and user for
+    /// challenges with a bearer token, so strangers cannot use up a device's own budget.
     pub challenge: Option<RateLimit>,
-    /// Verify, per device and per client address.
+    /// Verify, per client address (a verify needs a challenge, limited per device).
     pub verify: Option<RateLimit>,
 }
 
@@ -110,6 +113,31 @@ impl Default for IpBlockPolicy {
     }
 }
 
+/// Failed sign-ins counted per account, so that guessing one account's password stays
+/// slow from any number of addresses while its owner can still sign in (README, "Limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLockout {
+    /// Failures for one account from one address within the window after which that
+    /// address is refused (429) for that account until the window passes.
+    pub per_address: u32,
+    /// Failures for one account from all addresses within the window after which only an
+    /// address with no failure for it in the window, or a device proving its registered key
+    /// with a `DPoP` proof, may try a password for it.
+    pub per_account: u32,
+    /// The window, ms.
+    pub window_ms: i64,
+}
+
+impl Default for AccountLockout {
+    fn default() -> Self {
+        AccountLockout {
+            per_address: 5,
+            per_account: 20,
+            window_ms: 15 * 60_000,
+        }
+    }
+}
+
 /// What a new password must contain beyond the protocol's 8 to 128 characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordPolicy {
@@ -164,6 +192,8 @@ pub struct ServerConfig {
     pub rate_limits: RateLimits,
     /// Temporary blocking after repeated failures; `None` turns it off.
     pub ip_block: Option<IpBlockPolicy>,
+    /// Failed sign-ins counted per account; `None` turns it off.
+    pub account_lockout: Option<AccountLockout>,
     /// Password policy for new passwords.
     pub password_policy: PasswordPolicy,
     /// Proxies whose `X-Forwarded-For` is believed. Empty: the socket address is the client.
@@ -176,6 +206,10 @@ pub struct ServerConfig {
     pub public_base_url: Option<String>,
     /// At most this many password hashes run at once (default: half the cores, at least 1).
     pub hashing_concurrency: usize,
+    /// How long a sign-in or sign-up may wait for a password hashing slot before it is
+    /// refused with 503 `SERVICE_UNAVAILABLE` and `Retry-After` (default 3 s); `None` waits
+    /// as long as it takes.
+    pub hashing_max_wait: Option<std::time::Duration>,
     /// Argon2id cost for new hashes.
     pub argon2: Argon2Params,
     /// Time source.
@@ -196,10 +230,12 @@ impl std::fmt::Debug for ServerConfig {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("rate_limits", &self.rate_limits)
             .field("ip_block", &self.ip_block)
+            .field("account_lockout", &self.account_lockout)
             .field("password_policy", &self.password_policy)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("public_base_url", &self.public_base_url)
             .field("hashing_concurrency", &self.hashing_concurrency)
+            .field("hashing_max_wait", &self.hashing_max_wait)
             .field("argon2", &self.argon2)
             .finish_non_exhaustive()
     }
@@ -224,10 +260,12 @@ impl ServerConfig {
             body_read_timeout: std::time::Duration::from_secs(30),
             rate_limits: RateLimits::default(),
             ip_block: Some(IpBlockPolicy::default()),
+            account_lockout: Some(AccountLockout::default()),
             password_policy: PasswordPolicy::default(),
             trusted_proxies: Vec::new(),
             public_base_url: None,
             hashing_concurrency: (cores / 2).max(1),
+            hashing_max_wait: Some(std::time::Duration::from_secs(3)),
             argon2: Argon2Params::default(),
             clock: Arc::new(SystemClock),
         }
@@ -278,9 +316,24 @@ impl ServerConfig {
                 "password minimum length must be between 8 and 128".into(),
             ));
         }
+        if let Some(lockout) = self.account_lockout
+            && (lockout.per_address == 0 || lockout.per_account == 0 || lockout.window_ms <= 0)
+        {
+            return Err(ConfigError::Invalid(
+                "account lockout counts and window must be positive".into(),
+            ));
+        }
         if self.hashing_concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "hashing concurrency must be at least 1".into(),
+            ));
+        }
+        if self
+            .hashing_max_wait
+            .is_some_and(|wait| wait.is_zero() || wait.as_secs() > 3600)
+        {
+            return Err(ConfigError::Invalid(
+                "hashing wait must be between 1 ms and 1 hour".into(),
             ));
         }
         if let Some(url) = &self.public_base_url {

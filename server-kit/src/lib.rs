@@ -19,12 +19,14 @@
 //! - [`service`]: the routes as a framework-agnostic handler ([`AuthService::handle`]);
 //! - [`http`]: an axum `Router` over the service, and a server with graceful shutdown;
 //! - [`sync`]: a WebSocket sync endpoint behind the gate, over a per-user shared collection;
+//! - [`files`]: secret files created 0600, and warnings about exposed ones;
 //! - [`clock`]: time, injectable for tests.
 
 pub mod clock;
 pub mod config;
 pub mod devices;
 pub mod events;
+pub mod files;
 pub mod gate;
 pub mod guards;
 pub mod http;
@@ -35,6 +37,11 @@ pub mod service;
 pub mod store;
 pub mod sync;
 pub mod tokens;
+
+/// Entry points for the fuzz targets in `fuzz/` (built only under `cargo fuzz`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use config::{ConfigError, ServerConfig};
 pub use service::{AuthRequest, AuthResponse, AuthService};

@@ -67,6 +67,9 @@ pub enum PasswordError {
     /// The blocking worker panicked or the runtime is shutting down.
     #[error("password worker failed")]
     Worker,
+    /// No hashing slot came free within the hasher's deadline: too many sign-ins at once.
+    #[error("every password hashing slot stayed busy past the deadline")]
+    Busy,
 }
 
 /// The outcome of [`PasswordHasher::verify`].
@@ -97,6 +100,8 @@ pub struct PasswordHasher {
 struct Inner {
     permits: Arc<Semaphore>,
     max_concurrent: usize,
+    /// How long a caller may wait for a slot; `None` waits as long as it takes.
+    max_wait: Option<std::time::Duration>,
     params: Argon2Params,
     /// An Argon2id PHC string with the current parameters that no password matches; an
     /// unknown account is verified against it so that it costs what a real one does.
@@ -109,6 +114,7 @@ impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordHasher")
             .field("max_concurrent", &self.inner.max_concurrent)
+            .field("max_wait", &self.inner.max_wait)
             .field("params", &self.inner.params)
             .finish_non_exhaustive()
     }
@@ -126,11 +132,22 @@ impl PasswordHasher {
     /// A hasher running at most `max_concurrent` hashes at once (at least 1), producing
     /// Argon2id hashes with `params`.
     pub fn new(max_concurrent: usize, params: Argon2Params) -> PasswordHasher {
+        PasswordHasher::with_max_wait(max_concurrent, params, None)
+    }
+
+    /// [`PasswordHasher::new`], where a caller that waited `max_wait` for a slot (behind a
+    /// flood of sign-ins) gives up with [`PasswordError::Busy`] instead of waiting on.
+    pub fn with_max_wait(
+        max_concurrent: usize,
+        params: Argon2Params,
+        max_wait: Option<std::time::Duration>,
+    ) -> PasswordHasher {
         let max_concurrent = max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
         PasswordHasher {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(max_concurrent)),
                 max_concurrent,
+                max_wait,
                 params,
                 dummy_hash: dummy_hash(params),
                 #[cfg(test)]
@@ -194,10 +211,14 @@ impl PasswordHasher {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let permit = Arc::clone(&self.inner.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| PasswordError::Worker)?;
+        let acquire = Arc::clone(&self.inner.permits).acquire_owned();
+        let permit = match self.inner.max_wait {
+            Some(max_wait) => tokio::time::timeout(max_wait, acquire)
+                .await
+                .map_err(|_| PasswordError::Busy)?,
+            None => acquire.await,
+        }
+        .map_err(|_| PasswordError::Worker)?;
         #[cfg(test)]
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {

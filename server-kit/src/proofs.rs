@@ -31,7 +31,8 @@ pub struct ProofCheck<'a> {
     pub method: &'a str,
     /// The request's URL as the client addressed it; query and fragment are ignored.
     pub url: &'a str,
-    /// The access token presented with the proof.
+    /// The access token presented with the proof; empty for a token request (sign-up,
+    /// sign-in, refresh, `/device/verify`), whose proof must then carry no `ath`.
     pub access_token: &'a str,
     /// The thumbprint the key must have: the token's `cnf.jkt`, or the device's key.
     pub expected_jkt: &'a str,
@@ -126,13 +127,23 @@ pub fn check_proof(check: &ProofCheck<'_>) -> Result<ParsedProof, ProofError> {
     if claims.htm != check.method {
         return Err(ProofError::Method);
     }
-    if claims.htu != htu_of(check.url) {
+    if !same_url(&claims.htu, htu_of(check.url)) {
         return Err(ProofError::Url);
     }
-    if (claims.iat - check.now_secs).abs() > PROOF_MAX_SKEW_SECS {
+    // Overflow-safe: an `iat` near i64::MIN or i64::MAX is refused, never wrapped into
+    // the window.
+    let skew = claims.iat.checked_sub(check.now_secs).map(i64::unsigned_abs);
+    if skew.is_none_or(|skew| skew > PROOF_MAX_SKEW_SECS.unsigned_abs()) {
         return Err(ProofError::Stale);
     }
-    if claims.ath != access_token_hash(check.access_token) {
+    // A token request (no access token yet) carries no `ath`; any other request carries
+    // the hash of the token it is sent with.
+    let token_matches = if check.access_token.is_empty() {
+        claims.ath.is_empty()
+    } else {
+        claims.ath == access_token_hash(check.access_token)
+    };
+    if !token_matches {
         return Err(ProofError::TokenMismatch);
     }
     if parsed.jwk.thumbprint() != check.expected_jkt {
@@ -142,6 +153,25 @@ pub fn check_proof(check: &ProofCheck<'_>) -> Result<ParsedProof, ProofError> {
         return Err(ProofError::Signature);
     }
     Ok(parsed)
+}
+
+/// Whether a proof's `htu` names `expected`: exactly, or with the WebSocket scheme of the
+/// same URL (`ws://` for `http://`, `wss://` for `https://`; PROTOCOL 6.1), since "the
+/// sync URL" may be written either way.
+fn same_url(htu: &str, expected: &str) -> bool {
+    if htu == expected {
+        return true;
+    }
+    let as_http = |url: &str| -> Option<(bool, String)> {
+        let (scheme, rest) = url.split_once("://")?;
+        let secure = match scheme.to_ascii_lowercase().as_str() {
+            "http" | "ws" => false,
+            "https" | "wss" => true,
+            _ => return None,
+        };
+        Some((secure, rest.to_owned()))
+    };
+    matches!((as_http(htu), as_http(expected)), (Some(a), Some(b)) if a == b)
 }
 
 /// Replay entries are per key: one device cannot spend another's `jti`.

@@ -898,10 +898,42 @@ async fn rate_limit_flag_limits_sign_in() {
 }
 
 #[tokio::test]
+async fn account_lockout_flag_sets_the_failures_per_account_and_address() {
+    let dir = temp_dir();
+    let server = Launch::new(&dir.path().join("db"), Some(SECRET_A))
+        .args(&[
+            "--rate-limit",
+            "off",
+            "--ip-block",
+            "off",
+            "--account-lockout",
+            "2/10/60",
+        ])
+        .start();
+    for attempt in 1..=2 {
+        let reply = wrong_sign_in(&server, "guarded@example.com").await;
+        assert_eq!(reply.status, 401, "attempt {attempt}: {}", reply.text);
+    }
+    wrong_sign_in(&server, "guarded@example.com")
+        .await
+        .assert_error(429, "RATE_LIMITED");
+    // Another account from the same address is not affected.
+    assert_eq!(wrong_sign_in(&server, "other@example.com").await.status, 401);
+    server.stop();
+}
+
+#[tokio::test]
 async fn rate_limit_off_never_limits() {
     let dir = temp_dir();
     let server = Launch::new(&dir.path().join("db"), Some(SECRET_A))
-        .args(&["--rate-limit", "off", "--ip-block", "off"])
+        .args(&[
+            "--rate-limit",
+            "off",
+            "--ip-block",
+            "off",
+            "--account-lockout",
+            "off",
+        ])
         .start();
     for attempt in 1..=20 {
         let reply = wrong_sign_in(&server, "unlimited@example.com").await;

@@ -126,6 +126,32 @@ async fn a_bound_token_with_a_valid_proof_is_admitted_as_its_principal() {
 }
 
 #[tokio::test]
+async fn a_proof_may_name_the_sync_url_in_its_websocket_form() {
+    // PROTOCOL 6.1: `wss://host/sync` and `https://host/sync` are the same URL (and `ws`
+    // is `http`); a secure and a plain scheme are not.
+    let fixture = Fixture::start(GateConfig::default()).await;
+    let key = &fixture.key;
+    let access = fixture.session.access.clone();
+    let now = fixture.server.now_secs();
+    for url in ["wss://sync.example.com/sync", "WSS://sync.example.com/sync"] {
+        let proof = proof_at(key, "GET", url, &access, now);
+        fixture.admit(&access, Some(&proof)).await.unwrap();
+    }
+    for url in [
+        "ws://sync.example.com/sync",
+        "http://sync.example.com/sync",
+        "wss://sync.example.com/other",
+    ] {
+        let proof = proof_at(key, "GET", url, &access, now);
+        assert_refused(
+            fixture.admit(&access, Some(&proof)).await,
+            ErrorCode::ProofInvalid,
+            "another URL",
+        );
+    }
+}
+
+#[tokio::test]
 async fn proofs_that_do_not_match_the_connection_are_refused() {
     let fixture = Fixture::start(GateConfig::default()).await;
     let now = fixture.server.now_secs();

@@ -22,6 +22,14 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(ServeOptions {
+        header_read_timeout: TIMEOUT,
+        ..ServeOptions::default()
+    })
+    .await
+}
+
+async fn start_with(options: ServeOptions) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let stores = Stores::sqlite(dir.path().join("auth.db")).unwrap();
     let mut config = ServerConfig::new(vec!["holdfast-test-secret-0123456789abcdef".into()]);
@@ -36,9 +44,6 @@ async fn start() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let options = ServeOptions {
-        header_read_timeout: TIMEOUT,
-    };
     tokio::spawn(serve_with(
         listener,
         standalone_router(service),
@@ -125,4 +130,115 @@ async fn a_keep_alive_connection_serves_several_requests() {
         let text = String::from_utf8_lossy(&buffer[..n]);
         assert!(text.starts_with("HTTP/1.1 401"), "{text}");
     }
+}
+
+/// A connection from `source` (a loopback address other than 127.0.0.1 stands for another
+/// client) that sends nothing.
+async fn silent_from(source: &str, server: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// A request from 127.0.0.1 on a new connection; the status line.
+async fn status_line(server: std::net::SocketAddr) -> String {
+    let mut stream = TcpStream::connect(server).await.unwrap();
+    stream
+        .write_all(b"GET /auth/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_to_close(&mut stream).await;
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// How many of `streams` the server refused with `status` (answering it and closing); the
+/// others are still open after a while: held. Checked all at once.
+async fn count_refused(streams: &mut [TcpStream], status: &str) -> usize {
+    let checks = streams.iter_mut().map(|stream| refused_with(stream, status));
+    futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter(|refused| *refused)
+        .count()
+}
+
+async fn refused_with(stream: &mut TcpStream, status: &str) -> bool {
+    let mut out = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut out)).await {
+        Ok(_) => {
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
+            assert!(text.contains("retry-after: 1"), "{text}");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_never_sends_a_byte_is_closed() {
+    let server = start_with(ServeOptions {
+        first_byte_timeout: TIMEOUT,
+        ..ServeOptions::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    assert_eq!(read_to_close(&mut stream).await, "");
+    assert!(started.elapsed() >= TIMEOUT / 2, "closed too early");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_connections_from_one_address_do_not_shut_others_out() {
+    let server = start_with(ServeOptions {
+        first_byte_timeout: Duration::from_secs(120),
+        max_connections: 120,
+        max_connections_per_address: 100,
+        ..ServeOptions::default()
+    })
+    .await;
+    // 300 silent connections from one address: 100 are held, the rest refused with 429.
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(silent_from("127.0.0.2", server.addr).await);
+    }
+    assert_eq!(count_refused(&mut silent, "429").await, 200);
+    // Another client is served meanwhile.
+    assert_eq!(status_line(server.addr).await, "HTTP/1.1 401 Unauthorized");
+
+    // A second address fills the global cap: past it, connections get 503.
+    let mut more = Vec::new();
+    for _ in 0..25 {
+        more.push(silent_from("127.0.0.3", server.addr).await);
+    }
+    assert_eq!(count_refused(&mut more, "503").await, 5);
+    assert!(status_line(server.addr).await.starts_with("HTTP/1.1 503"));
+
+    // When they go, the server recovers.
+    drop(silent);
+    drop(more);
+    let mut served = false;
+    for _ in 0..100 {
+        if status_line(server.addr).await == "HTTP/1.1 401 Unauthorized" {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        served,
+        "the server serves again once the silent connections closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_alive_connection_that_goes_idle_is_closed() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /auth/me HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_to_close(&mut stream).await;
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
 }

@@ -313,7 +313,8 @@ fn slow_gate() -> GateConfig {
     }
 }
 
-/// Sign-in: 4 a minute (per account and per address), so the shared count shows; sign-up
+/// Sign-in: 4 a minute per address, so the shared count shows, and failures counted per
+/// account; sign-up
 /// and refresh are limited too (generously) so that they need the rate-limit store.
 fn configure(config: &mut ServerConfig) {
     let minute = 60_000;
@@ -332,6 +333,12 @@ fn configure(config: &mut ServerConfig) {
         }),
         ..RateLimits::OFF
     };
+    // Failed sign-ins are also counted per account, in the same store.
+    config.account_lockout = Some(holdfast_server_kit::config::AccountLockout {
+        per_address: 50,
+        per_account: 50,
+        window_ms: minute,
+    });
 }
 
 struct Instance {
@@ -774,7 +781,10 @@ async fn a_redis_restart_loses_no_committed_data_and_the_instances_recover_by_th
             .expect_error(429, ErrorCode::RateLimited.as_str());
     }
     let counted: i64 = redis::cmd("ZCARD")
-        .arg(format!("{prefix}:rl:signin:account:{outage_address}"))
+        .arg(format!(
+            "{prefix}:rl:signin:fail:{}",
+            holdfast_server_kit::guards::digest_key(newcomer.user_id())
+        ))
         .query_async(&mut admin(&redis).await)
         .await
         .expect("ZCARD");

@@ -83,17 +83,22 @@ async fn a_proof_for_anything_else_is_refused_saying_why() {
     let access = session.access.as_str();
     let now = server.now_secs();
     let base = me_claims(&server, access);
+    // A refusal for another URL names the URL the server expected.
+    let another_url = format!(
+        "The device proof is for another URL: this request's URL is {}.",
+        server.url("/auth/me")
+    );
 
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "another URL",
             key.proof("GET", &server.url("/auth/devices"), access, now),
-            "The device proof is for another URL.",
+            &another_url,
         ),
         (
             "another host",
             key.proof("GET", "http://api.example.com/auth/me", access, now),
-            "The device proof is for another URL.",
+            &another_url,
         ),
         (
             "another method",
@@ -317,7 +322,7 @@ async fn behind_a_proxy_the_proof_names_the_public_url() {
     let local = key.proof("GET", &server.url("/auth/me"), &session.access, now);
     expect_proof_invalid(
         &me_with(&server, &session.access, Some(&local)).await,
-        "The device proof is for another URL.",
+        "The device proof is for another URL: this request's URL is https://api.example.com/auth/me.",
     );
     let public = key.proof("GET", "https://api.example.com/auth/me", &session.access, now);
     me_with(&server, &session.access, Some(&public))

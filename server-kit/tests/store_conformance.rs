@@ -783,6 +783,21 @@ async fn a_limit_of_zero_refuses_everything(stores: &Stores) {
     assert!(decision.retry_after_ms >= 1);
 }
 
+/// A refused attempt stores nothing, not even an empty window for a new key: strangers
+/// naming new keys past their limit must not grow the store (issue 12).
+async fn a_refused_attempt_on_a_new_key_stores_nothing(stores: &Stores) {
+    let limits = &stores.rate_limits;
+    for n in 0..20 {
+        assert!(
+            !hit(stores, &format!("new-{n}"), rate_limit(0, 1_000), 0)
+                .await
+                .allowed
+        );
+    }
+    let purged = limits.purge_expired_limits(i64::MAX / 2).await.expect("purge");
+    assert_eq!(purged, 0, "refused attempts left {purged} windows behind");
+}
+
 async fn reset_forgets_attempts(stores: &Stores) {
     let limits = &stores.rate_limits;
     let limit = rate_limit(1, 1_000);
@@ -874,6 +889,7 @@ macro_rules! backend {
                 concurrent_consumes_consume_once,
                 sliding_window_is_exact,
                 a_limit_of_zero_refuses_everything,
+                a_refused_attempt_on_a_new_key_stores_nothing,
                 reset_forgets_attempts,
                 blocks_keep_the_later_end,
                 purge_removes_ended_windows_and_blocks,

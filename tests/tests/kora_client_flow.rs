@@ -1,6 +1,10 @@
-//! The acceptance test: a client written only from PROTOCOL.md (as Kora's is) signs
-//! up, signs in, refreshes, registers a device, answers a challenge, lists and revokes
-//! devices and signs out against the server kit, over real loopback HTTP.
+//! A client that behaves exactly as Kora's web `AuthClient` does (written only from the
+//! protocol): it sends `deviceId` and `devicePublicKey` at sign-up and sign-in, never a
+//! `DPoP` proof, uses its tokens as plain bearer tokens, asks for challenges with its bearer
+//! token and verifies with a P1363 signature. Against the server kit, over real loopback
+//! HTTP, it signs up, reads `/me`, refreshes, registers a device, answers a challenge, lists
+//! and revokes devices and signs out; its tokens stay unbound throughout (PROTOCOL 3:
+//! binding only on request).
 
 use holdfast_examples::local_server::LocalServer;
 use holdfast_examples::protocol_client::{CallError, ProtocolClient, SoftwareDeviceKey, text};
@@ -28,13 +32,29 @@ async fn a_protocol_only_client_completes_every_flow() {
     let key = SoftwareDeviceKey::generate().unwrap();
     let jwk = key.public_jwk();
 
-    // Sign up (201 in the protocol; the client sees data either way).
+    let unbound = |token: &str| {
+        holdfast_protocol::Claims::decode_unverified(token)
+            .unwrap()
+            .cnf
+            .is_none()
+    };
+
+    // Sign up with the device fields, as Kora's client sends them (201 in the protocol; the
+    // client sees data either way).
     let session = client
-        .sign_up("Grace@Example.com", "hopper-cobol-1959", Some("Grace"), None)
+        .sign_up(
+            "Grace@Example.com",
+            "hopper-cobol-1959",
+            Some("Grace"),
+            Some(("grace-laptop", &jwk)),
+        )
         .await
         .unwrap();
     assert_eq!(text(&session, "/user/email").unwrap(), "grace@example.com");
     let user_id = text(&session, "/user/id").unwrap();
+    let first_access = text(&session, "/tokens/accessToken").unwrap();
+    assert!(unbound(&first_access), "no proof was sent: no binding");
+    assert_eq!(text(&client.me(&first_access).await.unwrap(), "/id").unwrap(), user_id);
 
     // Sign in, naming a device and its key.
     let signed_in = client
@@ -53,13 +73,9 @@ async fn a_protocol_only_client_completes_every_flow() {
     let rotated = client.refresh(&refresh).await.unwrap();
     let access2 = text(&rotated, "/accessToken").unwrap();
     assert_ne!(access2, access);
-    // The keyed device's tokens are bound to its key (cnf.jkt): a bearer call needs a
-    // device proof (PROTOCOL 6.1), which the client makes once it holds the key.
-    assert_eq!(
-        refusal_code(client.me(&access2).await),
-        (401, "PROOF_INVALID".into())
-    );
-    client.hold_device_key(&key);
+    // The family stays unbound: a plain bearer token, no proof.
+    assert!(unbound(&access) && unbound(&access2));
+    assert!(unbound(&text(&rotated, "/refreshToken").unwrap()));
     assert_eq!(text(&client.me(&access2).await.unwrap(), "/id").unwrap(), user_id);
 
     // Register the device explicitly (same id, same key: idempotent) and get a credential.
@@ -87,6 +103,7 @@ async fn a_protocol_only_client_completes_every_flow() {
         .await
         .unwrap();
     let device_access = text(&verified, "/tokens/accessToken").unwrap();
+    assert!(unbound(&device_access));
     text(&verified, "/tokens/deviceCredential").unwrap();
     assert_eq!(
         text(&client.me(&device_access).await.unwrap(), "/id").unwrap(),
@@ -95,7 +112,6 @@ async fn a_protocol_only_client_completes_every_flow() {
 
     // A second device, then list and revoke.
     let phone_key = SoftwareDeviceKey::generate().unwrap();
-    client.hold_device_key(&phone_key);
     let other = client
         .sign_in(
             "grace@example.com",

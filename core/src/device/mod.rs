@@ -110,7 +110,12 @@ pub fn device_proof(
         htm: method.to_ascii_uppercase(),
         htu: htu_of(url).to_owned(),
         iat: now_secs,
-        ath: access_token_hash(access_token),
+        // A token request has no access token yet, and its proof no `ath` (PROTOCOL 6.1).
+        ath: if access_token.is_empty() {
+            String::new()
+        } else {
+            access_token_hash(access_token)
+        },
         nonce: nonce.map(str::to_owned),
     };
     let input = signing_input(&jwk, &claims);

@@ -1,6 +1,8 @@
 //! Sign-up, sign-in, sign-out (local first, then the server through the outbox), and the
 //! device identity those carry.
 
+use std::sync::atomic::Ordering;
+
 use holdfast_protocol::ErrorCode;
 use holdfast_protocol::validate::{check_password_length, normalize_email};
 use holdfast_protocol::wire::{AuthSession, SignInRequest, SignUpRequest, User};
@@ -45,7 +47,8 @@ impl AuthClient {
                     device_public_key: Some(public_key),
                     device_name: inner.device_name.clone(),
                 };
-                async move { inner.transport.sign_up(&request).await }
+                let proof = inner.token_request_proof(device, "/signup");
+                async move { inner.transport.sign_up(&request, proof?.as_deref()).await }
             })
             .await?;
         inner.start_session(answer).await
@@ -68,7 +71,8 @@ impl AuthClient {
                     device_public_key: Some(public_key),
                     device_name: inner.device_name.clone(),
                 };
-                async move { inner.transport.sign_in(&request).await }
+                let proof = inner.token_request_proof(device, "/signin");
+                async move { inner.transport.sign_in(&request, proof?.as_deref()).await }
             })
             .await?;
         let inner = self.inner.clone();
@@ -143,13 +147,32 @@ impl Inner {
         Fut: std::future::Future<Output = Result<Answer<AuthSession>, Failure>>,
     {
         self.opened()?;
-        for attempt in 0..2 {
+        let mut clock_corrected = false;
+        let mut attempt = 0;
+        while attempt < 2 {
             let device = self.device_identity().await?;
             let public_key = device.signer.public_jwk().map_err(signer_error)?.to_wire_string();
+            let offset = self.clock_offset_ms.load(Ordering::Relaxed);
             match call(&device, public_key).await {
                 Ok(answer) => {
                     self.observe_server_time(answer.server_time_ms);
                     return Ok(answer);
+                }
+                // The token request's proof was dated by a clock this device had not yet
+                // learned (a first sign-in on a device whose clock is off): once the answer
+                // corrected it, the request is made again with a fresh proof.
+                Err(
+                    failure @ Failure::Rejected {
+                        code: Some(ErrorCode::ProofInvalid),
+                        ..
+                    },
+                ) if !clock_corrected => {
+                    self.observe_server_time(failure.server_time_ms());
+                    if self.clock_offset_ms.load(Ordering::Relaxed) == offset {
+                        return Err(failure.into_sign_in_error());
+                    }
+                    clock_corrected = true;
+                    continue;
                 }
                 Err(Failure::Rejected {
                     code: Some(ErrorCode::DeviceRevoked | ErrorCode::DeviceConflict),
@@ -159,6 +182,7 @@ impl Inner {
                         "the device id is revoked or taken; starting over with a new device identity"
                     );
                     self.forget_device().await?;
+                    attempt += 1;
                 }
                 Err(failure) => {
                     self.observe_server_time(failure.server_time_ms());

@@ -8,6 +8,7 @@ use holdfast_protocol::validate::sanitize_name;
 use holdfast_protocol::wire::{Device, DeviceRegisterRequest};
 use holdfast_protocol::{Claims, ErrorCode};
 
+use super::records::DeviceIdentity;
 use super::records::signer_error;
 use super::{AuthClient, Inner, SignOutReason};
 use crate::device::{SignerError, device_proof, sign_challenge};
@@ -245,7 +246,40 @@ impl Inner {
         method: &str,
         url: &str,
     ) -> Result<Option<String>, AuthError> {
-        let Some(jkt) = Claims::decode_unverified(access)
+        self.proof_if_bound(access, method, url, access).await
+    }
+
+    /// The proof a token request to `route` carries when this client binds its tokens
+    /// ([`ClientConfig::bind_tokens`](super::ClientConfig::bind_tokens)): by `device`, for
+    /// `POST` on the route's URL, with no `ath` (PROTOCOL 3 and 6.1). A key that cannot
+    /// sign now fails the request rather than quietly asking for bearer tokens.
+    pub(super) fn token_request_proof(
+        &self,
+        device: &DeviceIdentity,
+        route: &str,
+    ) -> Result<Option<String>, Failure> {
+        if !self.bind_tokens {
+            return Ok(None);
+        }
+        let now_secs = self.server_now_ms().div_euclid(1000);
+        let url = self.transport.url_for(route);
+        device_proof(device.signer.as_ref(), "POST", &url, "", None, now_secs)
+            .map(Some)
+            .map_err(|error| Failure::InvalidRequest {
+                message: format!("the device key cannot sign a proof: {error}"),
+            })
+    }
+
+    /// A proof for `method` on `url` when `bound_token` is bound (`cnf.jkt`) to this
+    /// device's key; its `ath` is the hash of `ath_token` (empty for a token request).
+    pub(super) async fn proof_if_bound(
+        &self,
+        bound_token: &str,
+        method: &str,
+        url: &str,
+        ath_token: &str,
+    ) -> Result<Option<String>, AuthError> {
+        let Some(jkt) = Claims::decode_unverified(bound_token)
             .ok()
             .and_then(|claims| claims.cnf)
             .map(|cnf| cnf.jkt)
@@ -264,7 +298,7 @@ impl Inner {
             return Ok(None);
         }
         let now_secs = self.server_now_ms().div_euclid(1000);
-        match device_proof(device.signer.as_ref(), method, url, access, None, now_secs) {
+        match device_proof(device.signer.as_ref(), method, url, ath_token, None, now_secs) {
             Ok(proof) => Ok(Some(proof)),
             Err(SignerError::InvalidKey { .. }) => Ok(None),
             Err(SignerError::InvalidInput { message }) => Err(AuthError::InvalidInput { message }),

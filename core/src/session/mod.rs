@@ -63,6 +63,12 @@ pub struct ClientConfig {
     /// with backoff and jitter while offline (default true). Off, tokens are refreshed only
     /// when [`AuthClient::access_token`] finds them stale.
     pub auto_refresh: bool,
+    /// Bind tokens to the device key (default true): token requests (sign-up, sign-in,
+    /// device re-login) carry a device proof, so the server binds the tokens it issues to
+    /// this device's key (PROTOCOL 3) and a copied token is useless without the key. Off,
+    /// the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`. A
+    /// server that ignores proofs (a Kora server) issues bearer tokens either way.
+    pub bind_tokens: bool,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -73,6 +79,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("key_source", &self.key_source)
             .field("device_name", &self.device_name)
             .field("auto_refresh", &self.auto_refresh)
+            .field("bind_tokens", &self.bind_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +102,7 @@ impl ClientConfig {
             clock: Arc::new(SystemClock),
             device_signer: None,
             auto_refresh: true,
+            bind_tokens: true,
         }
     }
 }
@@ -153,6 +161,8 @@ pub(crate) struct Inner {
     /// Whether the background refresh runs ([`ClientConfig::auto_refresh`]).
     auto_refresh: bool,
     auto_refresh_started: AtomicBool,
+    /// Whether token requests carry a device proof ([`ClientConfig::bind_tokens`]).
+    bind_tokens: bool,
     schedule: Arc<schedule::Schedule>,
 }
 
@@ -208,6 +218,7 @@ impl AuthClient {
                 token_generation: AtomicU64::new(0),
                 auto_refresh: config.auto_refresh,
                 auto_refresh_started: AtomicBool::new(false),
+                bind_tokens: config.bind_tokens,
                 schedule: Arc::default(),
             }),
         })
@@ -602,4 +613,10 @@ pub(crate) fn vault_error(error: VaultError) -> AuthError {
             message: other.to_string(),
         },
     }
+}
+
+/// Whether the client would accept this token pair from the server (for the fuzz targets).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_accepts_tokens(access: &str, refresh: &str) -> bool {
+    Tokens::new(access, refresh).is_ok()
 }

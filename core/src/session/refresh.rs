@@ -145,7 +145,34 @@ impl Inner {
             stored.refresh_token.clone()
         };
 
-        match self.transport.refresh(&refresh_token).await {
+        // A bound family is refreshed only with a proof by its key (PROTOCOL 3). A proof
+        // refused while this device's idea of the server's time was off is made again,
+        // once, with the corrected time: the refresh token was not spent (the server checks
+        // the proof before rotating).
+        let url = self.transport.url_for("/refresh");
+        let mut result;
+        let mut corrected = false;
+        loop {
+            let proof = self.proof_if_bound(&refresh_token, "POST", &url, "").await?;
+            let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+            result = self.transport.refresh(&refresh_token, proof.as_deref()).await;
+            let Err(
+                failure @ Failure::Rejected {
+                    code: Some(ErrorCode::ProofInvalid),
+                    ..
+                },
+            ) = &result
+            else {
+                break;
+            };
+            self.observe_server_time(failure.server_time_ms());
+            let clock_moved = self.clock_offset_ms.load(Ordering::Relaxed) != offset;
+            if proof.is_none() || !clock_moved || corrected {
+                break;
+            }
+            corrected = true;
+        }
+        match result {
             Ok(answer) => {
                 self.observe_server_time(answer.server_time_ms);
                 self.adopt_pair(stored.user.clone(), Some(version), answer.value)
@@ -283,7 +310,8 @@ impl Inner {
                 challenge: challenge.value.challenge,
                 signature,
             };
-            self.transport.verify(&request).await
+            let proof = self.token_request_proof(&device, "/device/verify")?;
+            self.transport.verify(&request, proof.as_deref()).await
         };
         match attempt.await {
             Ok(answer) => {

@@ -69,7 +69,7 @@ impl Failure {
     /// | no code and 404 | `Refused { NOT_FOUND }` |
     /// | no code and 409 (Kora's only 409 is a taken email) | `Refused { EMAIL_TAKEN }` |
     /// | `RATE_LIMITED` on a status other than 429 | `Transient { RateLimited }` |
-    /// | `INTERNAL` on a 4xx | `Transient { ServerError }` |
+    /// | `INTERNAL` or `SERVICE_UNAVAILABLE` on a 4xx | `Transient { ServerError }` |
     /// | no code and any other 4xx | `Protocol` |
     ///
     /// `SIGNATURE_INVALID` signs out because the device key no longer proves this device;
@@ -131,7 +131,7 @@ fn from_code(status: u16, code: ErrorCode, message: String) -> AuthError {
                 retry_after_secs: None,
             },
         },
-        ErrorCode::Internal => AuthError::Transient {
+        ErrorCode::Internal | ErrorCode::ServiceUnavailable => AuthError::Transient {
             cause: TransientCause::ServerError { status },
         },
     }

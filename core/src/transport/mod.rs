@@ -18,6 +18,9 @@ mod config;
 mod failure;
 mod response;
 
+#[cfg(fuzzing)]
+pub(crate) use response::read_answer;
+
 pub use config::TransportConfig;
 pub use failure::Failure;
 pub use response::Answer;
@@ -95,22 +98,37 @@ impl Transport {
         Ok(format!("/device/{segment}"))
     }
 
-    /// `POST /signup` (201).
-    pub async fn sign_up(&self, body: &SignUpRequest) -> Result<Answer<AuthSession>, Failure> {
-        self.call(Method::POST, "/signup", None, None, Some(body)).await
+    /// `POST /signup` (201). `proof`: a device proof for `POST` on `url_for("/signup")`
+    /// with no `ath`, which makes the server bind the tokens to the device key (PROTOCOL 3).
+    pub async fn sign_up(
+        &self,
+        body: &SignUpRequest,
+        proof: Option<&str>,
+    ) -> Result<Answer<AuthSession>, Failure> {
+        self.call(Method::POST, "/signup", None, proof, Some(body)).await
     }
 
-    /// `POST /signin`.
-    pub async fn sign_in(&self, body: &SignInRequest) -> Result<Answer<AuthSession>, Failure> {
-        self.call(Method::POST, "/signin", None, None, Some(body)).await
+    /// `POST /signin`, with a token request's proof as for [`Transport::sign_up`].
+    pub async fn sign_in(
+        &self,
+        body: &SignInRequest,
+        proof: Option<&str>,
+    ) -> Result<Answer<AuthSession>, Failure> {
+        self.call(Method::POST, "/signin", None, proof, Some(body)).await
     }
 
-    /// `POST /refresh`: exchanges the refresh token for a new pair (both rotate).
-    pub async fn refresh(&self, refresh_token: &str) -> Result<Answer<TokenPair>, Failure> {
+    /// `POST /refresh`: exchanges the refresh token for a new pair (both rotate). A bound
+    /// family needs a proof by its key for `POST` on `url_for("/refresh")`, with no `ath`.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        proof: Option<&str>,
+    ) -> Result<Answer<TokenPair>, Failure> {
         let body = RefreshRequest {
             refresh_token: refresh_token.to_owned(),
         };
-        self.call(Method::POST, "/refresh", None, None, Some(&body)).await
+        self.call(Method::POST, "/refresh", None, proof, Some(&body))
+            .await
     }
 
     /// `POST /signout`: revokes the session, and the refresh token when given. `proof`:
@@ -186,9 +204,15 @@ impl Transport {
         .await
     }
 
-    /// `POST /device/verify`: a signed challenge for fresh tokens (no bearer token).
-    pub async fn verify(&self, body: &VerifyRequest) -> Result<Answer<VerifyResponse>, Failure> {
-        self.call(Method::POST, "/device/verify", None, None, Some(body))
+    /// `POST /device/verify`: a signed challenge for fresh tokens (no bearer token), bound
+    /// to the device key when `proof` (for `POST` on `url_for("/device/verify")`, no `ath`)
+    /// comes with it.
+    pub async fn verify(
+        &self,
+        body: &VerifyRequest,
+        proof: Option<&str>,
+    ) -> Result<Answer<VerifyResponse>, Failure> {
+        self.call(Method::POST, "/device/verify", None, proof, Some(body))
             .await
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use holdfast_server_kit::config::{IpBlockPolicy, PasswordPolicy, RateLimits};
+use holdfast_server_kit::config::{AccountLockout, IpBlockPolicy, PasswordPolicy, RateLimits};
 use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy, SyncGate};
 use holdfast_server_kit::relay::RedisRelay;
 use holdfast_server_kit::store::postgres::PostgresStore;
@@ -109,6 +109,13 @@ struct Args {
     #[arg(long, value_name = "off|FAILURES/SECONDS", value_parser = parse_rate_limit)]
     ip_block: Option<RateLimitArg>,
 
+    /// Failed sign-ins counted per account: `off`, or PER_ADDRESS/PER_ACCOUNT/SECONDS. An
+    /// address with PER_ADDRESS failures for an account within SECONDS is refused for it;
+    /// once the account has PER_ACCOUNT failures from all addresses, only addresses with no
+    /// failure for it, or a device proving its registered key, may try. Default 5/20/900.
+    #[arg(long, value_name = "off|PER_ADDRESS/PER_ACCOUNT/SECONDS", value_parser = parse_account_lockout)]
+    account_lockout: Option<LockoutArg>,
+
     /// A reverse proxy whose X-Forwarded-For is believed (repeatable). Without one, the
     /// socket address is the client address.
     #[arg(long = "trusted-proxy", value_name = "IP")]
@@ -146,6 +153,31 @@ struct Args {
     /// Password hashes running at once (default: half the cores, at least 1); more wait.
     #[arg(long, value_name = "N")]
     hashing_concurrency: Option<usize>,
+
+    /// How long a sign-in or sign-up may wait for a free hashing slot, in milliseconds,
+    /// before it is refused with 503 SERVICE_UNAVAILABLE and Retry-After (0: wait as long
+    /// as it takes).
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    hashing_max_wait: u64,
+
+    /// Seconds a new connection may stay silent before its first byte; then it is closed.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    first_byte_timeout: u64,
+
+    /// Seconds a client may take to send a request's headers, which is also how long a
+    /// kept-alive connection may stay idle between requests.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout: u64,
+
+    /// Connections open at once; more are answered 503 SERVICE_UNAVAILABLE (Retry-After)
+    /// and closed. Keep it below the process's file descriptor limit.
+    #[arg(long, default_value_t = 8192, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
+
+    /// Connections open at once from one client address (an IPv6 client counts as its
+    /// /64; the trusted proxies are exempt); more are answered 429 RATE_LIMITED and closed.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections_per_address: usize,
 
     /// After SIGINT or SIGTERM, how long requests in flight may take to finish before the
     /// server stops anyway (a second signal stops it at once). It then exits with status 0.
@@ -188,6 +220,32 @@ fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
         max,
         window_ms: seconds * 1000,
     }))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LockoutArg(Option<AccountLockout>);
+
+fn parse_account_lockout(text: &str) -> Result<LockoutArg, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(LockoutArg(None));
+    }
+    let usage = || format!("expected `off` or PER_ADDRESS/PER_ACCOUNT/SECONDS, like 5/20/900, not `{text}`");
+    let parts: Vec<&str> = text.split('/').map(str::trim).collect();
+    let [per_address, per_account, seconds] = parts[..] else {
+        return Err(usage());
+    };
+    let per_address: u32 = per_address.parse().map_err(|_| usage())?;
+    let per_account: u32 = per_account.parse().map_err(|_| usage())?;
+    let seconds: i64 = seconds.parse().map_err(|_| usage())?;
+    let window_ms = seconds.checked_mul(1000).ok_or_else(usage)?;
+    if per_address == 0 || per_account == 0 || seconds <= 0 {
+        return Err(usage());
+    }
+    Ok(LockoutArg(Some(AccountLockout {
+        per_address,
+        per_account,
+        window_ms,
+    })))
 }
 
 fn main() -> ExitCode {
@@ -371,7 +429,14 @@ async fn run(args: Args) -> Result<(), String> {
     };
 
     let maintenance = service.spawn_maintenance(Duration::from_secs(600));
-    let server = http::serve(listener, router, shutdown);
+    let serve_options = http::ServeOptions {
+        first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        max_connections: args.max_connections,
+        max_connections_per_address: args.max_connections_per_address,
+        exempt_addresses: args.trusted_proxies.clone(),
+    };
+    let server = http::serve_with(listener, router, shutdown, serve_options);
     let (result, graceful) = tokio::select! {
         result = server => (result, true),
         () = deadline => (Ok(()), false),
@@ -472,7 +537,10 @@ fn find_secrets(database: &Path) -> Result<Secrets, String> {
     file.push(".secret");
     let file = PathBuf::from(file);
     match std::fs::read_to_string(&file) {
-        Ok(text) => Ok(Secrets::File(file, text.trim().to_owned())),
+        Ok(text) => {
+            holdfast_server_kit::files::warn_if_exposed([file.as_path()]);
+            Ok(Secrets::File(file, text.trim().to_owned()))
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             Ok(Secrets::Generated(file, tokens::generate_secret()))
         }
@@ -577,6 +645,9 @@ fn build_config(args: &Args, secrets: Vec<String>) -> ServerConfig {
             block_ms: limit.window_ms,
         }),
     };
+    if let Some(LockoutArg(lockout)) = args.account_lockout {
+        config.account_lockout = lockout;
+    }
     config.trusted_proxies = args.trusted_proxies.clone();
     config.route_prefix = args.prefix.clone();
     config.public_base_url = args.public_url.clone();
@@ -589,6 +660,8 @@ fn build_config(args: &Args, secrets: Vec<String>) -> ServerConfig {
         require_digit: require(PasswordClass::Digit),
         require_symbol: require(PasswordClass::Symbol),
     };
+    config.hashing_max_wait =
+        (args.hashing_max_wait > 0).then(|| Duration::from_millis(args.hashing_max_wait));
     if let Some(n) = args.hashing_concurrency {
         config.hashing_concurrency = n;
     }

@@ -10,15 +10,20 @@ use holdfast_protocol::{Claims, ErrorCode, PublicJwk, TokenType};
 use http::StatusCode;
 
 use super::bearer::access_token_error;
+use super::request_url;
 use super::{
     ApiError, AuthRequest, AuthResponse, AuthService, bearer_token, ip_key, parse_json, parse_optional_json,
 };
 use crate::events::Revocation;
-use crate::guards::check_password_policy;
+use crate::guards::{address_key, check_password_policy, digest_key};
+use crate::proofs::{ProofCheck, check_proof};
 use crate::store::{
     DeviceKey, DeviceRecord, NewDevice, NewUser, RefreshRecord, RotateOutcome, StoreError, UserRecord,
 };
 use crate::tokens::{IssuedPair, TokenError};
+
+/// The request header that carries a device proof.
+const DPOP_HEADER: &str = "dpop";
 
 /// A device named in a sign-up or sign-in, validated before anything is stored.
 pub(super) struct PendingDevice {
@@ -67,6 +72,28 @@ pub(super) fn device_key(jwk: String) -> Result<DeviceKey, ApiError> {
     })
 }
 
+/// The forms under which a sign-in's email may be stored: the normalized form
+/// ([`normalize_email`]: NFKC, lower-cased) when the email passes today's rules, then the
+/// form accounts created before those rules were stored under (trimmed, lower-cased), when
+/// it differs. An email longer than any account's is refused before anything is looked up
+/// or stored.
+fn sign_in_emails(email: &str) -> Result<Vec<String>, ApiError> {
+    if email.encode_utf16().count() > holdfast_protocol::validate::MAX_EMAIL_LEN {
+        return Err(ApiError::validation(
+            "Invalid email address. Provide an address like user@domain.com.",
+        ));
+    }
+    let legacy = email.trim().to_lowercase();
+    let mut forms = Vec::with_capacity(2);
+    if let Ok(normalized) = normalize_email(email.trim()) {
+        forms.push(normalized);
+    }
+    if !forms.contains(&legacy) {
+        forms.push(legacy);
+    }
+    Ok(forms)
+}
+
 /// The rotation record of a refresh token.
 pub(super) fn refresh_record(claims: &Claims) -> RefreshRecord {
     RefreshRecord {
@@ -108,16 +135,35 @@ impl AuthService {
             body.device_name,
             "Primary Device",
         )?;
+        // An account stored before emails were normalized, under the form this email had
+        // then, is the same account.
+        let legacy = body.email.to_lowercase();
+        if legacy != email
+            && self
+                .inner
+                .stores
+                .users
+                .find_user_by_email(&legacy)
+                .await?
+                .is_some()
+        {
+            return Err(StoreError::EmailTaken.into());
+        }
         // A device id that exists already belongs to someone else: refuse before creating
         // the account, so a refused sign-up stores nothing.
         if self.inner.stores.devices.find_device(&device.id).await?.is_some() {
             return Err(StoreError::DeviceConflict.into());
         }
+        let binding = self
+            .token_request_binding(request, device.key.as_ref().map(|key| key.thumbprint.as_str()))
+            .await?;
 
-        let password = self.inner.hasher.hash(&body.password).await.map_err(|error| {
-            tracing::error!(%error, "password hashing failed");
-            ApiError::internal()
-        })?;
+        let password = self
+            .inner
+            .hasher
+            .hash(&body.password)
+            .await
+            .map_err(|error| self.hashing_error(error))?;
         let now_ms = self.now_ms();
         let user = self
             .inner
@@ -141,7 +187,7 @@ impl AuthService {
                 return Err(error);
             }
         };
-        let tokens = self.start_session(&user.id, &device).await?;
+        let tokens = self.start_session(&user.id, &device, binding.as_deref()).await?;
         Ok(AuthResponse::data(
             StatusCode::CREATED,
             &AuthSession {
@@ -158,47 +204,79 @@ impl AuthService {
     ) -> Result<AuthResponse, ApiError> {
         let guards = &self.inner.guards;
         guards.check_not_blocked(client).await?;
+        // Every attempt counts against the address before anything else, malformed ones
+        // too; an attempt refused here stores nothing.
+        guards
+            .limit(self.inner.config.rate_limits.sign_in, &ip_key("signin", client))
+            .await?;
         let body: SignInRequest = parse_json(request, SIGN_IN_SHAPE)?;
-        let email = body.email.trim().to_lowercase();
+        let emails = sign_in_emails(&body.email)?;
         if body.password.encode_utf16().count() > holdfast_protocol::validate::MAX_PASSWORD_LEN {
             return Err(ApiError::validation(
                 "Password must be at most 128 characters long.",
             ));
         }
-        let account_key = format!("signin:account:{email}");
-        let limits = self.inner.config.rate_limits;
-        guards.limit(limits.sign_in, &account_key).await?;
-        guards.limit(limits.sign_in, &ip_key("signin", client)).await?;
         let device =
             PendingDevice::from_request(body.device_id, body.device_public_key, body.device_name, "Device")?;
 
         let stores = &self.inner.stores;
-        let user = stores.users.find_user_by_email(&email).await?;
+        let mut user = None;
+        for email in &emails {
+            user = stores.users.find_user_by_email(email).await?;
+            if user.is_some() {
+                break;
+            }
+        }
+        // Failures are counted per account (known or not, so the answers do not tell them
+        // apart; a known one by id, whichever form of its email named it) and address: see
+        // `Guards::check_account`.
+        let account = digest_key(user.as_ref().map_or(&emails[0], |user| &user.id));
+        let address = address_key(client);
+        guards
+            .check_account(
+                &account,
+                &address,
+                self.proves_registered_key(request, user.as_ref(), &device.id),
+            )
+            .await?;
         let check = self
             .inner
             .hasher
             .verify(&body.password, user.as_ref().map(|u| &u.password))
             .await
-            .map_err(|error| {
-                tracing::error!(%error, "password verification failed");
-                ApiError::internal()
-            })?;
+            .map_err(|error| self.hashing_error(error))?;
         let user = match user {
             Some(user) if check.matches => user,
             _ => {
                 guards.record_failure(client).await;
+                guards.record_sign_in_failure(&account, &address).await;
                 return Err(ApiError::new(
                     ErrorCode::InvalidCredentials,
                     "Invalid email or password.",
                 ));
             }
         };
-        guards.reset(&account_key).await;
+        // The key a proof must be made with: the one sent now, or the device's registered
+        // key when the request names a known device of this user without one.
+        let registered = match (&device.key, request.headers.contains_key(DPOP_HEADER)) {
+            (None, true) => match stores.devices.find_device(&device.id).await? {
+                // Another account's device: the conflict, not the proof, is the answer.
+                Some(known) if known.user_id != user.id => return Err(StoreError::DeviceConflict.into()),
+                known => known.and_then(|known| known.thumbprint().map(str::to_owned)),
+            },
+            _ => None,
+        };
+        let key_jkt = device
+            .key
+            .as_ref()
+            .map(|key| key.thumbprint.as_str())
+            .or(registered.as_deref());
+        let binding = self.token_request_binding(request, key_jkt).await?;
         if check.needs_rehash {
             self.rehash(&user, &body.password).await;
         }
         let device = self.register_pending_device(&user, device).await?;
-        let tokens = self.start_session(&user.id, &device).await?;
+        let tokens = self.start_session(&user.id, &device, binding.as_deref()).await?;
         Ok(AuthResponse::data(
             StatusCode::OK,
             &AuthSession {
@@ -206,6 +284,88 @@ impl AuthService {
                 tokens: tokens.into_wire(),
             },
         ))
+    }
+
+    /// The key a token request's tokens are bound to (PROTOCOL 3, RFC 9449 section 5):
+    /// `key_jkt` when the request carries a valid `DPoP` proof by that key for itself (no
+    /// `ath`), recorded as used; `None` when it carries no proof, as Kora's web client
+    /// sends none. A proof that fails is refused rather than ignored: a client that asked
+    /// for bound tokens must not be handed bearer tokens instead.
+    pub(super) async fn token_request_binding(
+        &self,
+        request: &AuthRequest,
+        key_jkt: Option<&str>,
+    ) -> Result<Option<String>, ApiError> {
+        let Some(proof) = request.headers.get(DPOP_HEADER) else {
+            return Ok(None);
+        };
+        let invalid = |message: &'static str| ApiError::new(ErrorCode::ProofInvalid, message);
+        let proof = proof
+            .to_str()
+            .map_err(|_| invalid("The DPoP header is not a device proof."))?;
+        let jkt = key_jkt.ok_or_else(|| {
+            invalid("A DPoP proof binds tokens to the device's key: send devicePublicKey with it.")
+        })?;
+        let url = request_url(
+            self.inner.config.public_base_url.as_deref(),
+            &request.headers,
+            &request.path,
+        )
+        .ok_or_else(|| invalid("The request has no valid Host header to check the DPoP proof against."))?;
+        self.verify_device_proof(ProofCheck {
+            proof,
+            method: request.method.as_str(),
+            url: &url,
+            access_token: "",
+            expected_jkt: jkt,
+            now_secs: self.now_secs(),
+        })
+        .await?;
+        Ok(Some(jkt.to_owned()))
+    }
+
+    /// Whether the sign-in request carries a `DPoP` proof for itself (PROTOCOL 6.1, no
+    /// access token yet) signed by the registered key of `device_id`, a device of `user`
+    /// that is not revoked. Only the account lockout asks: it lets the owner's device
+    /// through while strangers' failures guard the account.
+    async fn proves_registered_key(
+        &self,
+        request: &AuthRequest,
+        user: Option<&UserRecord>,
+        device_id: &str,
+    ) -> bool {
+        let (Some(user), Some(proof)) = (
+            user,
+            request
+                .headers
+                .get(DPOP_HEADER)
+                .and_then(|value| value.to_str().ok()),
+        ) else {
+            return false;
+        };
+        let device = match self.inner.stores.devices.find_device(device_id).await {
+            Ok(Some(device)) if device.user_id == user.id && !device.revoked => device,
+            _ => return false,
+        };
+        let Some(jkt) = device.thumbprint() else {
+            return false;
+        };
+        let Some(url) = request_url(
+            self.inner.config.public_base_url.as_deref(),
+            &request.headers,
+            &request.path,
+        ) else {
+            return false;
+        };
+        check_proof(&ProofCheck {
+            proof,
+            method: request.method.as_str(),
+            url: &url,
+            access_token: "",
+            expected_jkt: jkt,
+            now_secs: self.now_secs(),
+        })
+        .is_ok()
     }
 
     /// Replaces a Kora PBKDF2 hash (or an Argon2id hash with old parameters) after a
@@ -242,17 +402,19 @@ impl AuthService {
     }
 
     /// Issues the first pair of a new token family for `device` and records its refresh
-    /// token. Tokens of a device with a key are bound to it (`cnf.jkt`).
+    /// token. The pair is bound (`cnf.jkt`) to `binding`, the key whose proof came with the
+    /// request ([`AuthService::token_request_binding`]); without one it is unbound.
     pub(super) async fn start_session(
         &self,
         user_id: &str,
         device: &DeviceRecord,
+        binding: Option<&str>,
     ) -> Result<IssuedPair, ApiError> {
         let family = uuid::Uuid::new_v4().to_string();
-        let pair =
-            self.inner
-                .tokens
-                .issue_pair(user_id, &device.id, &family, device.thumbprint(), self.now_secs());
+        let pair = self
+            .inner
+            .tokens
+            .issue_pair(user_id, &device.id, &family, binding, self.now_secs());
         self.inner
             .stores
             .tokens
@@ -286,7 +448,17 @@ impl AuthService {
         let parent = self.check_standing(parent).await?.claims;
         let stores = &self.inner.stores;
 
+        // A bound family stays bound, and only its key may refresh it; an unbound family
+        // stays unbound, whatever proof comes with it (PROTOCOL 3).
         let jkt = parent.cnf.as_ref().map(|c| c.jkt.as_str());
+        if let Some(jkt) = jkt
+            && self.token_request_binding(request, Some(jkt)).await?.is_none()
+        {
+            return Err(ApiError::new(
+                ErrorCode::ProofInvalid,
+                "This session is bound to a device key: send a DPoP proof with the refresh.",
+            ));
+        }
         let child = self
             .inner
             .tokens

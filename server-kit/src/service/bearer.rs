@@ -7,7 +7,7 @@ use holdfast_protocol::{Claims, ErrorCode, TokenType};
 use http::{HeaderMap, header};
 
 use super::{ApiError, AuthRequest, AuthService, bearer_token};
-use crate::proofs::{ProofCheck, ProofFailure, verify_proof};
+use crate::proofs::{ProofCheck, ProofError, ProofFailure, verify_proof};
 use crate::store::{DeviceRecord, UserRecord};
 use crate::tokens::TokenError;
 
@@ -88,9 +88,19 @@ impl AuthService {
     /// bearer routes and for a sync gate's handshake. A refused proof is 401
     /// `PROOF_INVALID` saying which check failed; a replay-store failure is 500 `INTERNAL`.
     pub async fn verify_device_proof(&self, check: ProofCheck<'_>) -> Result<(), ApiError> {
+        let url = check.url;
         verify_proof(check, self.inner.stores.replays.as_ref())
             .await
             .map_err(|failure| match failure {
+                // Which URL was expected is what a client behind a proxy or a prefix needs
+                // to know (the URL is public; nothing else of the proof is echoed).
+                ProofFailure::Refused(ProofError::Url) => ApiError::new(
+                    ErrorCode::ProofInvalid,
+                    format!(
+                        "The device proof is for another URL: this request's URL is {}.",
+                        holdfast_protocol::proof::htu_of(url)
+                    ),
+                ),
                 ProofFailure::Refused(error) => ApiError::from(error),
                 ProofFailure::Store(error) => ApiError::from(error),
             })

@@ -17,7 +17,12 @@ use super::account::device_key;
 use super::{ApiError, AuthRequest, AuthResponse, AuthService, bearer_token, ip_key, parse_json};
 use crate::devices::{new_challenge, verify_challenge};
 use crate::events::Revocation;
-use crate::store::{ConsumeOutcome, DeviceRecord, NewDevice};
+use crate::guards::{address_key, digest_key};
+use crate::store::{ConsumeOutcome, DeviceRecord, NewDevice, RateLimit};
+
+/// Anonymous challenges for one device from all addresses may reach this many times the
+/// per-address limit.
+const ANONYMOUS_CEILING_FACTOR: u32 = 10;
 
 fn device_not_found() -> ApiError {
     ApiError::new(ErrorCode::DeviceNotFound, "Device not found.")
@@ -78,13 +83,35 @@ impl AuthService {
         };
         let guards = &self.inner.guards;
         guards.check_not_blocked(client).await?;
+        let limit = self.inner.config.rate_limits.challenge;
+        // The address first, so that a refused or malformed request stores nothing else.
+        guards.limit(limit, &ip_key("challenge", client)).await?;
         let body: ChallengeRequest = parse_json(request, "with a string member deviceId")?;
         check_device_id(&body.device_id).map_err(ApiError::validation)?;
-        let limit = self.inner.config.rate_limits.challenge;
-        guards
-            .limit(limit, &format!("challenge:device:{}", body.device_id))
-            .await?;
-        guards.limit(limit, &ip_key("challenge", client)).await?;
+        let device_key = digest_key(&body.device_id);
+        match &owner {
+            // The owner's own challenges have their own budget: strangers naming the device
+            // cannot use it up.
+            Some(owner) => {
+                let owner = digest_key(owner);
+                guards
+                    .limit(limit, &format!("challenge:user:{owner}:{device_key}"))
+                    .await?;
+            }
+            None => {
+                let address = address_key(client);
+                guards
+                    .limit(limit, &format!("challenge:anon:{device_key}:{address}"))
+                    .await?;
+                let ceiling = limit.map(|limit| RateLimit {
+                    max: limit.max.saturating_mul(ANONYMOUS_CEILING_FACTOR),
+                    ..limit
+                });
+                guards
+                    .limit(ceiling, &format!("challenge:anon:{device_key}"))
+                    .await?;
+            }
+        }
 
         let device = self
             .inner
@@ -122,14 +149,15 @@ impl AuthService {
     ) -> Result<AuthResponse, ApiError> {
         let guards = &self.inner.guards;
         guards.check_not_blocked(client).await?;
+        // Counted per address only, before anything is parsed: a verify needs a challenge,
+        // and challenges are limited per device, so strangers sending garbage verifies
+        // naming a device use up nothing of that device's.
+        guards
+            .limit(self.inner.config.rate_limits.verify, &ip_key("verify", client))
+            .await?;
         let body: VerifyRequest =
             parse_json(request, "with string members deviceId, challenge and signature")?;
         check_device_id(&body.device_id).map_err(ApiError::validation)?;
-        let limit = self.inner.config.rate_limits.verify;
-        guards
-            .limit(limit, &format!("verify:device:{}", body.device_id))
-            .await?;
-        guards.limit(limit, &ip_key("verify", client)).await?;
         if !is_well_formed(&body.challenge) {
             return Err(ApiError::validation(
                 "challenge must be 64 lowercase hex characters.",
@@ -141,6 +169,18 @@ impl AuthService {
             .map_err(|error| ApiError::validation(format!("Invalid signature: {error}.")))?;
 
         let stores = &self.inner.stores;
+        // A proof by the device's registered key binds the tokens (PROTOCOL 3); it is
+        // checked before the challenge is consumed, so a bad proof costs no challenge.
+        let binding = if request.headers.contains_key("dpop") {
+            let device = stores
+                .devices
+                .find_device(&body.device_id)
+                .await?
+                .ok_or_else(device_not_found)?;
+            self.token_request_binding(request, device.thumbprint()).await?
+        } else {
+            None
+        };
         // Checks the binding before consuming (PROTOCOL section 7), atomically.
         match stores
             .challenges
@@ -174,7 +214,9 @@ impl AuthService {
             ));
         }
         let now_secs = self.now_secs();
-        let tokens = self.start_session(&device.user_id, &device).await?;
+        let tokens = self
+            .start_session(&device.user_id, &device, binding.as_deref())
+            .await?;
         let thumbprint = device.thumbprint().unwrap_or_default();
         let device_credential =
             self.inner

@@ -146,6 +146,15 @@ impl ApiError {
         }
     }
 
+    /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`: the server is too busy for this
+    /// request now.
+    pub fn unavailable(retry_after_secs: u64, message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..ApiError::new(ErrorCode::ServiceUnavailable, message)
+        }
+    }
+
     /// 404 `NOT_FOUND` for an unknown route or method.
     pub fn route_not_found() -> ApiError {
         ApiError::new(ErrorCode::NotFound, "Not found")
@@ -233,12 +242,15 @@ fn has_json_content_type(headers: &HeaderMap) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// The bearer token of a request, if it has one.
+/// The access token of a request, if it has one: `Authorization: Bearer <token>`, or
+/// `Authorization: DPoP <token>` (RFC 9449 section 7.1), which names the same token; a bound
+/// token needs its `DPoP` proof whichever scheme carries it.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    let known = scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop");
+    (known && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]

@@ -75,8 +75,14 @@ impl AuthService {
     pub fn new(config: ServerConfig, stores: Stores) -> Result<AuthService, ConfigError> {
         config.validate()?;
         let tokens = TokenManager::from_config(&config)?;
-        let hasher = PasswordHasher::new(config.hashing_concurrency, config.argon2);
-        let guards = Guards::new(stores.rate_limits.clone(), config.clock.clone(), config.ip_block);
+        let hasher =
+            PasswordHasher::with_max_wait(config.hashing_concurrency, config.argon2, config.hashing_max_wait);
+        let guards = Guards::new(
+            stores.rate_limits.clone(),
+            config.clock.clone(),
+            config.ip_block,
+            config.account_lockout,
+        );
         Ok(AuthService {
             inner: Arc::new(Inner {
                 config,
@@ -198,6 +204,27 @@ impl AuthService {
 
     fn now_secs(&self) -> i64 {
         self.inner.config.clock.now_secs()
+    }
+}
+
+impl AuthService {
+    /// The answer to a failed password hash or check: 503 with `Retry-After` when every
+    /// hashing slot stayed busy past the deadline, else a logged 500.
+    fn hashing_error(&self, error: crate::passwords::PasswordError) -> ApiError {
+        match error {
+            crate::passwords::PasswordError::Busy => {
+                let wait = self.inner.config.hashing_max_wait.unwrap_or_default();
+                tracing::debug!("refusing a password check: every hashing slot is busy");
+                ApiError::unavailable(
+                    wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)),
+                    "The server is busy. Try again shortly.",
+                )
+            }
+            error => {
+                tracing::error!(%error, "password hashing failed");
+                ApiError::internal()
+            }
+        }
     }
 }
 

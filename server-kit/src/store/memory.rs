@@ -338,13 +338,13 @@ impl ChallengeStore for MemoryStore {
 impl RateLimitStore for MemoryStore {
     async fn hit(&self, key: &str, limit: RateLimit, now_ms: i64) -> Result<RateDecision, StoreError> {
         let mut state = self.state();
-        let window = state.windows.entry(key.to_owned()).or_insert_with(|| Window {
-            hits: Vec::new(),
-            expires_at_ms: now_ms,
-        });
-        let (decision, expires_at_ms) = slide_window(&mut window.hits, limit, now_ms);
+        let mut hits = state.windows.get(key).map(|w| w.hits.clone()).unwrap_or_default();
+        let (decision, expires_at_ms) = slide_window(&mut hits, limit, now_ms);
+        // A refused attempt changes nothing, and creates no window.
         if let Some(expires_at_ms) = expires_at_ms {
-            window.expires_at_ms = expires_at_ms;
+            state
+                .windows
+                .insert(key.to_owned(), Window { hits, expires_at_ms });
         }
         Ok(decision)
     }

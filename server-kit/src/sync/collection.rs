@@ -124,11 +124,15 @@ impl std::fmt::Debug for SharedCollection {
 impl SharedCollection {
     /// Opens (creating if need be) the collection file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<SharedCollection, CollectionError> {
+        let path = path.as_ref();
+        crate::files::prepare_sqlite(path);
         let connection = Connection::open(path)?;
         connection.busy_timeout(BUSY_TIMEOUT)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
-        SharedCollection::with_connection(connection)
+        let collection = SharedCollection::with_connection(connection)?;
+        crate::files::check_sqlite(path);
+        Ok(collection)
     }
 
     /// A collection that lives in memory only (tests, demos).

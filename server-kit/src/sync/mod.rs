@@ -58,6 +58,12 @@ mod connection;
 mod messages;
 mod postgres;
 
+/// The message parser, for the fuzz targets.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_parse(text: &str) -> bool {
+    messages::parse(text).is_ok()
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -20,6 +20,29 @@ use p256::elliptic_curve::Generate;
 /// Every key generated in this process, by thumbprint.
 static GENERATED: Mutex<Option<HashMap<String, SigningKey>>> = Mutex::new(None);
 
+/// The key each device was signed up with, by server and device id, so that a verify for
+/// the device can carry its proof.
+static DEVICES: Mutex<Option<HashMap<(String, String), SigningKey>>> = Mutex::new(None);
+
+/// Remembers that `device_id` on the server at `server` holds `key`.
+pub fn remember_device(server: &str, device_id: &str, key: &DeviceKey) {
+    DEVICES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .insert((server.to_owned(), device_id.to_owned()), key.key.clone());
+}
+
+/// The key `device_id` on `server` was signed up with, if this process made it.
+pub fn key_of_device(server: &str, device_id: &str) -> Option<DeviceKey> {
+    let devices = DEVICES.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = devices
+        .as_ref()?
+        .get(&(server.to_owned(), device_id.to_owned()))?
+        .clone();
+    Some(DeviceKey { key })
+}
+
 /// A software P-256 device key, as a device's secure hardware would hold it.
 pub struct DeviceKey {
     key: SigningKey,
@@ -55,6 +78,19 @@ impl DeviceKey {
             htu: url.to_owned(),
             iat,
             ath: access_token_hash(access_token),
+            nonce: None,
+        })
+    }
+
+    /// A device proof for a token request (sign-up, sign-in, refresh, verify): no access
+    /// token yet, so no `ath` (PROTOCOL 3 and 6.1).
+    pub fn token_proof(&self, url: &str, iat: i64) -> String {
+        self.proof_with(&ProofClaims {
+            jti: uuid::Uuid::new_v4().to_string(),
+            htm: "POST".to_owned(),
+            htu: url.to_owned(),
+            iat,
+            ath: String::new(),
             nonce: None,
         })
     }

@@ -2,7 +2,7 @@
 //!
 //! [`TestServer::start`] serves [`standalone_router`] on `127.0.0.1:0` over a fresh SQLite
 //! file, with a [`ManualClock`] set to the real time (so tokens look normal) and cheap
-//! Argon2 parameters. Rate limits and IP blocking are off unless a test turns them on: every
+//! Argon2 parameters. Rate limits, IP blocking and the account lockout are off unless a test turns them on: every
 //! request comes from 127.0.0.1, so the defaults would couple unrelated tests.
 //!
 //! Every response goes through [`Reply::read`], which checks what PROTOCOL section 1 says of
@@ -46,6 +46,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     /// The service behind the routes (for a sync gate, or account-wide actions).
     pub service: AuthService,
+    /// The base URL device proofs name: the configured public URL, or the local one.
+    proof_base: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     dir: Arc<tempfile::TempDir>,
@@ -115,9 +117,15 @@ impl TestServer {
             parallelism: 1,
         };
         config.hashing_concurrency = 2;
+        config.hashing_max_wait = None;
         config.rate_limits = RateLimits::OFF;
         config.ip_block = None;
+        config.account_lockout = None;
         configure(&mut config);
+        let public_base = config
+            .public_base_url
+            .as_deref()
+            .map(|url| url.trim_end_matches('/').to_ascii_lowercase());
         let service = AuthService::new(config, stores.clone()).expect("valid test configuration");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -136,6 +144,7 @@ impl TestServer {
         .build()
         .expect("HTTP client");
         TestServer {
+            proof_base: public_base.unwrap_or_else(|| format!("http://{addr}")),
             addr,
             clock,
             stores,
@@ -162,13 +171,53 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The URL a device proof for `path` names (PROTOCOL 6.1: the server's public URL).
+    pub fn proof_url(&self, path: &str) -> String {
+        format!("{}{path}", self.proof_base)
+    }
+
     /// A request builder for `path`.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path))
     }
 
-    /// POSTs `body` as JSON.
+    /// POSTs `body` as JSON. A token request sends a `DPoP` proof, as the Holdfast client
+    /// does, when it names a key this test process generated: a sign-up or sign-in whose
+    /// `devicePublicKey` is one, a refresh of a family bound to one, a verify of a device
+    /// signed up with one ([`TestServer::sign_up_device`]). The tokens it gets are then
+    /// bound (PROTOCOL 3); [`TestServer::post_unproven`] sends none, as Kora's client.
     pub async fn post(&self, path: &str, body: Value) -> Reply {
+        let key = match path {
+            "/auth/signup" | "/auth/signin" => match body["devicePublicKey"].as_str() {
+                Some(jwk) => holdfast_protocol::PublicJwk::parse(jwk)
+                    .ok()
+                    .and_then(|jwk| DeviceKey::holding(&jwk.thumbprint())),
+                // A known device signing in again without sending its key proves the
+                // registered one.
+                None => body["deviceId"]
+                    .as_str()
+                    .and_then(|device| device_key::key_of_device(&self.url(""), device)),
+            },
+            "/auth/refresh" => body["refreshToken"]
+                .as_str()
+                .and_then(|token| Claims::decode_unverified(token).ok())
+                .and_then(|claims| claims.cnf)
+                .and_then(|cnf| DeviceKey::holding(&cnf.jkt)),
+            "/auth/device/verify" => body["deviceId"]
+                .as_str()
+                .and_then(|device| device_key::key_of_device(&self.url(""), device)),
+            _ => None,
+        };
+        let request = self.request(Method::POST, path).json(&body);
+        let request = match key {
+            Some(key) => request.header("DPoP", key.token_proof(&self.proof_url(path), self.now_secs())),
+            None => request,
+        };
+        Reply::read(request).await
+    }
+
+    /// POSTs `body` as JSON without any `DPoP` proof.
+    pub async fn post_unproven(&self, path: &str, body: Value) -> Reply {
         Reply::read(self.request(Method::POST, path).json(&body)).await
     }
 
@@ -234,6 +283,7 @@ impl TestServer {
 
     /// Signs `email` up with a new keyed device `device_id`; panics unless 201.
     pub async fn sign_up_device(&self, email: &str, device_id: &str, key: &DeviceKey) -> Session {
+        device_key::remember_device(&self.url(""), device_id, key);
         self.sign_up_with(json!({
             "email": email,
             "password": PASSWORD,

@@ -64,6 +64,9 @@ impl SqliteStore {
     /// untouched).
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
+        // Password hashes and emails: readable by the owner only (SQLite gives its -wal and
+        // -shm files the database's mode).
+        crate::files::prepare_sqlite(path);
         let connect = || Connection::open_with_flags(path, OpenFlags::default());
         let opened = || -> Result<SqliteStore, Fail> {
             let writer = open_writer(connect()?, true)?;
@@ -72,7 +75,9 @@ impl SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             SqliteStore::start(writer, readers)
         };
-        opened().map_err(|fail| fail.into_store("open"))
+        let store = opened().map_err(|fail| fail.into_store("open"))?;
+        crate::files::check_sqlite(path);
+        Ok(store)
     }
 
     /// Opens a private in-memory database on a single connection (for tests: nothing
