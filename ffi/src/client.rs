@@ -255,6 +255,7 @@ mod tests {
             request_timeout_ms: 1_000,
             auto_refresh: false,
             device_signer: None,
+            bind_tokens: true,
         }
     }
 

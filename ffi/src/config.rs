@@ -90,6 +90,10 @@ pub struct ClientConfig {
     /// A hardware-backed device key; Holdfast's software key when absent.
     #[uniffi(default = None)]
     pub device_signer: Option<Arc<dyn DeviceSigner>>,
+    /// Bind tokens to the device key (token requests carry a device proof, PROTOCOL 3); off,
+    /// the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`.
+    #[uniffi(default = true)]
+    pub bind_tokens: bool,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -100,6 +104,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("key_source", &self.key_source)
             .field("device_name", &self.device_name)
             .field("auto_refresh", &self.auto_refresh)
+            .field("bind_tokens", &self.bind_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +126,7 @@ impl From<ClientConfig> for holdfast_core::ClientConfig {
         core.connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         core.request_timeout = Duration::from_millis(config.request_timeout_ms);
         core.auto_refresh = config.auto_refresh;
+        core.bind_tokens = config.bind_tokens;
         core.device_signer = config.device_signer.map(|signer| {
             Arc::new(DeviceSignerBridge::new(signer)) as Arc<dyn holdfast_core::device::DeviceSigner>
         });
@@ -142,6 +148,7 @@ mod tests {
             request_timeout_ms: 4_000,
             auto_refresh: false,
             device_signer: None,
+            bind_tokens: false,
         }
     }
 
@@ -157,6 +164,7 @@ mod tests {
         assert_eq!(core.connect_timeout, Duration::from_millis(1_500));
         assert_eq!(core.request_timeout, Duration::from_secs(4));
         assert!(!core.auto_refresh);
+        assert!(!core.bind_tokens);
         assert!(core.device_signer.is_none());
         assert!(matches!(
             core.key_source,

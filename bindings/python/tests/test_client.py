@@ -358,3 +358,26 @@ def test_after_quiescing_no_native_thread_calls_into_python(server, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok", result.stdout
+
+
+def token_claims(token):
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_tokens_are_bound_unless_bind_tokens_is_off(server, tmp_path):
+    async def scenario():
+        bound = passphrase_client(server.url, tmp_path / "bound.db")
+        await bound.initialize()
+        await bound.sign_up(new_email(), PASSWORD)
+        assert "jkt" in token_claims(await bound.access_token()).get("cnf", {})
+
+        bearer = passphrase_client(server.url, tmp_path / "bearer.db", bind_tokens=False)
+        await bearer.initialize()
+        await bearer.sign_up(new_email(), PASSWORD)
+        assert "cnf" not in token_claims(await bearer.access_token())
+
+    run(scenario())

@@ -77,6 +77,7 @@ class ClientConfig:
     request_timeout_ms: int
     auto_refresh: bool
     device_signer: typing.Optional[DeviceSigner]
+    bind_tokens: bool
     def __init__(
         self,
         *,
@@ -88,6 +89,7 @@ class ClientConfig:
         request_timeout_ms: int = ...,
         auto_refresh: bool = ...,
         device_signer: typing.Optional[DeviceSigner] = ...,
+        bind_tokens: bool = ...,
     ) -> None: ...
 
 class Device:

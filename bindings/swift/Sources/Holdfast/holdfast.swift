@@ -2129,6 +2129,11 @@ public struct ClientConfig: CustomDebugStringConvertible, CustomStringConvertibl
      * A hardware-backed device key; Holdfast's software key when absent.
      */
     public var deviceSigner: DeviceSigner?
+    /**
+     * Bind tokens to the device key (token requests carry a device proof, PROTOCOL 3); off,
+     * the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`.
+     */
+    public var bindTokens: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2156,7 +2161,11 @@ public struct ClientConfig: CustomDebugStringConvertible, CustomStringConvertibl
          */autoRefresh: Bool = true, 
         /**
          * A hardware-backed device key; Holdfast's software key when absent.
-         */deviceSigner: DeviceSigner? = nil) {
+         */deviceSigner: DeviceSigner? = nil, 
+        /**
+         * Bind tokens to the device key (token requests carry a device proof, PROTOCOL 3); off,
+         * the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`.
+         */bindTokens: Bool = true) {
         self.serverUrl = serverUrl
         self.storagePath = storagePath
         self.keySource = keySource
@@ -2165,6 +2174,7 @@ public struct ClientConfig: CustomDebugStringConvertible, CustomStringConvertibl
         self.requestTimeoutMs = requestTimeoutMs
         self.autoRefresh = autoRefresh
         self.deviceSigner = deviceSigner
+        self.bindTokens = bindTokens
     }
 
     
@@ -2212,7 +2222,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 connectTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 autoRefresh: FfiConverterBool.read(from: &buf), 
-                deviceSigner: FfiConverterOptionTypeDeviceSigner.read(from: &buf)
+                deviceSigner: FfiConverterOptionTypeDeviceSigner.read(from: &buf), 
+                bindTokens: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2225,6 +2236,7 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
         FfiConverterBool.write(value.autoRefresh, into: &buf)
         FfiConverterOptionTypeDeviceSigner.write(value.deviceSigner, into: &buf)
+        FfiConverterBool.write(value.bindTokens, into: &buf)
     }
 }
 
