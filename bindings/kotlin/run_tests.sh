@@ -73,7 +73,7 @@ compile() { # compile NAME CLASSPATH SOURCES...
     echo "$stamp" >"$out/$name.stamp"
 }
 
-compile holdfast-classes "$jna:$coroutines" "$gen/dev/holdfast/holdfast.kt"
+compile holdfast-classes "$jna:$coroutines" "$gen/dev/holdfast/holdfast.kt" bindings/kotlin/src/Flows.kt
 
 # The bindings jar: classes plus the native library where JNA looks on the classpath
 # (debug info stripped from the copy; the bindings were generated from the original).

@@ -44,6 +44,17 @@ for generated in "${!files[@]}"; do
         cp "$out/$generated" "$committed"
     fi
 done
+# The hand-written Events.swift calls these generated declarations: they must still exist.
+for declaration in \
+    "open func subscribe(listener: AuthEventListener) -> SubscriptionHandle" \
+    "public protocol AuthEventListener: AnyObject, Sendable" \
+    "func onEvent(event: AuthEvent) throws" \
+    "open func cancel()"; do
+    if ! grep -qF "$declaration" "$out/holdfast.swift"; then
+        echo "Sources/Holdfast/Events.swift relies on \"$declaration\", which holdfast-ffi no longer generates" >&2
+        status=1
+    fi
+done
 if [ "${1:-}" = "--check" ] && [ "$status" -eq 0 ]; then
     echo "Swift bindings are current"
 fi

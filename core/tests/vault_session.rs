@@ -243,18 +243,20 @@ fn assert_unavailable(state: &AuthState, expected: &str) {
 
 /// A client that could not open its store writes nothing when asked to sign in or up.
 async fn nothing_written_by(client: &AuthClient, address: &str) {
-    assert!(matches!(
-        client.sign_in(address, support::PASSWORD).await,
-        Err(AuthError::StorageUnavailable { .. })
-    ));
-    assert!(matches!(
-        client.sign_up(&email("blocked"), support::PASSWORD, None).await,
-        Err(AuthError::StorageUnavailable { .. })
-    ));
-    assert!(matches!(
-        client.access_token().await,
-        Err(AuthError::StorageUnavailable { .. })
-    ));
+    refuses_to_write(client, address, |error| {
+        matches!(error, AuthError::StorageUnavailable { .. })
+    })
+    .await;
+}
+
+/// Sign-in, sign-up and `access_token` each fail with an error `expected` accepts.
+async fn refuses_to_write(client: &AuthClient, address: &str, expected: impl Fn(&AuthError) -> bool) {
+    let signed_in = client.sign_in(address, support::PASSWORD).await;
+    assert!(signed_in.as_ref().is_err_and(&expected), "{signed_in:?}");
+    let signed_up = client.sign_up(&email("blocked"), support::PASSWORD, None).await;
+    assert!(signed_up.as_ref().is_err_and(&expected), "{signed_up:?}");
+    let token = client.access_token().await;
+    assert!(token.as_ref().is_err_and(&expected), "{token:?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -507,7 +509,15 @@ async fn a_damaged_key_check_is_unavailable_and_the_session_is_untouched() {
             "{case}: got {state:?}"
         );
         assert_eq!(client.current_user(), None, "{case}");
-        nothing_written_by(&client, &address).await;
+        // Under a passphrase a damaged check reads as a wrong passphrase (the state says so
+        // too); either way nothing is written.
+        refuses_to_write(&client, &address, |error| {
+            matches!(
+                error,
+                AuthError::StorageUnavailable { .. } | AuthError::WrongPassphrase
+            )
+        })
+        .await;
         drop(client);
         settle().await;
         assert_eq!(
@@ -622,14 +632,10 @@ async fn a_wrong_passphrase_is_a_clear_error_and_the_right_one_opens_the_session
     assert_eq!(AuthError::WrongPassphrase.to_string(), "wrong passphrase");
     assert_eq!(wrong.state(), state);
     assert_eq!(wrong.current_user(), None);
-    // Asking for a token says the store cannot be read, not that nobody is signed in.
-    assert_eq!(
-        wrong.access_token().await,
-        Err(AuthError::StorageUnavailable {
-            message: "wrong passphrase".to_owned()
-        })
-    );
-    nothing_written_by(&wrong, &address).await;
+    // Asking for a token says the passphrase is wrong, not that nobody is signed in (nor
+    // a generic storage failure).
+    assert_eq!(wrong.access_token().await, Err(AuthError::WrongPassphrase));
+    refuses_to_write(&wrong, &address, |error| *error == AuthError::WrongPassphrase).await;
     drop(wrong);
     settle().await;
     assert_eq!(snapshot(&path), before, "the stored session is untouched");

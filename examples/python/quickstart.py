@@ -12,26 +12,26 @@ import sys
 import tempfile
 import uuid
 
-from holdfast import AuthClient, AuthEvent, AuthEventListener, ClientConfig, HoldfastError, KeySource
+from holdfast import AuthClient, AuthEvent, AuthEventListener, AuthState, ClientConfig, HoldfastError, KeySource
 
 
-def describe(state):
-    if state.is_signed_in():
+def describe(state: AuthState) -> str:
+    if isinstance(state, AuthState.SIGNED_IN):
         return f"signed in as {state.user.email}"
-    if state.is_signed_out():
+    if isinstance(state, AuthState.SIGNED_OUT):
         return "signed out"
-    if state.is_unavailable():
+    if isinstance(state, AuthState.UNAVAILABLE):
         return f"store unavailable ({state.reason})"
     return "restoring"
 
 
 class PrintEvents(AuthEventListener):
-    def on_event(self, event):
+    def on_event(self, event: AuthEvent) -> None:
         if isinstance(event, AuthEvent.STATE_CHANGED):
             print(f"  event: {describe(event.state)}")
 
 
-def client_for(server_url, folder):
+def client_for(server_url: str, folder: str) -> AuthClient:
     return AuthClient(
         ClientConfig(
             server_url=server_url,
@@ -42,7 +42,7 @@ def client_for(server_url, folder):
     )
 
 
-async def main(server_url):
+async def main(server_url: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         client = client_for(server_url, folder)
         subscription = client.subscribe(PrintEvents())

@@ -4,6 +4,7 @@
 //! everything that touches storage or the network is async and runs on tokio, which the
 //! core needs for its background refresh and storage tasks.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use holdfast_core::Subscription;
@@ -21,6 +22,9 @@ use crate::records::{AuthState, Device, SyncCredentials, User};
 #[derive(Debug, uniffi::Object)]
 pub struct AuthClient {
     core: holdfast_core::AuthClient,
+    /// Whether `initialize()` was called: every other call that reads storage or the
+    /// network is a usage error before it.
+    initialized: AtomicBool,
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -29,13 +33,17 @@ impl AuthClient {
     #[uniffi::constructor]
     pub fn new(config: ClientConfig) -> Result<Arc<AuthClient>, HoldfastError> {
         let core = holdfast_core::AuthClient::new(config.into())?;
-        Ok(Arc::new(AuthClient { core }))
+        Ok(Arc::new(AuthClient {
+            core,
+            initialized: AtomicBool::new(false),
+        }))
     }
 
     /// Restores the stored session without the network: `SignedIn` (even with an expired
     /// token), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
     /// again, e.g. after the device is unlocked.
     pub async fn initialize(&self) -> AuthState {
+        self.initialized.store(true, Ordering::SeqCst);
         self.core.initialize().await.into()
     }
 
@@ -70,6 +78,7 @@ impl AuthClient {
         password: String,
         name: Option<String>,
     ) -> Result<User, HoldfastError> {
+        self.ready()?;
         Ok(self
             .core
             .sign_up(&email, &password, name.as_deref())
@@ -79,33 +88,39 @@ impl AuthClient {
 
     /// Signs in with email and password.
     pub async fn sign_in(&self, email: String, password: String) -> Result<User, HoldfastError> {
+        self.ready()?;
         Ok(self.core.sign_in(&email, &password).await?.into())
     }
 
     /// Signs out: local secrets go at once (offline too); the server is told now or when
     /// the network is back.
     pub async fn sign_out(&self) -> Result<(), HoldfastError> {
+        self.ready()?;
         Ok(self.core.sign_out().await?)
     }
 
     /// Delivers queued server calls now; returns how many are still waiting.
     pub async fn flush_outbox(&self) -> Result<u64, HoldfastError> {
+        self.ready()?;
         let waiting = self.core.flush_outbox().await?;
         Ok(u64::try_from(waiting).unwrap_or(u64::MAX))
     }
 
     /// An access token valid for at least a safety margin, refreshed if needed.
     pub async fn access_token(&self) -> Result<String, HoldfastError> {
+        self.ready()?;
         Ok(self.core.access_token().await?)
     }
 
     /// Refreshes now, whatever the token's age, and returns the new access token.
     pub async fn refresh(&self) -> Result<String, HoldfastError> {
+        self.ready()?;
         Ok(self.core.refresh().await?)
     }
 
     /// Refreshes if the token is due (for background tasks and connectivity changes).
     pub async fn refresh_if_needed(&self) -> Result<(), HoldfastError> {
+        self.ready()?;
         Ok(self.core.refresh_if_needed().await?)
     }
 
@@ -115,6 +130,7 @@ impl AuthClient {
         current_passphrase: String,
         new_passphrase: String,
     ) -> Result<(), HoldfastError> {
+        self.ready()?;
         Ok(self
             .core
             .change_passphrase(
@@ -126,21 +142,25 @@ impl AuthClient {
 
     /// This device's id (created with its key on first use).
     pub async fn device_id(&self) -> Result<String, HoldfastError> {
+        self.ready()?;
         Ok(self.core.device_id().await?)
     }
 
     /// The RFC 7638 thumbprint of this device's key (what the server binds tokens to).
     pub async fn device_thumbprint(&self) -> Result<String, HoldfastError> {
+        self.ready()?;
         Ok(self.core.device_thumbprint().await?)
     }
 
     /// Registers this device under `name`.
     pub async fn register_device(&self, name: String) -> Result<Device, HoldfastError> {
+        self.ready()?;
         Ok(self.core.register_device(&name).await?.into())
     }
 
     /// Signs a server challenge with the device key (P1363, base64url).
     pub async fn sign_challenge(&self, challenge: String) -> Result<String, HoldfastError> {
+        self.ready()?;
         Ok(self.core.sign_challenge(&challenge).await?)
     }
 
@@ -152,16 +172,19 @@ impl AuthClient {
         url: String,
         nonce: Option<String>,
     ) -> Result<String, HoldfastError> {
+        self.ready()?;
         Ok(self.core.device_proof(&method, &url, nonce.as_deref()).await?)
     }
 
     /// What a sync connection to `sync_url` presents: token, device id and proof.
     pub async fn sync_credentials(&self, sync_url: String) -> Result<SyncCredentials, HoldfastError> {
+        self.ready()?;
         Ok(self.core.sync_credentials(&sync_url).await?.into())
     }
 
     /// Every device of the signed-in user, revoked ones included.
     pub async fn list_devices(&self) -> Result<Vec<Device>, HoldfastError> {
+        self.ready()?;
         Ok(self
             .core
             .list_devices()
@@ -173,12 +196,26 @@ impl AuthClient {
 
     /// Revokes one of the user's devices; revoking this one signs it out.
     pub async fn revoke_device(&self, device_id: String) -> Result<(), HoldfastError> {
+        self.ready()?;
         Ok(self.core.revoke_device(&device_id).await?)
     }
 
     /// Signs in again with the device key alone (PROTOCOL 6.4).
     pub async fn reauthenticate_with_device(&self) -> Result<(), HoldfastError> {
+        self.ready()?;
         Ok(self.core.reauthenticate_with_device().await?)
+    }
+}
+
+impl AuthClient {
+    fn ready(&self) -> Result<(), HoldfastError> {
+        if self.initialized.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(HoldfastError::Usage {
+                message: "call initialize() first".to_owned(),
+            })
+        }
     }
 }
 
@@ -218,6 +255,7 @@ mod tests {
             request_timeout_ms: 1_000,
             auto_refresh: false,
             device_signer: None,
+            bind_tokens: true,
         }
     }
 

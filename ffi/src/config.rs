@@ -10,6 +10,7 @@ use crate::foreign::{DeviceSigner, DeviceSignerBridge, KeyProvider, KeyProviderB
 
 /// Where the vault key comes from.
 #[derive(uniffi::Enum)]
+#[uniffi::export(Debug, Display)]
 pub enum KeySource {
     /// A passphrase the user types (PBKDF2-HMAC-SHA256, 600,000 iterations, so opening
     /// takes a moment on purpose).
@@ -46,6 +47,12 @@ impl std::fmt::Debug for KeySource {
     }
 }
 
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
 impl From<KeySource> for CoreKeySource {
     fn from(source: KeySource) -> CoreKeySource {
         match source {
@@ -60,6 +67,7 @@ impl From<KeySource> for CoreKeySource {
 
 /// How an [`AuthClient`](crate::AuthClient) is set up.
 #[derive(uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct ClientConfig {
     /// The auth server, e.g. `https://api.example.com` (routes under `/auth`).
     pub server_url: String,
@@ -82,6 +90,10 @@ pub struct ClientConfig {
     /// A hardware-backed device key; Holdfast's software key when absent.
     #[uniffi(default = None)]
     pub device_signer: Option<Arc<dyn DeviceSigner>>,
+    /// Bind tokens to the device key (token requests carry a device proof, PROTOCOL 3); off,
+    /// the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`.
+    #[uniffi(default = true)]
+    pub bind_tokens: bool,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -92,7 +104,14 @@ impl std::fmt::Debug for ClientConfig {
             .field("key_source", &self.key_source)
             .field("device_name", &self.device_name)
             .field("auto_refresh", &self.auto_refresh)
+            .field("bind_tokens", &self.bind_tokens)
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
     }
 }
 
@@ -107,6 +126,7 @@ impl From<ClientConfig> for holdfast_core::ClientConfig {
         core.connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         core.request_timeout = Duration::from_millis(config.request_timeout_ms);
         core.auto_refresh = config.auto_refresh;
+        core.bind_tokens = config.bind_tokens;
         core.device_signer = config.device_signer.map(|signer| {
             Arc::new(DeviceSignerBridge::new(signer)) as Arc<dyn holdfast_core::device::DeviceSigner>
         });
@@ -128,6 +148,7 @@ mod tests {
             request_timeout_ms: 4_000,
             auto_refresh: false,
             device_signer: None,
+            bind_tokens: false,
         }
     }
 
@@ -143,6 +164,7 @@ mod tests {
         assert_eq!(core.connect_timeout, Duration::from_millis(1_500));
         assert_eq!(core.request_timeout, Duration::from_secs(4));
         assert!(!core.auto_refresh);
+        assert!(!core.bind_tokens);
         assert!(core.device_signer.is_none());
         assert!(matches!(
             core.key_source,

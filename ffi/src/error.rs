@@ -10,6 +10,7 @@ use holdfast_core::error::TransientCause;
 
 /// Everything that can go wrong, grouped by what the app should do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi::export(Display)]
 pub enum HoldfastError {
     /// The input was refused (an empty server URL, a malformed email...): fix it and retry.
     #[error("invalid input: {message}")]
@@ -57,6 +58,12 @@ pub enum HoldfastError {
     /// The passphrase does not open the vault: ask for it again.
     #[error("wrong passphrase")]
     WrongPassphrase,
+    /// The app called the client the wrong way (e.g. before `initialize()`): fix the app.
+    #[error("usage error: {message}")]
+    Usage {
+        /// What to do instead.
+        message: String,
+    },
     /// The server answered something the protocol does not allow: report a bug.
     #[error("unexpected answer from the server: {message}")]
     Protocol {

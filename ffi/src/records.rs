@@ -67,9 +67,11 @@ impl From<wire::Device> for Device {
     }
 }
 
-/// What a sync connection's handshake presents (PROTOCOL 5 and 6.1). Holds a bearer token:
-/// no `Debug`, so it cannot end up in a log by accident.
+/// What a sync connection's handshake presents (PROTOCOL 5 and 6.1). Holds a bearer token
+/// and a proof: it prints (`Debug`, `Display`, and in every binding `str`/`repr`/`toString`/
+/// `description`) with both redacted, so it cannot end up in a log by accident.
 #[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct SyncCredentials {
     /// A fresh access token.
     pub access_token: String,
@@ -78,6 +80,48 @@ pub struct SyncCredentials {
     /// A device proof for `GET` on the sync URL, bound to `access_token`.
     pub proof: String,
 }
+
+impl std::fmt::Debug for SyncCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncCredentials")
+            .field("device_id", &self.device_id)
+            .field("access_token", &REDACTED)
+            .field("proof", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Display for SyncCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What a secret prints as: written without quotes by `Debug`.
+pub(crate) struct Redacted;
+
+pub(crate) const REDACTED: Redacted = Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `Display` for the plain enums as their `Debug` (`Refreshed`, `SignedOut { reason: .. }`),
+/// exported so the bindings print variant names (Kotlin's `object` variants would otherwise
+/// print `AuthEvent$Refreshed@1b6d3586`).
+macro_rules! display_as_debug {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(self, f)
+            }
+        }
+    )*};
+}
+
+display_as_debug!(SignOutReason, AuthState, AuthEvent);
 
 impl From<core::SyncCredentials> for SyncCredentials {
     fn from(credentials: core::SyncCredentials) -> SyncCredentials {
@@ -91,6 +135,7 @@ impl From<core::SyncCredentials> for SyncCredentials {
 
 /// Why the client is signed out.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Display)]
 pub enum SignOutReason {
     /// No session is stored for this server.
     NoStoredSession,
@@ -127,6 +172,7 @@ impl From<core::SignOutReason> for SignOutReason {
 
 /// The session as the app sees it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Display)]
 pub enum AuthState {
     /// Reading the stored session (no network involved).
     Restoring,
@@ -169,6 +215,7 @@ impl From<core::AuthState> for AuthState {
 
 /// Something that happened, for an [`AuthEventListener`](crate::AuthEventListener).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Display)]
 pub enum AuthEvent {
     /// The state changed.
     StateChanged {

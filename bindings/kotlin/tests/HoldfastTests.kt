@@ -15,11 +15,21 @@ import dev.holdfast.HoldfastException
 import dev.holdfast.KeyProvider
 import dev.holdfast.KeySource
 import dev.holdfast.SignOutReason
+import dev.holdfast.SyncCredentials
+import dev.holdfast.events
+import dev.holdfast.stateFlow
 import java.io.File
 import java.nio.file.Files
 import java.util.UUID
 import java.util.concurrent.TimeUnit
 import kotlin.system.exitProcess
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 
@@ -285,6 +295,68 @@ suspend fun listenersUntilCancelled(server: Server, dir: File) {
     }
 }
 
+fun checkRedacted(value: Any, vararg secrets: String) {
+    for (text in listOf(value.toString(), "$value", listOf(value).toString())) {
+        for (secret in secrets) check(!text.contains(secret)) { "a secret printed: $text" }
+        check(text.contains("<redacted>")) { "not marked redacted: $text" }
+    }
+}
+
+suspend fun secretsPrintRedacted(server: Server, dir: File) {
+    val made = SyncCredentials(accessToken = "eyJ.access-secret.sig", deviceId = "dev-1", proof = "eyJ.proof-secret.sig")
+    checkRedacted(made, "access-secret", "proof-secret")
+    check(made.toString().contains("dev-1")) { "the device id prints: $made" }
+    checkEqual("eyJ.access-secret.sig", made.accessToken, "the field keeps its value")
+
+    val source = KeySource.Passphrase("passphrase-secret")
+    checkRedacted(source, "passphrase-secret")
+    val config = ClientConfig(serverUrl = server.url, storagePath = File(dir, "c.db").path, keySource = source)
+    checkRedacted(config, "passphrase-secret")
+    check(config.toString().contains(server.url)) { "the server URL prints: $config" }
+
+    passphraseClient(server.url, File(dir, "client.db"), passphrase = "passphrase-secret").use { client ->
+        client.initialize()
+        client.signUp(newEmail(), PASSWORD)
+        val real = client.syncCredentials(server.url.replace("http://", "ws://") + "/sync")
+        checkRedacted(real, real.accessToken, real.proof)
+    }
+}
+
+fun variantsAndErrorsReadAsText() {
+    checkEqual("Refreshed", AuthEvent.Refreshed.toString(), "object variant")
+    checkEqual("UserSignedOut", SignOutReason.UserSignedOut.toString(), "object variant")
+    checkEqual("Restoring", AuthState.Restoring.toString(), "object variant")
+    checkEqual("SignedOut { reason: DeviceRevoked }", AuthState.SignedOut(SignOutReason.DeviceRevoked).toString(), "data variant")
+    checkEqual("invalid email or password", HoldfastException.InvalidCredentials().toString(), "error")
+    checkEqual("invalid input: bad email", HoldfastException.InvalidInput("bad email").toString(), "error")
+    checkEqual("refused by the server (EMAIL_TAKEN): taken", HoldfastException.Refused("EMAIL_TAKEN", "taken").toString(), "error")
+}
+
+suspend fun flowsFollowTheSession(server: Server, dir: File) = coroutineScope {
+    passphraseClient(server.url, File(dir, "client.db")).use { client ->
+        val received = Channel<AuthEvent>(Channel.UNLIMITED)
+        val collector = launch { client.events().collect { received.send(it) } }
+        val stateScope = CoroutineScope(Job())
+        val state = client.stateFlow(stateScope)
+        checkEqual(AuthState.Restoring, state.value, "state before initialize")
+
+        client.initialize()
+        checkEqual(AuthState.SignedOut(SignOutReason.NoStoredSession), state.first { it !is AuthState.Restoring }, "state flow after initialize")
+        val user = client.signUp(newEmail(), PASSWORD)
+        val signedIn = state.first { it is AuthState.SignedIn } as AuthState.SignedIn
+        checkEqual(user.id, signedIn.user.id, "signed-in user in the state flow")
+        while (true) {
+            val event = received.receive()
+            if (event is AuthEvent.StateChanged && event.state is AuthState.SignedIn) break
+        }
+
+        collector.cancel()
+        stateScope.cancel()
+        client.signOut()
+        check(state.value is AuthState.SignedIn) { "no updates after the scope ended: ${state.value}" }
+    }
+}
+
 suspend fun closedObjectsRefuseCalls(server: Server, dir: File) {
     val client = passphraseClient(server.url, File(dir, "client.db"))
     val handle = client.use {
@@ -364,6 +436,9 @@ fun main() {
             test("device registration, proofs and bearer calls") { devicesAndProofs(server, it) }
             test("a Kotlin key provider keeps the vault key") { kotlinKeyProvider(server, it) }
             test("listeners receive state changes until cancelled") { listenersUntilCancelled(server, it) }
+            test("secrets print redacted") { secretsPrintRedacted(server, it) }
+            test("object variants and errors read as text") { variantsAndErrorsReadAsText() }
+            test("state flow and event flow follow the session") { flowsFollowTheSession(server, it) }
             test("closed objects refuse calls") { closedObjectsRefuseCalls(server, it) }
             test("bad input gives exceptions, not crashes") { badInputGivesExceptions(server, it) }
             test("the native library loads from the jar") { libraryLoadedFromTheJar() }

@@ -288,8 +288,10 @@ def test_bad_input_raises_exceptions_not_crashes(server, tmp_path):
         intruder = passphrase_client(server.url, storage, passphrase="a wrong one")
         state = await intruder.initialize()
         assert state.is_unavailable() and "passphrase" in state.reason, state
-        with pytest.raises(HoldfastError):
+        with pytest.raises(HoldfastError.WrongPassphrase):
             await intruder.access_token()
+        with pytest.raises(HoldfastError.WrongPassphrase):
+            await intruder.sign_in(email, PASSWORD)
         with pytest.raises(HoldfastError.WrongPassphrase):
             await owner.change_passphrase("a wrong one", "a new one")
         assert (await owner.access_token()).count(".") == 2
@@ -298,9 +300,24 @@ def test_bad_input_raises_exceptions_not_crashes(server, tmp_path):
     run(wrong_passphrase())
 
 
+def test_a_call_before_initialize_is_a_usage_error(server, tmp_path):
+    async def scenario():
+        client = passphrase_client(server.url, tmp_path / "client.db")
+        with pytest.raises(HoldfastError.Usage) as error:
+            await client.sign_in(new_email(), PASSWORD)
+        assert str(error.value) == "usage error: call initialize() first"
+        with pytest.raises(HoldfastError.Usage):
+            await client.access_token()
+        await client.initialize()
+        with pytest.raises(HoldfastError.NotSignedIn):
+            await client.access_token()
+
+    run(scenario())
+
+
 def test_error_kinds_are_subclasses_of_one_exception():
     for kind in ("InvalidInput", "InvalidCredentials", "Transient", "SignInRequired", "Refused",
-                 "NotSignedIn", "StorageUnavailable", "WrongPassphrase", "Protocol"):
+                 "NotSignedIn", "StorageUnavailable", "WrongPassphrase", "Usage", "Protocol"):
         assert issubclass(getattr(HoldfastError, kind), HoldfastError)
         assert issubclass(getattr(HoldfastError, kind), Exception)
     assert os.environ.get("HOLDFAST_SERVER_BIN")
@@ -341,3 +358,26 @@ def test_after_quiescing_no_native_thread_calls_into_python(server, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok", result.stdout
+
+
+def token_claims(token):
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_tokens_are_bound_unless_bind_tokens_is_off(server, tmp_path):
+    async def scenario():
+        bound = passphrase_client(server.url, tmp_path / "bound.db")
+        await bound.initialize()
+        await bound.sign_up(new_email(), PASSWORD)
+        assert "jkt" in token_claims(await bound.access_token()).get("cnf", {})
+
+        bearer = passphrase_client(server.url, tmp_path / "bearer.db", bind_tokens=False)
+        await bearer.initialize()
+        await bearer.sign_up(new_email(), PASSWORD)
+        assert "cnf" not in token_claims(await bearer.access_token())
+
+    run(scenario())

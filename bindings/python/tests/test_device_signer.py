@@ -77,7 +77,7 @@ def claims(jwt):
     return json.loads(b64url_decode(jwt.split(".")[1]))
 
 
-def signer_client(server_url, storage_path, signer):
+def signer_client(server_url, storage_path, signer, bind_tokens=True):
     return AuthClient(
         ClientConfig(
             server_url=server_url,
@@ -85,6 +85,7 @@ def signer_client(server_url, storage_path, signer):
             key_source=KeySource.PASSPHRASE(passphrase="vault passphrase"),
             device_name="app-held key",
             device_signer=signer,
+            bind_tokens=bind_tokens,
         )
     )
 
@@ -130,7 +131,16 @@ def test_a_signer_returning_der_is_refused_without_a_crash(server, tmp_path):
     signer = AppSigner(der_signatures=True)
 
     async def scenario():
-        client = signer_client(server.url, tmp_path / "client.db", signer)
+        # Binding on, sign-up itself needs a proof: refused, nothing crashes, still signed out.
+        bound = signer_client(server.url, tmp_path / "bound.db", signer)
+        await bound.initialize()
+        with pytest.raises(HoldfastError) as raised:
+            await bound.sign_up(f"der-{uuid.uuid4().hex[:10]}@example.com", PASSWORD)
+        assert "64" in str(raised.value) and "DER" in str(raised.value), raised.value
+        assert bound.state().is_signed_out()
+
+        # Binding off, sign-up needs none; the next proof is refused the same way.
+        client = signer_client(server.url, tmp_path / "client.db", signer, bind_tokens=False)
         await client.initialize()
         await client.sign_up(f"der-{uuid.uuid4().hex[:10]}@example.com", PASSWORD)
         with pytest.raises(HoldfastError) as raised:

@@ -145,6 +145,9 @@ pub(crate) struct Inner {
     tokens: RwLock<Option<Arc<Tokens>>>,
     user: RwLock<Option<User>>,
     state: Mutex<AuthState>,
+    /// Why the last `initialize` left the state `Unavailable`: what calls then return (a
+    /// wrong passphrase stays `WrongPassphrase`, not a generic storage error).
+    unavailable_cause: Mutex<Option<AuthError>>,
     listeners: listeners::Listeners,
     /// One refresh at a time in this process; the store's lock covers other processes.
     refresh_gate: tokio::sync::Mutex<()>,
@@ -209,6 +212,7 @@ impl AuthClient {
                 tokens: RwLock::new(None),
                 user: RwLock::new(None),
                 state: Mutex::new(AuthState::Restoring),
+                unavailable_cause: Mutex::new(None),
                 listeners: listeners::Listeners::default(),
                 refresh_gate: tokio::sync::Mutex::new(()),
                 session_write: tokio::sync::Mutex::new(()),
@@ -228,12 +232,20 @@ impl AuthClient {
     /// now (never `SignedOut` by mistake). Safe to call again, e.g. after an unlock.
     pub async fn initialize(&self) -> AuthState {
         self.inner.set_state(AuthState::Restoring);
-        let state = match self.inner.clone().restore().await {
-            Ok(state) => state,
-            Err(error) => AuthState::Unavailable {
-                reason: error.to_string(),
-            },
+        let (state, cause) = match self.inner.clone().restore().await {
+            Ok(state) => (state, None),
+            Err(error) => (
+                AuthState::Unavailable {
+                    reason: error.to_string(),
+                },
+                Some(error),
+            ),
         };
+        *self
+            .inner
+            .unavailable_cause
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = cause;
         self.inner.set_state(state.clone());
         self.inner.start_auto_refresh();
         if state.is_signed_in() {
@@ -367,7 +379,20 @@ impl Inner {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-            .ok_or_else(not_initialized)
+            .ok_or_else(|| self.not_opened())
+    }
+
+    /// Why there is no open store: a wrong passphrase at the last `initialize`, or no
+    /// `initialize` (or one that failed otherwise) yet.
+    fn not_opened(&self) -> AuthError {
+        match *self
+            .unavailable_cause
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(AuthError::WrongPassphrase) => AuthError::WrongPassphrase,
+            _ => not_initialized(),
+        }
     }
 
     fn current_tokens(&self) -> Option<Arc<Tokens>> {
@@ -400,9 +425,10 @@ impl Inner {
         F: FnOnce(Opened) -> Result<T, AuthError> + Send + 'static,
     {
         let cell = self.opened.clone();
+        let not_opened = self.not_opened();
         tokio::task::spawn_blocking(move || {
             let opened = cell.read().unwrap_or_else(PoisonError::into_inner);
-            let opened = opened.as_ref().ok_or_else(not_initialized)?;
+            let opened = opened.as_ref().ok_or(not_opened)?;
             work(opened.clone())
         })
         .await

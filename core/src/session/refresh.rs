@@ -382,8 +382,15 @@ impl Inner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
         {
-            AuthState::Unavailable { reason } => AuthError::StorageUnavailable {
-                message: reason.clone(),
+            AuthState::Unavailable { reason } => match *self
+                .unavailable_cause
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            {
+                Some(AuthError::WrongPassphrase) => AuthError::WrongPassphrase,
+                _ => AuthError::StorageUnavailable {
+                    message: reason.clone(),
+                },
             },
             _ => AuthError::NotSignedIn,
         }

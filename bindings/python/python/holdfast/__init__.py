@@ -1,10 +1,14 @@
 """Holdfast for Python: offline-first auth, bindings to the Rust client core.
 
 Everything in the generated module (`holdfast._native.holdfast`) is re-exported here. This file adds
-one thing the generated code lacks: a clean exit (see `_exit`).
+what the generated code lacks: a clean exit (see `_exit`), errors that print as sentences
+(`_errors`), and events as an async iterator (`_events`).
 """
 
 from ._native.holdfast import *  # noqa: F401,F403
-from . import _exit
+from . import _errors, _events, _exit
+from ._events import AuthEvents  # noqa: F401
 
 _exit.install()
+_errors.install()
+_events.install()

@@ -2096,7 +2096,7 @@ public func FfiConverterTypeSubscriptionHandle_lower(_ value: SubscriptionHandle
 /**
  * How an [`AuthClient`](crate::AuthClient) is set up.
  */
-public struct ClientConfig {
+public struct ClientConfig: CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * The auth server, e.g. `https://api.example.com` (routes under `/auth`).
      */
@@ -2129,6 +2129,11 @@ public struct ClientConfig {
      * A hardware-backed device key; Holdfast's software key when absent.
      */
     public var deviceSigner: DeviceSigner?
+    /**
+     * Bind tokens to the device key (token requests carry a device proof, PROTOCOL 3); off,
+     * the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`.
+     */
+    public var bindTokens: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2156,7 +2161,11 @@ public struct ClientConfig {
          */autoRefresh: Bool = true, 
         /**
          * A hardware-backed device key; Holdfast's software key when absent.
-         */deviceSigner: DeviceSigner? = nil) {
+         */deviceSigner: DeviceSigner? = nil, 
+        /**
+         * Bind tokens to the device key (token requests carry a device proof, PROTOCOL 3); off,
+         * the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`.
+         */bindTokens: Bool = true) {
         self.serverUrl = serverUrl
         self.storagePath = storagePath
         self.keySource = keySource
@@ -2165,11 +2174,34 @@ public struct ClientConfig {
         self.requestTimeoutMs = requestTimeoutMs
         self.autoRefresh = autoRefresh
         self.deviceSigner = deviceSigner
+        self.bindTokens = bindTokens
     }
 
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_clientconfig_uniffi_trait_debug(
+            FfiConverterTypeClientConfig_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_clientconfig_uniffi_trait_display(
+            FfiConverterTypeClientConfig_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -2190,7 +2222,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 connectTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 autoRefresh: FfiConverterBool.read(from: &buf), 
-                deviceSigner: FfiConverterOptionTypeDeviceSigner.read(from: &buf)
+                deviceSigner: FfiConverterOptionTypeDeviceSigner.read(from: &buf), 
+                bindTokens: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2203,6 +2236,7 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
         FfiConverterBool.write(value.autoRefresh, into: &buf)
         FfiConverterOptionTypeDeviceSigner.write(value.deviceSigner, into: &buf)
+        FfiConverterBool.write(value.bindTokens, into: &buf)
     }
 }
 
@@ -2342,10 +2376,11 @@ public func FfiConverterTypeDevice_lower(_ value: Device) -> RustBuffer {
 
 
 /**
- * What a sync connection's handshake presents (PROTOCOL 5 and 6.1). Holds a bearer token:
- * no `Debug`, so it cannot end up in a log by accident.
+ * What a sync connection's handshake presents (PROTOCOL 5 and 6.1). Holds a bearer token
+ * and a proof: it prints (`Debug`, `Display`, and in every binding `str`/`repr`/`toString`/
+ * `description`) with both redacted, so it cannot end up in a log by accident.
  */
-public struct SyncCredentials: Equatable, Hashable {
+public struct SyncCredentials: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * A fresh access token.
      */
@@ -2379,6 +2414,28 @@ public struct SyncCredentials: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_synccredentials_uniffi_trait_debug(
+            FfiConverterTypeSyncCredentials_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_synccredentials_uniffi_trait_display(
+            FfiConverterTypeSyncCredentials_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -2524,7 +2581,7 @@ public func FfiConverterTypeUser_lower(_ value: User) -> RustBuffer {
  * Something that happened, for an [`AuthEventListener`](crate::AuthEventListener).
  */
 
-public enum AuthEvent: Equatable, Hashable {
+public enum AuthEvent: Equatable, Hashable, CustomStringConvertible {
     
     /**
      * The state changed.
@@ -2571,6 +2628,17 @@ public enum AuthEvent: Equatable, Hashable {
 
 
 
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_authevent_uniffi_trait_display(
+            FfiConverterTypeAuthEvent_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -2662,7 +2730,7 @@ public func FfiConverterTypeAuthEvent_lower(_ value: AuthEvent) -> RustBuffer {
  * The session as the app sees it.
  */
 
-public enum AuthState: Equatable, Hashable {
+public enum AuthState: Equatable, Hashable, CustomStringConvertible {
     
     /**
      * Reading the stored session (no network involved).
@@ -2702,6 +2770,17 @@ public enum AuthState: Equatable, Hashable {
 
 
 
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_authstate_uniffi_trait_display(
+            FfiConverterTypeAuthState_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -2847,6 +2926,14 @@ enum HoldfastError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
      */
     case WrongPassphrase
     /**
+     * The app called the client the wrong way (e.g. before `initialize()`): fix the app.
+     */
+    case Usage(
+        /**
+         * What to do instead.
+         */message: String
+    )
+    /**
      * The server answered something the protocol does not allow: report a bug.
      */
     case Protocol(
@@ -2858,6 +2945,17 @@ enum HoldfastError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     
 
     
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_holdfasterror_uniffi_trait_display(
+            FfiConverterTypeHoldfastError_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 
     
     public var errorDescription: String? {
@@ -2903,7 +3001,10 @@ public struct FfiConverterTypeHoldfastError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
             )
         case 8: return .WrongPassphrase
-        case 9: return .Protocol(
+        case 9: return .Usage(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 10: return .Protocol(
             message: try FfiConverterString.read(from: &buf)
             )
 
@@ -2957,8 +3058,13 @@ public struct FfiConverterTypeHoldfastError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(8))
         
         
-        case let .Protocol(message):
+        case let .Usage(message):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Protocol(message):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(message, into: &buf)
             
         }
@@ -2985,7 +3091,7 @@ public func FfiConverterTypeHoldfastError_lower(_ value: HoldfastError) -> RustB
  * Where the vault key comes from.
  */
 
-public enum KeySource {
+public enum KeySource: CustomDebugStringConvertible, CustomStringConvertible {
     
     /**
      * A passphrase the user types (PBKDF2-HMAC-SHA256, 600,000 iterations, so opening
@@ -3021,6 +3127,28 @@ public enum KeySource {
 
 
 
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_keysource_uniffi_trait_debug(
+            FfiConverterTypeKeySource_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_keysource_uniffi_trait_display(
+            FfiConverterTypeKeySource_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -3094,7 +3222,7 @@ public func FfiConverterTypeKeySource_lower(_ value: KeySource) -> RustBuffer {
  * Why the client is signed out.
  */
 
-public enum SignOutReason: Equatable, Hashable {
+public enum SignOutReason: Equatable, Hashable, CustomStringConvertible {
     
     /**
      * No session is stored for this server.
@@ -3130,6 +3258,17 @@ public enum SignOutReason: Equatable, Hashable {
 
 
 
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_signoutreason_uniffi_trait_display(
+            FfiConverterTypeSignOutReason_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
