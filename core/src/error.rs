@@ -99,6 +99,15 @@ pub enum AuthError {
     /// The passphrase does not open the vault.
     #[error("wrong passphrase")]
     WrongPassphrase,
+    /// The client is not configured for this server: the auth routes answer 404 without
+    /// the protocol's error envelope (check the server URL and
+    /// [`ClientConfig::route_prefix`](crate::ClientConfig::route_prefix)). The session is
+    /// kept; retrying will not help until the configuration is fixed.
+    #[error("configuration error: {message}")]
+    Configuration {
+        /// What is wrong, safe to show.
+        message: String,
+    },
     /// The server answered something the protocol does not allow.
     #[error("unexpected answer from the server: {message}")]
     Protocol {

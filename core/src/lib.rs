@@ -30,6 +30,7 @@ pub mod fuzzing;
 
 pub use error::AuthError;
 pub use session::{
-    AuthClient, AuthEvent, AuthState, ClientConfig, SignOutReason, Subscription, SyncCredentials,
+    AuthClient, AuthEvent, AuthState, ClientConfig, RequestHeaders, SignOutReason, Subscription,
+    SyncCredentials,
 };
 pub use vault::{KeyProvider, KeySource};

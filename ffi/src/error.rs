@@ -92,6 +92,8 @@ impl From<AuthError> for HoldfastError {
             AuthError::StorageUnavailable { message } => HoldfastError::StorageUnavailable { message },
             AuthError::WrongPassphrase => HoldfastError::WrongPassphrase,
             AuthError::Protocol { message } => HoldfastError::Protocol { message },
+            // Surfaced as a protocol error until the bindings carry a variant of their own.
+            AuthError::Configuration { message } => HoldfastError::Protocol { message },
         }
     }
 }

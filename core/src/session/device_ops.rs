@@ -34,7 +34,41 @@ impl fmt::Debug for SyncCredentials {
     }
 }
 
+/// The headers of a request to the app's own backend ([`AuthClient::request_headers`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestHeaders {
+    /// The `Authorization` value: `DPoP <token>` for a token bound to the device key
+    /// (RFC 9449 section 7.1), `Bearer <token>` otherwise.
+    pub authorization: String,
+    /// The `DPoP` value, when the token is bound: a proof for this method and URL made
+    /// from the same token (its `ath` matches).
+    pub dpop: Option<String>,
+}
+
+impl fmt::Debug for RequestHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestHeaders")
+            .field("bound", &self.dpop.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl AuthClient {
+    /// The headers for a request of `method` to `url` on the app's own backend: one fresh
+    /// access token (refreshed if need be, as [`AuthClient::access_token`]) and, when it is
+    /// bound to the device key, a proof for exactly this method and URL made from that same
+    /// token, so its `ath` always matches. Make a new pair for every request: a proof is
+    /// good once.
+    pub async fn request_headers(&self, method: &str, url: &str) -> Result<RequestHeaders, AuthError> {
+        let access = self.access_token().await?;
+        let proof = self.inner.bearer_proof(&access, method, url).await?;
+        let scheme = if proof.is_some() { "DPoP" } else { "Bearer" };
+        Ok(RequestHeaders {
+            authorization: format!("{scheme} {access}"),
+            dpop: proof,
+        })
+    }
+
     /// This device's id (created with its key on first use).
     pub async fn device_id(&self) -> Result<String, AuthError> {
         Ok(self.inner.device_identity().await?.id)

@@ -22,7 +22,7 @@ mod schedule;
 mod state;
 mod vault_ops;
 
-pub use device_ops::SyncCredentials;
+pub use device_ops::{RequestHeaders, SyncCredentials};
 pub use listeners::{Listener, Subscription};
 pub use state::{AuthEvent, AuthState, SignOutReason};
 
@@ -69,6 +69,10 @@ pub struct ClientConfig {
     /// the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`. A
     /// server that ignores proofs (a Kora server) issues bearer tokens either way.
     pub bind_tokens: bool,
+    /// Where the server mounts the auth routes (default `/auth`; `""` for the server's
+    /// root). A server whose routes answer 404 without the protocol's envelope here is a
+    /// [`AuthError::Configuration`] error.
+    pub route_prefix: String,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -80,6 +84,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("device_name", &self.device_name)
             .field("auto_refresh", &self.auto_refresh)
             .field("bind_tokens", &self.bind_tokens)
+            .field("route_prefix", &self.route_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +108,7 @@ impl ClientConfig {
             device_signer: None,
             auto_refresh: true,
             bind_tokens: true,
+            route_prefix: "/auth".to_owned(),
         }
     }
 }
@@ -198,6 +204,7 @@ impl AuthClient {
         let mut transport_config = TransportConfig::new(config.server_url.clone());
         transport_config.connect_timeout = config.connect_timeout;
         transport_config.request_timeout = config.request_timeout;
+        transport_config.route_prefix = config.route_prefix.clone();
         let transport = Transport::new(transport_config)?;
         Ok(AuthClient {
             inner: Arc::new(Inner {

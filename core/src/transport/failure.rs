@@ -29,6 +29,13 @@ pub enum Failure {
         /// The server's clock (`Date` header), when the answer carried one.
         server_time_ms: Option<i64>,
     },
+    /// The auth routes are not where the client looks: a 404 that is not the protocol's
+    /// error envelope (a wrong server URL or route prefix). Not a verdict on the session,
+    /// and no retry will help until the configuration changes.
+    Misconfigured {
+        /// What is wrong, safe to show.
+        message: String,
+    },
     /// Nothing was sent: the request cannot be expressed (e.g. a device id that is no URL
     /// path segment, a token that is no HTTP header value).
     InvalidRequest {
@@ -41,7 +48,7 @@ impl Failure {
     /// Whether the server (or the request itself) said no for good: retrying the same
     /// request will not help. Only such failures may end a session.
     pub fn is_definitive(&self) -> bool {
-        !matches!(self, Failure::Transient { .. })
+        !matches!(self, Failure::Transient { .. } | Failure::Misconfigured { .. })
     }
 
     /// The server's clock, when the failing answer carried a `Date` header.
@@ -50,7 +57,7 @@ impl Failure {
             Failure::Transient { server_time_ms, .. } | Failure::Rejected { server_time_ms, .. } => {
                 *server_time_ms
             }
-            Failure::InvalidRequest { .. } => None,
+            Failure::InvalidRequest { .. } | Failure::Misconfigured { .. } => None,
         }
     }
 
@@ -60,6 +67,7 @@ impl Failure {
     /// |---|---|
     /// | `Transient { cause }` | `Transient { cause }` |
     /// | `InvalidRequest` | `InvalidInput` |
+    /// | `Misconfigured` | `Configuration` |
     /// | `VALIDATION_ERROR`, or no code and 400 / 413 / 422 | `InvalidInput` |
     /// | `INVALID_CREDENTIALS` | `InvalidCredentials` |
     /// | `TOKEN_INVALID`, `TOKEN_EXPIRED`, `TOKEN_REVOKED`, `REFRESH_REUSED`, `SIGNATURE_INVALID`, `DEVICE_REVOKED`, `USER_NOT_FOUND` | `SignInRequired { code }` |
@@ -80,6 +88,7 @@ impl Failure {
         match self {
             Failure::Transient { cause, .. } => AuthError::Transient { cause },
             Failure::InvalidRequest { message } => AuthError::InvalidInput { message },
+            Failure::Misconfigured { message } => AuthError::Configuration { message },
             Failure::Rejected {
                 status,
                 code,

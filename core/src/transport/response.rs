@@ -67,8 +67,17 @@ pub(crate) async fn read_answer<T: DeserializeOwned>(
             server_time_ms,
         });
     }
-    // Only the protocol's error envelope is a rejection; a proxy's 4xx page is not.
-    let error: ErrorBody = serde_json::from_slice(&body).map_err(|_| not_the_server())?;
+    // Only the protocol's error envelope is a rejection; a proxy's 4xx page is not. A 404
+    // without it means nothing answers the auth routes at this URL: a wrong server URL or
+    // route prefix, which no retry fixes.
+    let Ok(error) = serde_json::from_slice::<ErrorBody>(&body) else {
+        if status == 404 {
+            return Err(Failure::Misconfigured {
+                message: "the auth routes are not at this URL (HTTP 404 without the protocol's answer): check the server URL and the route prefix".to_owned(),
+            });
+        }
+        return Err(not_the_server());
+    };
     Err(Failure::Rejected {
         status,
         code: error.code(),

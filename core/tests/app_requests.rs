@@ -1,0 +1,150 @@
+//! What an app needs around its own requests: headers for its backend made from one token
+//! (`AuthClient::request_headers`), routes mounted under another prefix
+//! (`ClientConfig::route_prefix`), and a clear configuration error, not "retry later", when
+//! nothing answers the auth routes where the client looks.
+
+mod support;
+
+use std::sync::Arc;
+
+use holdfast_core::{AuthClient, AuthError, AuthState};
+use holdfast_protocol::Claims;
+use holdfast_protocol::proof::{ParsedProof, access_token_hash};
+use support::{Device, Fault, FaultProxy, PASSWORD, Server, clock, email};
+
+/// GETs `url` with the given headers and returns the status.
+async fn get_with(url: &str, authorization: &str, dpop: Option<&str>) -> u16 {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut request = reqwest::Client::new()
+        .get(url)
+        .header("Authorization", authorization);
+    if let Some(dpop) = dpop {
+        request = request.header("DPoP", dpop);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_headers_open_the_backend_with_one_token_and_a_matching_proof() {
+    let server = Server::start().await;
+    let clock = clock();
+    let device = Device::new();
+    let client = device.client(&server.url(), &clock);
+    client.initialize().await;
+    client.sign_up(&email("headers"), PASSWORD, None).await.unwrap();
+    let me = format!("{}/auth/me", server.url());
+
+    let headers = client.request_headers("GET", &me).await.unwrap();
+    let token = headers
+        .authorization
+        .strip_prefix("DPoP ")
+        .expect("a bound token uses the DPoP scheme");
+    let proof = ParsedProof::parse(headers.dpop.as_deref().expect("a proof")).unwrap();
+    assert_eq!(proof.claims.ath, access_token_hash(token));
+    assert_eq!(
+        (proof.claims.htm.as_str(), proof.claims.htu.as_str()),
+        ("GET", me.as_str())
+    );
+    assert!(Claims::decode_unverified(token).unwrap().cnf.is_some());
+    assert!(!format!("{headers:?}").contains(token), "Debug shows no token");
+    assert_eq!(
+        get_with(&me, &headers.authorization, headers.dpop.as_deref()).await,
+        200
+    );
+    // A proof is good once: the next request needs new headers.
+    assert_eq!(
+        get_with(&me, &headers.authorization, headers.dpop.as_deref()).await,
+        401
+    );
+    let again = client.request_headers("GET", &me).await.unwrap();
+    assert_eq!(
+        get_with(&me, &again.authorization, again.dpop.as_deref()).await,
+        200
+    );
+    // Headers for another URL do not open this one.
+    let other = client
+        .request_headers("GET", &format!("{}/auth/devices", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(
+        get_with(&me, &other.authorization, other.dpop.as_deref()).await,
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unbound_request_headers_are_a_plain_bearer_token() {
+    let server = Server::start().await;
+    let clock = clock();
+    let device = Device::new();
+    let mut config = device.config(&server.url(), Arc::new(clock.clone()));
+    config.bind_tokens = false;
+    let client = AuthClient::new(config).unwrap();
+    client.initialize().await;
+    client
+        .sign_up(&email("bearer-headers"), PASSWORD, None)
+        .await
+        .unwrap();
+    let me = format!("{}/auth/me", server.url());
+    let headers = client.request_headers("GET", &me).await.unwrap();
+    assert!(headers.authorization.starts_with("Bearer "));
+    assert_eq!(headers.dpop, None);
+    assert_eq!(get_with(&me, &headers.authorization, None).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_under_another_prefix_work_when_configured_and_are_a_configuration_error_otherwise() {
+    let server = Server::start_with(|config| config.route_prefix = "/api/v1/auth".to_owned()).await;
+    let clock = clock();
+    let device = Device::new();
+    let mut config = device.config(&server.url(), Arc::new(clock.clone()));
+    config.route_prefix = "/api/v1/auth".to_owned();
+    let client = AuthClient::new(config).unwrap();
+    client.initialize().await;
+    let address = email("prefix");
+    client.sign_up(&address, PASSWORD, None).await.unwrap();
+    assert_eq!(client.list_devices().await.unwrap().len(), 1);
+    client.refresh().await.unwrap();
+
+    // The same server with the default prefix: whatever answers there, the client does not
+    // take it for a network problem.
+    let other_device = Device::new();
+    let lost = other_device.client(&server.url(), &clock);
+    lost.initialize().await;
+    match lost.sign_in(&address, PASSWORD).await {
+        Err(AuthError::Configuration { .. } | AuthError::Refused { .. }) => {}
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_404_page_from_the_auth_routes_is_a_configuration_error_and_keeps_the_session() {
+    fn not_found_page(_: &[u8]) -> Vec<u8> {
+        let page = "<html><body><h1>404 Not Found</h1></body></html>";
+        format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{page}",
+            page.len()
+        )
+        .into_bytes()
+    }
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let clock = clock();
+    let device = Device::new();
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    proxy.set(Fault::Rewrite(not_found_page));
+    match client.sign_up(&email("404"), PASSWORD, None).await {
+        Err(AuthError::Configuration { message }) => assert!(message.contains("route prefix"), "{message}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    proxy.set(Fault::Pass);
+    client.sign_up(&email("404"), PASSWORD, None).await.unwrap();
+    // A refresh that meets the page keeps the session.
+    proxy.set(Fault::Rewrite(not_found_page));
+    assert!(matches!(
+        client.refresh().await,
+        Err(AuthError::Configuration { .. })
+    ));
+    assert!(matches!(client.state(), AuthState::SignedIn { .. }));
+}
