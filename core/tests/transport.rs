@@ -560,13 +560,20 @@ async fn an_unknown_code_from_a_newer_server_is_a_rejection_without_code() {
 }
 
 #[tokio::test]
-async fn a_404_html_page_is_not_the_server() {
+async fn a_404_html_page_is_a_configuration_error() {
+    // Nothing answers the auth routes here: a wrong server URL or route prefix, which no
+    // retry fixes and which is no verdict on the session either.
     let failure = sign_in_failure(http(
         "404 Not Found\r\nContent-Type: text/html\r\n",
         "<h1>404 Not Found</h1>",
     ))
     .await;
-    assert_eq!(transient(&failure), &TransientCause::NotTheServer { status: 404 });
+    assert!(matches!(failure, Failure::Misconfigured { .. }), "{failure:?}");
+    assert!(!failure.is_definitive());
+    assert!(matches!(
+        failure.into_auth_error(),
+        holdfast_core::AuthError::Configuration { .. }
+    ));
 }
 
 #[tokio::test]

@@ -73,6 +73,10 @@ pub struct ClientConfig {
     /// root). A server whose routes answer 404 without the protocol's envelope here is a
     /// [`AuthError::Configuration`] error.
     pub route_prefix: String,
+    /// The longest [`AuthClient::access_token`] waits for a refresh, device re-login
+    /// included (default 30 s); past it the caller gets a transient timeout while the
+    /// refresh goes on in the background. Each request still has `request_timeout`.
+    pub token_deadline: Duration,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -109,12 +113,22 @@ impl ClientConfig {
             auto_refresh: true,
             bind_tokens: true,
             route_prefix: "/auth".to_owned(),
+            token_deadline: Duration::from_secs(30),
         }
     }
 }
 
 /// Largest clock offset a `Date` header alone can set (see [`Inner::observe_server_time`]).
 const MAX_UNCONFIRMED_OFFSET_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The outcome of the last refresh, shared with the callers that waited for it.
+#[derive(Default)]
+struct RefreshOutcome {
+    /// Refreshes completed (either way) in this process.
+    completed: u64,
+    /// The error of the last one, if it failed.
+    failure: Option<AuthError>,
+}
 
 /// Meta keys of the store (not secret).
 const META_SALT: &str = "vault.salt";
@@ -157,6 +171,9 @@ pub(crate) struct Inner {
     listeners: listeners::Listeners,
     /// One refresh at a time in this process; the store's lock covers other processes.
     refresh_gate: tokio::sync::Mutex<()>,
+    /// How many refreshes completed and, if the last failed, its error: what callers that
+    /// waited on the gate meanwhile get instead of a refresh of their own.
+    refresh_outcome: Mutex<RefreshOutcome>,
     /// Held from a session write in the store to the matching change in memory (sign-in,
     /// sign-out, adopting a refreshed pair), so a sign-out never falls between a refresh's
     /// write and its adoption and the refresh cannot bring the session back.
@@ -170,6 +187,8 @@ pub(crate) struct Inner {
     /// Whether the background refresh runs ([`ClientConfig::auto_refresh`]).
     auto_refresh: bool,
     auto_refresh_started: AtomicBool,
+    /// [`ClientConfig::token_deadline`].
+    token_deadline: Duration,
     /// Whether token requests carry a device proof ([`ClientConfig::bind_tokens`]).
     bind_tokens: bool,
     schedule: Arc<schedule::Schedule>,
@@ -196,6 +215,11 @@ impl AuthClient {
             Namespace::for_server(&config.server_url).map_err(|error| AuthError::InvalidInput {
                 message: error.to_string(),
             })?;
+        if config.token_deadline.is_zero() {
+            return Err(AuthError::InvalidInput {
+                message: "the token deadline must be longer than zero".to_owned(),
+            });
+        }
         if config.storage_path.as_os_str().is_empty() {
             return Err(AuthError::InvalidInput {
                 message: "the storage path is empty".to_owned(),
@@ -222,6 +246,7 @@ impl AuthClient {
                 unavailable_cause: Mutex::new(None),
                 listeners: listeners::Listeners::default(),
                 refresh_gate: tokio::sync::Mutex::new(()),
+                refresh_outcome: Mutex::default(),
                 session_write: tokio::sync::Mutex::new(()),
                 device: tokio::sync::Mutex::new(None),
                 clock_offset_ms: AtomicI64::new(0),
@@ -229,6 +254,7 @@ impl AuthClient {
                 auto_refresh: config.auto_refresh,
                 auto_refresh_started: AtomicBool::new(false),
                 bind_tokens: config.bind_tokens,
+                token_deadline: config.token_deadline,
                 schedule: Arc::default(),
             }),
         })

@@ -43,7 +43,13 @@ impl AuthClient {
         if let Some(token) = self.inner.fresh_access_token() {
             return Ok(token);
         }
-        self.refresh_now(Want::Usable).await
+        // One deadline over the whole refresh (the refresh, a challenge and a verify could
+        // each take a full request timeout); the refresh itself goes on detached.
+        tokio::time::timeout(self.inner.token_deadline, self.refresh_now(Want::Usable))
+            .await
+            .unwrap_or(Err(AuthError::Transient {
+                cause: crate::error::TransientCause::Timeout,
+            }))
     }
 
     /// Rotates the tokens now, even while the access token is fresh (e.g. after the user's
@@ -104,12 +110,42 @@ impl Inner {
         enough.then(|| tokens.access.to_string())
     }
 
+    /// One refresh at a time in this process. Callers that waited while a refresh was in
+    /// flight share its outcome, failures included: 20 callers during a failing refresh
+    /// make one request, and 10 callers during a stalled one wait one timeout, not ten.
     pub(super) async fn refresh_single_flight(self: Arc<Self>, want: Want) -> Result<String, AuthError> {
+        // Refreshes completed before this caller arrived are not its business; one that
+        // completes while it waits for the gate is.
+        let seen = self.refresh_outcome().completed;
         let _gate = self.refresh_gate.lock().await;
         // Another task may have refreshed while this one waited.
         if let Some(token) = self.serves(want) {
             return Ok(token);
         }
+        {
+            let outcome = self.refresh_outcome();
+            if outcome.completed != seen
+                && let Some(failure) = &outcome.failure
+            {
+                return Err(failure.clone());
+            }
+        }
+        let result = self.refresh_under_gate(want).await;
+        let mut outcome = self.refresh_outcome();
+        outcome.completed += 1;
+        outcome.failure = result.as_ref().err().cloned();
+        drop(outcome);
+        result
+    }
+
+    fn refresh_outcome(&self) -> std::sync::MutexGuard<'_, super::RefreshOutcome> {
+        self.refresh_outcome
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The refresh proper, with the process's refresh gate held by the caller.
+    async fn refresh_under_gate(self: &Arc<Self>, want: Want) -> Result<String, AuthError> {
         let Some(held) = self.current_tokens() else {
             return Err(self.no_session_error());
         };
