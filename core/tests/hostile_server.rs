@@ -165,3 +165,55 @@ async fn tokens_expired_on_arrival_or_with_absurd_times_are_protocol_errors() {
         proxy.set(Fault::Pass);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verify_refused_for_its_challenge_is_retried_once_then_the_session_is_kept() {
+    fn challenge_refused(answer: &[u8]) -> Vec<u8> {
+        if !String::from_utf8_lossy(answer).contains("deviceCredential") {
+            return answer.to_vec();
+        }
+        let body = r#"{"error":"Invalid or expired challenge.","code":"CHALLENGE_INVALID"}"#;
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let clock = clock();
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    client
+        .sign_up(&email("verify-retry"), PASSWORD, None)
+        .await
+        .unwrap();
+    proxy.set(Fault::Rewrite(challenge_refused));
+    let verifies = proxy.count("/auth/device/verify");
+    match client.reauthenticate_with_device().await {
+        Err(AuthError::Refused { code, .. }) => {
+            assert_eq!(code, holdfast_protocol::ErrorCode::ChallengeInvalid)
+        }
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+    assert_eq!(
+        proxy.count("/auth/device/verify") - verifies,
+        2,
+        "one retry with a fresh challenge"
+    );
+    assert!(
+        matches!(client.state(), AuthState::SignedIn { .. }),
+        "the session is kept"
+    );
+    // With the server answering again, the device signs in again.
+    proxy.set(Fault::Pass);
+    client.reauthenticate_with_device().await.unwrap();
+    assert!(matches!(
+        client.state(),
+        AuthState::SignedIn {
+            token_fresh: true,
+            ..
+        }
+    ));
+}

@@ -339,7 +339,7 @@ impl Inner {
                 return Err(AuthError::SignInRequired { code: refused });
             }
         };
-        let attempt = async {
+        let attempt = || async {
             let challenge = self.transport.challenge(None, None, &device.id).await?;
             self.observe_server_time(challenge.server_time_ms);
             let signature =
@@ -356,7 +356,31 @@ impl Inner {
             let proof = self.token_request_proof(&device, "/device/verify")?;
             self.transport.verify(&request, proof.as_deref()).await
         };
-        match attempt.await {
+        // A challenge that expired on the way, a proof dated by a clock just corrected, or
+        // a request the server found malformed are no verdict on the device: one more try
+        // with a fresh challenge, then the session is kept (stale) rather than ended.
+        let not_a_verdict = |result: &Result<_, Failure>| {
+            matches!(
+                result,
+                Err(Failure::Rejected {
+                    code: Some(
+                        ErrorCode::ChallengeInvalid | ErrorCode::ProofInvalid | ErrorCode::ValidationError
+                    ),
+                    ..
+                })
+            )
+        };
+        let mut result = attempt().await;
+        if not_a_verdict(&result) {
+            result = attempt().await;
+        }
+        if not_a_verdict(&result)
+            && let Err(failure) = result
+        {
+            self.mark_stale();
+            return Err(failure.into_auth_error());
+        }
+        match result {
             Ok(answer) => {
                 let answer_date_ms = answer.server_time_ms;
                 self.observe_server_time(answer_date_ms);
