@@ -31,6 +31,6 @@ pub mod fuzzing;
 pub use error::AuthError;
 pub use session::{
     AuthClient, AuthEvent, AuthState, ClientConfig, RequestHeaders, SignOutReason, Subscription,
-    SyncCredentials,
+    SyncCredentials, SyncRefusal,
 };
 pub use vault::{KeyProvider, KeySource};

@@ -148,3 +148,67 @@ async fn a_404_page_from_the_auth_routes_is_a_configuration_error_and_keeps_the_
     ));
     assert!(matches!(client.state(), AuthState::SignedIn { .. }));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_refusal_handed_to_the_client_acts_at_once() {
+    use holdfast_core::{SignOutReason, SyncRefusal};
+    let server = Server::start().await;
+    let clock = clock();
+    let phone_device = Device::new();
+    let phone = phone_device.client(&server.url(), &clock);
+    phone.initialize().await;
+    let address = email("sync-refusal");
+    phone.sign_up(&address, PASSWORD, None).await.unwrap();
+
+    // A close that is no verdict changes nothing; an expired token is refreshed now.
+    let before = phone.access_token().await.unwrap();
+    phone
+        .handle_sync_refusal(SyncRefusal::Close { code: 1001 })
+        .await
+        .unwrap();
+    assert_eq!(phone.access_token().await.unwrap(), before);
+    phone
+        .handle_sync_refusal(SyncRefusal::Close { code: 4004 })
+        .await
+        .unwrap();
+    assert_ne!(phone.access_token().await.unwrap(), before);
+    assert!(matches!(phone.state(), AuthState::SignedIn { .. }));
+
+    // The phone is revoked from another device: until told, it still looks signed in.
+    let laptop_device = Device::new();
+    let laptop = laptop_device.client(&server.url(), &clock);
+    laptop.initialize().await;
+    laptop.sign_in(&address, PASSWORD).await.unwrap();
+    laptop
+        .revoke_device(&phone.device_id().await.unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(phone.state(), AuthState::SignedIn { .. }));
+    // The sync server closes its connection with 4001: the phone signs out at once.
+    phone
+        .handle_sync_refusal(SyncRefusal::Close { code: 4001 })
+        .await
+        .unwrap();
+    assert_eq!(
+        phone.state(),
+        AuthState::SignedOut {
+            reason: SignOutReason::DeviceRevoked
+        }
+    );
+    assert!(phone.access_token().await.is_err());
+
+    // An HTTP refusal of the handshake names its code the same way.
+    laptop
+        .handle_sync_refusal(SyncRefusal::Http {
+            status: 403,
+            code: Some("DEVICE_REVOKED".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        laptop.state(),
+        AuthState::SignedOut {
+            reason: SignOutReason::DeviceRevoked
+        }
+    );
+}

@@ -53,7 +53,79 @@ impl fmt::Debug for RequestHeaders {
     }
 }
 
+/// Why a sync server refused or closed this device's connection, as the app's sync code
+/// saw it: hand it to [`AuthClient::handle_sync_refusal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncRefusal {
+    /// The handshake was refused with an HTTP error (PROTOCOL 5: the code's status and
+    /// `{"error", "code"}` body).
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The body's `code`, when there was one.
+        code: Option<String>,
+    },
+    /// An open connection was closed with this WebSocket close code (PROTOCOL 6.5: 4001
+    /// `DEVICE_REVOKED`, 4002 `TOKEN_REVOKED`, 4003 `USER_NOT_FOUND`, 4004
+    /// `TOKEN_EXPIRED`).
+    Close {
+        /// The close code.
+        code: u16,
+    },
+}
+
+impl SyncRefusal {
+    /// The protocol's reason, when the refusal names one this client acts on.
+    fn code(&self) -> Option<ErrorCode> {
+        match self {
+            SyncRefusal::Close { code: 4001 } => Some(ErrorCode::DeviceRevoked),
+            SyncRefusal::Close { code: 4002 } => Some(ErrorCode::TokenRevoked),
+            SyncRefusal::Close { code: 4003 } => Some(ErrorCode::UserNotFound),
+            SyncRefusal::Close { code: 4004 } => Some(ErrorCode::TokenExpired),
+            SyncRefusal::Close { .. } => None,
+            SyncRefusal::Http { status, code } => match code.as_deref().and_then(ErrorCode::parse) {
+                Some(code) => Some(code),
+                None if *status == 401 => Some(ErrorCode::TokenInvalid),
+                None if *status == 403 => Some(ErrorCode::Forbidden),
+                None => None,
+            },
+        }
+    }
+}
+
 impl AuthClient {
+    /// Tells the client that a sync server refused or closed this device's connection, so
+    /// the session follows at once rather than at its next refresh: a revoked device or a
+    /// deleted account signs out (secrets wiped, with that reason), and a token the sync
+    /// server found expired, revoked or invalid is refreshed now, which ends in a device
+    /// re-login or a sign-out exactly as a refused refresh would. Anything else (a
+    /// rate limit, a server going away, an unknown code) changes nothing. Returns the
+    /// refresh's error when one was made and failed.
+    pub async fn handle_sync_refusal(&self, refusal: SyncRefusal) -> Result<(), AuthError> {
+        match refusal.code() {
+            Some(ErrorCode::DeviceRevoked) => {
+                self.inner.sign_out_locally(SignOutReason::DeviceRevoked).await;
+                Ok(())
+            }
+            Some(ErrorCode::UserNotFound) => {
+                self.inner.sign_out_locally(SignOutReason::AccountDeleted).await;
+                Ok(())
+            }
+            Some(
+                ErrorCode::TokenExpired
+                | ErrorCode::TokenRevoked
+                | ErrorCode::TokenInvalid
+                | ErrorCode::ProofInvalid,
+            ) => {
+                if self.inner.current_tokens().is_none() {
+                    return Ok(());
+                }
+                self.refresh().await.map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The headers for a request of `method` to `url` on the app's own backend: one fresh
     /// access token (refreshed if need be, as [`AuthClient::access_token`]) and, when it is
     /// bound to the device key, a proof for exactly this method and URL made from that same

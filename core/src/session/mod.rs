@@ -22,7 +22,7 @@ mod schedule;
 mod state;
 mod vault_ops;
 
-pub use device_ops::{RequestHeaders, SyncCredentials};
+pub use device_ops::{RequestHeaders, SyncCredentials, SyncRefusal};
 pub use listeners::{Listener, Subscription};
 pub use state::{AuthEvent, AuthState, SignOutReason};
 
