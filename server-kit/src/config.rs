@@ -244,6 +244,12 @@ impl std::fmt::Debug for ServerConfig {
 /// Longest grace window PROTOCOL 6.2 allows.
 pub const MAX_GRACE_WINDOW_MS: i64 = 60_000;
 
+/// Longest token lifetime accepted (100 years, in seconds).
+pub const MAX_LIFETIME_SECS: i64 = 100 * 365 * 86_400;
+
+/// Largest expiry leeway accepted (one hour, in seconds).
+pub const MAX_LEEWAY_SECS: i64 = 3_600;
+
 impl ServerConfig {
     /// Defaults around the given secrets.
     pub fn new(secrets: Vec<String>) -> ServerConfig {
@@ -289,6 +295,25 @@ impl ServerConfig {
         positive("access token lifetime", self.access_ttl_secs)?;
         positive("refresh token lifetime", self.refresh_ttl_secs)?;
         positive("device credential lifetime", self.device_credential_ttl_secs)?;
+        // Times are added to now (seconds) and multiplied into milliseconds: a lifetime
+        // beyond these bounds would overflow somewhere, so it is refused at start rather
+        // than wrapped (a signed-out refresh token working again after a restart).
+        for (name, value) in [
+            ("access token lifetime", self.access_ttl_secs),
+            ("refresh token lifetime", self.refresh_ttl_secs),
+            ("device credential lifetime", self.device_credential_ttl_secs),
+        ] {
+            if value > MAX_LIFETIME_SECS {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be at most {MAX_LIFETIME_SECS} seconds (100 years), not {value}"
+                )));
+            }
+        }
+        if self.leeway_secs > MAX_LEEWAY_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "leeway must be at most {MAX_LEEWAY_SECS} seconds"
+            )));
+        }
         if !(0..=MAX_GRACE_WINDOW_MS).contains(&self.grace_window_ms) {
             return Err(ConfigError::Invalid(
                 "grace window must be between 0 and 60 seconds".into(),
@@ -370,6 +395,25 @@ mod tests {
         let mut config = ServerConfig::new(vec!["0123456789abcdef0123456789abcdef".into()]);
         config.public_base_url = Some(url.to_owned());
         config.validate()
+    }
+
+    #[test]
+    fn lifetimes_and_leeway_that_would_overflow_are_refused() {
+        let config = || ServerConfig::new(vec!["0123456789abcdef0123456789abcdef".into()]);
+        for set in [
+            (|c: &mut ServerConfig| c.refresh_ttl_secs = i64::MAX) as fn(&mut ServerConfig),
+            |c| c.access_ttl_secs = MAX_LIFETIME_SECS + 1,
+            |c| c.device_credential_ttl_secs = i64::MAX / 1000,
+            |c| c.leeway_secs = i64::MAX,
+        ] {
+            let mut bad = config();
+            set(&mut bad);
+            assert!(matches!(bad.validate(), Err(ConfigError::Invalid(_))), "{bad:?}");
+        }
+        let mut longest = config();
+        longest.refresh_ttl_secs = MAX_LIFETIME_SECS;
+        longest.leeway_secs = MAX_LEEWAY_SECS;
+        longest.validate().unwrap();
     }
 
     #[test]

@@ -1069,6 +1069,15 @@ fn bad_arguments_are_refused_without_a_panic_or_files() {
         (&["--ip-block", "5"], "--ip-block"),
         (&["--grace-window", "61"], "grace window"),
         (&["--access-ttl", "0"], "lifetime"),
+        // Values that would overflow time arithmetic are refused at start, not wrapped.
+        (&["--refresh-ttl", "9223372036854775807"], "lifetime"),
+        (&["--access-ttl", "3153600001"], "lifetime"),
+        (&["--rate-limit", "10/9223372036854775807"], "9223372036854775807"),
+        (&["--ip-block", "5/9223372036854775807"], "9223372036854775807"),
+        (
+            &["--account-lockout", "5/20/9223372036854775807"],
+            "9223372036854775807",
+        ),
         (&["--prefix", "auth"], "prefix"),
         (&["--public-url", "ftp://api.example.com"], "public base URL"),
         (

@@ -205,6 +205,9 @@ enum RateLimitArg {
     Limit(RateLimit),
 }
 
+/// Longest rate-limit, block or lockout window accepted from a flag (one year).
+const MAX_WINDOW_SECS: i64 = 365 * 86_400;
+
 fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(RateLimitArg::Off);
@@ -213,8 +216,12 @@ fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
     let (max, seconds) = text.split_once('/').ok_or_else(usage)?;
     let max: u32 = max.trim().parse().map_err(|_| usage())?;
     let seconds: i64 = seconds.trim().parse().map_err(|_| usage())?;
-    if max == 0 || seconds <= 0 {
-        return Err(usage());
+    // At most a year: windows are added to times in milliseconds, which must not overflow.
+    if max == 0 || !(1..=MAX_WINDOW_SECS).contains(&seconds) {
+        return Err(format!(
+            "{}; SECONDS must be between 1 and {MAX_WINDOW_SECS}",
+            usage()
+        ));
     }
     Ok(RateLimitArg::Limit(RateLimit {
         max,
@@ -237,10 +244,10 @@ fn parse_account_lockout(text: &str) -> Result<LockoutArg, String> {
     let per_address: u32 = per_address.parse().map_err(|_| usage())?;
     let per_account: u32 = per_account.parse().map_err(|_| usage())?;
     let seconds: i64 = seconds.parse().map_err(|_| usage())?;
-    let window_ms = seconds.checked_mul(1000).ok_or_else(usage)?;
-    if per_address == 0 || per_account == 0 || seconds <= 0 {
+    if per_address == 0 || per_account == 0 || !(1..=MAX_WINDOW_SECS).contains(&seconds) {
         return Err(usage());
     }
+    let window_ms = seconds * 1000;
     Ok(LockoutArg(Some(AccountLockout {
         per_address,
         per_account,

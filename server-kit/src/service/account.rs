@@ -511,7 +511,9 @@ impl AuthService {
     async fn revoke_family_after_reuse(&self, parent: &Claims, family: &str) -> Result<(), ApiError> {
         tracing::warn!(user = %parent.sub, device = %parent.dev, "refresh token reuse detected; revoking the family");
         // Remember the revocation as long as any token of the family can live.
-        let until = self.now_secs() + self.inner.tokens.policy().refresh_ttl_secs;
+        let until = self
+            .now_secs()
+            .saturating_add(self.inner.tokens.policy().refresh_ttl_secs);
         self.inner.stores.tokens.revoke_family(family, until).await?;
         self.inner.events.publish(Revocation::Family {
             user_id: parent.sub.clone(),
@@ -551,17 +553,19 @@ impl AuthService {
         let access = self.check_standing(access).await?.claims;
 
         let revocations = &self.inner.stores.tokens;
-        let session_end = now_secs + tokens.policy().refresh_ttl_secs;
+        let session_end = now_secs.saturating_add(tokens.policy().refresh_ttl_secs);
         let leeway = tokens.policy().leeway_secs;
         // Remembered as long as the token would verify: until `exp` plus the leeway.
-        revocations.revoke_token(&access.jti, access.exp + leeway).await?;
+        revocations
+            .revoke_token(&access.jti, access.exp.saturating_add(leeway))
+            .await?;
         if let Some(family) = &access.fam {
             revocations.revoke_family(family, session_end).await?;
         }
         let mut ended = vec![access.fam.clone()];
         if let Some(refresh) = refresh.filter(|r| r.sub == access.sub) {
             revocations
-                .revoke_token(&refresh.jti, refresh.exp + leeway)
+                .revoke_token(&refresh.jti, refresh.exp.saturating_add(leeway))
                 .await?;
             if let Some(family) = refresh.fam.as_ref().filter(|f| access.fam.as_ref() != Some(*f)) {
                 revocations.revoke_family(family, session_end).await?;

@@ -10,7 +10,9 @@ impl AuthService {
     /// so refreshes fail and the sync gate closes the user's connections. Devices stay
     /// registered (the user signs in again on them). Returns how many sessions ended.
     pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<usize, ApiError> {
-        let until = self.now_secs() + self.inner.tokens.policy().refresh_ttl_secs;
+        let until = self
+            .now_secs()
+            .saturating_add(self.inner.tokens.policy().refresh_ttl_secs);
         let families = self
             .inner
             .stores
