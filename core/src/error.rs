@@ -15,6 +15,13 @@ pub enum TransientCause {
         /// HTTP status.
         status: u16,
     },
+    /// The server is unavailable for now and said for how long (503 with `Retry-After`,
+    /// PROTOCOL 6.3: e.g. its password hashing queue is full); the background refresh
+    /// waits at least that long.
+    Unavailable {
+        /// `Retry-After`, seconds.
+        retry_after_secs: u64,
+    },
     /// The server asked to slow down (429).
     RateLimited {
         /// `Retry-After`, seconds, when given.
@@ -34,6 +41,9 @@ impl std::fmt::Display for TransientCause {
             TransientCause::Network(message) => write!(f, "network unavailable: {message}"),
             TransientCause::Timeout => f.write_str("the server did not answer in time"),
             TransientCause::ServerError { status } => write!(f, "the server failed (HTTP {status})"),
+            TransientCause::Unavailable { retry_after_secs } => {
+                write!(f, "the server is unavailable; retry in {retry_after_secs} s")
+            }
             TransientCause::RateLimited {
                 retry_after_secs: Some(secs),
             } => {

@@ -128,7 +128,8 @@ async fn transient_failures_during_refresh_keep_the_session_and_say_why() {
         (Fault::Drop, |c| matches!(c, TransientCause::Network(_))),
         (Fault::Stall, |c| matches!(c, TransientCause::Timeout)),
         (Fault::Unavailable, |c| {
-            matches!(c, TransientCause::ServerError { status: 503 })
+            // The proxy's 503 says Retry-After: 1 (PROTOCOL 6.3), which the client reports.
+            matches!(c, TransientCause::Unavailable { retry_after_secs: 1 })
         }),
         (Fault::RateLimited, |c| {
             matches!(

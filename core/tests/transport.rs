@@ -452,7 +452,11 @@ async fn a_503_is_transient_server_error() {
         r#"{"error":"Maintenance","code":"INTERNAL"}"#,
     ))
     .await;
-    assert_eq!(transient(&failure), &TransientCause::ServerError { status: 503 });
+    // Its Retry-After is reported, for the background refresh to honour.
+    assert_eq!(
+        transient(&failure),
+        &TransientCause::Unavailable { retry_after_secs: 5 }
+    );
     // A 5xx may come from any proxy: its Date teaches the client nothing.
     assert_eq!(failure.server_time_ms(), None);
     assert!(!failure.is_definitive());

@@ -110,6 +110,7 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for HoldfastError {
 pub(crate) fn retry_after_secs(cause: &TransientCause) -> Option<u64> {
     match cause {
         TransientCause::RateLimited { retry_after_secs } => *retry_after_secs,
+        TransientCause::Unavailable { retry_after_secs } => Some(*retry_after_secs),
         _ => None,
     }
 }

@@ -110,6 +110,9 @@ async fn run(client: Weak<Inner>, schedule: Arc<Schedule>) {
                 retry_after = match &cause {
                     TransientCause::RateLimited {
                         retry_after_secs: Some(secs),
+                    }
+                    | TransientCause::Unavailable {
+                        retry_after_secs: secs,
                     } => Duration::from_secs((*secs).min(BACKOFF_CAP.as_secs())),
                     _ => Duration::ZERO,
                 };

@@ -44,6 +44,13 @@ pub(crate) async fn read_answer<T: DeserializeOwned>(
     };
     // Decided by status alone: the body of these says nothing the session can use.
     match status {
+        503 => {
+            let cause = match retry_after_secs(response.headers(), server_time_ms) {
+                Some(retry_after_secs) => TransientCause::Unavailable { retry_after_secs },
+                None => TransientCause::ServerError { status },
+            };
+            return Err(transient(cause));
+        }
         500..=599 => return Err(transient(TransientCause::ServerError { status })),
         429 => {
             let retry_after_secs = retry_after_secs(response.headers(), server_time_ms);
