@@ -9,7 +9,7 @@ use holdfast_protocol::wire::{
 use holdfast_protocol::{Claims, ErrorCode, PublicJwk, TokenType};
 use http::StatusCode;
 
-use super::bearer::access_token_error;
+use super::bearer::{DPOP_HEADER, access_token_error};
 use super::request_url;
 use super::{
     ApiError, AuthRequest, AuthResponse, AuthService, bearer_token, ip_key, parse_json, parse_optional_json,
@@ -21,9 +21,6 @@ use crate::store::{
     DeviceKey, DeviceRecord, NewDevice, NewUser, RefreshRecord, RotateOutcome, StoreError, UserRecord,
 };
 use crate::tokens::{IssuedPair, TokenError};
-
-/// The request header that carries a device proof.
-const DPOP_HEADER: &str = "dpop";
 
 /// A device named in a sign-up or sign-in, validated before anything is stored.
 pub(super) struct PendingDevice {
@@ -306,21 +303,7 @@ impl AuthService {
         let jkt = key_jkt.ok_or_else(|| {
             invalid("A DPoP proof binds tokens to the device's key: send devicePublicKey with it.")
         })?;
-        let url = request_url(
-            self.inner.config.public_base_url.as_deref(),
-            &request.headers,
-            &request.path,
-        )
-        .ok_or_else(|| invalid("The request has no valid Host header to check the DPoP proof against."))?;
-        self.verify_device_proof(ProofCheck {
-            proof,
-            method: request.method.as_str(),
-            url: &url,
-            access_token: "",
-            expected_jkt: jkt,
-            now_secs: self.now_secs(),
-        })
-        .await?;
+        self.verify_request_proof(request, proof, "", jkt).await?;
         Ok(Some(jkt.to_owned()))
     }
 

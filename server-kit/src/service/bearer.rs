@@ -12,7 +12,7 @@ use crate::store::{DeviceRecord, UserRecord};
 use crate::tokens::TokenError;
 
 /// The request header that carries a device proof.
-const DPOP_HEADER: &str = "dpop";
+pub(super) const DPOP_HEADER: &str = "dpop";
 
 /// A request whose access token passed every check.
 #[derive(Debug, Clone)]
@@ -66,6 +66,20 @@ impl AuthService {
                     "This token is bound to a device key: send a DPoP proof.",
                 )
             })?;
+        self.verify_request_proof(request, proof, access_token, &cnf.jkt)
+            .await
+    }
+
+    /// Checks `proof` as made by the key `expected_jkt` for this request's method and URL
+    /// and for `access_token` (empty for a token request, whose proof has no `ath`), and
+    /// records it as used: the bearer routes' check and the token requests' binding.
+    pub(super) async fn verify_request_proof(
+        &self,
+        request: &AuthRequest,
+        proof: &str,
+        access_token: &str,
+        expected_jkt: &str,
+    ) -> Result<(), ApiError> {
         let public_base_url = self.inner.config.public_base_url.as_deref();
         let url = request_url(public_base_url, &request.headers, &request.path).ok_or_else(|| {
             ApiError::new(
@@ -78,7 +92,7 @@ impl AuthService {
             method: request.method.as_str(),
             url: &url,
             access_token,
-            expected_jkt: &cnf.jkt,
+            expected_jkt,
             now_secs: self.now_secs(),
         })
         .await

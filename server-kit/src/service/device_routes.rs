@@ -171,7 +171,7 @@ impl AuthService {
         let stores = &self.inner.stores;
         // A proof by the device's registered key binds the tokens (PROTOCOL 3); it is
         // checked before the challenge is consumed, so a bad proof costs no challenge.
-        let binding = if request.headers.contains_key("dpop") {
+        let binding = if request.headers.contains_key(super::bearer::DPOP_HEADER) {
             let device = stores
                 .devices
                 .find_device(&body.device_id)
