@@ -314,9 +314,26 @@ impl Inner {
     where
         Call: Future<Output = Result<Answer<T>, Failure>>,
     {
+        self.proven_call(access, access, method, url, call).await
+    }
+
+    /// [`Inner::bearer_call`] for any request a bound token needs a proof for: the proof is
+    /// made when `bound_token` is bound to this device's key, with the `ath` of `ath_token`
+    /// (the access token of a bearer call; empty for a refresh, a token request).
+    pub(super) async fn proven_call<T, Call>(
+        &self,
+        bound_token: &str,
+        ath_token: &str,
+        method: &str,
+        url: &str,
+        call: impl Fn(Option<String>) -> Call,
+    ) -> Result<Result<Answer<T>, Failure>, AuthError>
+    where
+        Call: Future<Output = Result<Answer<T>, Failure>>,
+    {
         let mut corrected = false;
         loop {
-            let proof = self.bearer_proof(access, method, url).await?;
+            let proof = self.proof_if_bound(bound_token, method, url, ath_token).await?;
             let sent_proof = proof.is_some();
             let result = call(proof).await;
             let offset = self.clock_offset_ms.load(Ordering::Relaxed);

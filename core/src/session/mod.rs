@@ -352,15 +352,23 @@ impl Inner {
     /// ([`Inner::confirm_clock`]), and only a confirmed offset is kept across restarts.
     fn observe_server_time(&self, server_time_ms: Option<i64>) {
         let Some(server) = server_time_ms else { return };
-        let Some(offset) = server
-            .checked_add(500)
-            .and_then(|server| server.checked_sub(self.clock.now_ms()))
-            .filter(|offset| offset.unsigned_abs() <= MAX_UNCONFIRMED_OFFSET_MS.unsigned_abs())
-        else {
+        let Some(offset) = self.date_offset(server) else {
             tracing::debug!("ignoring a server Date too far from this device's clock");
             return;
         };
         self.set_clock_offset(offset);
+    }
+
+    /// The offset a server time read to the second gives (the middle of that second), if
+    /// it is computable at all.
+    fn offset_of(&self, server_ms: i64) -> Option<i64> {
+        server_ms.checked_add(500)?.checked_sub(self.clock.now_ms())
+    }
+
+    /// The offset a `Date` gives, when within [`MAX_UNCONFIRMED_OFFSET_MS`].
+    fn date_offset(&self, date_ms: i64) -> Option<i64> {
+        self.offset_of(date_ms)
+            .filter(|offset| offset.unsigned_abs() <= MAX_UNCONFIRMED_OFFSET_MS.unsigned_abs())
     }
 
     /// Cross-checks the clock against the `iat` of an access token the server just issued
@@ -373,15 +381,10 @@ impl Inner {
             // `Tokens::received` refuses it next, with the reason.
             return Ok(());
         };
-        let local = self.clock.now_ms();
-        let offset_of = |server_ms: i64| server_ms.checked_add(500).and_then(|ms| ms.checked_sub(local));
-        let Some(iat_offset) = claims.iat.checked_mul(1000).and_then(offset_of) else {
+        let Some(iat_offset) = claims.iat.checked_mul(1000).and_then(|iat| self.offset_of(iat)) else {
             return Ok(());
         };
-        let date_offset = answer_date_ms
-            .and_then(offset_of)
-            .filter(|offset| offset.unsigned_abs() <= MAX_UNCONFIRMED_OFFSET_MS.unsigned_abs());
-        match date_offset {
+        match answer_date_ms.and_then(|date| self.date_offset(date)) {
             Some(date_offset) if date_offset.abs_diff(iat_offset) > 60_000 => Err(AuthError::Protocol {
                 message: "the server sent an access token whose issue time disagrees with its clock"
                     .to_owned(),

@@ -181,36 +181,19 @@ impl Inner {
             stored.refresh_token.clone()
         };
 
-        // A bound family is refreshed only with a proof by its key (PROTOCOL 3). A proof
-        // refused while this device's idea of the server's time was off is made again,
-        // once, with the corrected time: the refresh token was not spent (the server checks
-        // the proof before rotating).
+        // A bound family is refreshed only with a proof by its key (PROTOCOL 3), made again
+        // once if refused while the clock was off: the refresh token was not spent (the
+        // server checks the proof before rotating).
         let url = self.transport.url_for("/refresh");
-        let mut result;
-        let mut corrected = false;
-        loop {
-            let proof = self.proof_if_bound(&refresh_token, "POST", &url, "").await?;
-            let offset = self.clock_offset_ms.load(Ordering::Relaxed);
-            result = self.transport.refresh(&refresh_token, proof.as_deref()).await;
-            let Err(
-                failure @ Failure::Rejected {
-                    code: Some(ErrorCode::ProofInvalid),
-                    ..
-                },
-            ) = &result
-            else {
-                break;
-            };
-            self.observe_server_time(failure.server_time_ms());
-            let clock_moved = self.clock_offset_ms.load(Ordering::Relaxed) != offset;
-            if proof.is_none() || !clock_moved || corrected {
-                break;
-            }
-            corrected = true;
-        }
+        let transport = &self.transport;
+        let refresh_token = &refresh_token;
+        let result = self
+            .proven_call(refresh_token, "", "POST", &url, |proof| async move {
+                transport.refresh(refresh_token, proof.as_deref()).await
+            })
+            .await?;
         match result {
             Ok(answer) => {
-                self.observe_server_time(answer.server_time_ms);
                 self.adopt_pair(
                     stored.user.clone(),
                     Some(version),
@@ -219,10 +202,7 @@ impl Inner {
                 )
                 .await
             }
-            Err(failure) => {
-                self.observe_server_time(failure.server_time_ms());
-                self.after_refresh_failure(failure, version).await
-            }
+            Err(failure) => self.after_refresh_failure(failure, version).await,
         }
     }
 
