@@ -163,12 +163,37 @@ async fn a_sync_refusal_handed_to_the_client_acts_at_once() {
     // A close that is no verdict changes nothing; an expired token is refreshed now.
     let before = phone.access_token().await.unwrap();
     phone
-        .handle_sync_refusal(SyncRefusal::Close { code: 1001 })
+        .handle_sync_refusal(SyncRefusal::Close {
+            code: 1001,
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(phone.access_token().await.unwrap(), before);
+    // 4401 names its reason: a rate limit is no verdict, a refused proof refreshes.
+    phone
+        .handle_sync_refusal(SyncRefusal::Close {
+            code: 4401,
+            reason: "RATE_LIMITED".into(),
+        })
         .await
         .unwrap();
     assert_eq!(phone.access_token().await.unwrap(), before);
     phone
-        .handle_sync_refusal(SyncRefusal::Close { code: 4004 })
+        .handle_sync_refusal(SyncRefusal::Close {
+            code: 4401,
+            reason: "PROOF_INVALID".into(),
+        })
+        .await
+        .unwrap();
+    let after = phone.access_token().await.unwrap();
+    assert_ne!(after, before);
+    let before = after;
+    phone
+        .handle_sync_refusal(SyncRefusal::Close {
+            code: 4004,
+            reason: String::new(),
+        })
         .await
         .unwrap();
     assert_ne!(phone.access_token().await.unwrap(), before);
@@ -186,7 +211,10 @@ async fn a_sync_refusal_handed_to_the_client_acts_at_once() {
     assert!(matches!(phone.state(), AuthState::SignedIn { .. }));
     // The sync server closes its connection with 4001: the phone signs out at once.
     phone
-        .handle_sync_refusal(SyncRefusal::Close { code: 4001 })
+        .handle_sync_refusal(SyncRefusal::Close {
+            code: 4001,
+            reason: String::new(),
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -211,4 +239,43 @@ async fn a_sync_refusal_handed_to_the_client_acts_at_once() {
             reason: SignOutReason::DeviceRevoked
         }
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_renewal_gives_a_token_that_outlives_the_one_expiring() {
+    let server = Server::start().await;
+    let clock = clock();
+    let device = Device::new();
+    let client = device.client(&server.url(), &clock);
+    client.initialize().await;
+    client.sign_up(&email("renewal"), PASSWORD, None).await.unwrap();
+    let sync_url = format!("{}/sync", server.url());
+    let current = client.access_token().await.unwrap();
+    let current_exp_ms = Claims::decode_unverified(&current).unwrap().exp * 1000;
+
+    // The server names an earlier expiry (an older token): the token in hand will do.
+    let renewal = client
+        .sync_renewal(&sync_url, current_exp_ms - 60_000)
+        .await
+        .unwrap();
+    assert_eq!(renewal.access_token, current);
+
+    // It names the token in hand: the client refreshes and gives a newer one, with a proof
+    // for the sync URL made from it. (The server stamps whole seconds: one passes first, as
+    // the 60 s of a real `reauth-required` would.)
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let renewal = client.sync_renewal(&sync_url, current_exp_ms).await.unwrap();
+    assert_ne!(renewal.access_token, current);
+    let renewed_exp_ms = Claims::decode_unverified(&renewal.access_token).unwrap().exp * 1000;
+    assert!(
+        renewed_exp_ms > current_exp_ms,
+        "{renewed_exp_ms} > {current_exp_ms}"
+    );
+    let proof = ParsedProof::parse(&renewal.proof).unwrap();
+    assert_eq!(proof.claims.ath, access_token_hash(&renewal.access_token));
+    assert_eq!(
+        (proof.claims.htm.as_str(), proof.claims.htu.as_str()),
+        ("GET", sync_url.as_str())
+    );
+    assert_eq!(client.access_token().await.unwrap(), renewal.access_token);
 }

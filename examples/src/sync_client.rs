@@ -6,12 +6,18 @@
 //! request, so a refusal comes back as an HTTP error whose code says why. It then turns the
 //! endpoint's messages into [`SyncEvent`]s.
 //!
+//! A connection opened with [`SyncClient::connect_renewing`] keeps itself alive: when the
+//! server says its token is about to expire (`reauth-required`, PROTOCOL 5) it sends a
+//! `reauth` with [`AuthClient::sync_renewal`]'s credentials, so it does not drop at every
+//! access-token expiry; and when the server refuses or closes it for a reason the session
+//! must follow (a revoked device, an ended session, a deleted account), it tells the
+//! [`AuthClient`] at once ([`AuthClient::handle_sync_refusal`]).
+//!
 //! ```no_run
 //! # async fn run(auth: holdfast_core::AuthClient) -> Result<(), Box<dyn std::error::Error>> {
 //! use holdfast_examples::sync_client::{SyncClient, SyncEvent};
 //! let url = "http://127.0.0.1:8080/sync";
-//! let credentials = auth.sync_credentials(url).await?;
-//! let mut sync = SyncClient::connect(url, &credentials).await?;
+//! let mut sync = SyncClient::connect_renewing(&auth, url).await?;
 //! sync.put("settings", serde_json::json!({"theme": "dark"})).await?;
 //! while let Some(event) = sync.next_event().await {
 //!     if let SyncEvent::Closed { code, reason } = event {
@@ -26,7 +32,10 @@
 use std::fmt;
 
 use futures_util::{SinkExt, StreamExt};
-use holdfast_core::SyncCredentials;
+use std::time::Duration;
+
+use holdfast_core::{AuthClient, SyncCredentials, SyncRefusal};
+use holdfast_protocol::Claims;
 use holdfast_protocol::error::ErrorBody;
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -66,6 +75,26 @@ pub enum SyncEvent {
     Snapshot(Vec<SyncItem>),
     /// An item was written, by this connection (its acknowledgement) or another device.
     Item(SyncItem),
+    /// The server asks for a renewal before the token expires at `expires_at` (ms since the
+    /// epoch): send [`SyncClient::reauth`] with [`AuthClient::sync_renewal`]'s credentials.
+    /// A connection opened with [`SyncClient::connect_renewing`] does this itself and
+    /// reports [`SyncEvent::Renewed`] instead.
+    ReauthRequired {
+        /// When the connection's token expires, ms since the epoch.
+        expires_at: i64,
+    },
+    /// The connection renewed its credentials in place; it now lives until `expires_at` (ms
+    /// since the epoch), unless renewed again.
+    Renewed {
+        /// When the new token expires, ms since the epoch.
+        expires_at: i64,
+    },
+    /// Renewing failed on this side (the network, say) and is tried again in a few
+    /// seconds; the connection stays open until its token expires.
+    RenewalFailed {
+        /// What failed.
+        message: String,
+    },
     /// A message of this client was refused; the connection stays open.
     Error {
         /// The protocol code, e.g. `VALIDATION_ERROR`.
@@ -102,6 +131,9 @@ pub enum SyncError {
     },
     /// The network or the WebSocket failed.
     Transport(String),
+    /// The auth client could not give credentials (signed out, offline with an expired
+    /// token, ...).
+    Credentials(String),
     /// The connection is closed.
     Closed,
 }
@@ -121,6 +153,7 @@ impl fmt::Display for SyncError {
                 code.as_deref().unwrap_or("-")
             ),
             SyncError::Transport(why) => write!(f, "sync connection failed: {why}"),
+            SyncError::Credentials(why) => write!(f, "no sync credentials: {why}"),
             SyncError::Closed => f.write_str("the sync connection is closed"),
         }
     }
@@ -128,16 +161,30 @@ impl fmt::Display for SyncError {
 
 impl std::error::Error for SyncError {}
 
+/// How long a renewal that failed on this side waits before it is tried again.
+const RENEWAL_RETRY: Duration = Duration::from_secs(5);
+
 /// An open sync connection.
 pub struct SyncClient {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     closed: bool,
+    /// Set by [`SyncClient::connect_renewing`].
+    renewal: Option<Renewal>,
+}
+
+/// What a self-renewing connection needs.
+struct Renewal {
+    auth: AuthClient,
+    url: String,
+    /// A renewal to try (again) at this instant, for the token expiring at the `i64` (ms).
+    retry: Option<(tokio::time::Instant, i64)>,
 }
 
 impl fmt::Debug for SyncClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SyncClient")
             .field("closed", &self.closed)
+            .field("renewing", &self.renewal.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +205,7 @@ impl SyncClient {
             Ok((stream, _)) => Ok(SyncClient {
                 stream,
                 closed: false,
+                renewal: None,
             }),
             Err(tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
@@ -183,13 +231,61 @@ impl SyncClient {
         }
     }
 
+    /// Connects to `url` with `auth`'s [`AuthClient::sync_credentials`] and keeps the
+    /// connection alive: see the module documentation. A refused handshake is also handed to
+    /// [`AuthClient::handle_sync_refusal`] before it is returned.
+    pub async fn connect_renewing(auth: &AuthClient, url: &str) -> Result<SyncClient, SyncError> {
+        let credentials = auth
+            .sync_credentials(url)
+            .await
+            .map_err(|error| SyncError::Credentials(error.to_string()))?;
+        match SyncClient::connect(url, &credentials).await {
+            Ok(mut client) => {
+                client.renewal = Some(Renewal {
+                    auth: auth.clone(),
+                    url: url.to_owned(),
+                    retry: None,
+                });
+                Ok(client)
+            }
+            Err(error) => {
+                if let SyncError::Refused { status, code, .. } = &error {
+                    let refusal = SyncRefusal::Http {
+                        status: *status,
+                        code: code.clone(),
+                    };
+                    // The session's own error (e.g. offline during the refresh) is for its
+                    // next caller; this one gets the refusal.
+                    let _ = auth.handle_sync_refusal(refusal).await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Renews the connection's credentials in place (PROTOCOL 5): `credentials` must carry a
+    /// newer access token of the same user and device, with a proof for this connection's
+    /// URL. The server closes the connection if it refuses them.
+    pub async fn reauth(&mut self, credentials: &SyncCredentials) -> Result<(), SyncError> {
+        self.send(serde_json::json!({
+            "type": "reauth",
+            "authToken": credentials.access_token,
+            "proof": credentials.proof,
+        }))
+        .await
+    }
+
     /// Writes `value` under `key`; the server answers with an [`SyncEvent::Item`] (or an
     /// [`SyncEvent::Error`]).
     pub async fn put(&mut self, key: &str, value: Value) -> Result<(), SyncError> {
+        self.send(serde_json::json!({"type": "put", "key": key, "value": value}))
+            .await
+    }
+
+    async fn send(&mut self, message: Value) -> Result<(), SyncError> {
         if self.closed {
             return Err(SyncError::Closed);
         }
-        let message = serde_json::json!({"type": "put", "key": key, "value": value});
         self.stream
             .send(Message::text(message.to_string()))
             .await
@@ -199,20 +295,35 @@ impl SyncClient {
     /// The next event; after [`SyncEvent::Closed`], `None`.
     pub async fn next_event(&mut self) -> Option<SyncEvent> {
         while !self.closed {
-            let frame = match self.stream.next().await {
-                Some(Ok(frame)) => frame,
-                Some(Err(_)) | None => return Some(self.ended(1006, "")),
-            };
-            match frame {
-                Message::Text(text) => {
-                    if let Some(event) = parse_event(text.as_str()) {
+            let retry_at = self.renewal.as_ref().and_then(|renewal| renewal.retry);
+            let frame = tokio::select! {
+                frame = self.stream.next() => frame,
+                () = sleep_until(retry_at) => {
+                    let expires_at = retry_at.map_or(0, |(_, expires_at)| expires_at);
+                    if let Some(event) = self.renew(expires_at).await {
                         return Some(event);
                     }
+                    continue;
                 }
+            };
+            let frame = match frame {
+                Some(Ok(frame)) => frame,
+                Some(Err(_)) | None => return Some(self.ended(1006, "").await),
+            };
+            match frame {
+                Message::Text(text) => match parse_event(text.as_str()) {
+                    Some(SyncEvent::ReauthRequired { expires_at }) if self.renewal.is_some() => {
+                        if let Some(event) = self.renew(expires_at).await {
+                            return Some(event);
+                        }
+                    }
+                    Some(event) => return Some(event),
+                    None => {}
+                },
                 Message::Close(Some(frame)) => {
-                    return Some(self.ended(u16::from(frame.code), frame.reason.as_str()));
+                    return Some(self.ended(u16::from(frame.code), frame.reason.as_str()).await);
                 }
-                Message::Close(None) => return Some(self.ended(1005, "")),
+                Message::Close(None) => return Some(self.ended(1005, "").await),
                 // Pongs are sent by the WebSocket layer; binary frames are not part of the
                 // protocol.
                 Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
@@ -221,6 +332,34 @@ impl SyncClient {
         None
     }
 
+    /// Renews a self-renewing connection whose token expires at `expires_at`; the event to
+    /// report, if any.
+    async fn renew(&mut self, expires_at: i64) -> Option<SyncEvent> {
+        let renewal = self.renewal.as_mut()?;
+        renewal.retry = None;
+        let credentials = match renewal.auth.sync_renewal(&renewal.url, expires_at).await {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                // Signed out meanwhile: nothing to renew; the server closes the connection.
+                if !matches!(renewal.auth.state(), holdfast_core::AuthState::SignedOut { .. }) {
+                    renewal.retry = Some((tokio::time::Instant::now() + RENEWAL_RETRY, expires_at));
+                }
+                return Some(SyncEvent::RenewalFailed {
+                    message: error.to_string(),
+                });
+            }
+        };
+        let renewed_until = Claims::decode_unverified(&credentials.access_token)
+            .map(|claims| claims.exp.saturating_mul(1000))
+            .unwrap_or(expires_at);
+        match self.reauth(&credentials).await {
+            Ok(()) => Some(SyncEvent::Renewed {
+                expires_at: renewed_until,
+            }),
+            // The connection is failing: the next read reports how it ended.
+            Err(_) => None,
+        }
+    }
     /// Closes the connection normally and waits for the server's answer.
     pub async fn close(mut self) {
         if self.closed {
@@ -235,12 +374,30 @@ impl SyncClient {
         }
     }
 
-    fn ended(&mut self, code: u16, reason: &str) -> SyncEvent {
+    /// The connection ended: tells a self-renewing connection's client why.
+    async fn ended(&mut self, code: u16, reason: &str) -> SyncEvent {
         self.closed = true;
+        if let Some(renewal) = &self.renewal {
+            let refusal = SyncRefusal::Close {
+                code,
+                reason: reason.to_owned(),
+            };
+            // The session's own error (offline during the refresh, say) is for its next
+            // caller; this connection only reports how it ended.
+            let _ = renewal.auth.handle_sync_refusal(refusal).await;
+        }
         SyncEvent::Closed {
             code,
             reason: reason.to_owned(),
         }
+    }
+}
+
+/// Sleeps until the retry instant, or forever without one.
+async fn sleep_until(retry: Option<(tokio::time::Instant, i64)>) {
+    match retry {
+        Some((at, _)) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -280,6 +437,9 @@ fn parse_event(text: &str) -> Option<SyncEvent> {
                 .map(SyncEvent::Snapshot)
         }
         "item" => parse_item(&message).map(SyncEvent::Item),
+        "reauth-required" => Some(SyncEvent::ReauthRequired {
+            expires_at: message.get("expiresAt")?.as_i64()?,
+        }),
         "error" => Some(SyncEvent::Error {
             code: string("code")?,
             message: string("message").unwrap_or_default(),
@@ -348,6 +508,13 @@ mod tests {
                 message: "m".into()
             })
         );
+        assert_eq!(
+            parse_event(r#"{"type":"reauth-required","expiresAt":1700000000000}"#),
+            Some(SyncEvent::ReauthRequired {
+                expires_at: 1_700_000_000_000
+            })
+        );
+        assert_eq!(parse_event(r#"{"type":"reauth-required"}"#), None);
         assert_eq!(parse_event(r#"{"type":"presence"}"#), None);
         assert_eq!(parse_event("not json"), None);
     }

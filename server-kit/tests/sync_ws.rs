@@ -45,8 +45,22 @@ impl Fixture {
     }
 
     async fn start_with(collection: SharedCollection, options: SyncOptions) -> Fixture {
+        Fixture::start_gated(GateConfig::default(), collection, options).await
+    }
+
+    /// A fixture whose gate re-checks (and so follows the server's manual clock) every
+    /// 50 ms, for the tests that move the clock.
+    async fn start_following_the_clock() -> Fixture {
+        let config = GateConfig {
+            recheck_interval: Duration::from_millis(50),
+            ..GateConfig::default()
+        };
+        Fixture::start_gated(config, SharedCollection::memory(), SyncOptions::default()).await
+    }
+
+    async fn start_gated(config: GateConfig, collection: SharedCollection, options: SyncOptions) -> Fixture {
         let server = TestServer::start(|_| {}).await;
-        let gate = SyncGate::new(&server.service, GateConfig::default());
+        let gate = SyncGate::new(&server.service, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -711,4 +725,222 @@ async fn going_away_closes_admitted_and_waiting_connections_with_1001() {
     );
     assert_eq!(going_away.open_connections(), 0);
     fixture.stop().await;
+}
+
+/// The access token's expiry, ms since the epoch (as `reauth-required` names it).
+fn expires_at_ms(access: &str) -> i64 {
+    support::claims(access).exp * 1000
+}
+
+/// A `reauth` message for `session`, with a proof by `key` when given.
+fn reauth(fixture: &Fixture, session: &Session, key: Option<&DeviceKey>) -> Value {
+    let mut message = json!({"type": "reauth", "authToken": session.access});
+    if let Some(key) = key {
+        message["proof"] = json!(fixture.proof(key, &session.access));
+    }
+    message
+}
+
+/// Refreshes `session` (with its device key's proof, by the support client).
+async fn refreshed(fixture: &Fixture, session: &Session) -> Session {
+    let reply = fixture.server.refresh(&session.refresh).await.expect_status(200);
+    let token = |name: &str| reply.data()[name].as_str().expect("a token").to_owned();
+    Session {
+        user: session.user.clone(),
+        access: token("accessToken"),
+        refresh: token("refreshToken"),
+    }
+}
+
+/// Moves the server's clock to `seconds_before` the expiry of `access`.
+fn clock_to_before_expiry(fixture: &Fixture, access: &str, seconds_before: i64) {
+    let target = expires_at_ms(access) - seconds_before * 1000;
+    let now = fixture.server.now_ms();
+    assert!(target > now, "the clock only moves forward");
+    fixture.server.clock.advance_ms(target - now);
+}
+
+#[tokio::test]
+async fn a_connection_is_told_to_renew_and_lives_on_by_its_new_token() {
+    let fixture = Fixture::start_following_the_clock().await;
+    let (key, session) = keyed_user(&fixture, "renew").await;
+    let (mut conn, _) = fixture.connect_device(&key, &session).await;
+    // Fifteen minutes left: no notice yet.
+    conn.expect_silence().await;
+
+    // 61 s before expiry: still nothing; 59 s before: the notice, with the expiry.
+    clock_to_before_expiry(&fixture, &session.access, 61);
+    conn.expect_silence().await;
+    fixture.server.clock.advance_ms(2_000);
+    assert_eq!(
+        conn.next_json().await,
+        json!({"type": "reauth-required", "expiresAt": expires_at_ms(&session.access)})
+    );
+    conn.expect_silence().await;
+
+    // The renewal: a newer token of the same user and device, with a proof.
+    let renewed = refreshed(&fixture, &session).await;
+    assert!(expires_at_ms(&renewed.access) > expires_at_ms(&session.access));
+    conn.send(reauth(&fixture, &renewed, Some(&key))).await;
+    conn.expect_silence().await;
+
+    // Past the old token's expiry and leeway, the connection still works.
+    fixture.server.clock.advance_ms(70_000);
+    conn.expect_silence().await;
+    conn.send(json!({"type": "put", "key": "k", "value": 1})).await;
+    let item = conn.next_json().await;
+    assert_eq!(
+        (item["type"].as_str(), item["key"].as_str()),
+        (Some("item"), Some("k"))
+    );
+
+    // The new token gets its own notice, and without a renewal the connection closes with
+    // 4004 after it expires.
+    clock_to_before_expiry(&fixture, &renewed.access, 30);
+    assert_eq!(
+        conn.next_json().await,
+        json!({"type": "reauth-required", "expiresAt": expires_at_ms(&renewed.access)})
+    );
+    fixture.server.clock.advance_ms(36_000);
+    assert_eq!(
+        conn.expect_close(RECEIVE_BOUND).await,
+        Closing {
+            code: 4004,
+            reason: "TOKEN_EXPIRED".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_kora_style_connection_renews_with_an_unbound_token() {
+    let fixture = Fixture::start_following_the_clock().await;
+    let (_, phone) = keyed_user(&fixture, "kora-renew").await;
+    let laptop = keyless_device(&fixture, &phone, "laptop-1").await;
+    let (mut conn, _) = fixture.connect_kora(&laptop, None).await;
+    clock_to_before_expiry(&fixture, &laptop.access, 10);
+    assert_eq!(conn.next_json().await["type"], "reauth-required");
+    let renewed = refreshed(&fixture, &laptop).await;
+    conn.send(reauth(&fixture, &renewed, None)).await;
+    fixture.server.clock.advance_ms(60_000);
+    conn.expect_silence().await;
+    conn.send(json!({"type": "put", "key": "still-here", "value": true}))
+        .await;
+    assert_eq!(conn.next_json().await["key"], "still-here");
+}
+
+/// Sends `message` on a fresh connection of `key`'s device and returns how it closed.
+async fn renewal_refused(fixture: &Fixture, key: &DeviceKey, session: &Session, message: Value) -> Closing {
+    let (mut conn, _) = fixture.connect_device(key, session).await;
+    conn.send(message).await;
+    conn.expect_close(RECEIVE_BOUND).await
+}
+
+#[tokio::test]
+async fn a_refused_renewal_closes_with_the_code_of_the_refusal() {
+    let fixture = Fixture::start().await;
+    let (key, session) = keyed_user(&fixture, "refused-renewal").await;
+
+    // Another user's token, even a valid one with its own device's proof.
+    let (other_key, other) = keyed_user_on(&fixture, "someone-else", "other-phone").await;
+    let closing = renewal_refused(
+        &fixture,
+        &key,
+        &session,
+        reauth(&fixture, &other, Some(&other_key)),
+    )
+    .await;
+    assert_eq!(
+        closing,
+        Closing {
+            code: 4401,
+            reason: "TOKEN_INVALID".into()
+        }
+    );
+
+    // Another device of the same user.
+    let laptop = keyless_device(&fixture, &session, "laptop-1").await;
+    let closing = renewal_refused(&fixture, &key, &session, reauth(&fixture, &laptop, None)).await;
+    assert_eq!(closing.code, 4401);
+    assert_eq!(closing.reason, "TOKEN_INVALID");
+
+    // A bound token without its proof.
+    let closing = renewal_refused(&fixture, &key, &session, reauth(&fixture, &session, None)).await;
+    assert_eq!(
+        closing,
+        Closing {
+            code: 4401,
+            reason: "PROOF_INVALID".into()
+        }
+    );
+
+    // A proof used twice (the one the connection was admitted with is replayed).
+    let proof = fixture.proof(&key, &session.access);
+    let mut conn = fixture
+        .connect_headers(&session.access, Some(&proof))
+        .await
+        .expect("admitted");
+    conn.expect_welcome(&session).await;
+    conn.send(json!({"type": "reauth", "authToken": session.access, "proof": proof}))
+        .await;
+    assert_eq!(conn.expect_close(RECEIVE_BOUND).await.reason, "PROOF_INVALID");
+
+    // A token that is not a token.
+    let closing = renewal_refused(
+        &fixture,
+        &key,
+        &session,
+        json!({"type": "reauth", "authToken": "not.a.token"}),
+    )
+    .await;
+    assert_eq!((closing.code, closing.reason.as_str()), (4401, "TOKEN_INVALID"));
+
+    // A token of this device whose session was signed out: the session-ended code.
+    let email = session.user["email"].as_str().expect("email").to_owned();
+    let second = fixture
+        .server
+        .sign_in_with(json!({"email": email, "password": support::PASSWORD, "deviceId": "phone-1"}))
+        .await;
+    fixture
+        .server
+        .post_auth(
+            "/auth/signout",
+            &second.access,
+            json!({"refreshToken": second.refresh}),
+        )
+        .await
+        .expect_status(200);
+    let closing = renewal_refused(&fixture, &key, &session, reauth(&fixture, &second, Some(&key))).await;
+    assert_eq!(
+        closing,
+        Closing {
+            code: 4002,
+            reason: "TOKEN_REVOKED".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_renewal_is_an_error_message_and_the_connection_stays_open() {
+    let fixture = Fixture::start().await;
+    let (key, session) = keyed_user(&fixture, "malformed-renewal").await;
+    let (mut conn, _) = fixture.connect_device(&key, &session).await;
+    for bad in [
+        json!({"type": "reauth"}),
+        json!({"type": "reauth", "authToken": 5}),
+        json!({"type": "reauth", "authToken": session.access, "proof": ["x"]}),
+    ] {
+        conn.send(bad).await;
+        let error = conn.expect_error().await;
+        assert_eq!(error["code"], "VALIDATION_ERROR", "{error}");
+    }
+    // A second `auth` message points to `reauth`.
+    conn.send(json!({"type": "auth", "authToken": session.access}))
+        .await;
+    let error = conn.expect_error().await;
+    assert!(
+        error["message"].as_str().unwrap_or_default().contains("reauth"),
+        "{error}"
+    );
+    conn.send(reauth(&fixture, &session, Some(&key))).await;
+    conn.expect_silence().await;
 }

@@ -2,7 +2,8 @@
 //! signs up and signs in two devices of one user against the server kit, each opens a
 //! device-proven sync connection with its `sync_credentials`, an item written on one is in
 //! the other's snapshot, and revoking the first device from the second cuts the first's
-//! open connection off with 4001.
+//! open connection off with 4001. A self-renewing connection outlives many access tokens
+//! and signs its client out the moment its device is revoked.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,15 @@ impl Device {
             .await
             .expect("admitted")
     }
+}
+
+/// Fast password hashing, for tests.
+fn quick_hashing(config: &mut holdfast_server_kit::ServerConfig) {
+    config.argon2 = holdfast_server_kit::passwords::Argon2Params {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
 }
 
 async fn next_event(sync: &mut SyncClient) -> SyncEvent {
@@ -139,4 +149,73 @@ async fn two_devices_share_items_and_revoking_one_cuts_its_connection() {
         other => panic!("expected the laptop's item, got {other:?}"),
     }
     laptop_sync.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewing_connection_outlives_its_tokens_and_follows_a_revocation() {
+    holdfast_examples::ensure_crypto_provider();
+    // Access tokens of 4 s: the server asks for a renewal halfway through each.
+    let server = LocalServer::start(|config| {
+        quick_hashing(config);
+        config.access_ttl_secs = 4;
+    })
+    .await
+    .expect("server");
+    let email = "sync-renewal@example.com";
+    let phone = Device::new(&server).await;
+    phone
+        .client
+        .sign_up(email, PASSWORD, None)
+        .await
+        .expect("signed up");
+    let phone_id = phone.client.device_id().await.expect("device id");
+    let mut sync = SyncClient::connect_renewing(&phone.client, &server.sync_url())
+        .await
+        .expect("admitted");
+    welcomed(&mut sync, &phone_id).await;
+
+    // Three token lifetimes on one connection.
+    let started = Instant::now();
+    let mut renewals = Vec::new();
+    while started.elapsed() < Duration::from_secs(12) {
+        match tokio::time::timeout(Duration::from_millis(500), sync.next_event()).await {
+            Err(_) => {}
+            Ok(Some(SyncEvent::Renewed { expires_at })) => renewals.push(expires_at),
+            Ok(other) => panic!("expected only renewals, got {other:?}"),
+        }
+    }
+    println!("renewals in 12 s with 4 s tokens: {}", renewals.len());
+    assert!(renewals.len() >= 3, "renewed {} times", renewals.len());
+    assert!(renewals.windows(2).all(|pair| pair[0] < pair[1]), "{renewals:?}");
+    sync.put("after/renewals", json!(1)).await.expect("still open");
+    match next_event(&mut sync).await {
+        SyncEvent::Item(item) => assert_eq!(item.key, "after/renewals"),
+        other => panic!("expected the item back, got {other:?}"),
+    }
+
+    // Revoked from another device: the connection closes with 4001 and the phone's client
+    // is signed out at once, not at its next refresh.
+    let laptop = Device::new(&server).await;
+    laptop.client.sign_in(email, PASSWORD).await.expect("signed in");
+    laptop.client.revoke_device(&phone_id).await.expect("revoked");
+    loop {
+        match next_event(&mut sync).await {
+            SyncEvent::Closed { code, reason } => {
+                assert_eq!((code, reason.as_str()), (4001, "DEVICE_REVOKED"));
+                break;
+            }
+            SyncEvent::Renewed { .. } | SyncEvent::RenewalFailed { .. } => {}
+            other => panic!("expected the close, got {other:?}"),
+        }
+    }
+    assert!(
+        matches!(
+            phone.client.state(),
+            holdfast_core::AuthState::SignedOut {
+                reason: holdfast_core::SignOutReason::DeviceRevoked
+            }
+        ),
+        "{:?}",
+        phone.client.state()
+    );
 }

@@ -65,12 +65,14 @@ pub enum SyncRefusal {
         /// The body's `code`, when there was one.
         code: Option<String>,
     },
-    /// An open connection was closed with this WebSocket close code (PROTOCOL 6.5: 4001
+    /// An open connection was closed with this WebSocket close code (PROTOCOL 5: 4001
     /// `DEVICE_REVOKED`, 4002 `TOKEN_REVOKED`, 4003 `USER_NOT_FOUND`, 4004
-    /// `TOKEN_EXPIRED`).
+    /// `TOKEN_EXPIRED`, 4401 a refused handshake or renewal whose reason is the code).
     Close {
         /// The close code.
         code: u16,
+        /// The close reason (the protocol code for 4001-4004 and 4401), or empty.
+        reason: String,
     },
 }
 
@@ -78,10 +80,11 @@ impl SyncRefusal {
     /// The protocol's reason, when the refusal names one this client acts on.
     fn code(&self) -> Option<ErrorCode> {
         match self {
-            SyncRefusal::Close { code: 4001 } => Some(ErrorCode::DeviceRevoked),
-            SyncRefusal::Close { code: 4002 } => Some(ErrorCode::TokenRevoked),
-            SyncRefusal::Close { code: 4003 } => Some(ErrorCode::UserNotFound),
-            SyncRefusal::Close { code: 4004 } => Some(ErrorCode::TokenExpired),
+            SyncRefusal::Close { code: 4001, .. } => Some(ErrorCode::DeviceRevoked),
+            SyncRefusal::Close { code: 4002, .. } => Some(ErrorCode::TokenRevoked),
+            SyncRefusal::Close { code: 4003, .. } => Some(ErrorCode::UserNotFound),
+            SyncRefusal::Close { code: 4004, .. } => Some(ErrorCode::TokenExpired),
+            SyncRefusal::Close { code: 4401, reason } => ErrorCode::parse(reason),
             SyncRefusal::Close { .. } => None,
             SyncRefusal::Http { status, code } => match code.as_deref().and_then(ErrorCode::parse) {
                 Some(code) => Some(code),
@@ -226,6 +229,40 @@ impl AuthClient {
     /// and a proof for `GET sync_url`.
     pub async fn sync_credentials(&self, sync_url: &str) -> Result<SyncCredentials, AuthError> {
         let access_token = self.access_token().await?;
+        let device_id = self.device_id().await?;
+        let proof = self.proof_for(&access_token, "GET", sync_url, None).await?;
+        Ok(SyncCredentials {
+            access_token,
+            device_id,
+            proof,
+        })
+    }
+
+    /// What an open sync connection to `sync_url` sends to renew itself in place (PROTOCOL 5)
+    /// when the server says its token expires at `expires_at_ms` (the `expiresAt` of its
+    /// `reauth-required` message, server time): credentials as [`AuthClient::sync_credentials`]
+    /// whose access token outlives that one, refreshed now if the token in hand does not.
+    pub async fn sync_renewal(
+        &self,
+        sync_url: &str,
+        expires_at_ms: i64,
+    ) -> Result<SyncCredentials, AuthError> {
+        let mut access_token = self.access_token().await?;
+        let outlives = |inner: &Inner, token: &str| {
+            inner
+                .current_tokens()
+                .is_some_and(|tokens| *tokens.access == *token && tokens.access_expires_ms > expires_at_ms)
+        };
+        if !outlives(&self.inner, &access_token) {
+            access_token = self.refresh().await?;
+            if !outlives(&self.inner, &access_token) {
+                return Err(AuthError::Protocol {
+                    message:
+                        "the refreshed access token does not outlive the one the sync server is expiring"
+                            .to_owned(),
+                });
+            }
+        }
         let device_id = self.device_id().await?;
         let proof = self.proof_for(&access_token, "GET", sync_url, None).await?;
         Ok(SyncCredentials {

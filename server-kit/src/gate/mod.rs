@@ -102,6 +102,8 @@ pub struct Principal {
     pub token_id: String,
     /// The token's session (family), when it has one.
     pub family: Option<String>,
+    /// When the access token was issued, seconds.
+    pub issued_at: i64,
     /// When the access token expires, seconds.
     pub expires_at: i64,
     /// Whether the connection proved possession of the device key.
@@ -382,10 +384,61 @@ impl SyncGate {
             name: standing.name.clone(),
             token_id: claims.jti.clone(),
             family: claims.fam.clone(),
+            issued_at: claims.iat,
             expires_at: claims.exp,
             proven,
             admitted_epoch: standing.epoch,
         })
+    }
+
+    /// Checks the renewal of an open connection (PROTOCOL 5, `reauth`): the new handshake
+    /// is admitted exactly as at admission, and its token must be of the same user and
+    /// device as the connection's. The connection then lives by the returned principal
+    /// (watch it instead of the old one).
+    pub async fn renew(
+        &self,
+        current: &Principal,
+        handshake: &Handshake<'_>,
+    ) -> Result<Principal, GateError> {
+        let renewed = self.admit(handshake).await?;
+        if renewed.user_id != current.user_id || renewed.device_id != current.device_id {
+            return Err(GateError::new(
+                ErrorCode::TokenInvalid,
+                "A renewal must carry a token of the connection's user and device.",
+            ));
+        }
+        Ok(renewed)
+    }
+
+    /// Resolves when the connection of `principal` should be told to renew (PROTOCOL 5,
+    /// `reauth-required`), by the gate's clock: `notice` before its access token expires (at
+    /// once when less time is left), but not before halfway through the token's life, so
+    /// tokens that live less than twice `notice` are not renewed in a tight loop.
+    /// Cancel-safe.
+    pub fn renewal_due(
+        &self,
+        principal: &Principal,
+        notice: Duration,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let gate = self.inner.clone();
+        let notice_ms = i64::try_from(notice.as_millis()).unwrap_or(i64::MAX);
+        let expires_ms = principal.expires_at.saturating_mul(1000);
+        let issued_ms = principal.issued_at.saturating_mul(1000);
+        let halfway_ms = issued_ms.saturating_add(expires_ms.saturating_sub(issued_ms) / 2);
+        let due_ms = expires_ms.saturating_sub(notice_ms).max(halfway_ms);
+        async move {
+            loop {
+                let remaining = due_ms.saturating_sub(gate.clock.now_ms());
+                if remaining <= 0 {
+                    return;
+                }
+                // Slept in steps no longer than the re-check interval, so a clock that jumps
+                // (or a test's manual clock) is followed within one step.
+                let step = Duration::from_millis(u64::try_from(remaining).unwrap_or(u64::MAX))
+                    .min(gate.config.recheck_interval);
+                tokio::time::sleep(step).await;
+            }
+        }
     }
 
     /// Resolves when the connection of `principal` must close: its device is revoked, its

@@ -10,7 +10,8 @@ use holdfast_protocol::clock::{Clock, SystemClock};
 use super::collection::{CollectionError, Update};
 use super::messages::{self, ClientMessage, ServerMessage};
 use super::{AUTH_REFUSED, Endpoint, MAX_MESSAGE_BYTES};
-use crate::gate::{Handshake, Principal};
+use crate::gate::{Closed, Handshake, Principal};
+use serde_json::Value;
 
 /// How long the server waits for the client's answer to its close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -60,7 +61,7 @@ pub(super) async fn serve_after_auth_message(mut socket: WebSocket, endpoint: En
         url: &url,
     };
     match endpoint.gate.admit(&handshake).await {
-        Ok(principal) => serve(socket, endpoint, principal).await,
+        Ok(principal) => serve(socket, endpoint, principal, url).await,
         Err(refused) => refuse(socket, refused.code, &refused.message).await,
     }
 }
@@ -86,8 +87,9 @@ async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
     }
 }
 
-/// Serves an admitted connection until the client leaves or the gate closes it.
-pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: Principal) {
+/// Serves an admitted connection until the client leaves or the gate closes it. `url` is
+/// the sync URL that proofs name (for renewals).
+pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, mut principal: Principal, url: String) {
     let Endpoint {
         gate,
         collection,
@@ -98,6 +100,9 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: 
     let stopping = going_away.stopping();
     tokio::pin!(stopping);
     let mut watch = gate.watch(&principal);
+    // `reauth-required` is sent once per token, `reauth_notice` before it expires.
+    let mut renewal_due = Box::pin(gate.renewal_due(&principal, options.reauth_notice));
+    let mut notice_sent = false;
     // Subscribed before the snapshot is read, so no write falls between the two; the
     // subscription skips the writes its snapshot holds.
     let mut updates = collection.subscribe(&principal.user_id);
@@ -134,6 +139,15 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: 
                 return close(&mut socket, closed.close_code(), closed.reason()).await;
             }
             () = &mut stopping => return close(&mut socket, GOING_AWAY, SHUTTING_DOWN).await,
+            () = &mut renewal_due, if !notice_sent => {
+                notice_sent = true;
+                let notice = ServerMessage::ReauthRequired {
+                    expires_at: principal.expires_at.saturating_mul(1000),
+                };
+                if socket.send(Message::text(notice.to_text())).await.is_err() {
+                    return;
+                }
+            }
             incoming = socket.recv() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
@@ -151,8 +165,42 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: 
                     Some(Err(error)) => return close_after_error(&mut socket, error).await,
                     None => return,
                 };
-                if let Some(refused) = handle(&collection, &principal, text.as_str()).await
-                    && socket.send(Message::text(refused)).await.is_err()
+                let answer = match messages::parse(text.as_str()) {
+                    Ok(ClientMessage::Reauth { access_token, proof }) => {
+                        let handshake = Handshake {
+                            access_token: &access_token,
+                            proof: proof.as_deref(),
+                            method: "GET",
+                            url: &url,
+                        };
+                        match gate.renew(&principal, &handshake).await {
+                            Ok(renewed) => {
+                                principal = renewed;
+                                watch = gate.watch(&principal);
+                                renewal_due = Box::pin(gate.renewal_due(&principal, options.reauth_notice));
+                                notice_sent = false;
+                                None
+                            }
+                            // The stores could not answer: not a refusal. The connection
+                            // keeps its token; the client may try again.
+                            Err(failed) if matches!(failed.code, ErrorCode::Internal | ErrorCode::ServiceUnavailable) => {
+                                Some(error_text(failed.code, &failed.message))
+                            }
+                            Err(refused) => {
+                                tracing::debug!(user = %principal.user_id, device = %principal.device_id, code = refused.code.as_str(), "refused a sync renewal");
+                                return close(&mut socket, refusal_close_code(refused.code), refused.code.as_str()).await;
+                            }
+                        }
+                    }
+                    Ok(ClientMessage::Put { key, value }) => put(&collection, &principal, key, value).await,
+                    Ok(ClientMessage::Auth { .. }) => Some(error_text(
+                        ErrorCode::ValidationError,
+                        "This connection is already authenticated: renew it with a reauth message.",
+                    )),
+                    Err(message) => Some(error_text(ErrorCode::ValidationError, message)),
+                };
+                if let Some(answer) = answer
+                    && socket.send(Message::text(answer)).await.is_err()
                 {
                     return;
                 }
@@ -174,19 +222,14 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, principal: 
     }
 }
 
-/// Applies one client message; returns the error message to send back, if any. A stored
-/// item reaches this connection through its subscription, like every other.
-async fn handle(collection: &super::SharedCollection, principal: &Principal, text: &str) -> Option<String> {
-    let (key, value) = match messages::parse(text) {
-        Ok(ClientMessage::Put { key, value }) => (key, value),
-        Ok(ClientMessage::Auth { .. }) => {
-            return Some(error_text(
-                ErrorCode::ValidationError,
-                "This connection is already authenticated.",
-            ));
-        }
-        Err(message) => return Some(error_text(ErrorCode::ValidationError, message)),
-    };
+/// Stores one item; returns the error message to send back, if any. A stored item reaches
+/// this connection through its subscription, like every other.
+async fn put(
+    collection: &super::SharedCollection,
+    principal: &Principal,
+    key: String,
+    value: Value,
+) -> Option<String> {
     let now_ms = SystemClock.now_ms();
     match collection
         .put(&principal.user_id, &key, value, &principal.device_id, now_ms)
@@ -198,6 +241,18 @@ async fn handle(collection: &super::SharedCollection, principal: &Principal, tex
             tracing::error!(%error, "could not store a sync item");
             Some(error_text(ErrorCode::Internal, "The item could not be stored."))
         }
+    }
+}
+
+/// The close code of a refused renewal (PROTOCOL 5): the code of the matching revocation,
+/// or 4401 (with the refusal's code as the reason) as for a refused handshake.
+fn refusal_close_code(code: ErrorCode) -> u16 {
+    match code {
+        ErrorCode::DeviceRevoked => Closed::DeviceRevoked.close_code(),
+        ErrorCode::TokenRevoked | ErrorCode::RefreshReused => Closed::SessionEnded.close_code(),
+        ErrorCode::UserNotFound => Closed::AccountDeleted.close_code(),
+        ErrorCode::TokenExpired => Closed::TokenExpired.close_code(),
+        _ => AUTH_REFUSED,
     }
 }
 

@@ -14,6 +14,12 @@ pub(super) enum ClientMessage {
         access_token: String,
         proof: Option<String>,
     },
+    /// `{"type":"reauth","authToken":"…","proof":"…"?}`: renews an open connection's
+    /// credentials in place (PROTOCOL 5).
+    Reauth {
+        access_token: String,
+        proof: Option<String>,
+    },
     /// `{"type":"put","key":"…","value":…}`.
     Put { key: String, value: Value },
 }
@@ -29,16 +35,14 @@ pub(super) fn parse(text: &str) -> Result<ClientMessage, &'static str> {
     };
     match kind {
         "auth" => {
-            let access_token = match message.remove("authToken") {
-                Some(Value::String(token)) if !token.is_empty() => token,
-                _ => return Err("An auth message needs a string `authToken`."),
-            };
-            let proof = match message.remove("proof") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(proof)) if !proof.is_empty() => Some(proof),
-                Some(_) => return Err("`proof` must be a device proof string."),
-            };
+            let (access_token, proof) =
+                credentials(&mut message, "An auth message needs a string `authToken`.")?;
             Ok(ClientMessage::Auth { access_token, proof })
+        }
+        "reauth" => {
+            let (access_token, proof) =
+                credentials(&mut message, "A reauth message needs a string `authToken`.")?;
+            Ok(ClientMessage::Reauth { access_token, proof })
         }
         "put" => {
             let key = match message.remove("key") {
@@ -52,6 +56,23 @@ pub(super) fn parse(text: &str) -> Result<ClientMessage, &'static str> {
     }
 }
 
+/// The `authToken` and optional `proof` of an `auth` or `reauth` message.
+fn credentials(
+    message: &mut serde_json::Map<String, Value>,
+    missing_token: &'static str,
+) -> Result<(String, Option<String>), &'static str> {
+    let access_token = match message.remove("authToken") {
+        Some(Value::String(token)) if !token.is_empty() => token,
+        _ => return Err(missing_token),
+    };
+    let proof = match message.remove("proof") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(proof)) if !proof.is_empty() => Some(proof),
+        Some(_) => return Err("`proof` must be a device proof string."),
+    };
+    Ok((access_token, proof))
+}
+
 /// What the server sends.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
@@ -62,6 +83,10 @@ pub(super) enum ServerMessage<'a> {
     Snapshot { items: &'a [Item] },
     /// One item was written (by this connection or another of the user's).
     Item(&'a Item),
+    /// The access token expires at `expires_at` (ms since the epoch): renew with `reauth`
+    /// before then or the connection closes with 4004.
+    #[serde(rename = "reauth-required")]
+    ReauthRequired { expires_at: i64 },
     /// A message was refused; the connection stays open.
     Error { code: ErrorCode, message: &'a str },
 }
@@ -96,6 +121,20 @@ mod tests {
             })
         );
         assert_eq!(
+            parse(r#"{"type":"reauth","authToken":"t","proof":"p"}"#),
+            Ok(ClientMessage::Reauth {
+                access_token: "t".into(),
+                proof: Some("p".into())
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"reauth","authToken":"t","proof":null}"#),
+            Ok(ClientMessage::Reauth {
+                access_token: "t".into(),
+                proof: None
+            })
+        );
+        assert_eq!(
             parse(r#"{"type":"put","key":"k","value":null}"#),
             Ok(ClientMessage::Put {
                 key: "k".into(),
@@ -117,6 +156,9 @@ mod tests {
             r#"{"type":"auth"}"#,
             r#"{"type":"auth","authToken":""}"#,
             r#"{"type":"auth","authToken":"t","proof":5}"#,
+            r#"{"type":"reauth"}"#,
+            r#"{"type":"reauth","authToken":7}"#,
+            r#"{"type":"reauth","authToken":"t","proof":""}"#,
             r#"{"type":"put","value":1}"#,
             r#"{"type":"put","key":1,"value":1}"#,
             r#"{"type":"put","key":"k"}"#,
@@ -154,6 +196,13 @@ mod tests {
         assert_eq!(
             error.to_text(),
             r#"{"type":"error","code":"VALIDATION_ERROR","message":"m"}"#
+        );
+        let notice = ServerMessage::ReauthRequired {
+            expires_at: 1_700_000_000_000,
+        };
+        assert_eq!(
+            notice.to_text(),
+            r#"{"type":"reauth-required","expiresAt":1700000000000}"#
         );
         let snapshot = ServerMessage::Snapshot { items: &[] };
         assert_eq!(snapshot.to_text(), r#"{"type":"snapshot","items":[]}"#);

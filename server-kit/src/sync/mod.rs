@@ -32,8 +32,21 @@
 //! hold.
 //!
 //! Client to server: `{"type":"put","key":"<1 to 128 characters>","value":<JSON of at most
-//! 16 KiB>}`. Binary messages are refused with an error message; a message over 64 KiB
+//! 16 KiB>}`, and `{"type":"reauth","authToken":"…","proof":"…"?}` to renew the connection
+//! in place (below). Binary messages are refused with an error message; a message over 64 KiB
 //! closes the connection with 1009.
+//!
+//! # Renewal (PROTOCOL 5)
+//!
+//! [`SyncOptions::reauth_notice`] (60 s) before its access token expires, a connection is
+//! sent `{"type":"reauth-required","expiresAt":<ms>}`. The client answers with `reauth`
+//! and a newer access token of the same user and device (and a proof for the sync URL when
+//! it is bound); the gate checks it exactly as at admission
+//! ([`SyncGate::renew`](crate::gate::SyncGate::renew)) and the connection then lives by the
+//! new token, without reconnecting. A refused renewal closes the connection: 4001-4004 for
+//! a revoked device, ended session, deleted account or expired token, 4401 with the code
+//! as the reason otherwise. When the stores cannot answer, the client gets an `error`
+//! message (`SERVICE_UNAVAILABLE`) and the connection keeps its token.
 //!
 //! # Close codes
 //!
@@ -101,6 +114,11 @@ pub struct SyncOptions {
     /// How often the server pings an open connection (keeps proxies and NATs from dropping
     /// it, and finds dead peers).
     pub heartbeat: Duration,
+    /// How long before its access token expires a connection is sent
+    /// `{"type":"reauth-required","expiresAt":<ms>}` (PROTOCOL 5 asks for at least 60 s; a
+    /// connection admitted with less left is told at once). A token that lives less than
+    /// twice this long is renewed halfway through its life instead. Default 60 s.
+    pub reauth_notice: Duration,
     /// Tells open connections the server is stopping: each is closed with 1001 (going
     /// away), so clients reconnect at once, to another instance behind a load balancer.
     /// HTTP servers do not wait for upgraded connections when they shut down gracefully;
@@ -114,6 +132,7 @@ impl Default for SyncOptions {
             public_url: None,
             auth_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(30),
+            reauth_notice: Duration::from_secs(60),
             going_away: GoingAway::default(),
         }
     }
@@ -256,7 +275,9 @@ async fn upgrade(
         url: &url,
     };
     match endpoint.gate.admit(&handshake).await {
-        Ok(principal) => upgrade.on_upgrade(move |socket| connection::serve(socket, endpoint, principal)),
+        Ok(principal) => {
+            upgrade.on_upgrade(move |socket| connection::serve(socket, endpoint, principal, url))
+        }
         Err(refused) => refuse(refused.into()),
     }
 }
