@@ -71,7 +71,8 @@ pub enum SyncEvent {
         /// This device.
         device_id: String,
     },
-    /// The user's whole collection (after the welcome, or after falling behind).
+    /// The user's whole collection (after the welcome, or after falling behind), gathered
+    /// from the server's snapshot pages.
     Snapshot(Vec<SyncItem>),
     /// An item was written, by this connection (its acknowledgement) or another device.
     Item(SyncItem),
@@ -168,6 +169,8 @@ const RENEWAL_RETRY: Duration = Duration::from_secs(5);
 pub struct SyncClient {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     closed: bool,
+    /// The pages of a snapshot read so far.
+    snapshot: Vec<SyncItem>,
     /// Set by [`SyncClient::connect_renewing`].
     renewal: Option<Renewal>,
 }
@@ -205,6 +208,7 @@ impl SyncClient {
             Ok((stream, _)) => Ok(SyncClient {
                 stream,
                 closed: false,
+                snapshot: Vec::new(),
                 renewal: None,
             }),
             Err(tungstenite::Error::Http(response)) => {
@@ -312,12 +316,20 @@ impl SyncClient {
             };
             match frame {
                 Message::Text(text) => match parse_event(text.as_str()) {
-                    Some(SyncEvent::ReauthRequired { expires_at }) if self.renewal.is_some() => {
+                    Some(Incoming::Page { items, complete }) => {
+                        self.snapshot.extend(items);
+                        if complete {
+                            return Some(SyncEvent::Snapshot(std::mem::take(&mut self.snapshot)));
+                        }
+                    }
+                    Some(Incoming::Event(SyncEvent::ReauthRequired { expires_at }))
+                        if self.renewal.is_some() =>
+                    {
                         if let Some(event) = self.renew(expires_at).await {
                             return Some(event);
                         }
                     }
-                    Some(event) => return Some(event),
+                    Some(Incoming::Event(event)) => return Some(event),
                     None => {}
                 },
                 Message::Close(Some(frame)) => {
@@ -418,23 +430,32 @@ fn websocket_url(url: &str) -> Result<String, SyncError> {
     ))
 }
 
-/// A server message as an event; `None` for a message this client does not know (a newer
-/// server), which it skips.
-fn parse_event(text: &str) -> Option<SyncEvent> {
+/// A server message, as this client takes it.
+#[derive(Debug, PartialEq)]
+enum Incoming {
+    /// Reported as it is.
+    Event(SyncEvent),
+    /// A page of the snapshot: kept until the last one, then reported as one
+    /// [`SyncEvent::Snapshot`].
+    Page { items: Vec<SyncItem>, complete: bool },
+}
+
+/// A server message; `None` for a message this client does not know (a newer server),
+/// which it skips.
+fn parse_event(text: &str) -> Option<Incoming> {
     let message: Value = serde_json::from_str(text).ok()?;
     let string = |name: &str| message.get(name).and_then(Value::as_str).map(str::to_owned);
-    match message.get("type")?.as_str()? {
+    let event = match message.get("type")?.as_str()? {
         "welcome" => Some(SyncEvent::Welcome {
             user_id: string("userId")?,
             device_id: string("deviceId")?,
         }),
         "snapshot" => {
             let items = message.get("items")?.as_array()?;
-            items
-                .iter()
-                .map(parse_item)
-                .collect::<Option<Vec<_>>>()
-                .map(SyncEvent::Snapshot)
+            let items = items.iter().map(parse_item).collect::<Option<Vec<_>>>()?;
+            // A server that sends the whole collection at once names no `complete`.
+            let complete = message.get("complete").and_then(Value::as_bool).unwrap_or(true);
+            return Some(Incoming::Page { items, complete });
         }
         "item" => parse_item(&message).map(SyncEvent::Item),
         "reauth-required" => Some(SyncEvent::ReauthRequired {
@@ -445,7 +466,8 @@ fn parse_event(text: &str) -> Option<SyncEvent> {
             message: string("message").unwrap_or_default(),
         }),
         _ => None,
-    }
+    };
+    event.map(Incoming::Event)
 }
 
 fn parse_item(item: &Value) -> Option<SyncItem> {
@@ -480,10 +502,10 @@ mod tests {
     fn server_messages_become_events() {
         assert_eq!(
             parse_event(r#"{"type":"welcome","userId":"u","deviceId":"d"}"#),
-            Some(SyncEvent::Welcome {
+            Some(Incoming::Event(SyncEvent::Welcome {
                 user_id: "u".into(),
                 device_id: "d".into()
-            })
+            }))
         );
         let item = r#"{"key":"k","value":{"a":1},"version":2,"deviceId":"d","updatedAt":5}"#;
         let expected = SyncItem {
@@ -495,24 +517,36 @@ mod tests {
         };
         assert_eq!(
             parse_event(&format!(r#"{{"type":"snapshot","items":[{item}]}}"#)),
-            Some(SyncEvent::Snapshot(vec![expected.clone()]))
+            Some(Incoming::Page {
+                items: vec![expected.clone()],
+                complete: true
+            })
+        );
+        assert_eq!(
+            parse_event(&format!(
+                r#"{{"type":"snapshot","items":[{item}],"complete":false}}"#
+            )),
+            Some(Incoming::Page {
+                items: vec![expected.clone()],
+                complete: false
+            })
         );
         assert_eq!(
             parse_event(&format!(r#"{{"type":"item",{}"#, &item[1..])),
-            Some(SyncEvent::Item(expected))
+            Some(Incoming::Event(SyncEvent::Item(expected)))
         );
         assert_eq!(
             parse_event(r#"{"type":"error","code":"VALIDATION_ERROR","message":"m"}"#),
-            Some(SyncEvent::Error {
+            Some(Incoming::Event(SyncEvent::Error {
                 code: "VALIDATION_ERROR".into(),
                 message: "m".into()
-            })
+            }))
         );
         assert_eq!(
             parse_event(r#"{"type":"reauth-required","expiresAt":1700000000000}"#),
-            Some(SyncEvent::ReauthRequired {
+            Some(Incoming::Event(SyncEvent::ReauthRequired {
                 expires_at: 1_700_000_000_000
-            })
+            }))
         );
         assert_eq!(parse_event(r#"{"type":"reauth-required"}"#), None);
         assert_eq!(parse_event(r#"{"type":"presence"}"#), None);

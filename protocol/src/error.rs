@@ -40,6 +40,10 @@ pub enum ErrorCode {
     DeviceConflict,
     /// 429: too many requests; see `Retry-After`.
     RateLimited,
+    /// 429: a per-user quota of the sync server (items, bytes, or open connections) is
+    /// used up; the message says which. Freeing some (deleting items, closing another
+    /// connection) lifts it; waiting does not.
+    QuotaExceeded,
     /// 500: the server failed; the message holds no internals.
     Internal,
     /// 503: the server is too busy to take this request now (e.g. every password hashing
@@ -49,7 +53,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::ValidationError,
         ErrorCode::InvalidCredentials,
         ErrorCode::TokenInvalid,
@@ -67,6 +71,7 @@ impl ErrorCode {
         ErrorCode::EmailTaken,
         ErrorCode::DeviceConflict,
         ErrorCode::RateLimited,
+        ErrorCode::QuotaExceeded,
         ErrorCode::Internal,
         ErrorCode::ServiceUnavailable,
     ];
@@ -91,6 +96,7 @@ impl ErrorCode {
             ErrorCode::EmailTaken => "EMAIL_TAKEN",
             ErrorCode::DeviceConflict => "DEVICE_CONFLICT",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
@@ -111,7 +117,7 @@ impl ErrorCode {
             ErrorCode::DeviceRevoked | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound | ErrorCode::UserNotFound | ErrorCode::DeviceNotFound => 404,
             ErrorCode::EmailTaken | ErrorCode::DeviceConflict => 409,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::Internal => 500,
             ErrorCode::ServiceUnavailable => 503,
         }

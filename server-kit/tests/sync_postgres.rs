@@ -23,7 +23,7 @@ use holdfast_server_kit::gate::{GateConfig, SyncGate};
 use holdfast_server_kit::http::serve;
 use holdfast_server_kit::store::postgres::PostgresStore;
 use holdfast_server_kit::sync::{
-    CollectionError, MAX_VALUE_BYTES, SharedCollection, Subscription, SyncOptions, Update, sync_router,
+    CollectionError, MAX_VALUE_BYTES, Quota, SharedCollection, Subscription, SyncOptions, Update, sync_router,
 };
 use postgres_support::TestSchema;
 use serde_json::{Value, json};
@@ -178,10 +178,17 @@ impl Conn {
         message
     }
 
+    /// Reads snapshot pages until the complete one: all their items.
     async fn expect_snapshot(&mut self) -> Vec<Value> {
-        let message = self.next_json().await;
-        assert_eq!(message["type"], "snapshot", "{message}");
-        message["items"].as_array().expect("items").clone()
+        let mut items = Vec::new();
+        loop {
+            let message = self.next_json().await;
+            assert_eq!(message["type"], "snapshot", "{message}");
+            items.extend(message["items"].as_array().expect("items").iter().cloned());
+            if message["complete"] == json!(true) {
+                return items;
+            }
+        }
     }
 
     async fn expect_silence(&mut self) {
@@ -424,6 +431,103 @@ async fn a_subscription_skips_what_its_snapshot_holds() {
         Update::Item(item) => assert_eq!(item.version, 4, "versions 1 to 3 are in the snapshot"),
         Update::Lagged => panic!("lagged"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paged_snapshot_skips_exactly_what_each_page_saw_across_instances() {
+    let pair = Pair::start().await;
+    let user = "u-pages";
+    let big = json!("x".repeat(8 * 1024));
+    for n in 0..40 {
+        pair.a
+            .collection
+            .put(user, &format!("k{n:02}"), big.clone(), "d", 0)
+            .await
+            .expect("put");
+    }
+    let mut updates = pair.b.collection.subscribe(user);
+    let first = updates.snapshot_page().await.expect("page");
+    assert!(!first.complete);
+    assert_eq!(first.items.len(), 16, "128 KiB of 8 KiB items");
+    // Written on A after B read its first page: one key in that page's range, one in a
+    // later page's, one past every page.
+    for key in ["k00", "k30", "z"] {
+        pair.a
+            .collection
+            .put(user, key, json!("new"), "d", 1)
+            .await
+            .expect("put");
+    }
+    let mut rest = Vec::new();
+    loop {
+        let page = updates.snapshot_page().await.expect("page");
+        rest.extend(page.items);
+        if page.complete {
+            break;
+        }
+    }
+    assert_eq!(first.items.len() + rest.len(), 41);
+    assert_eq!(
+        rest.iter().find(|item| item.key == "k30").expect("k30").version,
+        2
+    );
+    match next_update(&mut updates).await {
+        Update::Item(item) => assert_eq!((item.key.as_str(), item.version), ("k00", 2)),
+        Update::Lagged => panic!("lagged"),
+    }
+    let nothing = tokio::time::timeout(SILENCE, updates.recv()).await;
+    assert!(nothing.is_err(), "k30 and z are in the pages, not sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_item_quota_holds_under_concurrent_writes_from_both_instances() {
+    let pair = Pair::start().await;
+    let user = "u-quota";
+    let quota = Quota {
+        items: 10,
+        bytes: 1 << 20,
+    };
+    pair.a.collection.set_quota(quota);
+    pair.b.collection.set_quota(quota);
+    // 40 new keys at once, half through each instance: exactly 10 are kept.
+    let mut writes = Vec::new();
+    for n in 0..40 {
+        let collection = if n % 2 == 0 {
+            pair.a.collection.clone()
+        } else {
+            pair.b.collection.clone()
+        };
+        writes.push(tokio::spawn(async move {
+            collection.put(user, &format!("key-{n}"), json!(n), "d", 0).await
+        }));
+    }
+    let mut stored = 0;
+    for write in writes {
+        match write.await.expect("task") {
+            Ok(_) => stored += 1,
+            Err(CollectionError::QuotaExceeded(_)) => {}
+            Err(other) => panic!("unexpected failure: {other}"),
+        }
+    }
+    assert_eq!(stored, 10);
+    assert_eq!(
+        pair.b.collection.snapshot(user).await.expect("snapshot").len(),
+        10
+    );
+    let (items, bytes) = pair.a.collection.usage(user).await.expect("usage");
+    assert_eq!(items, 10);
+    let expected: u64 = pair
+        .a
+        .collection
+        .snapshot(user)
+        .await
+        .expect("snapshot")
+        .iter()
+        .map(|item| (item.key.len() + item.value.to_string().len()) as u64)
+        .sum();
+    assert_eq!(bytes, expected);
+    pair.a.collection.delete_user(user).await.expect("deleted");
+    assert_eq!(pair.b.collection.usage(user).await.expect("usage"), (0, 0));
 }
 
 /// Terminates the server process `pid` and waits until it is gone.

@@ -12,7 +12,9 @@ use futures_util::{SinkExt, StreamExt};
 use holdfast_protocol::error::ErrorBody;
 use holdfast_server_kit::gate::{GateConfig, SyncGate};
 use holdfast_server_kit::http::serve;
-use holdfast_server_kit::sync::{GoingAway, SharedCollection, SyncOptions, sync_router};
+use holdfast_server_kit::sync::{
+    GoingAway, PAGE_BUDGET_BYTES, PAGE_MAX_ITEMS, Quota, SharedCollection, SyncOptions, sync_router,
+};
 use serde_json::{Value, json};
 use support::{DeviceKey, Session, TestServer, email};
 use tokio::net::TcpStream;
@@ -208,9 +210,25 @@ impl Conn {
             welcome,
             json!({"type": "welcome", "userId": session.user_id(), "deviceId": session.device_id()})
         );
-        let snapshot = self.next_json().await;
-        assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
-        snapshot["items"].as_array().expect("items").clone()
+        self.expect_snapshot().await.concat()
+    }
+
+    /// Reads snapshot pages until the complete one; returns the items of each page.
+    async fn expect_snapshot(&mut self) -> Vec<Vec<Value>> {
+        let mut pages = Vec::new();
+        loop {
+            let page = self.next_json().await;
+            assert_eq!(page["type"], "snapshot", "{page}");
+            pages.push(page["items"].as_array().expect("items").clone());
+            match page["complete"].as_bool() {
+                Some(true) => return pages,
+                Some(false) => assert!(
+                    !pages.last().expect("a page").is_empty(),
+                    "an incomplete page holds items"
+                ),
+                None => panic!("a page says whether it is the last: {page}"),
+            }
+        }
     }
 
     /// Reads messages until an `error`, which it returns.
@@ -943,4 +961,211 @@ async fn a_malformed_renewal_is_an_error_message_and_the_connection_stays_open()
     );
     conn.send(reauth(&fixture, &session, Some(&key))).await;
     conn.expect_silence().await;
+}
+
+#[tokio::test]
+async fn puts_over_the_item_or_byte_quota_are_refused_and_freeing_space_works() {
+    let collection = SharedCollection::memory();
+    collection.set_quota(Quota { items: 3, bytes: 100 });
+    let fixture = Fixture::start_with(collection.clone(), SyncOptions::default()).await;
+    let (key, session) = keyed_user(&fixture, "quota").await;
+    let (mut conn, _) = fixture.connect_device(&key, &session).await;
+    // Sizes are key bytes plus value JSON bytes: "a" + "1" = 2, and so on.
+    for name in ["a", "b", "c"] {
+        conn.send(json!({"type": "put", "key": name, "value": 1})).await;
+        assert_eq!(conn.next_json().await["type"], "item");
+    }
+    conn.send(json!({"type": "put", "key": "d", "value": 1})).await;
+    let refused = conn.expect_error().await;
+    assert_eq!(refused["code"], "QUOTA_EXCEEDED", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("3 items"),
+        "{refused}"
+    );
+
+    // Overwriting an item adds no item; past the bytes it is refused.
+    conn.send(json!({"type": "put", "key": "a", "value": "x".repeat(90)}))
+        .await;
+    assert_eq!(conn.next_json().await["type"], "item");
+    conn.send(json!({"type": "put", "key": "b", "value": "x".repeat(10)}))
+        .await;
+    let refused = conn.expect_error().await;
+    assert_eq!(refused["code"], "QUOTA_EXCEEDED", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap_or_default().contains("bytes"),
+        "{refused}"
+    );
+    assert_eq!(
+        collection.usage(session.user_id()).await.unwrap(),
+        (3, 1 + 92 + 2 + 2)
+    );
+
+    // Under a quota lowered below what the user holds, a write that shrinks still works.
+    collection.set_quota(Quota { items: 3, bytes: 10 });
+    conn.send(json!({"type": "put", "key": "a", "value": 0})).await;
+    assert_eq!(conn.next_json().await["type"], "item");
+    assert_eq!(collection.usage(session.user_id()).await.unwrap(), (3, 6));
+    // The connection stayed open throughout, and the refused writes left nothing.
+    let items = collection.snapshot(session.user_id()).await.unwrap();
+    let keys: Vec<&str> = items.iter().map(|item| item.key.as_str()).collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+    assert_eq!(items[1].value, json!(1));
+}
+
+#[tokio::test]
+async fn a_user_s_connections_are_capped_and_closing_one_makes_room() {
+    let options = SyncOptions {
+        max_connections_per_user: 2,
+        ..SyncOptions::default()
+    };
+    let fixture = Fixture::start_with(SharedCollection::memory(), options).await;
+    let (key, phone) = keyed_user(&fixture, "cap").await;
+    let laptop = keyless_device(&fixture, &phone, "laptop-1").await;
+    let (first, _) = fixture.connect_device(&key, &phone).await;
+    let (_second, _) = fixture.connect_kora(&laptop, None).await;
+
+    // A third by headers: HTTP 429 before the upgrade.
+    let proof = fixture.proof(&key, &phone.access);
+    let (status, body) = refusal(fixture.connect_headers(&phone.access, Some(&proof)).await).await;
+    assert_eq!((status, body.code_text.as_deref()), (429, Some("QUOTA_EXCEEDED")));
+    // A third Kora-style: an error message, then 4401.
+    let mut third = fixture.connect_bare().await;
+    third
+        .send(json!({"type": "auth", "authToken": laptop.access}))
+        .await;
+    assert_eq!(third.expect_error().await["code"], "QUOTA_EXCEEDED");
+    assert_eq!(
+        third.expect_close(RECEIVE_BOUND).await,
+        Closing {
+            code: 4401,
+            reason: "QUOTA_EXCEEDED".into()
+        }
+    );
+    // Another user is not affected.
+    let (other_key, other) = keyed_user_on(&fixture, "cap-other", "other-phone").await;
+    fixture.connect_device(&other_key, &other).await;
+
+    // Closing one makes room (the slot is freed when the server's side ends).
+    drop(first);
+    let started = Instant::now();
+    loop {
+        let proof = fixture.proof(&key, &phone.access);
+        match fixture.connect_headers(&phone.access, Some(&proof)).await {
+            Ok(mut conn) => {
+                conn.expect_welcome(&phone).await;
+                break;
+            }
+            Err(_) if started.elapsed() < RECEIVE_BOUND => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(error) => panic!("no room after closing a connection: {error}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_large_collection_arrives_in_bounded_pages_in_key_order() {
+    let collection = SharedCollection::memory();
+    let fixture = Fixture::start_with(collection.clone(), SyncOptions::default()).await;
+    let (key, session) = keyed_user(&fixture, "pages").await;
+    // 600 items of about 1 KiB: more than one page by count and by bytes.
+    let value = json!("v".repeat(1000));
+    for n in 0..600 {
+        collection
+            .put(
+                session.user_id(),
+                &format!("item-{n:04}"),
+                value.clone(),
+                "phone-1",
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let proof = fixture.proof(&key, &session.access);
+    let mut conn = fixture
+        .connect_headers(&session.access, Some(&proof))
+        .await
+        .expect("admitted");
+    assert_eq!(conn.next_json().await["type"], "welcome");
+    let pages = conn.expect_snapshot().await;
+    assert!(pages.len() >= 5, "{} pages", pages.len());
+    for page in &pages {
+        assert!(page.len() <= PAGE_MAX_ITEMS);
+        // The budget counts keys and values; the page stops after the item that reaches it.
+        let size = |item: &Value| item["key"].as_str().expect("key").len() + item["value"].to_string().len();
+        let bytes: usize = page.iter().map(size).sum();
+        let last = page.last().map_or(0, size);
+        assert!(bytes - last < PAGE_BUDGET_BYTES, "a page of {bytes} bytes");
+    }
+    let keys: Vec<String> = pages
+        .concat()
+        .iter()
+        .map(|item| item["key"].as_str().expect("key").to_owned())
+        .collect();
+    let expected: Vec<String> = (0..600).map(|n| format!("item-{n:04}")).collect();
+    assert_eq!(keys, expected);
+    // Then live items as usual.
+    conn.send(json!({"type": "put", "key": "item-0000", "value": 2}))
+        .await;
+    let item = conn.next_json().await;
+    assert_eq!(
+        (item["key"].as_str(), item["version"].as_i64()),
+        (Some("item-0000"), Some(2))
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_stops_reading_is_dropped_after_the_send_timeout() {
+    let collection = SharedCollection::memory();
+    let going_away = GoingAway::default();
+    let options = SyncOptions {
+        send_timeout: Duration::from_millis(500),
+        going_away: going_away.clone(),
+        ..SyncOptions::default()
+    };
+    let fixture = Fixture::start_with(collection.clone(), options).await;
+    let (key, session) = keyed_user(&fixture, "slow-reader").await;
+    // 32 MB of items: more than the loopback socket buffers hold.
+    let value = json!("s".repeat(16 * 1024 - 2));
+    for n in 0..2000 {
+        collection
+            .put(
+                session.user_id(),
+                &format!("big-{n:04}"),
+                value.clone(),
+                "phone-1",
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let proof = fixture.proof(&key, &session.access);
+    // Admitted, then never read.
+    let _silent = fixture
+        .connect_headers(&session.access, Some(&proof))
+        .await
+        .expect("admitted");
+    let started = Instant::now();
+    while going_away.open_connections() == 0 {
+        assert!(started.elapsed() < RECEIVE_BOUND, "the connection was counted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while going_away.open_connections() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a connection that stops reading is dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "a non-reading connection was dropped {:?} after it opened",
+        started.elapsed()
+    );
+    // A reading connection of the same user still gets everything.
+    let (_, items) = fixture.connect_device(&key, &session).await;
+    assert_eq!(items.len(), 2000);
 }

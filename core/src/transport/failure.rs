@@ -132,7 +132,9 @@ fn from_code(status: u16, code: ErrorCode, message: String) -> AuthError {
         | ErrorCode::NotFound
         | ErrorCode::DeviceNotFound
         | ErrorCode::EmailTaken
-        | ErrorCode::DeviceConflict => AuthError::Refused { code, message },
+        | ErrorCode::DeviceConflict
+        // A sync quota: only freeing space lifts it, so it is no reason to retry.
+        | ErrorCode::QuotaExceeded => AuthError::Refused { code, message },
         // A 429 or 5xx never becomes `Rejected`; these arms keep a server that sends
         // the code with another status from signing anyone out.
         ErrorCode::RateLimited => AuthError::Transient {

@@ -18,7 +18,7 @@ use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy, SyncGate};
 use holdfast_server_kit::relay::RedisRelay;
 use holdfast_server_kit::store::postgres::PostgresStore;
 use holdfast_server_kit::store::{RateLimit, redact_url_password};
-use holdfast_server_kit::sync::{GoingAway, SYNC_PATH, SharedCollection, SyncOptions, sync_router};
+use holdfast_server_kit::sync::{GoingAway, Quota, SYNC_PATH, SharedCollection, SyncOptions, sync_router};
 use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, tokens};
 
 /// How long a stopping server waits for its sync connections to finish their close
@@ -178,6 +178,26 @@ struct Args {
     /// /64; the trusted proxies are exempt); more are answered 429 RATE_LIMITED and closed.
     #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections_per_address: usize,
+
+    /// Most sync items (keys) one user may keep; a put of a new key past it gets
+    /// QUOTA_EXCEEDED.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    sync_max_items: u64,
+
+    /// Most bytes of sync items (keys plus values as JSON) one user may keep; a put that
+    /// would go past it gets QUOTA_EXCEEDED (writes that shrink are always taken).
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    sync_max_bytes: u64,
+
+    /// Sync connections one user may have open on this instance; one more is refused with
+    /// 429 QUOTA_EXCEEDED.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    sync_max_connections_per_user: usize,
+
+    /// How long one sync message may wait for a client to read it; a client that stops
+    /// reading is dropped after this.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    sync_send_timeout: u64,
 
     /// After SIGINT or SIGTERM, how long requests in flight may take to finish before the
     /// server stops anyway (a second signal stops it at once). It then exits with status 0.
@@ -378,9 +398,15 @@ async fn run(args: Args) -> Result<(), String> {
         },
     );
     let going_away = GoingAway::default();
+    collection.set_quota(Quota {
+        items: args.sync_max_items,
+        bytes: args.sync_max_bytes,
+    });
     let sync_options = SyncOptions {
         public_url: args.public_url.clone(),
         going_away: going_away.clone(),
+        max_connections_per_user: args.sync_max_connections_per_user,
+        send_timeout: Duration::from_secs(args.sync_send_timeout),
         ..SyncOptions::default()
     };
     let router =

@@ -26,10 +26,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -43,11 +44,17 @@ pub const MAX_KEY_CHARS: usize = 128;
 /// Largest value, in bytes of its JSON serialization.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 
+/// Most items in one snapshot page.
+pub const PAGE_MAX_ITEMS: usize = 256;
+/// A snapshot page stops after the item that brings its keys and values to this many
+/// bytes, so one page holds at most this plus one item.
+pub const PAGE_BUDGET_BYTES: usize = 128 * 1024;
+
 /// Changes a slow connection may fall behind before it is told it lagged (it then gets a
 /// fresh snapshot).
 const UPDATES_PER_USER: usize = 256;
-/// The file's schema version (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The file's schema version (`PRAGMA user_version`): 2 adds `sync_usage`.
+const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another process's lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -67,12 +74,44 @@ pub struct Item {
     pub updated_at: i64,
 }
 
+/// What one user may keep in the collection. A write that would go over is refused with
+/// [`CollectionError::QuotaExceeded`]; a write that shrinks the user's bytes is always
+/// allowed, so a user over a lowered quota can still clean up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most items (keys) per user. Default 10,000.
+    pub items: u64,
+    /// Most bytes per user: keys plus values as JSON text, in UTF-8. Default 64 MiB.
+    pub bytes: u64,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota {
+            items: 10_000,
+            bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// One page of a snapshot ([`Subscription::snapshot_page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotPage {
+    /// Items by key, after those of the previous pages.
+    pub items: Vec<Item>,
+    /// Whether this is the last page.
+    pub complete: bool,
+}
+
 /// Why a collection operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectionError {
     /// The key or value breaks a limit; the message is safe to show.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The write would take the user over their [`Quota`]; the message is safe to show.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The database failed.
     #[error("sync collection database: {0}")]
     Database(#[from] rusqlite::Error),
@@ -101,6 +140,28 @@ pub struct SharedCollection {
 struct Inner {
     backend: Backend,
     channels: Arc<Channels>,
+    /// The [`Quota`], shared by every clone.
+    quota_items: AtomicU64,
+    quota_bytes: AtomicU64,
+}
+
+impl Inner {
+    fn new(backend: Backend, channels: Arc<Channels>) -> Inner {
+        let quota = Quota::default();
+        Inner {
+            backend,
+            channels,
+            quota_items: AtomicU64::new(quota.items),
+            quota_bytes: AtomicU64::new(quota.bytes),
+        }
+    }
+
+    fn quota(&self) -> Quota {
+        Quota {
+            items: self.quota_items.load(Ordering::Relaxed),
+            bytes: self.quota_bytes.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Where the items are kept.
@@ -159,19 +220,34 @@ impl SharedCollection {
                 device_id TEXT NOT NULL,
                 updated_at INTEGER NOT NULL,
                 PRIMARY KEY (user_id, key)
-            ) WITHOUT ROWID;
-            PRAGMA user_version = 1;",
+            ) WITHOUT ROWID;",
         )?;
+        if version < 2 {
+            // What each user holds, kept with every write so a quota check reads one row.
+            connection.execute_batch(
+                "BEGIN;
+                CREATE TABLE IF NOT EXISTS sync_usage (
+                    user_id TEXT PRIMARY KEY,
+                    items INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                INSERT OR REPLACE INTO sync_usage (user_id, items, bytes)
+                    SELECT user_id, COUNT(*), SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)))
+                    FROM sync_items GROUP BY user_id;
+                PRAGMA user_version = 2;
+                COMMIT;",
+            )?;
+        }
         Ok(SharedCollection {
-            inner: Arc::new(Inner {
-                backend: Backend::Sqlite(Arc::new(SqliteBackend {
+            inner: Arc::new(Inner::new(
+                Backend::Sqlite(Arc::new(SqliteBackend {
                     db: Mutex::new(SqliteDb {
                         connection,
                         commits: 0,
                     }),
                 })),
-                channels: Arc::new(Channels::default()),
-            }),
+                Arc::new(Channels::default()),
+            )),
         })
     }
 
@@ -190,16 +266,51 @@ impl SharedCollection {
         let channels = Arc::new(Channels::default());
         let backend = PostgresBackend::start(store, channels.clone()).await?;
         Ok(SharedCollection {
-            inner: Arc::new(Inner {
-                backend: Backend::Postgres(backend),
-                channels,
-            }),
+            inner: Arc::new(Inner::new(Backend::Postgres(backend), channels)),
         })
     }
 
-    /// Every item of `user_id`, by key.
+    /// Sets the per-user [`Quota`] (every clone shares it); [`Quota::default`] until then.
+    pub fn set_quota(&self, quota: Quota) {
+        self.inner.quota_items.store(quota.items, Ordering::Relaxed);
+        self.inner.quota_bytes.store(quota.bytes, Ordering::Relaxed);
+    }
+
+    /// The per-user quota in force.
+    pub fn quota(&self) -> Quota {
+        self.inner.quota()
+    }
+
+    /// How many items `user_id` holds and their bytes (keys plus values), as the quota
+    /// counts them.
+    pub async fn usage(&self, user_id: &str) -> Result<(u64, u64), CollectionError> {
+        match &self.inner.backend {
+            Backend::Sqlite(sqlite) => {
+                let (sqlite, user_id) = (sqlite.clone(), user_id.to_owned());
+                run_blocking(move || {
+                    let db = lock(&sqlite.db);
+                    let usage = read_usage(&db.connection, &user_id)?;
+                    Ok((clamp_u64(usage.0), clamp_u64(usage.1)))
+                })
+                .await
+            }
+            Backend::Postgres(postgres) => postgres.usage(user_id).await,
+        }
+    }
+
+    /// Every item of `user_id`, by key (read page by page; for tests and tools: a
+    /// connection sends [`Subscription::snapshot_page`]s instead of holding them all).
     pub async fn snapshot(&self, user_id: &str) -> Result<Vec<Item>, CollectionError> {
-        Ok(self.inner.snapshot(user_id).await?.0)
+        let mut items = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, _) = self.inner.snapshot_page(user_id, after.take()).await?;
+            after = page.items.last().map(|item| item.key.clone());
+            items.extend(page.items);
+            if page.complete {
+                return Ok(items);
+            }
+        }
     }
 
     /// Stores `value` under `key` for `user_id` (one version more than before) and sends the
@@ -218,16 +329,24 @@ impl SharedCollection {
         if text.len() > MAX_VALUE_BYTES {
             return Err(CollectionError::Invalid("The value exceeds 16 KiB."));
         }
+        let quota = self.inner.quota();
         match &self.inner.backend {
             Backend::Sqlite(sqlite) => {
                 let (sqlite, channels) = (sqlite.clone(), self.inner.channels.clone());
-                let (user_id, key, device_id) = (user_id.to_owned(), key.to_owned(), device_id.to_owned());
-                run_blocking(move || sqlite.put(&channels, user_id, key, text, value, device_id, now_ms))
-                    .await
+                let write = Write {
+                    user_id: user_id.to_owned(),
+                    key: key.to_owned(),
+                    text,
+                    device_id: device_id.to_owned(),
+                    now_ms,
+                };
+                run_blocking(move || sqlite.put(&channels, write, value, quota)).await
             }
             // Delivered to the subscribers, here too, by the LISTEN connection.
             Backend::Postgres(postgres) => {
-                let version = postgres.put(user_id, key, &text, device_id, now_ms).await?;
+                let version = postgres
+                    .put(user_id, key, &text, device_id, now_ms, quota)
+                    .await?;
                 Ok(Arc::new(Item {
                     key: key.to_owned(),
                     value,
@@ -246,9 +365,12 @@ impl SharedCollection {
             Backend::Sqlite(sqlite) => {
                 let (sqlite, user_id) = (sqlite.clone(), user_id.to_owned());
                 run_blocking(move || {
-                    let deleted = lock(&sqlite.db)
-                        .connection
-                        .execute("DELETE FROM sync_items WHERE user_id = ?1", [user_id])?;
+                    let mut db = lock(&sqlite.db);
+                    let transaction = db.connection.transaction()?;
+                    let deleted =
+                        transaction.execute("DELETE FROM sync_items WHERE user_id = ?1", [&user_id])?;
+                    transaction.execute("DELETE FROM sync_usage WHERE user_id = ?1", [&user_id])?;
+                    transaction.commit()?;
                     Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
                 })
                 .await
@@ -302,7 +424,8 @@ impl SharedCollection {
             receiver: Some(self.inner.channels.subscribe(user_id)),
             user_id: user_id.to_owned(),
             inner: self.inner.clone(),
-            floor: None,
+            floors: Vec::new(),
+            paging: None,
         }
     }
 
@@ -331,19 +454,78 @@ impl SharedCollection {
 }
 
 impl Inner {
-    /// The user's items, and what the subscriptions are to skip after them.
-    async fn snapshot(&self, user_id: &str) -> Result<(Vec<Item>, Floor), CollectionError> {
+    /// One page of the user's items: those after the key `after`, by key, and what the
+    /// subscriptions are to skip for the keys it covers.
+    async fn snapshot_page(
+        &self,
+        user_id: &str,
+        after: Option<String>,
+    ) -> Result<(SnapshotPage, Floor), CollectionError> {
         match &self.backend {
             Backend::Sqlite(sqlite) => {
                 let (sqlite, user_id) = (sqlite.clone(), user_id.to_owned());
-                run_blocking(move || sqlite.snapshot(&user_id)).await
+                run_blocking(move || sqlite.snapshot_page(&user_id, after.as_deref())).await
             }
             Backend::Postgres(postgres) => {
-                let (items, snapshot) = postgres.snapshot(user_id).await?;
-                Ok((items, Floor::Postgres(snapshot)))
+                let (page, snapshot) = postgres.snapshot_page(user_id, after.as_deref()).await?;
+                Ok((page, Floor::Postgres(snapshot)))
             }
         }
     }
+}
+
+/// Adds a row to a page being read: whether the page is full after it.
+pub(super) fn page_full(items: &mut Vec<Item>, bytes: &mut usize, item: Item, value_bytes: usize) -> bool {
+    *bytes = bytes.saturating_add(item.key.len()).saturating_add(value_bytes);
+    items.push(item);
+    items.len() >= PAGE_MAX_ITEMS || *bytes >= PAGE_BUDGET_BYTES
+}
+
+fn clamp_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn clamp_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// `(items, bytes)` of a user on SQLite.
+fn read_usage(connection: &Connection, user_id: &str) -> Result<(i64, i64), rusqlite::Error> {
+    Ok(connection
+        .prepare_cached("SELECT items, bytes FROM sync_usage WHERE user_id = ?1")?
+        .query_row([user_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0)))
+}
+
+/// Checks a write against the quota: the user holds `usage`, the key held `old` bytes (or
+/// nothing), the write brings `size`. The usage after the write, or the refusal.
+pub(super) fn check_quota(
+    usage: (i64, i64),
+    old: Option<i64>,
+    size: i64,
+    quota: Quota,
+) -> Result<(i64, i64), CollectionError> {
+    let (items, bytes) = usage;
+    let new_items = if old.is_some() {
+        items
+    } else {
+        items.saturating_add(1)
+    };
+    let new_bytes = bytes.saturating_sub(old.unwrap_or(0)).saturating_add(size);
+    if old.is_none() && new_items > clamp_i64(quota.items) {
+        return Err(CollectionError::QuotaExceeded(format!(
+            "This account already holds {items} items, the most this server keeps ({}).",
+            quota.items
+        )));
+    }
+    if new_bytes > clamp_i64(quota.bytes) && new_bytes > bytes {
+        return Err(CollectionError::QuotaExceeded(format!(
+            "This write would bring the account's items to {new_bytes} bytes, over the {} this server keeps.",
+            quota.bytes
+        )));
+    }
+    Ok((new_items, new_bytes))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -459,13 +641,18 @@ pub struct Subscription {
     receiver: Option<broadcast::Receiver<Change>>,
     user_id: String,
     inner: Arc<Inner>,
-    /// What the last snapshot read through this subscription holds.
-    floor: Option<Floor>,
+    /// What the last snapshot read through this subscription holds: for each of its pages,
+    /// the last key it covers (`None`: every key after the previous page's) and what it saw.
+    floors: Vec<(Option<String>, Floor)>,
+    /// A snapshot being read: the last key of the pages read so far (`None` before the
+    /// first page).
+    paging: Option<Option<String>>,
 }
 
 impl Subscription {
-    /// The next change, skipping those the last [`Subscription::snapshot`] holds.
-    /// Cancel-safe.
+    /// The next change, skipping those the last snapshot holds. Cancel-safe. Call it once
+    /// the snapshot's last page is read (changes wait in the broadcast meanwhile, up to
+    /// 256; then [`Update::Lagged`]).
     pub async fn recv(&mut self) -> Update {
         use broadcast::error::RecvError;
         let Some(receiver) = self.receiver.as_mut() else {
@@ -474,7 +661,7 @@ impl Subscription {
         loop {
             match receiver.recv().await {
                 Ok(Change::Item { item, stamp }) => {
-                    if !self.floor.as_ref().is_some_and(|floor| floor.holds(stamp)) {
+                    if !held(&self.floors, &item.key, stamp) {
                         return Update::Item(item);
                     }
                 }
@@ -485,13 +672,55 @@ impl Subscription {
         }
     }
 
-    /// Every item of the user, by key, as [`SharedCollection::snapshot`] reads them; from
-    /// then on [`Subscription::recv`] skips the changes they already hold.
-    pub async fn snapshot(&mut self) -> Result<Vec<Item>, CollectionError> {
-        let (items, floor) = self.inner.snapshot(&self.user_id).await?;
-        self.floor = Some(floor);
-        Ok(items)
+    /// The next page of a snapshot of the user's items: the first page after each
+    /// [`Update::Lagged`] (or ever), then the pages after it until one is `complete`. Each
+    /// page is read on its own, and [`Subscription::recv`] then skips, key by key, exactly
+    /// the changes the page holding that key already saw, so no change is missed, none
+    /// comes twice, and none is older than the snapshot's version of its key. A page holds
+    /// at most [`PAGE_MAX_ITEMS`] items and about [`PAGE_BUDGET_BYTES`]. Cancel-safe: a page
+    /// read but not returned is read again.
+    pub async fn snapshot_page(&mut self) -> Result<SnapshotPage, CollectionError> {
+        let after = match &self.paging {
+            Some(after) => after.clone(),
+            None => None,
+        };
+        let (page, floor) = self.inner.snapshot_page(&self.user_id, after.clone()).await?;
+        if after.is_none() {
+            self.floors.clear();
+        }
+        let last = page.items.last().map(|item| item.key.clone());
+        if page.complete {
+            self.floors.push((None, floor));
+            self.paging = None;
+        } else {
+            // A page that is not the last holds at least one item.
+            self.floors.push((last.clone(), floor));
+            self.paging = Some(last.or(after));
+        }
+        Ok(page)
     }
+
+    /// Every item of the user, read as [`Subscription::snapshot_page`]s; from then on
+    /// [`Subscription::recv`] skips the changes they already hold.
+    pub async fn snapshot(&mut self) -> Result<Vec<Item>, CollectionError> {
+        self.paging = None;
+        let mut items = Vec::new();
+        loop {
+            let page = self.snapshot_page().await?;
+            items.extend(page.items);
+            if page.complete {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+/// Whether the snapshot whose pages are `floors` holds the change of `key` stamped `stamp`.
+fn held(floors: &[(Option<String>, Floor)], key: &str, stamp: Stamp) -> bool {
+    floors
+        .iter()
+        .find(|(last, _)| last.as_deref().is_none_or(|last| key <= last))
+        .is_some_and(|(_, floor)| floor.holds(stamp))
 }
 
 impl Drop for Subscription {
@@ -521,51 +750,75 @@ struct SqliteDb {
     commits: u64,
 }
 
+/// A write on its way to SQLite.
+struct Write {
+    user_id: String,
+    key: String,
+    text: String,
+    device_id: String,
+    now_ms: i64,
+}
+
 impl SqliteBackend {
-    fn snapshot(&self, user_id: &str) -> Result<(Vec<Item>, Floor), CollectionError> {
+    fn snapshot_page(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+    ) -> Result<(SnapshotPage, Floor), CollectionError> {
         let db = lock(&self.db);
         let mut statement = db.connection.prepare_cached(
             "SELECT key, value, version, device_id, updated_at FROM sync_items
-             WHERE user_id = ?1 ORDER BY key",
+             WHERE user_id = ?1 AND key > ?2 ORDER BY key",
         )?;
-        let rows = statement.query_map([user_id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, i64>(4)?,
-            ))
-        })?;
+        // Keys are never empty, so "" is before every key.
+        let mut rows = statement.query(params![user_id, after.unwrap_or("")])?;
         let mut items = Vec::new();
-        for row in rows {
-            let (key, value, version, device_id, updated_at) = row?;
-            let value = serde_json::from_str(&value).map_err(|_| CollectionError::Corrupt)?;
-            items.push(Item {
-                key,
-                value,
-                version,
-                device_id,
-                updated_at,
-            });
+        let mut bytes = 0;
+        let mut complete = true;
+        while let Some(row) = rows.next()? {
+            if items.len() >= PAGE_MAX_ITEMS || bytes >= PAGE_BUDGET_BYTES {
+                complete = false;
+                break;
+            }
+            let value: String = row.get(1)?;
+            let item = Item {
+                key: row.get(0)?,
+                value: serde_json::from_str(&value).map_err(|_| CollectionError::Corrupt)?,
+                version: row.get(2)?,
+                device_id: row.get(3)?,
+                updated_at: row.get(4)?,
+            };
+            page_full(&mut items, &mut bytes, item, value.len());
         }
-        Ok((items, Floor::Commits(db.commits)))
+        Ok((SnapshotPage { items, complete }, Floor::Commits(db.commits)))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn put(
         &self,
         channels: &Channels,
-        user_id: String,
-        key: String,
-        text: String,
+        write: Write,
         value: Value,
-        device_id: String,
-        now_ms: i64,
+        quota: Quota,
     ) -> Result<Arc<Item>, CollectionError> {
+        let Write {
+            user_id,
+            key,
+            text,
+            device_id,
+            now_ms,
+        } = write;
         let mut db = lock(&self.db);
-        let version: i64 = db
-            .connection
+        let transaction = db.connection.transaction()?;
+        let old: Option<i64> = transaction
+            .prepare_cached(
+                "SELECT length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) FROM sync_items
+                 WHERE user_id = ?1 AND key = ?2",
+            )?
+            .query_row([&user_id, &key], |row| row.get(0))
+            .optional()?;
+        let size = i64::try_from(key.len().saturating_add(text.len())).unwrap_or(i64::MAX);
+        let (items, bytes) = check_quota(read_usage(&transaction, &user_id)?, old, size, quota)?;
+        let version: i64 = transaction
             .prepare_cached(
                 "INSERT INTO sync_items (user_id, key, value, version, device_id, updated_at)
                  VALUES (?1, ?2, ?3, 1, ?4, ?5)
@@ -577,6 +830,13 @@ impl SqliteBackend {
                  RETURNING version",
             )?
             .query_row(params![user_id, key, text, device_id, now_ms], |row| row.get(0))?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO sync_usage (user_id, items, bytes) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET items = excluded.items, bytes = excluded.bytes",
+            )?
+            .execute(params![user_id, items, bytes])?;
+        transaction.commit()?;
         db.commits += 1;
         let item = Arc::new(Item {
             key,
@@ -712,6 +972,100 @@ mod tests {
         );
         let nothing = tokio::time::timeout(Duration::from_millis(50), updates.recv()).await;
         assert!(nothing.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_paged_snapshot_skips_exactly_what_each_page_saw() {
+        let collection = SharedCollection::memory();
+        let big = json!("x".repeat(8 * 1024));
+        // 40 items of 8 KiB: pages of 16 items (128 KiB).
+        for n in 0..40 {
+            collection
+                .put("u", &format!("k{n:02}"), big.clone(), "d", 0)
+                .await
+                .unwrap();
+        }
+        let mut updates = collection.subscribe("u");
+        let first = updates.snapshot_page().await.unwrap();
+        assert!(!first.complete);
+        let first_last = first.items.last().unwrap().key.clone();
+        assert_eq!(first.items.len(), 16);
+        // Written after the first page was read: one in its range (not in the page: must
+        // come as a change), one in a later page's range (in that page: must not come
+        // again), and a new key past every page.
+        collection.put("u", "k00", json!("new"), "d", 0).await.unwrap();
+        collection.put("u", "k30", json!("new"), "d", 0).await.unwrap();
+        collection.put("u", "z", json!("new"), "d", 0).await.unwrap();
+        let mut rest = Vec::new();
+        loop {
+            let page = updates.snapshot_page().await.unwrap();
+            assert!(page.items.iter().all(|item| item.key > first_last));
+            rest.extend(page.items);
+            if page.complete {
+                break;
+            }
+        }
+        assert_eq!(first.items.len() + rest.len(), 41);
+        let k30 = rest.iter().find(|item| item.key == "k30").unwrap();
+        assert_eq!((k30.version, &k30.value), (2, &json!("new")));
+        assert!(rest.iter().any(|item| item.key == "z"));
+        let Update::Item(item) = updates.recv().await else {
+            panic!("an item")
+        };
+        assert_eq!((item.key.as_str(), item.version), ("k00", 2));
+        let nothing = tokio::time::timeout(Duration::from_millis(50), updates.recv()).await;
+        assert!(nothing.is_err(), "k30 and z are in the pages, not sent again");
+    }
+
+    #[tokio::test]
+    async fn usage_is_counted_from_a_file_of_the_first_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sync.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE sync_items (
+                        user_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                        version INTEGER NOT NULL, device_id TEXT NOT NULL,
+                        updated_at INTEGER NOT NULL, PRIMARY KEY (user_id, key)
+                    ) WITHOUT ROWID;
+                    INSERT INTO sync_items VALUES ('u', 'é', '\"ab\"', 1, 'd', 0), ('u', 'k', '1', 1, 'd', 0);
+                    PRAGMA user_version = 1;",
+                )
+                .unwrap();
+        }
+        let collection = SharedCollection::open(&path).unwrap();
+        // "é" is 2 bytes, "\"ab\"" 4, "k" 1, "1" 1.
+        assert_eq!(collection.usage("u").await.unwrap(), (2, 8));
+        collection.put("u", "k", json!(22), "d", 0).await.unwrap();
+        assert_eq!(collection.usage("u").await.unwrap(), (2, 9));
+        collection.delete_user("u").await.unwrap();
+        assert_eq!(collection.usage("u").await.unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn quota_arithmetic() {
+        let quota = Quota { items: 2, bytes: 10 };
+        assert_eq!(check_quota((0, 0), None, 5, quota).unwrap(), (1, 5));
+        assert_eq!(check_quota((1, 5), Some(5), 10, quota).unwrap(), (1, 10));
+        assert!(check_quota((1, 5), None, 6, quota).is_err());
+        assert!(check_quota((2, 4), None, 1, quota).is_err());
+        // Shrinking is allowed over the quota; overflow saturates instead of wrapping.
+        assert_eq!(check_quota((2, 50), Some(20), 1, quota).unwrap(), (2, 31));
+        assert!(
+            check_quota(
+                (1, i64::MAX),
+                None,
+                i64::MAX,
+                Quota {
+                    items: 9,
+                    bytes: u64::MAX
+                }
+            )
+            .is_ok()
+        );
+        assert!(check_quota((1, 0), None, 1, Quota { items: 0, bytes: 0 }).is_err());
     }
 
     #[tokio::test]

@@ -7,9 +7,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use holdfast_protocol::ErrorCode;
 use holdfast_protocol::clock::{Clock, SystemClock};
 
-use super::collection::{CollectionError, Update};
+use super::collection::{CollectionError, SnapshotPage, Subscription, Update};
 use super::messages::{self, ClientMessage, ServerMessage};
-use super::{AUTH_REFUSED, Endpoint, MAX_MESSAGE_BYTES};
+use super::{AUTH_REFUSED, ConnectionSlot, Endpoint, MAX_MESSAGE_BYTES};
 use crate::gate::{Closed, Handshake, Principal};
 use serde_json::Value;
 
@@ -61,7 +61,10 @@ pub(super) async fn serve_after_auth_message(mut socket: WebSocket, endpoint: En
         url: &url,
     };
     match endpoint.gate.admit(&handshake).await {
-        Ok(principal) => serve(socket, endpoint, principal, url).await,
+        Ok(principal) => match endpoint.connections.take(&principal.user_id) {
+            Ok(slot) => serve(socket, endpoint, principal, url, slot).await,
+            Err(refused) => refuse(socket, refused.code, &refused.message).await,
+        },
         Err(refused) => refuse(socket, refused.code, &refused.message).await,
     }
 }
@@ -87,18 +90,57 @@ async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
     }
 }
 
+/// What the connection sends next from its subscription.
+enum Outgoing {
+    /// A page of the snapshot being sent.
+    Page(Result<SnapshotPage, CollectionError>),
+    /// A change, once the snapshot is sent.
+    Update(Update),
+}
+
+/// The next page while a snapshot is being sent, otherwise the next change. Cancel-safe.
+async fn outgoing(updates: &mut Subscription, paging: bool) -> Outgoing {
+    if paging {
+        Outgoing::Page(updates.snapshot_page().await)
+    } else {
+        Outgoing::Update(updates.recv().await)
+    }
+}
+
+/// Sends `message` within `limit`: `false` when the connection failed or the client did
+/// not take it in time (a client that stopped reading: the connection is then dropped, so
+/// what the server holds for it stays bounded).
+async fn send(socket: &mut WebSocket, message: Message, limit: Duration) -> bool {
+    match tokio::time::timeout(limit, socket.send(message)).await {
+        Ok(sent) => sent.is_ok(),
+        Err(_) => {
+            tracing::debug!("dropping a sync connection that stopped reading");
+            false
+        }
+    }
+}
+
 /// Serves an admitted connection until the client leaves or the gate closes it. `url` is
-/// the sync URL that proofs name (for renewals).
-pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, mut principal: Principal, url: String) {
+/// the sync URL that proofs name (for renewals); `_slot` counts the connection against its
+/// user's cap until it ends.
+pub(super) async fn serve(
+    mut socket: WebSocket,
+    endpoint: Endpoint,
+    mut principal: Principal,
+    url: String,
+    _slot: ConnectionSlot,
+) {
     let Endpoint {
         gate,
         collection,
         options,
+        ..
     } = endpoint;
     let going_away = options.going_away.clone();
     let _open = going_away.enter();
     let stopping = going_away.stopping();
     tokio::pin!(stopping);
+    let limit = options.send_timeout;
     let mut watch = gate.watch(&principal);
     // `reauth-required` is sent once per token, `reauth_notice` before it expires.
     let mut renewal_due = Box::pin(gate.renewal_due(&principal, options.reauth_notice));
@@ -110,27 +152,15 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, mut princip
         user_id: &principal.user_id,
         device_id: &principal.device_id,
     };
-    if socket.send(Message::text(welcome.to_text())).await.is_err() {
+    if !send(&mut socket, Message::text(welcome.to_text()), limit).await {
         return;
     }
-    let mut snapshot_due = true;
+    // The snapshot goes out page by page, between the other work of the connection: only
+    // one page is ever held for it, and a revocation still closes it at once.
+    let mut paging = true;
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + options.heartbeat, options.heartbeat);
     loop {
-        if std::mem::take(&mut snapshot_due) {
-            match updates.snapshot().await {
-                Ok(items) => {
-                    let snapshot = ServerMessage::Snapshot { items: &items }.to_text();
-                    if socket.send(Message::text(snapshot)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(%error, "could not read a sync snapshot");
-                    return close(&mut socket, INTERNAL_ERROR, "INTERNAL").await;
-                }
-            }
-        }
         tokio::select! {
             // Revocation wins over anything else that is ready.
             biased;
@@ -144,7 +174,7 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, mut princip
                 let notice = ServerMessage::ReauthRequired {
                     expires_at: principal.expires_at.saturating_mul(1000),
                 };
-                if socket.send(Message::text(notice.to_text())).await.is_err() {
+                if !send(&mut socket, Message::text(notice.to_text()), limit).await {
                     return;
                 }
             }
@@ -153,7 +183,7 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, mut princip
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
                         let refused = error_text(ErrorCode::ValidationError, "Binary messages are not supported.");
-                        if socket.send(Message::text(refused)).await.is_err() {
+                        if !send(&mut socket, Message::text(refused), limit).await {
                             return;
                         }
                         continue;
@@ -200,21 +230,35 @@ pub(super) async fn serve(mut socket: WebSocket, endpoint: Endpoint, mut princip
                     Err(message) => Some(error_text(ErrorCode::ValidationError, message)),
                 };
                 if let Some(answer) = answer
-                    && socket.send(Message::text(answer)).await.is_err()
+                    && !send(&mut socket, Message::text(answer), limit).await
                 {
                     return;
                 }
             }
-            update = updates.recv() => match update {
-                Update::Item(item) => {
-                    if socket.send(Message::text(ServerMessage::Item(&item).to_text())).await.is_err() {
+            next = outgoing(&mut updates, paging) => match next {
+                Outgoing::Page(Ok(page)) => {
+                    paging = !page.complete;
+                    let message = ServerMessage::Snapshot {
+                        items: &page.items,
+                        complete: page.complete,
+                    };
+                    if !send(&mut socket, Message::text(message.to_text()), limit).await {
                         return;
                     }
                 }
-                Update::Lagged => snapshot_due = true,
+                Outgoing::Page(Err(error)) => {
+                    tracing::error!(%error, "could not read a sync snapshot");
+                    return close(&mut socket, INTERNAL_ERROR, "INTERNAL").await;
+                }
+                Outgoing::Update(Update::Item(item)) => {
+                    if !send(&mut socket, Message::text(ServerMessage::Item(&item).to_text()), limit).await {
+                        return;
+                    }
+                }
+                Outgoing::Update(Update::Lagged) => paging = true,
             },
             _ = heartbeat.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                if !send(&mut socket, Message::Ping(Default::default()), limit).await {
                     return;
                 }
             }
@@ -237,6 +281,7 @@ async fn put(
     {
         Ok(_) => None,
         Err(CollectionError::Invalid(message)) => Some(error_text(ErrorCode::ValidationError, message)),
+        Err(CollectionError::QuotaExceeded(message)) => Some(error_text(ErrorCode::QuotaExceeded, &message)),
         Err(error) => {
             tracing::error!(%error, "could not store a sync item");
             Some(error_text(ErrorCode::Internal, "The item could not be stored."))

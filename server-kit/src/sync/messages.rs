@@ -79,8 +79,8 @@ fn credentials(
 pub(super) enum ServerMessage<'a> {
     /// The connection is admitted.
     Welcome { user_id: &'a str, device_id: &'a str },
-    /// The user's whole collection.
-    Snapshot { items: &'a [Item] },
+    /// A page of the user's collection, by key; `complete` on the last page.
+    Snapshot { items: &'a [Item], complete: bool },
     /// One item was written (by this connection or another of the user's).
     Item(&'a Item),
     /// The access token expires at `expires_at` (ms since the epoch): renew with `reauth`
@@ -204,7 +204,13 @@ mod tests {
             notice.to_text(),
             r#"{"type":"reauth-required","expiresAt":1700000000000}"#
         );
-        let snapshot = ServerMessage::Snapshot { items: &[] };
-        assert_eq!(snapshot.to_text(), r#"{"type":"snapshot","items":[]}"#);
+        let snapshot = ServerMessage::Snapshot {
+            items: &[],
+            complete: true,
+        };
+        assert_eq!(
+            snapshot.to_text(),
+            r#"{"type":"snapshot","items":[],"complete":true}"#
+        );
     }
 }

@@ -20,12 +20,28 @@
 //!
 //! # Messages (JSON text frames)
 //!
-//! Server to client: `{"type":"welcome","userId","deviceId"}` once admitted, then
-//! `{"type":"snapshot","items":[{key, value, version, deviceId, updatedAt}…]}`, then an
+//! Server to client: `{"type":"welcome","userId","deviceId"}` once admitted, then the
+//! user's collection in pages, `{"type":"snapshot","items":[{key, value, version, deviceId,
+//! updatedAt}…],"complete":false}` and last `…,"complete":true}` (by key; at most
+//! [`PAGE_MAX_ITEMS`] items and about [`PAGE_BUDGET_BYTES`] per page), then an
 //! `{"type":"item", key, value, version, deviceId, updatedAt}` for every write of the user's
 //! items by any of their connections (the writer's own included, as its acknowledgement),
 //! and `{"type":"error","code","message"}` for a refused message (the connection stays
-//! open). A connection too slow to keep up gets a fresh snapshot.
+//! open). A connection too slow to keep up gets a fresh snapshot; one that stops reading
+//! is dropped after [`SyncOptions::send_timeout`].
+//!
+//! # Quotas
+//!
+//! Per user: [`Quota`] on the collection (10,000 items and 64 MiB of keys and values by
+//! default, [`SharedCollection::set_quota`]) and [`SyncOptions::max_connections_per_user`]
+//! (16 per instance). A put over the quota gets
+//! `{"type":"error","code":"QUOTA_EXCEEDED"}` (the connection stays open; overwriting with
+//! a smaller value or another write that frees bytes still works); a connection over the
+//! cap is refused with `QUOTA_EXCEEDED` (HTTP 429, or 4401 after a first-message
+//! handshake). On memory: a connection holds one snapshot page at a time and at most one
+//! unsent message, and a user's pending changes are one bounded broadcast
+//! shared by their connections, so a user's connections cost the server little whatever
+//! their collection's size.
 //!
 //! A connection gets every write of its user in commit order (across keys, so a key's
 //! versions only increase), none twice, and after a snapshot only the writes it does not
@@ -89,7 +105,8 @@ use axum::routing::any;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
 pub use collection::{
-    CollectionError, Item, MAX_KEY_CHARS, MAX_VALUE_BYTES, SharedCollection, Subscription, Update,
+    CollectionError, Item, MAX_KEY_CHARS, MAX_VALUE_BYTES, PAGE_BUDGET_BYTES, PAGE_MAX_ITEMS, Quota,
+    SharedCollection, SnapshotPage, Subscription, Update,
 };
 
 use crate::gate::{Handshake, SyncGate};
@@ -119,6 +136,14 @@ pub struct SyncOptions {
     /// connection admitted with less left is told at once). A token that lives less than
     /// twice this long is renewed halfway through its life instead. Default 60 s.
     pub reauth_notice: Duration,
+    /// Most connections one user may have open on this instance (all their devices and
+    /// tabs); one more is refused with `QUOTA_EXCEEDED` (HTTP 429 before the upgrade, or
+    /// 4401 after a first-message handshake). Default 16.
+    pub max_connections_per_user: usize,
+    /// How long one message may take to reach a client's socket; a client that stops
+    /// reading is dropped after this, so it holds at most one message of the server's
+    /// memory meanwhile. Default 30 s.
+    pub send_timeout: Duration,
     /// Tells open connections the server is stopping: each is closed with 1001 (going
     /// away), so clients reconnect at once, to another instance behind a load balancer.
     /// HTTP servers do not wait for upgraded connections when they shut down gracefully;
@@ -133,6 +158,8 @@ impl Default for SyncOptions {
             auth_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(30),
             reauth_notice: Duration::from_secs(60),
+            max_connections_per_user: 16,
+            send_timeout: Duration::from_secs(30),
             going_away: GoingAway::default(),
         }
     }
@@ -211,6 +238,63 @@ struct Endpoint {
     gate: SyncGate,
     collection: SharedCollection,
     options: Arc<SyncOptions>,
+    connections: Arc<UserConnections>,
+}
+
+/// The open connections of each user on this instance, against
+/// [`SyncOptions::max_connections_per_user`].
+#[derive(Debug)]
+struct UserConnections {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl UserConnections {
+    /// Counts one more connection of `user_id`, unless they have the most allowed.
+    fn take(self: &Arc<Self>, user_id: &str) -> Result<ConnectionSlot, ApiError> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(user_id.to_owned()).or_insert(0);
+        if *count >= self.max {
+            return Err(ApiError::new(
+                holdfast_protocol::ErrorCode::QuotaExceeded,
+                format!(
+                    "This account already has {} sync connections open, the most this server allows; close one first.",
+                    self.max
+                ),
+            ));
+        }
+        *count += 1;
+        Ok(ConnectionSlot {
+            connections: self.clone(),
+            user_id: user_id.to_owned(),
+        })
+    }
+}
+
+/// One counted connection; uncounted when dropped.
+#[derive(Debug)]
+struct ConnectionSlot {
+    connections: Arc<UserConnections>,
+    user_id: String,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.user_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 /// A router serving `GET /sync` (see the module documentation); `merge` it with the auth
@@ -220,10 +304,15 @@ struct Endpoint {
 /// ([`SharedCollection::delete_items_of_deleted_accounts`]); call it on a tokio runtime.
 pub fn sync_router(gate: SyncGate, collection: SharedCollection, options: SyncOptions) -> Router {
     collection.delete_items_of_deleted_accounts(gate.revocations());
+    let connections = Arc::new(UserConnections {
+        max: options.max_connections_per_user,
+        open: Default::default(),
+    });
     let endpoint = Endpoint {
         gate,
         collection,
         options: Arc::new(options),
+        connections,
     };
     Router::new().route(SYNC_PATH, any(upgrade)).with_state(endpoint)
 }
@@ -248,6 +337,8 @@ async fn upgrade(
             .insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
         return response;
     };
+    // The server sends one message at a time and waits for it to be written (at most
+    // `send_timeout`), so its write buffer holds at most one message.
     let upgrade = upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES);
@@ -275,9 +366,12 @@ async fn upgrade(
         url: &url,
     };
     match endpoint.gate.admit(&handshake).await {
-        Ok(principal) => {
-            upgrade.on_upgrade(move |socket| connection::serve(socket, endpoint, principal, url))
-        }
+        Ok(principal) => match endpoint.connections.take(&principal.user_id) {
+            Ok(slot) => {
+                upgrade.on_upgrade(move |socket| connection::serve(socket, endpoint, principal, url, slot))
+            }
+            Err(refused) => refuse(refused),
+        },
         Err(refused) => refuse(refused.into()),
     }
 }

@@ -23,7 +23,7 @@
 //! by the time it is read, that version is skipped; the newer one follows, since its
 //! notification comes later.
 //!
-//! A snapshot is read in one statement along with `pg_current_snapshot()` (the statement's
+//! A snapshot page is read in one statement along with `pg_current_snapshot()` (the statement's
 //! own snapshot), and each change carries its transaction id, so a subscription skips exactly the changes
 //! its snapshot saw (see [`TxSnapshot::sees`]).
 //!
@@ -59,7 +59,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Notification};
 
-use super::collection::{Change, Channels, CollectionError, Item, Stamp};
+use super::collection::{
+    Change, Channels, CollectionError, Item, PAGE_BUDGET_BYTES, PAGE_MAX_ITEMS, Quota, SnapshotPage, Stamp,
+    check_quota, page_full,
+};
 use crate::store::postgres::{Connector, PostgresStore, describe_sql_error};
 
 /// First wait before reopening a dropped `LISTEN` connection; doubles up to
@@ -103,13 +106,40 @@ SELECT version,
     pg_notify($6, CASE WHEN octet_length(with_value) <= $7 THEN with_value ELSE identity END)
 FROM notice";
 
-/// A user's items and the snapshot that read them, in one statement: within a statement
-/// `pg_current_snapshot()` is the statement's own snapshot, the one its scan reads with. The
-/// outer join yields one row (of NULL items) for a user with none.
-const SNAPSHOT: &str =
-    "SELECT pg_current_snapshot()::text, i.key, i.value, i.version, i.device_id, i.updated_at
-FROM (SELECT $1::text AS user_id) AS u LEFT JOIN sync_items AS i ON i.user_id = u.user_id
-ORDER BY i.key";
+/// One page of a user's items and the snapshot that read it, in one statement: within a
+/// statement `pg_current_snapshot()` is the statement's own snapshot, the one its scan reads
+/// with. `$2` is the last key of the previous page ('' before the first), `$3` the most
+/// rows to look at, `$4` the page's byte budget: a row is taken while the bytes before it
+/// are under the budget. `fetched` is how many rows were looked at. The outer join yields
+/// one row (of NULL items) when there are none.
+const SNAPSHOT_PAGE: &str = "
+SELECT pg_current_snapshot()::text, p.key, p.value, p.version, p.device_id, p.updated_at, p.fetched
+FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+    SELECT key, value, version, device_id, updated_at, fetched FROM (
+        SELECT key, value, version, device_id, updated_at,
+            count(*) OVER () AS fetched,
+            sum(octet_length(key) + octet_length(value)) OVER (ORDER BY key)
+                - (octet_length(key) + octet_length(value)) AS before
+        FROM (
+            SELECT key, value, version, device_id, updated_at FROM sync_items
+            WHERE user_id = $1 AND key > $2 ORDER BY key LIMIT $3
+        ) AS limited
+    ) AS running
+    WHERE before < $4
+    ORDER BY key
+) AS p ON true";
+
+/// Locks the user's usage row (creating it), so a user's writes check their quota one at
+/// a time on every instance.
+const LOCK_USAGE: &str = "
+INSERT INTO sync_usage AS u (user_id, items, bytes) VALUES ($1, 0, 0)
+ON CONFLICT (user_id) DO UPDATE SET items = u.items
+RETURNING items, bytes";
+
+const OLD_SIZE: &str = "SELECT (octet_length(key) + octet_length(value))::bigint FROM sync_items
+WHERE user_id = $1 AND key = $2";
+
+const SET_USAGE: &str = "UPDATE sync_usage SET items = $2, bytes = $3 WHERE user_id = $1";
 
 const READ_ONE: &str = "SELECT value, version, device_id, updated_at FROM sync_items
 WHERE user_id = $1 AND key = $2";
@@ -174,7 +204,7 @@ impl PostgresBackend {
         })
     }
 
-    /// Stores the item and notifies every instance: its version.
+    /// Stores the item and notifies every instance, within the user's quota: its version.
     pub(super) async fn put(
         &self,
         user_id: &str,
@@ -182,10 +212,30 @@ impl PostgresBackend {
         text: &str,
         device_id: &str,
         now_ms: i64,
+        quota: Quota,
     ) -> Result<i64, CollectionError> {
-        let conn = self.pool.get().await.map_err(pool_error)?;
-        let statement = conn.prepare_cached(PUT).await.map_err(sql_error)?;
-        let row = conn
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let transaction = conn.transaction().await.map_err(sql_error)?;
+        let usage = transaction
+            .query_one(LOCK_USAGE, &[&user_id])
+            .await
+            .map_err(sql_error)?;
+        let usage: (i64, i64) = (
+            usage.try_get(0).map_err(sql_error)?,
+            usage.try_get(1).map_err(sql_error)?,
+        );
+        let old: Option<i64> = match transaction
+            .query_opt(OLD_SIZE, &[&user_id, &key])
+            .await
+            .map_err(sql_error)?
+        {
+            Some(row) => Some(row.try_get(0).map_err(sql_error)?),
+            None => None,
+        };
+        let size = i64::try_from(key.len().saturating_add(text.len())).unwrap_or(i64::MAX);
+        let (items, bytes) = check_quota(usage, old, size, quota)?;
+        let statement = transaction.prepare_cached(PUT).await.map_err(sql_error)?;
+        let row = transaction
             .query_one(
                 &statement,
                 &[
@@ -200,23 +250,70 @@ impl PostgresBackend {
             )
             .await
             .map_err(sql_error)?;
-        row.try_get(0).map_err(sql_error)
+        let version = row.try_get(0).map_err(sql_error)?;
+        transaction
+            .execute(SET_USAGE, &[&user_id, &items, &bytes])
+            .await
+            .map_err(sql_error)?;
+        // The notification goes out with the commit.
+        transaction.commit().await.map_err(sql_error)?;
+        Ok(version)
     }
 
     /// Deletes every item of the user: how many there were.
     pub(super) async fn delete_user(&self, user_id: &str) -> Result<u64, CollectionError> {
-        let conn = self.pool.get().await.map_err(pool_error)?;
-        conn.execute("DELETE FROM sync_items WHERE user_id = $1", &[&user_id])
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let transaction = conn.transaction().await.map_err(sql_error)?;
+        let deleted = transaction
+            .execute("DELETE FROM sync_items WHERE user_id = $1", &[&user_id])
             .await
-            .map_err(sql_error)
+            .map_err(sql_error)?;
+        transaction
+            .execute("DELETE FROM sync_usage WHERE user_id = $1", &[&user_id])
+            .await
+            .map_err(sql_error)?;
+        transaction.commit().await.map_err(sql_error)?;
+        Ok(deleted)
     }
 
-    /// Every item of the user, by key, and the transactions they reflect.
-    pub(super) async fn snapshot(&self, user_id: &str) -> Result<(Vec<Item>, TxSnapshot), CollectionError> {
+    /// `(items, bytes)` the user holds.
+    pub(super) async fn usage(&self, user_id: &str) -> Result<(u64, u64), CollectionError> {
+        let conn = self.pool.get().await.map_err(pool_error)?;
+        let row = conn
+            .query_opt(
+                "SELECT items, bytes FROM sync_usage WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await
+            .map_err(sql_error)?;
+        let Some(row) = row else { return Ok((0, 0)) };
+        let (items, bytes): (i64, i64) = (
+            row.try_get(0).map_err(sql_error)?,
+            row.try_get(1).map_err(sql_error)?,
+        );
+        Ok((
+            u64::try_from(items).unwrap_or(0),
+            u64::try_from(bytes).unwrap_or(0),
+        ))
+    }
+
+    /// One page of the user's items after the key `after`, by key, and the transactions it
+    /// reflects.
+    pub(super) async fn snapshot_page(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+    ) -> Result<(SnapshotPage, TxSnapshot), CollectionError> {
         // One round trip, no transaction: an admission reads this for every connection.
         let conn = self.pool.get().await.map_err(pool_error)?;
-        let statement = conn.prepare_cached(SNAPSHOT).await.map_err(sql_error)?;
-        let rows = conn.query(&statement, &[&user_id]).await.map_err(sql_error)?;
+        let statement = conn.prepare_cached(SNAPSHOT_PAGE).await.map_err(sql_error)?;
+        // One row more than a page may hold tells whether more follow.
+        let limit = i64::try_from(PAGE_MAX_ITEMS + 1).unwrap_or(i64::MAX);
+        let budget = i64::try_from(PAGE_BUDGET_BYTES).unwrap_or(i64::MAX);
+        let rows = conn
+            .query(&statement, &[&user_id, &after.unwrap_or(""), &limit, &budget])
+            .await
+            .map_err(sql_error)?;
         let Some(first) = rows.first() else {
             return Err(CollectionError::Postgres(
                 "the snapshot query returned no row".to_owned(),
@@ -225,21 +322,34 @@ impl PostgresBackend {
         let text: String = first.try_get(0).map_err(sql_error)?;
         let snapshot = TxSnapshot::parse(&text)
             .ok_or_else(|| CollectionError::Postgres(format!("unexpected pg_current_snapshot() `{text}`")))?;
-        let mut items = Vec::with_capacity(rows.len());
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut fetched = 0;
+        let mut complete = true;
         for row in &rows {
             let Some(key) = row.try_get::<_, Option<String>>(1).map_err(sql_error)? else {
-                continue; // the user has no items
+                continue; // the user has no items after `after`
             };
+            fetched = row.try_get::<_, i64>(6).map_err(sql_error)?;
+            if items.len() >= PAGE_MAX_ITEMS || bytes >= PAGE_BUDGET_BYTES {
+                complete = false;
+                break;
+            }
             let value: String = row.try_get(2).map_err(sql_error)?;
-            items.push(Item {
+            let item = Item {
                 key,
                 value: serde_json::from_str(&value).map_err(|_| CollectionError::Corrupt)?,
                 version: row.try_get(3).map_err(sql_error)?,
                 device_id: row.try_get(4).map_err(sql_error)?,
                 updated_at: row.try_get(5).map_err(sql_error)?,
-            });
+            };
+            page_full(&mut items, &mut bytes, item, value.len());
         }
-        Ok((items, snapshot))
+        // Rows the budget left out, or the extra row, mean more pages follow.
+        if usize::try_from(fetched).unwrap_or(usize::MAX) > items.len() {
+            complete = false;
+        }
+        Ok((SnapshotPage { items, complete }, snapshot))
     }
 
     pub(super) fn listen_backend_pid(&self) -> Option<i32> {

@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use deadpool_postgres::{GenericClient, Object};
 
 /// `(version, SQL)`, versions strictly increasing from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The schema version this build writes; a database with a newer one is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -112,6 +112,19 @@ CREATE TABLE sync_items (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (user_id, key)
 );
+";
+
+/// What each user holds in `sync_items`, kept with every write so a quota check reads (and
+/// locks) one row. Sizes are bytes of UTF-8, as the SQLite file counts them.
+const V3: &str = "
+CREATE TABLE sync_usage (
+    user_id TEXT PRIMARY KEY,
+    items BIGINT NOT NULL,
+    bytes BIGINT NOT NULL
+);
+INSERT INTO sync_usage (user_id, items, bytes)
+    SELECT user_id, count(*), sum(octet_length(key) + octet_length(value))
+    FROM sync_items GROUP BY user_id;
 ";
 
 /// The schema version recorded in the current schema (0 when nothing is).
