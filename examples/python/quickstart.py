@@ -1,5 +1,5 @@
-"""Holdfast from Python in a few lines: sign up, get a token, make sync credentials,
-restart without the network, and sign out.
+"""Holdfast from Python in a few lines: sign up, call an API with the session's headers,
+make sync credentials, restart without the network, and sign out.
 
     pip install holdfast        # or: bash bindings/python/run_tests.sh (builds the wheel)
     python examples/python/quickstart.py http://127.0.0.1:8080
@@ -8,8 +8,10 @@ The server is a running `holdfast-server` (`cargo run --release --bin holdfast-s
 """
 
 import asyncio
+import json
 import sys
 import tempfile
+import urllib.request
 import uuid
 
 from holdfast import AuthClient, AuthEvent, AuthEventListener, AuthState, ClientConfig, HoldfastError, KeySource
@@ -55,6 +57,17 @@ async def main(server_url: str) -> None:
 
         token = await client.access_token()
         print(f"access token: {len(token)} characters, device {await client.device_id()}")
+
+        # A request to the app's own backend (here the server's /auth/me): new headers for
+        # every request, since a proof is good once.
+        me = server_url + "/auth/me"
+        headers = await client.request_headers("GET", me)
+        request = urllib.request.Request(me, headers={"Authorization": headers.authorization})
+        if headers.dpop is not None:
+            request.add_header("DPoP", headers.dpop)
+        with urllib.request.urlopen(request) as response:
+            body = json.loads(response.read())
+        print(f"GET /auth/me as {body['data']['email']} ({headers.authorization.split()[0]} token)")
 
         credentials = await client.sync_credentials(server_url + "/sync")
         print(f"sync credentials for device {credentials.device_id} with a device proof")

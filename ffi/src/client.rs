@@ -13,7 +13,7 @@ use holdfast_core::vault::Passphrase;
 use crate::config::ClientConfig;
 use crate::error::HoldfastError;
 use crate::foreign::{self, AuthEventListener};
-use crate::records::{AuthState, Device, SyncCredentials, User};
+use crate::records::{AuthState, Device, RequestHeaders, SyncCredentials, SyncRefusal, User};
 
 /// Keeps one user signed in to one server, through lost networks and restarts.
 ///
@@ -182,6 +182,40 @@ impl AuthClient {
         Ok(self.core.sync_credentials(&sync_url).await?.into())
     }
 
+    /// What an open sync connection to `sync_url` sends to renew itself (PROTOCOL 5) when
+    /// the server says, in `{"type":"reauth-required","expiresAt":…}`, that its token
+    /// expires at `expires_at_ms`: a token that outlives it (refreshed if need be) and its
+    /// proof. Send `{"type":"reauth","authToken":…,"proof":…}` with them.
+    pub async fn sync_renewal(
+        &self,
+        sync_url: String,
+        expires_at_ms: i64,
+    ) -> Result<SyncCredentials, HoldfastError> {
+        self.ready()?;
+        Ok(self.core.sync_renewal(&sync_url, expires_at_ms).await?.into())
+    }
+
+    /// Tells the client that the sync server refused or closed this device's connection,
+    /// so the session follows at once: a revoked device or deleted account signs out, an
+    /// expired or revoked token is refreshed now. Anything else changes nothing.
+    pub async fn handle_sync_refusal(&self, refusal: SyncRefusal) -> Result<(), HoldfastError> {
+        self.ready()?;
+        Ok(self.core.handle_sync_refusal(refusal.into()).await?)
+    }
+
+    /// The headers for one request of `method` to `url` on the app's own backend:
+    /// `Authorization` (`DPoP <token>` when the token is bound to the device key, `Bearer
+    /// <token>` otherwise) and, when bound, `DPoP`, a proof for exactly this request made
+    /// from the same token. Make new headers for every request: a proof is good once.
+    pub async fn request_headers(
+        &self,
+        method: String,
+        url: String,
+    ) -> Result<RequestHeaders, HoldfastError> {
+        self.ready()?;
+        Ok(self.core.request_headers(&method, &url).await?.into())
+    }
+
     /// Every device of the signed-in user, revoked ones included.
     pub async fn list_devices(&self) -> Result<Vec<Device>, HoldfastError> {
         self.ready()?;
@@ -256,6 +290,8 @@ mod tests {
             auto_refresh: false,
             device_signer: None,
             bind_tokens: true,
+            route_prefix: "/auth".into(),
+            token_deadline_ms: 30_000,
         }
     }
 

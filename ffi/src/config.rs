@@ -94,6 +94,13 @@ pub struct ClientConfig {
     /// the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`.
     #[uniffi(default = true)]
     pub bind_tokens: bool,
+    /// Where the server mounts the auth routes (`/auth` unless it says otherwise).
+    #[uniffi(default = "/auth")]
+    pub route_prefix: String,
+    /// The longest `access_token()` (and every call that needs a token) waits for a
+    /// refresh, its device re-login included, ms; then it fails as transient.
+    #[uniffi(default = 30000)]
+    pub token_deadline_ms: u64,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -105,6 +112,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("device_name", &self.device_name)
             .field("auto_refresh", &self.auto_refresh)
             .field("bind_tokens", &self.bind_tokens)
+            .field("route_prefix", &self.route_prefix)
+            .field("token_deadline_ms", &self.token_deadline_ms)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +136,8 @@ impl From<ClientConfig> for holdfast_core::ClientConfig {
         core.request_timeout = Duration::from_millis(config.request_timeout_ms);
         core.auto_refresh = config.auto_refresh;
         core.bind_tokens = config.bind_tokens;
+        core.route_prefix = config.route_prefix;
+        core.token_deadline = Duration::from_millis(config.token_deadline_ms);
         core.device_signer = config.device_signer.map(|signer| {
             Arc::new(DeviceSignerBridge::new(signer)) as Arc<dyn holdfast_core::device::DeviceSigner>
         });
@@ -149,6 +160,8 @@ mod tests {
             auto_refresh: false,
             device_signer: None,
             bind_tokens: false,
+            route_prefix: "/api/auth".into(),
+            token_deadline_ms: 5_000,
         }
     }
 
@@ -165,6 +178,8 @@ mod tests {
         assert_eq!(core.request_timeout, Duration::from_secs(4));
         assert!(!core.auto_refresh);
         assert!(!core.bind_tokens);
+        assert_eq!(core.route_prefix, "/api/auth");
+        assert_eq!(core.token_deadline, Duration::from_secs(5));
         assert!(core.device_signer.is_none());
         assert!(matches!(
             core.key_source,

@@ -64,6 +64,13 @@ pub enum HoldfastError {
         /// What to do instead.
         message: String,
     },
+    /// The client is set up wrong: nothing answers the auth routes where it looks (a
+    /// wrong server URL or route prefix). Retrying will not help; fix the configuration.
+    #[error("configuration error: {message}")]
+    Configuration {
+        /// What looks wrong.
+        message: String,
+    },
     /// The server answered something the protocol does not allow: report a bug.
     #[error("unexpected answer from the server: {message}")]
     Protocol {
@@ -92,8 +99,7 @@ impl From<AuthError> for HoldfastError {
             AuthError::StorageUnavailable { message } => HoldfastError::StorageUnavailable { message },
             AuthError::WrongPassphrase => HoldfastError::WrongPassphrase,
             AuthError::Protocol { message } => HoldfastError::Protocol { message },
-            // Surfaced as a protocol error until the bindings carry a variant of their own.
-            AuthError::Configuration { message } => HoldfastError::Protocol { message },
+            AuthError::Configuration { message } => HoldfastError::Configuration { message },
         }
     }
 }
@@ -148,6 +154,14 @@ mod tests {
                 },
                 HoldfastError::Protocol {
                     message: "not JSON".into(),
+                },
+            ),
+            (
+                AuthError::Configuration {
+                    message: "no auth routes at /auth".into(),
+                },
+                HoldfastError::Configuration {
+                    message: "no auth routes at /auth".into(),
                 },
             ),
         ];

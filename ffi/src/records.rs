@@ -97,6 +97,78 @@ impl std::fmt::Display for SyncCredentials {
     }
 }
 
+/// The headers of one request to the app's own backend (`request_headers`). Holds a token
+/// and a proof: it prints with both redacted, in Rust and in every binding.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
+pub struct RequestHeaders {
+    /// The `Authorization` value: `DPoP <token>` or `Bearer <token>`.
+    pub authorization: String,
+    /// The `DPoP` value, when the token is bound to the device key.
+    pub dpop: Option<String>,
+}
+
+impl std::fmt::Debug for RequestHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestHeaders")
+            .field("authorization", &REDACTED)
+            .field("dpop", &self.dpop.as_ref().map(|_| REDACTED))
+            .finish()
+    }
+}
+
+impl std::fmt::Display for RequestHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl From<core::RequestHeaders> for RequestHeaders {
+    fn from(headers: core::RequestHeaders) -> RequestHeaders {
+        RequestHeaders {
+            authorization: headers.authorization.clone(),
+            dpop: headers.dpop.clone(),
+        }
+    }
+}
+
+/// Why a sync server refused or closed this device's connection (`handle_sync_refusal`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Display)]
+pub enum SyncRefusal {
+    /// The handshake was refused with an HTTP error: its status and the body's `code`.
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The body's `code`, when there was one.
+        code: Option<String>,
+    },
+    /// An open connection was closed with this WebSocket close code and reason (4001
+    /// `DEVICE_REVOKED`, 4002 `TOKEN_REVOKED`, 4003 `USER_NOT_FOUND`, 4004 `TOKEN_EXPIRED`,
+    /// 4401 with the refusal's code).
+    Close {
+        /// The close code.
+        code: u16,
+        /// The close reason, or empty.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for SyncRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl From<SyncRefusal> for core::SyncRefusal {
+    fn from(refusal: SyncRefusal) -> core::SyncRefusal {
+        match refusal {
+            SyncRefusal::Http { status, code } => core::SyncRefusal::Http { status, code },
+            SyncRefusal::Close { code, reason } => core::SyncRefusal::Close { code, reason },
+        }
+    }
+}
+
 /// What a secret prints as: written without quotes by `Debug`.
 pub(crate) struct Redacted;
 
@@ -280,6 +352,39 @@ mod tests {
             email_verified: true,
             created_at: 1_700_000_000_000,
         }
+    }
+
+    #[test]
+    fn request_headers_print_no_secret_and_refusals_convert() {
+        let headers = RequestHeaders::from(core::RequestHeaders {
+            authorization: "DPoP secret-token".into(),
+            dpop: Some("secret-proof".into()),
+        });
+        assert_eq!(headers.authorization, "DPoP secret-token");
+        for printed in [format!("{headers:?}"), headers.to_string()] {
+            assert!(!printed.contains("secret"), "{printed}");
+            assert!(printed.contains("<redacted>"), "{printed}");
+        }
+        assert_eq!(
+            core::SyncRefusal::from(SyncRefusal::Close {
+                code: 4401,
+                reason: "PROOF_INVALID".into()
+            }),
+            core::SyncRefusal::Close {
+                code: 4401,
+                reason: "PROOF_INVALID".into()
+            }
+        );
+        assert_eq!(
+            core::SyncRefusal::from(SyncRefusal::Http {
+                status: 403,
+                code: None
+            }),
+            core::SyncRefusal::Http {
+                status: 403,
+                code: None
+            }
+        );
     }
 
     #[test]

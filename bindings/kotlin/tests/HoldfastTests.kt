@@ -15,7 +15,9 @@ import dev.holdfast.HoldfastException
 import dev.holdfast.KeyProvider
 import dev.holdfast.KeySource
 import dev.holdfast.SignOutReason
+import dev.holdfast.RequestHeaders
 import dev.holdfast.SyncCredentials
+import dev.holdfast.SyncRefusal
 import dev.holdfast.events
 import dev.holdfast.stateFlow
 import java.io.File
@@ -402,6 +404,70 @@ suspend fun badInputGivesExceptions(server: Server, dir: File) {
     }
 }
 
+/** GETs [url] with the headers: the status code. */
+fun getStatus(url: String, headers: RequestHeaders): Int {
+    val connection = java.net.URI(url).toURL().openConnection() as java.net.HttpURLConnection
+    connection.setRequestProperty("Authorization", headers.authorization)
+    headers.dpop?.let { connection.setRequestProperty("DPoP", it) }
+    try {
+        return connection.responseCode
+    } finally {
+        connection.disconnect()
+    }
+}
+
+/** The `exp` claim of a JWT, seconds. */
+fun expiresAt(token: String): Long {
+    val payload = String(java.util.Base64.getUrlDecoder().decode(token.split(".")[1]))
+    return Regex("\"exp\":(\\d+)").find(payload)!!.groupValues[1].toLong()
+}
+
+suspend fun requestHeadersOpenTheBackend(server: Server, dir: File) {
+    passphraseClient(server.url, File(dir, "client.db")).use { client ->
+        client.initialize()
+        client.signUp(newEmail(), PASSWORD)
+        val me = server.url + "/auth/me"
+        val headers = client.requestHeaders("GET", me)
+        check(headers.authorization.startsWith("DPoP ")) { "a bound token: ${headers.authorization.take(5)}" }
+        val proof = headers.dpop ?: throw Failure("a bound token comes with a proof")
+        checkRedacted(headers, headers.authorization.removePrefix("DPoP "), proof)
+        checkEqual(200, getStatus(me, headers), "GET /auth/me with the headers")
+        checkEqual(401, getStatus(me, headers), "the same proof again")
+        checkEqual(200, getStatus(me, client.requestHeaders("GET", me)), "new headers")
+    }
+}
+
+suspend fun syncRenewalAndRefusal(server: Server, dir: File) {
+    passphraseClient(server.url, File(dir, "client.db")).use { client ->
+        client.initialize()
+        client.signUp(newEmail(), PASSWORD)
+        val syncUrl = server.url + "/sync"
+        val current = client.accessToken()
+        val expiresMs = expiresAt(current) * 1000
+        checkEqual(current, client.syncRenewal(syncUrl, expiresMs - 60_000).accessToken, "an earlier expiry")
+        // The server stamps whole seconds: a newer token needs one to pass.
+        kotlinx.coroutines.delay(1_100)
+        val renewal = client.syncRenewal(syncUrl, expiresMs)
+        check(expiresAt(renewal.accessToken) * 1000 > expiresMs) { "the renewal outlives the expiring token" }
+        checkRedacted(renewal, renewal.accessToken, renewal.proof)
+
+        client.handleSyncRefusal(SyncRefusal.Close(1001u, ""))
+        check(client.state() is AuthState.SignedIn) { "a going-away close changes nothing" }
+        client.handleSyncRefusal(SyncRefusal.Close(4001u, "DEVICE_REVOKED"))
+        checkEqual(AuthState.SignedOut(SignOutReason.DeviceRevoked), client.state(), "4001 signs out at once")
+    }
+}
+
+suspend fun usageErrorBeforeInitialize(server: Server, dir: File) {
+    passphraseClient(server.url, File(dir, "client.db")).use { client ->
+        val error = expectThrows<HoldfastException.Usage>("a call before initialize()") { client.accessToken() }
+        checkEqual("usage error: call initialize() first", error.toString(), "the message")
+        expectThrows<HoldfastException.Usage>("headers before initialize()") { client.requestHeaders("GET", server.url) }
+        client.initialize()
+        expectThrows<HoldfastException.NotSignedIn>("after initialize(), signed out") { client.accessToken() }
+    }
+}
+
 /** The native library came from the classpath jar (extracted by JNA), not a library path. */
 fun libraryLoadedFromTheJar() {
     checkEqual(null, System.getProperty("jna.library.path"), "jna.library.path")
@@ -442,6 +508,9 @@ fun main() {
             test("closed objects refuse calls") { closedObjectsRefuseCalls(server, it) }
             test("bad input gives exceptions, not crashes") { badInputGivesExceptions(server, it) }
             test("the native library loads from the jar") { libraryLoadedFromTheJar() }
+            test("request headers open the app's backend") { requestHeadersOpenTheBackend(server, it) }
+            test("sync renewal and a sync refusal") { syncRenewalAndRefusal(server, it) }
+            test("a call before initialize() is a usage error") { usageErrorBeforeInitialize(server, it) }
         }
     } finally {
         root.deleteRecursively()

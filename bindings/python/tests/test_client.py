@@ -2,8 +2,12 @@
 devices and proofs, a Python key provider, events, and errors as exceptions."""
 
 import asyncio
+import http.server
+import json
 import os
 import threading
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -18,6 +22,7 @@ from holdfast import (
     KeyProvider,
     KeySource,
     SignOutReason,
+    SyncRefusal,
 )
 
 PASSWORD = "correct horse battery staple"
@@ -379,5 +384,119 @@ def test_tokens_are_bound_unless_bind_tokens_is_off(server, tmp_path):
         await bearer.initialize()
         await bearer.sign_up(new_email(), PASSWORD)
         assert "cnf" not in token_claims(await bearer.access_token())
+
+    run(scenario())
+
+
+def get_json(url, headers):
+    """GETs `url` with `headers`: (status, parsed body)."""
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def as_headers(request_headers):
+    headers = {"Authorization": request_headers.authorization}
+    if request_headers.dpop is not None:
+        headers["DPoP"] = request_headers.dpop
+    return headers
+
+
+def test_request_headers_open_the_apps_backend_with_one_token(server, tmp_path):
+    async def scenario():
+        me = server.url + "/auth/me"
+        email = new_email()
+        bound = passphrase_client(server.url, tmp_path / "bound.db")
+        await bound.initialize()
+        await bound.sign_up(email, PASSWORD)
+        headers = await bound.request_headers("GET", me)
+        assert headers.authorization.startswith("DPoP ")
+        assert headers.dpop is not None
+        status, body = get_json(me, as_headers(headers))
+        assert status == 200 and body["data"]["email"] == email
+        # A proof is good once: the same headers again are refused, new ones work.
+        assert get_json(me, as_headers(headers))[0] == 401
+        assert get_json(me, as_headers(await bound.request_headers("GET", me)))[0] == 200
+
+        bearer = passphrase_client(server.url, tmp_path / "bearer.db", bind_tokens=False)
+        await bearer.initialize()
+        await bearer.sign_up(new_email(), PASSWORD)
+        headers = await bearer.request_headers("GET", me)
+        assert headers.authorization.startswith("Bearer ") and headers.dpop is None
+        assert get_json(me, as_headers(headers))[0] == 200
+
+    run(scenario())
+
+
+def test_sync_renewal_and_a_sync_refusal(server, tmp_path):
+    async def scenario():
+        sync_url = server.url + "/sync"
+        client = passphrase_client(server.url, tmp_path / "client.db")
+        await client.initialize()
+        await client.sign_up(new_email(), PASSWORD)
+        current = await client.access_token()
+        expires_ms = token_claims(current)["exp"] * 1000
+        # An earlier expiry: the token in hand outlives it.
+        early = await client.sync_renewal(sync_url, expires_ms - 60_000)
+        assert early.access_token == current
+        # The token in hand's own expiry: a newer token (the server stamps whole seconds).
+        await asyncio.sleep(1.1)
+        renewal = await client.sync_renewal(sync_url, expires_ms)
+        assert renewal.access_token != current
+        assert token_claims(renewal.access_token)["exp"] * 1000 > expires_ms
+        assert renewal.proof.count(".") == 2
+
+        # A close that is no verdict changes nothing; 4001 signs the device out at once.
+        await client.handle_sync_refusal(SyncRefusal.CLOSE(code=1001, reason=""))
+        assert client.state().is_signed_in()
+        await client.handle_sync_refusal(SyncRefusal.HTTP(status=429, code="QUOTA_EXCEEDED"))
+        assert client.state().is_signed_in()
+        await client.handle_sync_refusal(SyncRefusal.CLOSE(code=4001, reason="DEVICE_REVOKED"))
+        assert client.state() == AuthState.SIGNED_OUT(reason=SignOutReason.DEVICE_REVOKED())
+
+    run(scenario())
+
+
+class NotFoundPage(http.server.BaseHTTPRequestHandler):
+    """Answers every request with an HTML 404, as a web server without the auth routes."""
+
+    def do_POST(self):
+        page = b"<html><body><h1>404 Not Found</h1></body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    do_GET = do_POST
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_route_prefix_and_a_configuration_error(server, tmp_path):
+    async def scenario():
+        # The routes where the server mounts them: the default prefix, said explicitly.
+        client = passphrase_client(server.url, tmp_path / "client.db", route_prefix="/auth", token_deadline_ms=5_000)
+        await client.initialize()
+        await client.sign_up(new_email(), PASSWORD)
+
+        # Nothing but HTML 404 pages where the client looks: a configuration error.
+        page_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFoundPage)
+        thread = threading.Thread(target=page_server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{page_server.server_address[1]}"
+            lost = passphrase_client(url, tmp_path / "lost.db", route_prefix="/api/auth")
+            await lost.initialize()
+            with pytest.raises(HoldfastError.Configuration) as error:
+                await lost.sign_in(new_email(), PASSWORD)
+            assert str(error.value).startswith("configuration error: ")
+        finally:
+            page_server.shutdown()
+            page_server.server_close()
 
     run(scenario())

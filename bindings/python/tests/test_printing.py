@@ -13,6 +13,7 @@ from holdfast import (
     KeyProvider,
     KeySource,
     SignOutReason,
+    RequestHeaders,
     SyncCredentials,
 )
 
@@ -38,6 +39,31 @@ def test_sync_credentials_print_redacted():
     assert "dev-1" in str(credentials)
     # Redaction is only in the printing: the fields keep their values.
     assert credentials.access_token == "eyJ.access-token-secret.sig"
+
+
+def test_request_headers_print_redacted():
+    headers = RequestHeaders(authorization="DPoP eyJ.header-token-secret.sig", dpop="eyJ.header-proof-secret.sig")
+    assert_hidden(headers, "header-token-secret", "header-proof-secret")
+    assert headers.dpop == "eyJ.header-proof-secret.sig"
+
+
+def test_real_request_headers_print_redacted(server, tmp_path):
+    async def scenario():
+        client = AuthClient(
+            ClientConfig(
+                server_url=server.url,
+                storage_path=str(tmp_path / "client.db"),
+                key_source=KeySource.PASSPHRASE(passphrase=PASSPHRASE),
+            )
+        )
+        await client.initialize()
+        await client.sign_up(f"py-{uuid.uuid4().hex[:12]}@example.com", "correct horse battery staple")
+        headers = await client.request_headers("GET", server.url + "/auth/me")
+        token = headers.authorization.split(" ", 1)[1]
+        assert headers.dpop is not None
+        assert_hidden(headers, token, headers.dpop)
+
+    asyncio.run(scenario())
 
 
 def test_a_passphrase_key_source_and_a_config_print_redacted(tmp_path):

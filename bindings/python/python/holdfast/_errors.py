@@ -17,6 +17,7 @@ SENTENCES = {
     "StorageUnavailable": "storage unavailable: {message}",
     "WrongPassphrase": "wrong passphrase",
     "Usage": "usage error: {message}",
+    "Configuration": "configuration error: {message}",
     "Protocol": "unexpected answer from the server: {message}",
 }
 

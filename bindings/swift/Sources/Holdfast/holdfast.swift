@@ -471,6 +471,22 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
+    typealias FfiType = UInt16
+    typealias SwiftType = UInt16
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
     typealias FfiType = UInt32
     typealias SwiftType = UInt32
@@ -651,6 +667,13 @@ public protocol AuthClientProtocol: AnyObject, Sendable {
     func flushOutbox() async throws  -> UInt64
     
     /**
+     * Tells the client that the sync server refused or closed this device's connection,
+     * so the session follows at once: a revoked device or deleted account signs out, an
+     * expired or revoked token is refreshed now. Anything else changes nothing.
+     */
+    func handleSyncRefusal(refusal: SyncRefusal) async throws 
+    
+    /**
      * Restores the stored session without the network: `SignedIn` (even with an expired
      * token), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
      * again, e.g. after the device is unlocked.
@@ -681,6 +704,14 @@ public protocol AuthClientProtocol: AnyObject, Sendable {
      * Registers this device under `name`.
      */
     func registerDevice(name: String) async throws  -> Device
+    
+    /**
+     * The headers for one request of `method` to `url` on the app's own backend:
+     * `Authorization` (`DPoP <token>` when the token is bound to the device key, `Bearer
+     * <token>` otherwise) and, when bound, `DPoP`, a proof for exactly this request made
+     * from the same token. Make new headers for every request: a proof is good once.
+     */
+    func requestHeaders(method: String, url: String) async throws  -> RequestHeaders
     
     /**
      * Revokes one of the user's devices; revoking this one signs it out.
@@ -727,6 +758,14 @@ public protocol AuthClientProtocol: AnyObject, Sendable {
      * What a sync connection to `sync_url` presents: token, device id and proof.
      */
     func syncCredentials(syncUrl: String) async throws  -> SyncCredentials
+    
+    /**
+     * What an open sync connection to `sync_url` sends to renew itself (PROTOCOL 5) when
+     * the server says, in `{"type":"reauth-required","expiresAt":…}`, that its token
+     * expires at `expires_at_ms`: a token that outlives it (refreshed if need be) and its
+     * proof. Send `{"type":"reauth","authToken":…,"proof":…}` with them.
+     */
+    func syncRenewal(syncUrl: String, expiresAtMs: Int64) async throws  -> SyncCredentials
     
 }
 /**
@@ -927,6 +966,27 @@ open func flushOutbox()async throws  -> UInt64  {
 }
     
     /**
+     * Tells the client that the sync server refused or closed this device's connection,
+     * so the session follows at once: a revoked device or deleted account signs out, an
+     * expired or revoked token is refreshed now. Anything else changes nothing.
+     */
+open func handleSyncRefusal(refusal: SyncRefusal)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_handle_sync_refusal(
+                        self.uniffiCloneHandle(),FfiConverterTypeSyncRefusal_lower(refusal)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_void,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_void,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
      * Restores the stored session without the network: `SignedIn` (even with an expired
      * token), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
      * again, e.g. after the device is unlocked.
@@ -1039,6 +1099,28 @@ open func registerDevice(name: String)async throws  -> Device  {
             completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeDevice_lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * The headers for one request of `method` to `url` on the app's own backend:
+     * `Authorization` (`DPoP <token>` when the token is bound to the device key, `Bearer
+     * <token>` otherwise) and, when bound, `DPoP`, a proof for exactly this request made
+     * from the same token. Make new headers for every request: a proof is good once.
+     */
+open func requestHeaders(method: String, url: String)async throws  -> RequestHeaders  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_request_headers(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(method),FfiConverterString.lower(url)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeRequestHeaders_lift,
             errorHandler: FfiConverterTypeHoldfastError_lift
         )
 }
@@ -1185,6 +1267,28 @@ open func syncCredentials(syncUrl: String)async throws  -> SyncCredentials  {
             rustFutureFunc: {
                 uniffi_holdfast_ffi_fn_method_authclient_sync_credentials(
                         self.uniffiCloneHandle(),FfiConverterString.lower(syncUrl)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSyncCredentials_lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * What an open sync connection to `sync_url` sends to renew itself (PROTOCOL 5) when
+     * the server says, in `{"type":"reauth-required","expiresAt":…}`, that its token
+     * expires at `expires_at_ms`: a token that outlives it (refreshed if need be) and its
+     * proof. Send `{"type":"reauth","authToken":…,"proof":…}` with them.
+     */
+open func syncRenewal(syncUrl: String, expiresAtMs: Int64)async throws  -> SyncCredentials  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_sync_renewal(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(syncUrl),FfiConverterInt64.lower(expiresAtMs)
                 )
             },
             pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
@@ -2134,6 +2238,15 @@ public struct ClientConfig: CustomDebugStringConvertible, CustomStringConvertibl
      * the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`.
      */
     public var bindTokens: Bool
+    /**
+     * Where the server mounts the auth routes (`/auth` unless it says otherwise).
+     */
+    public var routePrefix: String
+    /**
+     * The longest `access_token()` (and every call that needs a token) waits for a
+     * refresh, its device re-login included, ms; then it fails as transient.
+     */
+    public var tokenDeadlineMs: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2165,7 +2278,14 @@ public struct ClientConfig: CustomDebugStringConvertible, CustomStringConvertibl
         /**
          * Bind tokens to the device key (token requests carry a device proof, PROTOCOL 3); off,
          * the tokens are plain bearer tokens, for apps whose own APIs know only `Bearer`.
-         */bindTokens: Bool = true) {
+         */bindTokens: Bool = true, 
+        /**
+         * Where the server mounts the auth routes (`/auth` unless it says otherwise).
+         */routePrefix: String = "/auth", 
+        /**
+         * The longest `access_token()` (and every call that needs a token) waits for a
+         * refresh, its device re-login included, ms; then it fails as transient.
+         */tokenDeadlineMs: UInt64 = UInt64(30000)) {
         self.serverUrl = serverUrl
         self.storagePath = storagePath
         self.keySource = keySource
@@ -2175,6 +2295,8 @@ public struct ClientConfig: CustomDebugStringConvertible, CustomStringConvertibl
         self.autoRefresh = autoRefresh
         self.deviceSigner = deviceSigner
         self.bindTokens = bindTokens
+        self.routePrefix = routePrefix
+        self.tokenDeadlineMs = tokenDeadlineMs
     }
 
     
@@ -2223,7 +2345,9 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 autoRefresh: FfiConverterBool.read(from: &buf), 
                 deviceSigner: FfiConverterOptionTypeDeviceSigner.read(from: &buf), 
-                bindTokens: FfiConverterBool.read(from: &buf)
+                bindTokens: FfiConverterBool.read(from: &buf), 
+                routePrefix: FfiConverterString.read(from: &buf), 
+                tokenDeadlineMs: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -2237,6 +2361,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterBool.write(value.autoRefresh, into: &buf)
         FfiConverterOptionTypeDeviceSigner.write(value.deviceSigner, into: &buf)
         FfiConverterBool.write(value.bindTokens, into: &buf)
+        FfiConverterString.write(value.routePrefix, into: &buf)
+        FfiConverterUInt64.write(value.tokenDeadlineMs, into: &buf)
     }
 }
 
@@ -2372,6 +2498,98 @@ public func FfiConverterTypeDevice_lift(_ buf: RustBuffer) throws -> Device {
 #endif
 public func FfiConverterTypeDevice_lower(_ value: Device) -> RustBuffer {
     return FfiConverterTypeDevice.lower(value)
+}
+
+
+/**
+ * The headers of one request to the app's own backend (`request_headers`). Holds a token
+ * and a proof: it prints with both redacted, in Rust and in every binding.
+ */
+public struct RequestHeaders: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
+    /**
+     * The `Authorization` value: `DPoP <token>` or `Bearer <token>`.
+     */
+    public var authorization: String
+    /**
+     * The `DPoP` value, when the token is bound to the device key.
+     */
+    public var dpop: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The `Authorization` value: `DPoP <token>` or `Bearer <token>`.
+         */authorization: String, 
+        /**
+         * The `DPoP` value, when the token is bound to the device key.
+         */dpop: String?) {
+        self.authorization = authorization
+        self.dpop = dpop
+    }
+
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_requestheaders_uniffi_trait_debug(
+            FfiConverterTypeRequestHeaders_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_requestheaders_uniffi_trait_display(
+            FfiConverterTypeRequestHeaders_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+#if compiler(>=6)
+extension RequestHeaders: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRequestHeaders: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RequestHeaders {
+        return
+            try RequestHeaders(
+                authorization: FfiConverterString.read(from: &buf), 
+                dpop: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RequestHeaders, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.authorization, into: &buf)
+        FfiConverterOptionString.write(value.dpop, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestHeaders_lift(_ buf: RustBuffer) throws -> RequestHeaders {
+    return try FfiConverterTypeRequestHeaders.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestHeaders_lower(_ value: RequestHeaders) -> RustBuffer {
+    return FfiConverterTypeRequestHeaders.lower(value)
 }
 
 
@@ -2934,6 +3152,15 @@ enum HoldfastError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
          */message: String
     )
     /**
+     * The client is set up wrong: nothing answers the auth routes where it looks (a
+     * wrong server URL or route prefix). Retrying will not help; fix the configuration.
+     */
+    case Configuration(
+        /**
+         * What looks wrong.
+         */message: String
+    )
+    /**
      * The server answered something the protocol does not allow: report a bug.
      */
     case Protocol(
@@ -3004,7 +3231,10 @@ public struct FfiConverterTypeHoldfastError: FfiConverterRustBuffer {
         case 9: return .Usage(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .Protocol(
+        case 10: return .Configuration(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 11: return .Protocol(
             message: try FfiConverterString.read(from: &buf)
             )
 
@@ -3063,8 +3293,13 @@ public struct FfiConverterTypeHoldfastError: FfiConverterRustBuffer {
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Protocol(message):
+        case let .Configuration(message):
             writeInt(&buf, Int32(10))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Protocol(message):
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(message, into: &buf)
             
         }
@@ -3350,6 +3585,114 @@ public func FfiConverterTypeSignOutReason_lower(_ value: SignOutReason) -> RustB
 }
 
 
+
+/**
+ * Why a sync server refused or closed this device's connection (`handle_sync_refusal`).
+ */
+
+public enum SyncRefusal: Equatable, Hashable, CustomStringConvertible {
+    
+    /**
+     * The handshake was refused with an HTTP error: its status and the body's `code`.
+     */
+    case http(
+        /**
+         * The HTTP status.
+         */status: UInt16, 
+        /**
+         * The body's `code`, when there was one.
+         */code: String?
+    )
+    /**
+     * An open connection was closed with this WebSocket close code and reason (4001
+     * `DEVICE_REVOKED`, 4002 `TOKEN_REVOKED`, 4003 `USER_NOT_FOUND`, 4004 `TOKEN_EXPIRED`,
+     * 4401 with the refusal's code).
+     */
+    case close(
+        /**
+         * The close code.
+         */code: UInt16, 
+        /**
+         * The close reason, or empty.
+         */reason: String
+    )
+
+
+
+
+
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_syncrefusal_uniffi_trait_display(
+            FfiConverterTypeSyncRefusal_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+#if compiler(>=6)
+extension SyncRefusal: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncRefusal: FfiConverterRustBuffer {
+    typealias SwiftType = SyncRefusal
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncRefusal {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .http(status: try FfiConverterUInt16.read(from: &buf), code: try FfiConverterOptionString.read(from: &buf)
+        )
+        
+        case 2: return .close(code: try FfiConverterUInt16.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SyncRefusal, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .http(status,code):
+            writeInt(&buf, Int32(1))
+            FfiConverterUInt16.write(status, into: &buf)
+            FfiConverterOptionString.write(code, into: &buf)
+            
+        
+        case let .close(code,reason):
+            writeInt(&buf, Int32(2))
+            FfiConverterUInt16.write(code, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncRefusal_lift(_ buf: RustBuffer) throws -> SyncRefusal {
+    return try FfiConverterTypeSyncRefusal.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncRefusal_lower(_ value: SyncRefusal) -> RustBuffer {
+    return FfiConverterTypeSyncRefusal.lower(value)
+}
+
+
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
@@ -3598,6 +3941,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_holdfast_ffi_checksum_method_authclient_flush_outbox() != 65374) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_handle_sync_refusal() != 43835) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_holdfast_ffi_checksum_method_authclient_initialize() != 52597) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3614,6 +3960,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_register_device() != 51146) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_request_headers() != 43081) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_revoke_device() != 14870) {
@@ -3641,6 +3990,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_sync_credentials() != 43931) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_sync_renewal() != 28253) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_subscriptionhandle_cancel() != 29321) {
