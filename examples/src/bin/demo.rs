@@ -152,12 +152,17 @@ fn state_text(state: &AuthState) -> String {
     }
 }
 
-/// The next event that is not a ping-like no-op, within `limit`.
+/// The next event within `limit`. The demo's connections live for a second or so and do
+/// not renew, so the server's `reauth-required` notices are skipped.
 async fn next_event(connection: &mut SyncClient, limit: Duration) -> Result<SyncEvent> {
-    match tokio::time::timeout(limit, connection.next_event()).await {
-        Ok(Some(event)) => Ok(event),
-        Ok(None) => Err("the sync connection had already ended".into()),
-        Err(_) => Err(format!("no sync event within {limit:?}").into()),
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, connection.next_event()).await {
+            Ok(Some(SyncEvent::ReauthRequired { .. })) => continue,
+            Ok(Some(event)) => return Ok(event),
+            Ok(None) => return Err("the sync connection had already ended".into()),
+            Err(_) => return Err(format!("no sync event within {limit:?}").into()),
+        }
     }
 }
 
