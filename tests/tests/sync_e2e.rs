@@ -79,15 +79,7 @@ async fn welcomed(sync: &mut SyncClient, device_id: &str) -> Vec<SyncItem> {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_devices_share_items_and_revoking_one_cuts_its_connection() {
     holdfast_examples::ensure_crypto_provider();
-    let server = LocalServer::start(|config| {
-        config.argon2 = holdfast_server_kit::passwords::Argon2Params {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        };
-    })
-    .await
-    .expect("server");
+    let server = LocalServer::start(quick_hashing).await.expect("server");
     let email = "sync-e2e@example.com";
 
     let phone = Device::new(&server).await;

@@ -41,6 +41,20 @@ def test_sync_credentials_print_redacted():
     assert credentials.access_token == "eyJ.access-token-secret.sig"
 
 
+async def signed_up_client(server, tmp_path):
+    """A client of `server` (its vault under PASSPHRASE), signed up as a new user."""
+    client = AuthClient(
+        ClientConfig(
+            server_url=server.url,
+            storage_path=str(tmp_path / "client.db"),
+            key_source=KeySource.PASSPHRASE(passphrase=PASSPHRASE),
+        )
+    )
+    await client.initialize()
+    await client.sign_up(f"py-{uuid.uuid4().hex[:12]}@example.com", "correct horse battery staple")
+    return client
+
+
 def test_request_headers_print_redacted():
     headers = RequestHeaders(authorization="DPoP eyJ.header-token-secret.sig", dpop="eyJ.header-proof-secret.sig")
     assert_hidden(headers, "header-token-secret", "header-proof-secret")
@@ -49,15 +63,7 @@ def test_request_headers_print_redacted():
 
 def test_real_request_headers_print_redacted(server, tmp_path):
     async def scenario():
-        client = AuthClient(
-            ClientConfig(
-                server_url=server.url,
-                storage_path=str(tmp_path / "client.db"),
-                key_source=KeySource.PASSPHRASE(passphrase=PASSPHRASE),
-            )
-        )
-        await client.initialize()
-        await client.sign_up(f"py-{uuid.uuid4().hex[:12]}@example.com", "correct horse battery staple")
+        client = await signed_up_client(server, tmp_path)
         headers = await client.request_headers("GET", server.url + "/auth/me")
         token = headers.authorization.split(" ", 1)[1]
         assert headers.dpop is not None
@@ -89,15 +95,7 @@ def test_a_passphrase_key_source_and_a_config_print_redacted(tmp_path):
 
 def test_real_sync_credentials_print_redacted(server, tmp_path):
     async def scenario():
-        client = AuthClient(
-            ClientConfig(
-                server_url=server.url,
-                storage_path=str(tmp_path / "client.db"),
-                key_source=KeySource.PASSPHRASE(passphrase=PASSPHRASE),
-            )
-        )
-        await client.initialize()
-        await client.sign_up(f"py-{uuid.uuid4().hex[:12]}@example.com", "correct horse battery staple")
+        client = await signed_up_client(server, tmp_path)
         credentials = await client.sync_credentials(server.url.replace("http://", "ws://") + "/sync")
         assert_hidden(credentials, credentials.access_token, credentials.proof)
 
