@@ -229,6 +229,15 @@ impl AuthClient {
     /// and a proof for `GET sync_url`.
     pub async fn sync_credentials(&self, sync_url: &str) -> Result<SyncCredentials, AuthError> {
         let access_token = self.access_token().await?;
+        self.sync_credentials_with(access_token, sync_url).await
+    }
+
+    /// The credentials of a sync connection to `sync_url` made from `access_token`.
+    async fn sync_credentials_with(
+        &self,
+        access_token: String,
+        sync_url: &str,
+    ) -> Result<SyncCredentials, AuthError> {
         let device_id = self.device_id().await?;
         let proof = self.proof_for(&access_token, "GET", sync_url, None).await?;
         Ok(SyncCredentials {
@@ -263,13 +272,7 @@ impl AuthClient {
                 });
             }
         }
-        let device_id = self.device_id().await?;
-        let proof = self.proof_for(&access_token, "GET", sync_url, None).await?;
-        Ok(SyncCredentials {
-            access_token,
-            device_id,
-            proof,
-        })
+        self.sync_credentials_with(access_token, sync_url).await
     }
 
     /// Every device of the signed-in user, revoked ones included.

@@ -197,28 +197,17 @@ pub(super) async fn serve(
                 };
                 let answer = match messages::parse(text.as_str()) {
                     Ok(ClientMessage::Reauth { access_token, proof }) => {
-                        let handshake = Handshake {
-                            access_token: &access_token,
-                            proof: proof.as_deref(),
-                            method: "GET",
-                            url: &url,
-                        };
-                        match gate.renew(&principal, &handshake).await {
-                            Ok(renewed) => {
+                        match renew(&gate, &principal, &url, &access_token, proof.as_deref()).await {
+                            Renewal::Renewed(renewed) => {
                                 principal = renewed;
                                 watch = gate.watch(&principal);
                                 renewal_due = Box::pin(gate.renewal_due(&principal, options.reauth_notice));
                                 notice_sent = false;
                                 None
                             }
-                            // The stores could not answer: not a refusal. The connection
-                            // keeps its token; the client may try again.
-                            Err(failed) if matches!(failed.code, ErrorCode::Internal | ErrorCode::ServiceUnavailable) => {
-                                Some(error_text(failed.code, &failed.message))
-                            }
-                            Err(refused) => {
-                                tracing::debug!(user = %principal.user_id, device = %principal.device_id, code = refused.code.as_str(), "refused a sync renewal");
-                                return close(&mut socket, refusal_close_code(refused.code), refused.code.as_str()).await;
+                            Renewal::Failed(answer) => Some(answer),
+                            Renewal::Refused(code) => {
+                                return close(&mut socket, refusal_close_code(code), code.as_str()).await;
                             }
                         }
                     }
@@ -285,6 +274,43 @@ async fn put(
         Err(error) => {
             tracing::error!(%error, "could not store a sync item");
             Some(error_text(ErrorCode::Internal, "The item could not be stored."))
+        }
+    }
+}
+
+/// How a `reauth` went.
+enum Renewal {
+    /// The connection lives by this principal from now on.
+    Renewed(Principal),
+    /// The stores could not answer: not a refusal. The connection keeps its token and the
+    /// client gets this error message; it may try again.
+    Failed(String),
+    /// Refused: the connection closes with this code.
+    Refused(ErrorCode),
+}
+
+/// Checks a `reauth` of the connection of `principal` (PROTOCOL 5) at the gate.
+async fn renew(
+    gate: &crate::gate::SyncGate,
+    principal: &Principal,
+    url: &str,
+    access_token: &str,
+    proof: Option<&str>,
+) -> Renewal {
+    let handshake = Handshake {
+        access_token,
+        proof,
+        method: "GET",
+        url,
+    };
+    match gate.renew(principal, &handshake).await {
+        Ok(renewed) => Renewal::Renewed(renewed),
+        Err(failed) if matches!(failed.code, ErrorCode::Internal | ErrorCode::ServiceUnavailable) => {
+            Renewal::Failed(error_text(failed.code, &failed.message))
+        }
+        Err(refused) => {
+            tracing::debug!(user = %principal.user_id, device = %principal.device_id, code = refused.code.as_str(), "refused a sync renewal");
+            Renewal::Refused(refused.code)
         }
     }
 }
