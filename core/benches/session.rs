@@ -20,7 +20,6 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -33,12 +32,8 @@ use holdfast_core::vault::{KeyProviderError, Passphrase, Vault};
 use holdfast_core::{AuthClient, AuthState, ClientConfig, KeyProvider, KeySource};
 use holdfast_protocol::Claims;
 use holdfast_protocol::wire::User;
-use holdfast_server_kit::config::RateLimits;
-use holdfast_server_kit::passwords::Argon2Params;
-use holdfast_server_kit::{AuthService, ServerConfig, Stores, http};
 use serde::Deserialize;
 use tokio::runtime::Runtime;
-use tokio::sync::oneshot;
 
 const PASSWORD: &str = "correct horse battery";
 const PASSPHRASE: &str = "bench passphrase";
@@ -58,50 +53,23 @@ impl KeyProvider for MemoryKey {
     }
 }
 
-/// The server kit on a loopback port, over SQLite in a temporary folder (as in the session
-/// tests' harness).
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
+/// The server kit on a loopback port, over SQLite in a temporary folder: the shared
+/// fixture, as in the session tests.
+struct Server(holdfast_testing::TestServer);
 
 impl Server {
     async fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stores = Stores::sqlite(dir.path().join("server.db")).expect("server store");
-        let mut config = ServerConfig::new(vec!["holdfast-core-bench-secret-0123456789abcdef".into()]);
-        config.argon2 = Argon2Params {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        };
-        config.rate_limits = RateLimits::OFF;
-        config.ip_block = None;
-        let service = AuthService::new(config, stores).expect("server config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(http::serve(listener, http::standalone_router(service), async {
-            drop(stopped.await)
-        }));
-        Server {
-            addr,
-            stop: Some(stop),
-            _dir: dir,
-        }
+        Server(
+            holdfast_testing::TestServer::builder()
+                .secrets(vec!["holdfast-core-bench-secret-0123456789abcdef".into()])
+                .quick()
+                .start()
+                .await,
+        )
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.0.base_url()
     }
 }
 

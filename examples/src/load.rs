@@ -1767,14 +1767,13 @@ mod tests {
         address: SocketAddr,
         stop: tokio::sync::oneshot::Sender<()>,
         task: tokio::task::JoinHandle<std::io::Result<()>>,
-        _relay: holdfast_server_kit::relay::RedisRelay,
+        _kit: holdfast_server_kit::Kit,
     }
 
     impl SharedInstance {
         async fn start(schema: &ScratchSchema, prefix: &str, secret: &str) -> SharedInstance {
-            use holdfast_server_kit::gate::{GateConfig, SyncGate};
-            use holdfast_server_kit::sync::{SharedCollection, SyncOptions, sync_router};
-            use holdfast_server_kit::{AuthService, Stores, http};
+            use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
+            use holdfast_server_kit::{Kit, Stores, server};
 
             let redis = redis_url();
             let stores = Stores::postgres(schema.url(), Some(schema.name()))
@@ -1792,27 +1791,24 @@ mod tests {
                 });
             let mut config = ServerConfig::new(vec![secret.to_owned()]);
             quick(&mut config);
-            let service = AuthService::new(config, stores).unwrap();
-            let relay = holdfast_server_kit::relay::RedisRelay::start(service.revocations(), &redis, prefix)
+            let kit = Kit::builder(config, stores)
+                .sync(SharedCollection::memory(), SyncOptions::default())
+                .redis_relay(&redis, prefix)
+                .build()
                 .await
                 .unwrap_or_else(|e| panic!("Redis relay at {redis}: {e}"));
-            let gate = SyncGate::new(&service, GateConfig::default());
-            let router = http::standalone_router(service).merge(sync_router(
-                gate,
-                SharedCollection::memory(),
-                SyncOptions::default(),
-            ));
+            let router = kit.standalone_router();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let address = listener.local_addr().unwrap();
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(http::serve(listener, router, async move {
+            let task = tokio::spawn(server::serve(listener, router, async move {
                 let _ = stopped.await;
             }));
             SharedInstance {
                 address,
                 stop,
                 task,
-                _relay: relay,
+                _kit: kit,
             }
         }
 

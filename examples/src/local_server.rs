@@ -3,9 +3,8 @@
 
 use std::net::SocketAddr;
 
-use holdfast_server_kit::gate::{GateConfig, SyncGate};
-use holdfast_server_kit::sync::{SharedCollection, SyncOptions, sync_router};
-use holdfast_server_kit::{AuthService, ServerConfig, Stores, http, tokens};
+use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
+use holdfast_server_kit::{Kit, ServerConfig, Stores, server, tokens};
 use tokio::sync::oneshot;
 
 /// A running server; stops (gracefully) and deletes its database when dropped.
@@ -25,17 +24,15 @@ impl LocalServer {
         let stores = Stores::sqlite(dir.path().join("holdfast.db"))?;
         let mut config = ServerConfig::new(vec![tokens::generate_secret()]);
         configure(&mut config);
-        let service = AuthService::new(config, stores)?;
-        let gate = SyncGate::new(&service, GateConfig::default());
-        let router = http::standalone_router(service).merge(sync_router(
-            gate,
-            SharedCollection::memory(),
-            SyncOptions::default(),
-        ));
+        let kit = Kit::builder(config, stores)
+            .sync(SharedCollection::memory(), SyncOptions::default())
+            .build()
+            .await?;
+        let router = kit.standalone_router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(http::serve(listener, router, async move {
+        let task = tokio::spawn(server::serve(listener, router, async move {
             let _ = stopped.await;
         }));
         Ok(LocalServer {

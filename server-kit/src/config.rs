@@ -203,7 +203,7 @@ pub struct ServerConfig {
     /// request's Host header. The request's path (route prefix included) follows it, so a
     /// proxy that strips a path prefix is configured with that prefix here, e.g.
     /// `https://example.com/api`.
-    pub public_base_url: Option<String>,
+    pub public_url: Option<String>,
     /// At most this many password hashes run at once (default: half the cores, at least 1).
     pub hashing_concurrency: usize,
     /// How long a sign-in or sign-up may wait for a password hashing slot before it is
@@ -233,7 +233,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("account_lockout", &self.account_lockout)
             .field("password_policy", &self.password_policy)
             .field("trusted_proxies", &self.trusted_proxies)
-            .field("public_base_url", &self.public_base_url)
+            .field("public_url", &self.public_url)
             .field("hashing_concurrency", &self.hashing_concurrency)
             .field("hashing_max_wait", &self.hashing_max_wait)
             .field("argon2", &self.argon2)
@@ -269,7 +269,7 @@ impl ServerConfig {
             account_lockout: Some(AccountLockout::default()),
             password_policy: PasswordPolicy::default(),
             trusted_proxies: Vec::new(),
-            public_base_url: None,
+            public_url: None,
             hashing_concurrency: (cores / 2).max(1),
             hashing_max_wait: Some(std::time::Duration::from_secs(3)),
             argon2: Argon2Params::default(),
@@ -361,7 +361,7 @@ impl ServerConfig {
                 "hashing wait must be between 1 ms and 1 hour".into(),
             ));
         }
-        if let Some(url) = &self.public_base_url {
+        if let Some(url) = &self.public_url {
             check_public_base_url(url).map_err(|reason| {
                 ConfigError::Invalid(format!("public base URL {reason}, like https://api.example.com"))
             })?;
@@ -393,7 +393,7 @@ mod tests {
 
     fn with_public_url(url: &str) -> Result<(), ConfigError> {
         let mut config = ServerConfig::new(vec!["0123456789abcdef0123456789abcdef".into()]);
-        config.public_base_url = Some(url.to_owned());
+        config.public_url = Some(url.to_owned());
         config.validate()
     }
 

@@ -8,7 +8,7 @@ use http::HeaderMap;
 
 use crate::clock::Clock;
 use crate::config::{AccountLockout, IpBlockPolicy, PasswordPolicy};
-use crate::service::ApiError;
+use crate::exchange::ApiError;
 use crate::store::{RateLimit, RateLimitStore};
 
 /// Rate limiting and blocking over a [`RateLimitStore`].

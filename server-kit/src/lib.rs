@@ -16,23 +16,29 @@
 //! - [`store`]: storage traits, with SQLite (embedded default), PostgreSQL, Redis (rate
 //!   limits and proof replays) and in-memory backends;
 //! - [`guards`]: rate limits, temporary IP blocks, password policy, client addresses;
+//! - [`exchange`]: the framework-agnostic request, response and error, the request URL and
+//!   bearer parsing;
+//! - [`authn`]: the access-token and device-proof checks the routes and the gate share;
 //! - [`service`]: the routes as a framework-agnostic handler ([`AuthService::handle`]);
-//! - [`http`]: an axum `Router` over the service, and a server with graceful shutdown;
+//! - [`server`]: an axum `Router` over the service, and a server with graceful shutdown;
 //! - [`sync`]: a WebSocket sync endpoint behind the gate, over a per-user shared collection;
 //! - [`files`]: secret files created 0600, and warnings about exposed ones;
 //! - [`clock`]: time, injectable for tests.
 
+pub mod authn;
 pub mod clock;
 pub mod config;
 pub mod devices;
 pub mod events;
+pub mod exchange;
 pub mod files;
 pub mod gate;
 pub mod guards;
-pub mod http;
+pub mod kit;
 pub mod passwords;
 pub mod proofs;
 pub mod relay;
+pub mod server;
 pub mod service;
 pub mod store;
 pub mod sync;
@@ -43,6 +49,9 @@ pub mod tokens;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use authn::{Authenticated, Authenticator};
 pub use config::{ConfigError, ServerConfig};
-pub use service::{AuthRequest, AuthResponse, AuthService};
+pub use exchange::{ApiError, AuthRequest, AuthResponse};
+pub use kit::{Kit, KitBuilder, KitError};
+pub use service::AuthService;
 pub use store::Stores;

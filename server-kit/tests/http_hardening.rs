@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use holdfast_server_kit::http::{ServeOptions, serve_with, standalone_router};
 use holdfast_server_kit::passwords::Argon2Params;
+use holdfast_server_kit::server::{ServeOptions, serve_with, standalone_router};
 use holdfast_server_kit::{AuthService, ServerConfig, Stores};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

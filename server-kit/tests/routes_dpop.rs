@@ -314,7 +314,7 @@ async fn a_late_sign_out_with_an_expired_token_carries_its_proof() {
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_a_proxy_the_proof_names_the_public_url() {
     let server = TestServer::start(|config| {
-        config.public_base_url = Some("https://API.example.com/".into());
+        config.public_url = Some("https://API.example.com/".into());
     })
     .await;
     let (session, key) = bound_session(&server, "phone").await;

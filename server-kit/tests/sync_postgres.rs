@@ -19,17 +19,15 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use holdfast_server_kit::Stores;
 use holdfast_server_kit::clock::{Clock, ManualClock, SystemClock};
-use holdfast_server_kit::gate::{GateConfig, SyncGate};
-use holdfast_server_kit::http::serve;
+use holdfast_server_kit::gate::GateConfig;
 use holdfast_server_kit::store::postgres::PostgresStore;
 use holdfast_server_kit::sync::{
-    CollectionError, MAX_VALUE_BYTES, Quota, SharedCollection, Subscription, SyncOptions, Update, sync_router,
+    CollectionError, MAX_VALUE_BYTES, Quota, SharedCollection, Subscription, SyncOptions, Update,
 };
 use postgres_support::TestSchema;
 use serde_json::{Value, json};
 use support::{DeviceKey, Session, TestServer, email};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -48,7 +46,6 @@ struct Instance {
     server: TestServer,
     collection: SharedCollection,
     sync_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Instance {
@@ -57,23 +54,17 @@ impl Instance {
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {} (never skipped): {e}", schema.url));
         let collection = SharedCollection::postgres(&store).await.expect("LISTEN");
-        let server =
-            TestServer::start_with_stores(Stores::single(Arc::new(store)), clock.clone(), |_| {}).await;
-        let gate = SyncGate::new(&server.service, GateConfig::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let sync_addr = listener.local_addr().expect("local address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let router = sync_router(gate, collection.clone(), SyncOptions::default());
-        tokio::spawn(serve(listener, router, async {
-            let _ = stopped.await;
-        }));
+        let server = TestServer::start_sync(
+            Some((Stores::single(Arc::new(store)), clock.clone())),
+            GateConfig::default(),
+            collection.clone(),
+            SyncOptions::default(),
+        )
+        .await;
         Instance {
+            sync_addr: server.addr,
             server,
             collection,
-            sync_addr,
-            stop: Some(stop),
         }
     }
 
@@ -102,14 +93,6 @@ impl Instance {
         assert_eq!(welcome["type"], "welcome", "{welcome}");
         let items = conn.expect_snapshot().await;
         (conn, items)
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

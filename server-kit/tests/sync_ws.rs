@@ -10,15 +10,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use holdfast_protocol::error::ErrorBody;
-use holdfast_server_kit::gate::{GateConfig, SyncGate};
-use holdfast_server_kit::http::serve;
-use holdfast_server_kit::sync::{
-    GoingAway, PAGE_BUDGET_BYTES, PAGE_MAX_ITEMS, Quota, SharedCollection, SyncOptions, sync_router,
-};
+use holdfast_server_kit::gate::GateConfig;
+use holdfast_server_kit::server::GoingAway;
+use holdfast_server_kit::sync::{PAGE_BUDGET_BYTES, PAGE_MAX_ITEMS, Quota, SharedCollection, SyncOptions};
 use serde_json::{Value, json};
 use support::{DeviceKey, Session, TestServer, email};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -32,13 +29,11 @@ const SILENCE: Duration = Duration::from_millis(300);
 /// measured is printed.
 const CLOSE_BOUND: Duration = Duration::from_secs(2);
 
-/// An auth server plus the sync endpoint on its own loopback port, over the same service.
+/// An auth server with the sync endpoint (the shared fixture, wired by the kit).
 struct Fixture {
     server: TestServer,
     sync_addr: SocketAddr,
     collection: SharedCollection,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Fixture {
@@ -61,34 +56,17 @@ impl Fixture {
     }
 
     async fn start_gated(config: GateConfig, collection: SharedCollection, options: SyncOptions) -> Fixture {
-        let server = TestServer::start(|_| {}).await;
-        let gate = SyncGate::new(&server.service, config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let sync_addr = listener.local_addr().expect("local address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let router = sync_router(gate, collection.clone(), options);
-        let task = tokio::spawn(serve(listener, router, async {
-            let _ = stopped.await;
-        }));
+        let server = TestServer::start_sync(None, config, collection.clone(), options).await;
         Fixture {
+            sync_addr: server.addr,
             server,
-            sync_addr,
             collection,
-            stop: Some(stop),
-            task: Some(task),
         }
     }
 
-    /// Stops the sync server and waits for it.
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(RECEIVE_BOUND, task).await;
-        }
+    /// Stops the server and waits for it.
+    async fn stop(self) {
+        self.server.stop().await;
     }
 
     /// The sync URL as a device proof names it.
@@ -149,14 +127,6 @@ impl Fixture {
         conn.send(auth).await;
         let items = conn.expect_welcome(session).await;
         (conn, items)
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

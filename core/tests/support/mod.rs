@@ -13,22 +13,19 @@ use std::time::Duration;
 use holdfast_core::clock::{Clock, ManualClock, SystemClock};
 use holdfast_core::vault::Passphrase;
 use holdfast_core::{AuthClient, AuthEvent, ClientConfig, KeySource, Subscription};
-use holdfast_server_kit::config::RateLimits;
-use holdfast_server_kit::passwords::Argon2Params;
-use holdfast_server_kit::{AuthService, ServerConfig, Stores, http};
-use tokio::sync::oneshot;
+use holdfast_server_kit::{ServerConfig, Stores};
 
 #[allow(unused_imports)] // Not every suite injects faults.
 pub use proxy::{Fault, FaultProxy};
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// The server kit on a loopback port, over SQLite in a temporary folder.
+/// The server kit on a loopback port, over SQLite in a temporary folder: the shared
+/// fixture ([`holdfast_testing::TestServer`]) on the system clock.
 pub struct Server {
     pub addr: SocketAddr,
     pub stores: Stores,
-    stop: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    _server: holdfast_testing::TestServer,
 }
 
 impl Server {
@@ -38,42 +35,21 @@ impl Server {
 
     /// A server whose configuration `configure` adjusts after the test defaults.
     pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stores = Stores::sqlite(dir.path().join("server.db")).expect("server store");
-        let mut config = ServerConfig::new(vec!["holdfast-core-test-secret-0123456789abcdef".into()]);
-        config.argon2 = Argon2Params {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        };
-        config.rate_limits = RateLimits::OFF;
-        config.ip_block = None;
-        configure(&mut config);
-        let service = AuthService::new(config, stores.clone()).expect("server config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(http::serve(listener, http::standalone_router(service), async {
-            drop(stopped.await)
-        }));
+        let server = holdfast_testing::TestServer::builder()
+            .secrets(vec!["holdfast-core-test-secret-0123456789abcdef".into()])
+            .quick()
+            .configure(configure)
+            .start()
+            .await;
         Server {
-            addr,
-            stores,
-            stop: Some(stop),
-            _dir: dir,
+            addr: server.addr,
+            stores: server.stores.clone(),
+            _server: server,
         }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

@@ -21,9 +21,8 @@ use holdfast_core::{AuthClient, AuthError, AuthState, ClientConfig, KeySource, S
 use holdfast_examples::narrator::Narrator;
 use holdfast_examples::sync_client::{SyncClient, SyncEvent};
 use holdfast_protocol::Claims;
-use holdfast_server_kit::gate::{GateConfig, SyncGate};
-use holdfast_server_kit::sync::{SharedCollection, SyncOptions, sync_router};
-use holdfast_server_kit::{AuthService, ServerConfig, Stores, http, tokens};
+use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
+use holdfast_server_kit::{Kit, ServerConfig, Stores, server, tokens};
 use serde_json::json;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -63,19 +62,18 @@ impl DemoServer {
                 let stores = Stores::sqlite(dir.join("holdfast.db")).map_err(|e| e.to_string())?;
                 let mut config = ServerConfig::new(vec![secret]);
                 config.access_ttl_secs = ACCESS_TTL_SECS;
-                let service = AuthService::new(config, stores).map_err(|e| e.to_string())?;
-                let gate = SyncGate::new(&service, GateConfig::default());
                 let collection = SharedCollection::open(dir.join("sync.db")).map_err(|e| e.to_string())?;
-                let router = http::standalone_router(service).merge(sync_router(
-                    gate,
-                    collection,
-                    SyncOptions::default(),
-                ));
+                let kit = Kit::builder(config, stores)
+                    .sync(collection, SyncOptions::default())
+                    .build()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let router = kit.standalone_router();
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                     .await
                     .map_err(|e| e.to_string())?;
                 let address = listener.local_addr().map_err(|e| e.to_string())?;
-                tokio::spawn(http::serve(listener, router, std::future::pending()));
+                tokio::spawn(server::serve(listener, router, std::future::pending()));
                 Ok::<_, String>(address)
             });
             let ok = started.is_ok();

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use holdfast_server_kit::config::{AccountLockout, IpBlockPolicy, PasswordPolicy, RateLimits};
-use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy, SyncGate};
-use holdfast_server_kit::relay::RedisRelay;
+use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy};
+use holdfast_server_kit::server::GoingAway;
 use holdfast_server_kit::store::postgres::PostgresStore;
 use holdfast_server_kit::store::{RateLimit, redact_url_password};
-use holdfast_server_kit::sync::{GoingAway, Quota, SYNC_PATH, SharedCollection, SyncOptions, sync_router};
-use holdfast_server_kit::{AuthService, ConfigError, ServerConfig, Stores, http, tokens};
+use holdfast_server_kit::sync::{Quota, SYNC_PATH, SharedCollection, SyncOptions};
+use holdfast_server_kit::{ConfigError, Kit, KitError, ServerConfig, Stores, server, tokens};
 
 /// How long a stopping server waits for its sync connections to finish their close
 /// handshakes (each waits at most 2 s for the client's answer).
@@ -373,49 +373,42 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot use Redis at {}: {e}", redact_url_password(url)))?,
         None => stores,
     };
-    let service = AuthService::new(config, stores).map_err(|e| format!("invalid configuration: {e}"))?;
-    let _relay = match &args.redis {
-        Some(url) => Some(
-            RedisRelay::start(service.revocations(), url, &args.redis_prefix)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot relay revocations through {}: {e}",
-                        redact_url_password(url)
-                    )
-                })?,
-        ),
-        None => None,
-    };
-    let gate = SyncGate::new(
-        &service,
-        GateConfig {
-            proofless: match args.sync_proofless {
-                SyncProofless::Reject => ProoflessPolicy::Reject,
-                SyncProofless::AdmitUnbound => ProoflessPolicy::AdmitUnbound,
-            },
-            ..GateConfig::default()
-        },
-    );
     let going_away = GoingAway::default();
     collection.set_quota(Quota {
         items: args.sync_max_items,
         bytes: args.sync_max_bytes,
     });
     let sync_options = SyncOptions {
-        public_url: args.public_url.clone(),
         going_away: going_away.clone(),
         max_connections_per_user: args.sync_max_connections_per_user,
         send_timeout: Duration::from_secs(args.sync_send_timeout),
         ..SyncOptions::default()
     };
-    let router =
-        http::standalone_router(service.clone()).merge(sync_router(gate.clone(), collection, sync_options));
+    let mut kit = Kit::builder(config, stores)
+        .gate(GateConfig {
+            proofless: match args.sync_proofless {
+                SyncProofless::Reject => ProoflessPolicy::Reject,
+                SyncProofless::AdmitUnbound => ProoflessPolicy::AdmitUnbound,
+            },
+            ..GateConfig::default()
+        })
+        .sync(collection, sync_options);
+    if let Some(url) = &args.redis {
+        kit = kit.redis_relay(url, &args.redis_prefix);
+    }
+    let kit = kit.build().await.map_err(|error| match error {
+        KitError::Store(e) => format!(
+            "cannot relay revocations through {}: {e}",
+            args.redis.as_deref().map(redact_url_password).unwrap_or_default()
+        ),
+        error => error.to_string(),
+    })?;
+    let router = kit.standalone_router();
 
     // Installed before the first stdout line: a signal sent as soon as a supervisor reads
     // it must stop the server gracefully, not kill it with the default disposition.
     let mut signals =
-        http::ShutdownSignals::register().map_err(|e| format!("cannot listen for signals: {e}"))?;
+        server::ShutdownSignals::register().map_err(|e| format!("cannot listen for signals: {e}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -433,7 +426,7 @@ async fn run(args: Args) -> Result<(), String> {
         "holdfast-server ready"
     );
 
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<http::ShutdownSignals>();
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<server::ShutdownSignals>();
     let closing = going_away.clone();
     let shutdown = async move {
         let signal = signals.recv().await;
@@ -461,15 +454,15 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
 
-    let maintenance = service.spawn_maintenance(Duration::from_secs(600));
-    let serve_options = http::ServeOptions {
+    let maintenance = kit.service().spawn_maintenance(Duration::from_secs(600));
+    let serve_options = server::ServeOptions {
         first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
         header_read_timeout: Duration::from_secs(args.header_read_timeout),
         max_connections: args.max_connections,
         max_connections_per_address: args.max_connections_per_address,
         exempt_addresses: args.trusted_proxies.clone(),
     };
-    let server = http::serve_with(listener, router, shutdown, serve_options);
+    let server = server::serve_with(listener, router, shutdown, serve_options);
     let (result, graceful) = tokio::select! {
         result = server => (result, true),
         () = deadline => (Ok(()), false),
@@ -482,7 +475,7 @@ async fn run(args: Args) -> Result<(), String> {
             "sync connections still open after their close frames; stopping anyway"
         );
     }
-    if let Err(error) = gate.flush_last_seen().await {
+    if let Err(error) = kit.gate().flush_last_seen().await {
         tracing::warn!(%error, "could not record the devices' last sync connections");
     }
     tracing::info!("holdfast-server stopped");
@@ -683,7 +676,7 @@ fn build_config(args: &Args, secrets: Vec<String>) -> ServerConfig {
     }
     config.trusted_proxies = args.trusted_proxies.clone();
     config.route_prefix = args.prefix.clone();
-    config.public_base_url = args.public_url.clone();
+    config.public_url = args.public_url.clone();
     config.max_body_bytes = args.max_body_bytes;
     let require = |class| args.password_require.contains(&class);
     config.password_policy = PasswordPolicy {

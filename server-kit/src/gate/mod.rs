@@ -24,7 +24,7 @@
 //! the token's standing (not revoked, user exists, device registered and not revoked, its
 //! key) is kept per token.
 //!
-//! - Revocations made through this process's [`AuthService`] (device revocation, sign-out,
+//! - Revocations made through this process's [`crate::service::AuthService`] (device revocation, sign-out,
 //!   refresh-token reuse, signing out everywhere, account deletion) reach the gate on the
 //!   [`RevocationBus`](crate::events::RevocationBus) at once: the user's cached standing is
 //!   dropped and every [`SyncGate::watch`] of that user re-checks against the stores, so an
@@ -55,10 +55,11 @@ use serde_json::json;
 
 pub use watch::{Closed, Watch};
 
+use crate::authn::Authenticator;
 use crate::clock::Clock;
 use crate::events::Revocation;
+use crate::exchange::ApiError;
 use crate::proofs::{ProofCheck, ProofFailure, verify_proof};
-use crate::service::{ApiError, AuthService};
 use crate::store::StoreError;
 use crate::tokens::TokenError;
 use cache::{Caches, Standing};
@@ -224,7 +225,7 @@ pub struct SyncGate {
 }
 
 struct GateInner {
-    service: AuthService,
+    authn: Authenticator,
     config: GateConfig,
     clock: Arc<dyn Clock>,
     caches: Arc<Caches>,
@@ -242,10 +243,12 @@ impl std::fmt::Debug for SyncGate {
 }
 
 impl SyncGate {
-    /// A gate over `service`'s tokens, stores and revocation bus. Starts one background
-    /// task (the `lastSeenAt` writes) on the current tokio runtime; it ends when the last
-    /// clone of the gate is dropped.
-    pub fn new(service: &AuthService, config: GateConfig) -> SyncGate {
+    /// A gate over the tokens, stores and revocation bus of `authn` (an
+    /// [`Authenticator`], or the [`crate::service::AuthService`] built over it). Starts one
+    /// background task (the `lastSeenAt` writes) on the current tokio runtime; it ends when
+    /// the last clone of the gate is dropped.
+    pub fn new(authn: &impl AsRef<Authenticator>, config: GateConfig) -> SyncGate {
+        let authn = authn.as_ref();
         let caches = Arc::new(Caches::new(config.cache_capacity));
         // Invalidation runs inside `publish`: once a revoking route has answered, no
         // admission can be served from before the revocation.
@@ -258,12 +261,12 @@ impl SyncGate {
                 }
             }
         });
-        service.revocations().add_hook(&hook);
+        authn.revocations().add_hook(&hook);
         let inner = Arc::new(GateInner {
-            clock: service.config().clock.clone(),
+            clock: authn.clock().clone(),
             caches,
             last_seen: LastSeen::default(),
-            service: service.clone(),
+            authn: authn.clone(),
             config,
             _hook: hook,
         });
@@ -279,9 +282,14 @@ impl SyncGate {
         &self.inner.config
     }
 
+    /// The checks the gate shares with the auth routes.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.authn
+    }
+
     /// The revocation bus the gate follows (its service's).
     pub fn revocations(&self) -> &crate::events::RevocationBus {
-        self.inner.service.revocations()
+        self.inner.authn.revocations()
     }
 
     /// Applies every rule of PROTOCOL 5 to a handshake and returns who is connecting.
@@ -289,7 +297,7 @@ impl SyncGate {
         let inner = &self.inner;
         let now_ms = inner.clock.now_ms();
         let now_secs = now_ms.div_euclid(1000);
-        let tokens = inner.service.tokens();
+        let tokens = inner.authn.tokens();
         // 1. Signature (every time), then claims (cached by the authenticated tag).
         let signed = tokens
             .keys()
@@ -354,7 +362,7 @@ impl SyncGate {
                     expected_jkt: expected,
                     now_secs,
                 };
-                match verify_proof(check, inner.service.stores().replays.as_ref()).await {
+                match verify_proof(check, inner.authn.stores().replays.as_ref()).await {
                     Ok(()) => true,
                     Err(ProofFailure::Refused(refused)) => return Err(ApiError::from(refused).into()),
                     Err(ProofFailure::Store(error)) => return Err(error.into()),
@@ -463,7 +471,7 @@ impl GateInner {
         // Read the epoch before the stores: an event arriving during the reads then makes
         // this standing stale at once instead of being lost.
         let epoch = user_cell.epoch();
-        let standing = self.service.check_standing(claims.clone()).await?;
+        let standing = self.authn.check_standing(claims.clone()).await?;
         Ok(Arc::new(Standing {
             email: standing.user.email,
             name: standing.user.name,
@@ -482,7 +490,7 @@ impl GateInner {
             return Ok(0);
         }
         let count = batch.len();
-        if let Err(error) = self.service.stores().devices.touch_devices(&batch).await {
+        if let Err(error) = self.authn.stores().devices.touch_devices(&batch).await {
             // Not lost: put back, to be written with the next batch.
             self.last_seen.restore(batch);
             return Err(error);

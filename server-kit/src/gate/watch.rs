@@ -84,7 +84,7 @@ pub(super) fn watch(gate: Arc<GateInner>, principal: Principal) -> Watch {
 
 async fn run(gate: Arc<GateInner>, principal: Principal) -> Closed {
     let cell = gate.caches.user_cell(&principal.user_id);
-    let leeway = gate.service.tokens().policy().leeway_secs;
+    let leeway = gate.authn.tokens().policy().leeway_secs;
     let expires_ms = principal.expires_at.saturating_add(leeway).saturating_mul(1000);
     // Admission just checked the stores; only a revocation since then needs a re-check now.
     let mut check_now = cell.epoch() != principal.admitted_epoch;
@@ -118,7 +118,7 @@ async fn run(gate: Arc<GateInner>, principal: Principal) -> Closed {
 /// Rules 2-4 against the stores (never the cache): why the connection must close, if it
 /// must.
 async fn recheck(gate: &GateInner, principal: &Principal) -> Result<Option<Closed>, StoreError> {
-    let stores = gate.service.stores();
+    let stores = gate.authn.stores();
     // Deleting an account also revokes its sessions: the account is checked first so the
     // client learns the account is gone (4003), not merely signed out.
     if stores.users.find_user(&principal.user_id).await?.is_none() {

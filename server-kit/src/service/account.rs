@@ -9,12 +9,12 @@ use holdfast_protocol::wire::{
 use holdfast_protocol::{Claims, ErrorCode, PublicJwk, TokenType};
 use http::StatusCode;
 
-use super::bearer::{DPOP_HEADER, access_token_error};
-use super::request_url;
-use super::{
-    ApiError, AuthRequest, AuthResponse, AuthService, bearer_token, ip_key, parse_json, parse_optional_json,
-};
+use super::{AuthService, ip_key};
+use crate::authn::{DPOP_HEADER, access_token_error};
 use crate::events::Revocation;
+use crate::exchange::{
+    ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json, request_url,
+};
 use crate::guards::{address_key, check_password_policy, digest_key};
 use crate::proofs::{ProofCheck, check_proof};
 use crate::store::{
@@ -117,13 +117,13 @@ impl AuthService {
         let guards = &self.inner.guards;
         guards.check_not_blocked(client).await?;
         guards
-            .limit(self.inner.config.rate_limits.sign_up, &ip_key("signup", client))
+            .limit(self.config().rate_limits.sign_up, &ip_key("signup", client))
             .await?;
 
         let body: SignUpRequest = parse_json(request, SIGN_UP_SHAPE)?;
         let email = normalize_email(&body.email).map_err(ApiError::validation)?;
         check_password_length(&body.password).map_err(ApiError::validation)?;
-        check_password_policy(&self.inner.config.password_policy, &body.password)
+        check_password_policy(&self.config().password_policy, &body.password)
             .map_err(ApiError::validation)?;
         let name = body.name.as_deref().map(sanitize_name).filter(|n| !n.is_empty());
         let device = PendingDevice::from_request(
@@ -135,20 +135,12 @@ impl AuthService {
         // An account stored before emails were normalized, under the form this email had
         // then, is the same account.
         let legacy = body.email.to_lowercase();
-        if legacy != email
-            && self
-                .inner
-                .stores
-                .users
-                .find_user_by_email(&legacy)
-                .await?
-                .is_some()
-        {
+        if legacy != email && self.stores().users.find_user_by_email(&legacy).await?.is_some() {
             return Err(StoreError::EmailTaken.into());
         }
         // A device id that exists already belongs to someone else: refuse before creating
         // the account, so a refused sign-up stores nothing.
-        if self.inner.stores.devices.find_device(&device.id).await?.is_some() {
+        if self.stores().devices.find_device(&device.id).await?.is_some() {
             return Err(StoreError::DeviceConflict.into());
         }
         let binding = self
@@ -163,8 +155,7 @@ impl AuthService {
             .map_err(|error| self.hashing_error(error))?;
         let now_ms = self.now_ms();
         let user = self
-            .inner
-            .stores
+            .stores()
             .users
             .create_user(NewUser {
                 id: uuid::Uuid::new_v4().to_string(),
@@ -178,7 +169,7 @@ impl AuthService {
             Ok(device) => device,
             Err(error) => {
                 // Lost a race for the device id: undo the account so nothing half-made stays.
-                if let Err(undo) = self.inner.stores.users.delete_user(&user.id).await {
+                if let Err(undo) = self.stores().users.delete_user(&user.id).await {
                     tracing::error!(error = %undo, "could not remove an account after a refused sign-up");
                 }
                 return Err(error);
@@ -204,7 +195,7 @@ impl AuthService {
         // Every attempt counts against the address before anything else, malformed ones
         // too; an attempt refused here stores nothing.
         guards
-            .limit(self.inner.config.rate_limits.sign_in, &ip_key("signin", client))
+            .limit(self.config().rate_limits.sign_in, &ip_key("signin", client))
             .await?;
         let body: SignInRequest = parse_json(request, SIGN_IN_SHAPE)?;
         let emails = sign_in_emails(&body.email)?;
@@ -216,7 +207,7 @@ impl AuthService {
         let device =
             PendingDevice::from_request(body.device_id, body.device_public_key, body.device_name, "Device")?;
 
-        let stores = &self.inner.stores;
+        let stores = self.stores();
         let mut user = None;
         for email in &emails {
             user = stores.users.find_user_by_email(email).await?;
@@ -303,7 +294,10 @@ impl AuthService {
         let jkt = key_jkt.ok_or_else(|| {
             invalid("A DPoP proof binds tokens to the device's key: send devicePublicKey with it.")
         })?;
-        self.verify_request_proof(request, proof, "", jkt).await?;
+        self.inner
+            .authn
+            .verify_request_proof(request, proof, "", jkt)
+            .await?;
         Ok(Some(jkt.to_owned()))
     }
 
@@ -326,7 +320,7 @@ impl AuthService {
         ) else {
             return false;
         };
-        let device = match self.inner.stores.devices.find_device(device_id).await {
+        let device = match self.stores().devices.find_device(device_id).await {
             Ok(Some(device)) if device.user_id == user.id && !device.revoked => device,
             _ => return false,
         };
@@ -334,9 +328,9 @@ impl AuthService {
             return false;
         };
         let Some(url) = request_url(
-            self.inner.config.public_base_url.as_deref(),
+            self.config().public_url.as_deref(),
             &request.headers,
-            &request.path,
+            request.url_path(),
         ) else {
             return false;
         };
@@ -356,7 +350,7 @@ impl AuthService {
     async fn rehash(&self, user: &UserRecord, password: &str) {
         match self.inner.hasher.hash(password).await {
             Ok(stored) => {
-                if let Err(error) = self.inner.stores.users.set_password(&user.id, stored).await {
+                if let Err(error) = self.stores().users.set_password(&user.id, stored).await {
                     tracing::warn!(%error, "could not store a rehashed password");
                 }
             }
@@ -370,8 +364,7 @@ impl AuthService {
         device: PendingDevice,
     ) -> Result<DeviceRecord, ApiError> {
         let record = self
-            .inner
-            .stores
+            .stores()
             .devices
             .register_device(NewDevice {
                 id: device.id,
@@ -395,11 +388,9 @@ impl AuthService {
     ) -> Result<IssuedPair, ApiError> {
         let family = uuid::Uuid::new_v4().to_string();
         let pair = self
-            .inner
-            .tokens
+            .tokens()
             .issue_pair(user_id, &device.id, &family, binding, self.now_secs());
-        self.inner
-            .stores
+        self.stores()
             .tokens
             .insert_refresh(refresh_record(&pair.refresh_claims))
             .await?;
@@ -414,13 +405,12 @@ impl AuthService {
         let guards = &self.inner.guards;
         guards.check_not_blocked(client).await?;
         guards
-            .limit(self.inner.config.rate_limits.refresh, &ip_key("refresh", client))
+            .limit(self.config().rate_limits.refresh, &ip_key("refresh", client))
             .await?;
         let body: RefreshRequest = parse_json(request, "with a string member refreshToken")?;
         let now_secs = self.now_secs();
         let parent = self
-            .inner
-            .tokens
+            .tokens()
             .verify(&body.refresh_token, TokenType::Refresh, now_secs)
             .map_err(refresh_token_error)?;
         let Some(family) = parent.fam.clone() else {
@@ -428,8 +418,8 @@ impl AuthService {
         };
         // The same standing checks as every bearer route: not revoked (by jti or family),
         // the user exists, the device is the user's and not revoked (PROTOCOL section 7).
-        let parent = self.check_standing(parent).await?.claims;
-        let stores = &self.inner.stores;
+        let parent = self.inner.authn.check_standing(parent).await?.claims;
+        let stores = self.stores();
 
         // A bound family stays bound, and only its key may refresh it; an unbound family
         // stays unbound, whatever proof comes with it (PROTOCOL 3).
@@ -443,8 +433,7 @@ impl AuthService {
             ));
         }
         let child = self
-            .inner
-            .tokens
+            .tokens()
             .issue_pair(&parent.sub, &parent.dev, &family, jkt, now_secs);
         let outcome = stores
             .tokens
@@ -471,13 +460,13 @@ impl AuthService {
                 pair,
                 child_rotated,
             } => {
-                let window = self.inner.config.grace_window_ms;
+                let window = self.config().grace_window_ms;
                 // A zero window turns the grace off entirely, even within the same millisecond.
                 let within_grace = window > 0 && self.now_ms() - rotated_at_ms <= window;
                 if within_grace && !child_rotated {
                     // The client lost our answer (crash, dropped connection): give it the
                     // same children again rather than ending its session (PROTOCOL 6.2).
-                    self.inner.tokens.reissue_pair(&parent, &pair)
+                    self.tokens().reissue_pair(&parent, &pair)
                 } else {
                     self.revoke_family_after_reuse(&parent, &family).await?;
                     guards.record_failure(client).await;
@@ -496,9 +485,9 @@ impl AuthService {
         // Remember the revocation as long as any token of the family can live.
         let until = self
             .now_secs()
-            .saturating_add(self.inner.tokens.policy().refresh_ttl_secs);
-        self.inner.stores.tokens.revoke_family(family, until).await?;
-        self.inner.events.publish(Revocation::Family {
+            .saturating_add(self.tokens().policy().refresh_ttl_secs);
+        self.stores().tokens.revoke_family(family, until).await?;
+        self.revocations().publish(Revocation::Family {
             user_id: parent.sub.clone(),
             family: family.to_owned(),
         });
@@ -511,7 +500,7 @@ impl AuthService {
         let token = bearer_token(&request.headers)
             .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "Missing bearer token."))?;
         let now_secs = self.now_secs();
-        let tokens = &self.inner.tokens;
+        let tokens = self.tokens();
         let refresh = body
             .refresh_token
             .as_deref()
@@ -532,10 +521,13 @@ impl AuthService {
             }
             Err(error) => return Err(access_token_error(error)),
         };
-        self.check_request_proof(request, token, &access).await?;
-        let access = self.check_standing(access).await?.claims;
+        self.inner
+            .authn
+            .check_request_proof(request, token, &access)
+            .await?;
+        let access = self.inner.authn.check_standing(access).await?.claims;
 
-        let revocations = &self.inner.stores.tokens;
+        let revocations = &self.stores().tokens;
         let session_end = now_secs.saturating_add(tokens.policy().refresh_ttl_secs);
         let leeway = tokens.policy().leeway_secs;
         // Remembered as long as the token would verify: until `exp` plus the leeway.
@@ -555,7 +547,7 @@ impl AuthService {
                 ended.push(Some(family.clone()));
             }
         }
-        let events = &self.inner.events;
+        let events = self.revocations();
         events.publish(Revocation::Token {
             user_id: access.sub.clone(),
             jti: access.jti.clone(),

@@ -2,8 +2,9 @@
 //! "sign out of all devices" button, account deletion): they end every session of a user
 //! and tell open sync connections at once (PROTOCOL 6.5).
 
-use super::{ApiError, AuthService};
+use super::AuthService;
 use crate::events::Revocation;
+use crate::exchange::ApiError;
 
 impl AuthService {
     /// Ends every session of `user_id`: each token family with a refresh token is revoked,
@@ -12,15 +13,10 @@ impl AuthService {
     pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<usize, ApiError> {
         let until = self
             .now_secs()
-            .saturating_add(self.inner.tokens.policy().refresh_ttl_secs);
-        let families = self
-            .inner
-            .stores
-            .tokens
-            .revoke_user_families(user_id, until)
-            .await?;
+            .saturating_add(self.tokens().policy().refresh_ttl_secs);
+        let families = self.stores().tokens.revoke_user_families(user_id, until).await?;
         tracing::info!(user = %user_id, sessions = families.len(), "signed out everywhere");
-        self.inner.events.publish(Revocation::UserSessions {
+        self.revocations().publish(Revocation::UserSessions {
             user_id: user_id.to_owned(),
         });
         Ok(families.len())
@@ -30,10 +26,10 @@ impl AuthService {
     /// refresh and sync admission checks that the user exists (`USER_NOT_FOUND`). Returns
     /// false when there was no such account.
     pub async fn delete_user(&self, user_id: &str) -> Result<bool, ApiError> {
-        let deleted = self.inner.stores.users.delete_user(user_id).await?;
+        let deleted = self.stores().users.delete_user(user_id).await?;
         if deleted {
             tracing::info!(user = %user_id, "account deleted");
-            self.inner.events.publish(Revocation::UserDeleted {
+            self.revocations().publish(Revocation::UserDeleted {
                 user_id: user_id.to_owned(),
             });
         }

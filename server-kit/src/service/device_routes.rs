@@ -14,9 +14,10 @@ use holdfast_protocol::{ErrorCode, PublicJwk};
 use http::StatusCode;
 
 use super::account::device_key;
-use super::{ApiError, AuthRequest, AuthResponse, AuthService, bearer_token, ip_key, parse_json};
+use super::{AuthService, ip_key};
 use crate::devices::{new_challenge, verify_challenge};
 use crate::events::Revocation;
+use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json};
 use crate::guards::{address_key, digest_key};
 use crate::store::{ConsumeOutcome, DeviceRecord, NewDevice, RateLimit};
 
@@ -46,8 +47,7 @@ impl AuthService {
         let thumbprint = key.thumbprint.clone();
         let user_id = authenticated.claims.sub;
         let device = self
-            .inner
-            .stores
+            .stores()
             .devices
             .register_device(NewDevice {
                 id: body.device_id,
@@ -58,8 +58,7 @@ impl AuthService {
             })
             .await?;
         let device_credential =
-            self.inner
-                .tokens
+            self.tokens()
                 .issue_device_credential(&user_id, &device.id, &thumbprint, self.now_secs());
         Ok(AuthResponse::data(
             StatusCode::CREATED,
@@ -83,7 +82,7 @@ impl AuthService {
         };
         let guards = &self.inner.guards;
         guards.check_not_blocked(client).await?;
-        let limit = self.inner.config.rate_limits.challenge;
+        let limit = self.config().rate_limits.challenge;
         // The address first, so that a refused or malformed request stores nothing else.
         guards.limit(limit, &ip_key("challenge", client)).await?;
         let body: ChallengeRequest = parse_json(request, "with a string member deviceId")?;
@@ -114,8 +113,7 @@ impl AuthService {
         }
 
         let device = self
-            .inner
-            .stores
+            .stores()
             .devices
             .find_device(&body.device_id)
             .await?
@@ -131,8 +129,7 @@ impl AuthService {
         }
         let challenge = new_challenge();
         let expires_at_ms = self.now_ms() + i64::try_from(CHALLENGE_TTL_SECS * 1000).unwrap_or(60_000);
-        self.inner
-            .stores
+        self.stores()
             .challenges
             .put_challenge(&challenge, &device.id, expires_at_ms)
             .await?;
@@ -153,7 +150,7 @@ impl AuthService {
         // and challenges are limited per device, so strangers sending garbage verifies
         // naming a device use up nothing of that device's.
         guards
-            .limit(self.inner.config.rate_limits.verify, &ip_key("verify", client))
+            .limit(self.config().rate_limits.verify, &ip_key("verify", client))
             .await?;
         let body: VerifyRequest =
             parse_json(request, "with string members deviceId, challenge and signature")?;
@@ -168,10 +165,10 @@ impl AuthService {
         let signature = decode_signature(&body.signature)
             .map_err(|error| ApiError::validation(format!("Invalid signature: {error}.")))?;
 
-        let stores = &self.inner.stores;
+        let stores = self.stores();
         // A proof by the device's registered key binds the tokens (PROTOCOL 3); it is
         // checked before the challenge is consumed, so a bad proof costs no challenge.
-        let binding = if request.headers.contains_key(super::bearer::DPOP_HEADER) {
+        let binding = if request.headers.contains_key(crate::authn::DPOP_HEADER) {
             let device = stores
                 .devices
                 .find_device(&body.device_id)
@@ -219,8 +216,7 @@ impl AuthService {
             .await?;
         let thumbprint = device.thumbprint().unwrap_or_default();
         let device_credential =
-            self.inner
-                .tokens
+            self.tokens()
                 .issue_device_credential(&device.user_id, &device.id, thumbprint, now_secs);
         if let Err(error) = stores.devices.touch_device(&device.id, self.now_ms()).await {
             tracing::warn!(%error, "could not record a device's last sighting");
@@ -254,8 +250,7 @@ impl AuthService {
     pub(super) async fn list_devices(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
         let authenticated = self.authenticate(request).await?;
         let devices = self
-            .inner
-            .stores
+            .stores()
             .devices
             .list_devices(&authenticated.claims.sub)
             .await?;
@@ -270,7 +265,7 @@ impl AuthService {
     ) -> Result<AuthResponse, ApiError> {
         let authenticated = self.authenticate(request).await?;
         let device_id = percent_decode(device_id).ok_or_else(device_not_found)?;
-        let devices = &self.inner.stores.devices;
+        let devices = &self.stores().devices;
         let device = devices
             .find_device(&device_id)
             .await?
@@ -285,7 +280,7 @@ impl AuthService {
             return Err(device_not_found());
         }
         tracing::info!(device = %device.id, "device revoked");
-        self.inner.events.publish(Revocation::Device {
+        self.revocations().publish(Revocation::Device {
             user_id: device.user_id.clone(),
             device_id: device.id.clone(),
         });

@@ -1,24 +1,21 @@
 //! The auth routes of PROTOCOL section 2 as one framework-agnostic handler:
 //! [`AuthService::handle`] takes an [`AuthRequest`] and gives an [`AuthResponse`]
-//! (`{status, headers, body}`). [`crate::http`] puts an axum router on top; any other
+//! (`{status, headers, body}`). [`crate::server`] puts an axum router on top; any other
 //! server can call `handle` directly.
 //!
 //! - [`account`]: sign-up, sign-in, refresh (rotation, reuse detection, grace window),
 //!   sign-out, `/me`;
 //! - [`device_routes`]: device registration, challenges, verification (silent device
 //!   re-login), listing and revocation;
-//! - [`bearer`]: the access-token check every bearer route shares;
-//! - [`exchange`]: request, response, errors and body parsing.
+//!
+//! The access-token checks live in [`crate::authn`] (shared with the sync gate); request,
+//! response and errors in [`crate::exchange`].
 
 mod account;
 mod admin;
-mod bearer;
 mod device_routes;
-mod exchange;
 
-pub use bearer::Authenticated;
-pub(crate) use bearer::request_url;
-pub use exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json};
+pub use crate::authn::Authenticated;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,10 +23,13 @@ use std::time::Duration;
 
 use http::Method;
 
+use crate::authn::{Authenticator, TransportProof};
 use crate::config::{ConfigError, ServerConfig};
 use crate::events::RevocationBus;
+use crate::exchange::{ApiError, AuthRequest, AuthResponse};
 use crate::guards::{self, Guards};
 use crate::passwords::PasswordHasher;
+use crate::proofs::ProofCheck;
 use crate::store::Stores;
 use crate::tokens::TokenManager;
 
@@ -40,19 +40,22 @@ pub struct AuthService {
 }
 
 struct Inner {
-    config: ServerConfig,
-    stores: Stores,
-    tokens: TokenManager,
+    authn: Authenticator,
     hasher: PasswordHasher,
     guards: Guards,
-    events: RevocationBus,
 }
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthService")
-            .field("config", &self.inner.config)
+            .field("config", self.config())
             .finish_non_exhaustive()
+    }
+}
+
+impl AsRef<Authenticator> for AuthService {
+    fn as_ref(&self) -> &Authenticator {
+        &self.inner.authn
     }
 }
 
@@ -73,47 +76,75 @@ enum Route<'a> {
 impl AuthService {
     /// Validates `config` and builds the service over `stores`.
     pub fn new(config: ServerConfig, stores: Stores) -> Result<AuthService, ConfigError> {
-        config.validate()?;
-        let tokens = TokenManager::from_config(&config)?;
+        Ok(AuthService::over(Authenticator::new(config, stores)?))
+    }
+
+    /// The routes over checks already built (shared with a [`crate::gate::SyncGate`]).
+    pub fn over(authn: Authenticator) -> AuthService {
+        let config = authn.config();
         let hasher =
             PasswordHasher::with_max_wait(config.hashing_concurrency, config.argon2, config.hashing_max_wait);
         let guards = Guards::new(
-            stores.rate_limits.clone(),
+            authn.stores().rate_limits.clone(),
             config.clock.clone(),
             config.ip_block,
             config.account_lockout,
         );
-        Ok(AuthService {
+        AuthService {
             inner: Arc::new(Inner {
-                config,
-                stores,
-                tokens,
+                authn,
                 hasher,
                 guards,
-                events: RevocationBus::new(),
             }),
-        })
+        }
+    }
+
+    /// The checks the routes share with the sync gate.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.authn
     }
 
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
-        &self.inner.config
+        self.inner.authn.config()
     }
 
     /// The stores.
     pub fn stores(&self) -> &Stores {
-        &self.inner.stores
+        self.inner.authn.stores()
     }
 
     /// Where revocations are published (PROTOCOL 6.5): the sync gate subscribes to cut off
     /// open connections.
     pub fn revocations(&self) -> &RevocationBus {
-        &self.inner.events
+        self.inner.authn.revocations()
     }
 
-    /// The token manager (to verify tokens outside the routes, e.g. in a sync gate).
+    /// The token manager (to verify tokens outside the routes).
     pub fn tokens(&self) -> &TokenManager {
-        &self.inner.tokens
+        self.inner.authn.tokens()
+    }
+
+    /// Authenticates a request's bearer token with every check of the bearer routes
+    /// (see [`Authenticator::authenticate`]).
+    pub async fn authenticate(&self, request: &AuthRequest) -> Result<Authenticated, ApiError> {
+        self.inner.authn.authenticate(request).await
+    }
+
+    /// A token from another transport, with that transport's device proof (see
+    /// [`Authenticator::authenticate_token`]): a bound token without its proof is refused.
+    pub async fn authenticate_token(
+        &self,
+        token: &str,
+        proof: Option<TransportProof<'_>>,
+    ) -> Result<Authenticated, ApiError> {
+        self.inner.authn.authenticate_token(token, proof).await
+    }
+
+    /// Checks a device proof completely and records it as used (see
+    /// [`Authenticator::verify_device_proof`]).
+    pub async fn verify_device_proof(&self, check: ProofCheck<'_>) -> Result<(), ApiError> {
+        self.inner.authn.verify_device_proof(check).await
     }
 
     /// Handles one request. Never panics on request content; storage failures answer 500
@@ -121,7 +152,7 @@ impl AuthService {
     pub async fn handle(&self, request: AuthRequest) -> AuthResponse {
         match self.dispatch(&request).await {
             Ok(response) => response,
-            Err(error) => error.into_response(),
+            Err(error) => error.to_response(),
         }
     }
 
@@ -129,8 +160,7 @@ impl AuthService {
         let route = self
             .route(&request.method, &request.path)
             .ok_or_else(ApiError::route_not_found)?;
-        let client =
-            guards::client_address(request.peer, &request.headers, &self.inner.config.trusted_proxies);
+        let client = guards::client_address(request.peer, &request.headers, &self.config().trusted_proxies);
         match route {
             Route::SignUp => self.sign_up(request, client).await,
             Route::SignIn => self.sign_in(request, client).await,
@@ -146,7 +176,7 @@ impl AuthService {
     }
 
     fn route<'a>(&self, method: &Method, path: &'a str) -> Option<Route<'a>> {
-        let rest = path.strip_prefix(self.inner.config.route_prefix.as_str())?;
+        let rest = path.strip_prefix(self.config().route_prefix.as_str())?;
         let route = match (method.as_str(), rest) {
             ("POST", "/signup") => Route::SignUp,
             ("POST", "/signin") => Route::SignIn,
@@ -171,8 +201,8 @@ impl AuthService {
 
     /// Forgets expired refresh records, revocations, challenges and rate windows.
     pub async fn purge_expired(&self) -> Result<u64, crate::store::StoreError> {
-        let now_ms = self.inner.config.clock.now_ms();
-        let stores = &self.inner.stores;
+        let now_ms = self.now_ms();
+        let stores = self.stores();
         Ok(stores
             .tokens
             .purge_expired_tokens(now_ms.div_euclid(1000))
@@ -199,11 +229,11 @@ impl AuthService {
     }
 
     fn now_ms(&self) -> i64 {
-        self.inner.config.clock.now_ms()
+        self.config().clock.now_ms()
     }
 
     fn now_secs(&self) -> i64 {
-        self.inner.config.clock.now_secs()
+        self.config().clock.now_secs()
     }
 }
 
@@ -213,7 +243,7 @@ impl AuthService {
     fn hashing_error(&self, error: crate::passwords::PasswordError) -> ApiError {
         match error {
             crate::passwords::PasswordError::Busy => {
-                let wait = self.inner.config.hashing_max_wait.unwrap_or_default();
+                let wait = self.config().hashing_max_wait.unwrap_or_default();
                 tracing::debug!("refusing a password check: every hashing slot is busy");
                 ApiError::unavailable(
                     wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)),

@@ -24,8 +24,10 @@ pub mod redis;
 pub mod sqlite;
 
 mod records;
+mod replay;
 
 pub use records::*;
+pub use replay::{MemoryReplayStore, ReplayStore};
 
 /// A database or Redis URL with the password of its user info, if any, replaced by `***`,
 /// for logs and error messages.
@@ -209,7 +211,7 @@ pub struct Stores {
     pub rate_limits: Arc<dyn RateLimitStore>,
     /// Device-proof ids seen within their window (in memory unless replaced by a shared
     /// store, as several instances need).
-    pub replays: Arc<dyn crate::proofs::ReplayStore>,
+    pub replays: Arc<dyn ReplayStore>,
 }
 
 impl Stores {
@@ -224,7 +226,7 @@ impl Stores {
             tokens: backend.clone(),
             challenges: backend.clone(),
             rate_limits: backend,
-            replays: Arc::new(crate::proofs::MemoryReplayStore::new()),
+            replays: Arc::new(MemoryReplayStore::new()),
         }
     }
 

@@ -50,9 +50,9 @@ use ::redis::{AsyncCommands, Client, ErrorKind, RedisError, RedisResult, Script,
 use async_trait::async_trait;
 
 use super::memory::MemoryStore;
+use super::{MemoryReplayStore, ReplayStore};
 use super::{RateDecision, RateLimit, RateLimitStore, StoreError};
 use crate::clock::{Clock, SystemClock};
-use crate::proofs::{MemoryReplayStore, ReplayStore};
 
 /// How long a command may take before it counts as a failure.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -28,7 +28,7 @@ const SHUTTING_DOWN: &str = "SERVER_SHUTTING_DOWN";
 /// `auth` message, within the endpoint's `auth_timeout`.
 pub(super) async fn serve_after_auth_message(mut socket: WebSocket, endpoint: Endpoint, url: String) {
     let going_away = endpoint.options.going_away.clone();
-    let _open = going_away.enter();
+    let _open = going_away.track();
     let first = tokio::select! {
         first = tokio::time::timeout(endpoint.options.auth_timeout, next_text(&mut socket)) => first,
         () = going_away.stopping() => return close(&mut socket, GOING_AWAY, SHUTTING_DOWN).await,
@@ -137,7 +137,7 @@ pub(super) async fn serve(
         ..
     } = endpoint;
     let going_away = options.going_away.clone();
-    let _open = going_away.enter();
+    let _open = going_away.track();
     let stopping = going_away.stopping();
     tokio::pin!(stopping);
     let limit = options.send_timeout;

@@ -15,8 +15,10 @@
 //!   [`SyncOptions::auth_timeout`]; a refusal is an `error` message and then a close
 //!   frame with code [`AUTH_REFUSED`] (4401) and the code as the reason (`TOKEN_INVALID`).
 //!
-//! A proof names `GET` and the sync URL: [`SyncOptions::public_url`] followed by the
-//! request's path, or `http://` + the `Host` header + the path (no query).
+//! A proof names `GET` and the sync URL: the configuration's
+//! [`public_url`](crate::config::ServerConfig::public_url) followed by the path the client
+//! sent (the mount prefix included, under `Router::nest`), or `http://` + the `Host`
+//! header + that path (no query).
 //!
 //! # Messages (JSON text frames)
 //!
@@ -97,20 +99,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{OriginalUri, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{HeaderMap, Method, StatusCode};
 
 pub use collection::{
     CollectionError, Item, MAX_KEY_CHARS, MAX_VALUE_BYTES, PAGE_BUDGET_BYTES, PAGE_MAX_ITEMS, Quota,
     SharedCollection, SnapshotPage, Subscription, Update,
 };
 
+use crate::exchange::{ApiError, bearer_token, request_url};
 use crate::gate::{Handshake, SyncGate};
-use crate::service::{ApiError, AuthResponse, bearer_token, request_url};
+use crate::server::GoingAway;
 
 /// Where the endpoint is mounted.
 pub const SYNC_PATH: &str = "/sync";
@@ -122,10 +124,6 @@ pub const AUTH_REFUSED: u16 = 4401;
 /// How the endpoint behaves.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
-    /// The URL clients use to reach the server, e.g. `https://sync.example.com`, when a TLS
-    /// terminator or proxy sits in front; device proofs name it followed by the request's
-    /// path. Default: `http://` and the request's `Host` header.
-    pub public_url: Option<String>,
     /// How long a client that upgraded without credentials has to send its auth message.
     pub auth_timeout: Duration,
     /// How often the server pings an open connection (keeps proxies and NATs from dropping
@@ -154,7 +152,6 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
-            public_url: None,
             auth_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(30),
             reauth_notice: Duration::from_secs(60),
@@ -162,73 +159,6 @@ impl Default for SyncOptions {
             send_timeout: Duration::from_secs(30),
             going_away: GoingAway::default(),
         }
-    }
-}
-
-/// The server is stopping: open sync connections close with 1001. Cheap to clone; clones
-/// share the signal and the count of open connections.
-#[derive(Debug, Clone, Default)]
-pub struct GoingAway {
-    inner: Arc<GoingAwayInner>,
-}
-
-#[derive(Debug)]
-struct GoingAwayInner {
-    /// `true` once the server is stopping.
-    stopping: tokio::sync::watch::Sender<bool>,
-    /// The number of connections open (admitted or waiting for their auth message).
-    open: tokio::sync::watch::Sender<usize>,
-}
-
-impl Default for GoingAwayInner {
-    fn default() -> Self {
-        GoingAwayInner {
-            stopping: tokio::sync::watch::Sender::new(false),
-            open: tokio::sync::watch::Sender::new(0),
-        }
-    }
-}
-
-impl GoingAway {
-    /// Closes every open connection with 1001, and any connection opened after this as
-    /// soon as it is upgraded.
-    pub fn trigger(&self) {
-        self.inner.stopping.send_replace(true);
-    }
-
-    /// Waits until every connection has closed, at most `limit`; whether they all did.
-    pub async fn all_closed(&self, limit: Duration) -> bool {
-        let mut open = self.inner.open.subscribe();
-        tokio::time::timeout(limit, open.wait_for(|open| *open == 0))
-            .await
-            .is_ok_and(|waited| waited.is_ok())
-    }
-
-    /// How many connections are open.
-    pub fn open_connections(&self) -> usize {
-        *self.inner.open.borrow()
-    }
-
-    /// Counts a connection until the guard is dropped.
-    fn enter(&self) -> OpenConnection {
-        self.inner.open.send_modify(|open| *open += 1);
-        OpenConnection(self.clone())
-    }
-
-    /// Resolves once the server is stopping.
-    async fn stopping(&self) {
-        let mut stopping = self.inner.stopping.subscribe();
-        // The sender lives in `self`, so this only ends when `true` was sent.
-        let _ = stopping.wait_for(|stopping| *stopping).await;
-    }
-}
-
-/// One open connection, counted by [`GoingAway`].
-struct OpenConnection(GoingAway);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.inner.open.send_modify(|open| *open -= 1);
     }
 }
 
@@ -298,7 +228,7 @@ impl Drop for ConnectionSlot {
 }
 
 /// A router serving `GET /sync` (see the module documentation); `merge` it with the auth
-/// router (`crate::http::router`).
+/// router (`crate::server::router`).
 ///
 /// It also deletes a user's items when this process deletes the account
 /// ([`SharedCollection::delete_items_of_deleted_accounts`]); call it on a tokio runtime.
@@ -320,7 +250,7 @@ pub fn sync_router(gate: SyncGate, collection: SharedCollection, options: SyncOp
 async fn upgrade(
     State(endpoint): State<Endpoint>,
     method: Method,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -344,7 +274,8 @@ async fn upgrade(
         .max_frame_size(MAX_MESSAGE_BYTES);
     // Without a usable Host the URL is empty, which no proof names: a proof is refused, a
     // proofless connection does not need the URL.
-    let url = request_url(endpoint.options.public_url.as_deref(), &headers, uri.path()).unwrap_or_default();
+    let public_url = endpoint.gate.authenticator().config().public_url.as_deref();
+    let url = request_url(public_url, &headers, uri.path()).unwrap_or_default();
     if !headers.contains_key(http::header::AUTHORIZATION) {
         return upgrade.on_upgrade(move |socket| connection::serve_after_auth_message(socket, endpoint, url));
     }
@@ -377,12 +308,5 @@ async fn upgrade(
 }
 
 fn refuse(error: ApiError) -> Response {
-    let AuthResponse {
-        status,
-        headers,
-        body,
-    } = error.into_response();
-    let mut response = (status, Body::from(body)).into_response();
-    response.headers_mut().extend(headers);
-    response
+    error.into_response()
 }

@@ -1,8 +1,8 @@
 //! A real auth server on loopback for the HTTP integration suites.
 //!
-//! [`TestServer::start`] serves [`standalone_router`] on `127.0.0.1:0` over a fresh SQLite
-//! file, with a [`ManualClock`] set to the real time (so tokens look normal) and cheap
-//! Argon2 parameters. Rate limits, IP blocking and the account lockout are off unless a test turns them on: every
+//! [`TestServer::start`] starts the shared fixture ([`holdfast_testing::TestServer`]) on
+//! `127.0.0.1:0` over a fresh SQLite file, with a [`ManualClock`] set to the real time (so
+//! tokens look normal) and cheap Argon2 parameters. Rate limits, IP blocking and the account lockout are off unless a test turns them on: every
 //! request comes from 127.0.0.1, so the defaults would couple unrelated tests.
 //!
 //! Every response goes through [`Reply::read`], which checks what PROTOCOL section 1 says of
@@ -15,26 +15,24 @@ use std::sync::Arc;
 
 use holdfast_protocol::{Claims, ErrorCode};
 use holdfast_server_kit::clock::{Clock, ManualClock, SystemClock};
-use holdfast_server_kit::config::RateLimits;
-use holdfast_server_kit::http::{serve, standalone_router};
-use holdfast_server_kit::passwords::Argon2Params;
-use holdfast_server_kit::{AuthService, ServerConfig, Stores};
+use holdfast_server_kit::gate::GateConfig;
+use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
+use holdfast_server_kit::{AuthService, Kit, ServerConfig, Stores};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 mod device_key;
 
 pub use device_key::DeviceKey;
 
 /// The signing secret of every test server unless a test configures others.
-pub const SECRET: &str = "holdfast-test-secret-0123456789abcdef";
-const DB_FILE: &str = "auth.db";
+pub const SECRET: &str = holdfast_testing::SECRET;
 /// A password every helper uses unless told otherwise.
 pub const PASSWORD: &str = "correct horse battery";
 
-/// An auth server on loopback; shuts down gracefully when dropped.
+/// An auth server on loopback ([`holdfast_testing::TestServer`]), with the HTTP helpers of
+/// these suites; shuts down gracefully when dropped.
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -44,22 +42,38 @@ pub struct TestServer {
     pub stores: Stores,
     /// A client with no default headers.
     pub client: reqwest::Client,
-    /// The service behind the routes (for a sync gate, or account-wide actions).
+    /// The service behind the routes (for account-wide actions).
     pub service: AuthService,
+    /// The kit (its gate and authenticator).
+    pub kit: Kit,
     /// The base URL device proofs name: the configured public URL, or the local one.
     proof_base: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    dir: Arc<tempfile::TempDir>,
+    server: holdfast_testing::TestServer,
 }
 
 impl TestServer {
     /// A server over a fresh SQLite file, configured by `configure` after the test defaults.
     pub async fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stores = Stores::sqlite(dir.path().join(DB_FILE)).expect("open SQLite");
-        let clock = ManualClock::new(SystemClock.now_ms());
-        TestServer::launch(stores, clock, Arc::new(dir), configure).await
+        TestServer::launch(
+            holdfast_testing::TestServer::builder()
+                .quick()
+                .clock(ManualClock::new(SystemClock.now_ms()))
+                .configure(configure),
+        )
+        .await
+    }
+
+    /// [`TestServer::start`] with the routes mounted under `prefix` by `Router::nest`, as an
+    /// application embedding the kit would.
+    pub async fn start_mounted(prefix: &str, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::launch(
+            holdfast_testing::TestServer::builder()
+                .quick()
+                .clock(ManualClock::new(SystemClock.now_ms()))
+                .mount(prefix)
+                .configure(configure),
+        )
+        .await
     }
 
     /// A server over the given stores and clock (e.g. PostgreSQL and Redis shared with
@@ -69,72 +83,72 @@ impl TestServer {
         clock: ManualClock,
         configure: impl FnOnce(&mut ServerConfig),
     ) -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        TestServer::launch(stores, clock, Arc::new(dir), configure).await
+        TestServer::launch(
+            holdfast_testing::TestServer::builder()
+                .quick()
+                .stores(stores)
+                .clock(clock)
+                .configure(configure),
+        )
+        .await
+    }
+
+    /// A server that also serves the sync endpoint (`/sync`) over `collection`, behind a
+    /// gate configured by `gate`, on the given stores and clock when given.
+    pub async fn start_sync(
+        shared: Option<(Stores, ManualClock)>,
+        gate: GateConfig,
+        collection: SharedCollection,
+        options: SyncOptions,
+    ) -> TestServer {
+        let builder = holdfast_testing::TestServer::builder().quick();
+        let builder = match shared {
+            Some((stores, clock)) => builder.stores(stores).clock(clock),
+            None => builder.clock(ManualClock::new(SystemClock.now_ms())),
+        };
+        TestServer::launch(builder.gate(gate).sync(collection, options)).await
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 
     /// Stops this server (gracefully, waiting for it) and starts a new one on the same
     /// SQLite file and clock, as a process restart would.
-    pub async fn restart(mut self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-        let (dir, clock) = (self.dir.clone(), self.clock.clone());
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
-            stopped
-                .expect("graceful shutdown completes")
-                .expect("server task")
-                .expect("server");
-        }
-        drop(self);
-        let stores = Stores::sqlite(dir.path().join(DB_FILE)).expect("reopen SQLite");
-        TestServer::launch(stores, clock, dir, configure).await
+    pub async fn restart(self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = self.server.dir().clone();
+        let next = holdfast_testing::TestServer::builder()
+            .quick()
+            .configure(configure);
+        let server = self.server.restart(next).await;
+        debug_assert!(Arc::ptr_eq(server.dir(), &dir));
+        TestServer::wrap(server)
     }
 
     /// Another server over the same stores and clock (e.g. with other secrets).
     pub async fn start_sharing(&self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
         TestServer::launch(
-            self.stores.clone(),
-            self.clock.clone(),
-            self.dir.clone(),
-            configure,
+            holdfast_testing::TestServer::builder()
+                .quick()
+                .stores(self.stores.clone())
+                .clock(self.clock.clone())
+                .dir(self.server.dir().clone())
+                .configure(configure),
         )
         .await
     }
 
-    async fn launch(
-        stores: Stores,
-        clock: ManualClock,
-        dir: Arc<tempfile::TempDir>,
-        configure: impl FnOnce(&mut ServerConfig),
-    ) -> TestServer {
-        let mut config = ServerConfig::new(vec![SECRET.to_owned()]);
-        config.clock = Arc::new(clock.clone());
-        config.argon2 = Argon2Params {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
+    async fn launch(builder: holdfast_testing::TestServerBuilder) -> TestServer {
+        TestServer::wrap(builder.start().await)
+    }
+
+    fn wrap(server: holdfast_testing::TestServer) -> TestServer {
+        let config = server.kit.service().config();
+        let proof_base = match config.public_url.as_deref() {
+            Some(url) => url.trim_end_matches('/').to_ascii_lowercase(),
+            None => server.base_url(),
         };
-        config.hashing_concurrency = 2;
-        config.hashing_max_wait = None;
-        config.rate_limits = RateLimits::OFF;
-        config.ip_block = None;
-        config.account_lockout = None;
-        configure(&mut config);
-        let public_base = config
-            .public_base_url
-            .as_deref()
-            .map(|url| url.trim_end_matches('/').to_ascii_lowercase());
-        let service = AuthService::new(config, stores.clone()).expect("valid test configuration");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local address");
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, standalone_router(service.clone()), async {
-            let _ = stopped.await;
-        }));
         let client = {
             // reqwest is built with rustls and no provider in this workspace (holdfast-core).
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -144,15 +158,17 @@ impl TestServer {
         .build()
         .expect("HTTP client");
         TestServer {
-            proof_base: public_base.unwrap_or_else(|| format!("http://{addr}")),
-            addr,
-            clock,
-            stores,
+            addr: server.addr,
+            clock: server
+                .clock
+                .clone()
+                .expect("the suites' servers read a manual clock"),
+            stores: server.stores.clone(),
             client,
-            service,
-            shutdown: Some(shutdown),
-            task: Some(task),
-            dir,
+            service: server.kit.service().clone(),
+            kit: server.kit.clone(),
+            proof_base,
+            server,
         }
     }
 
@@ -166,9 +182,9 @@ impl TestServer {
         self.clock.now_secs()
     }
 
-    /// The absolute URL of `path` (e.g. `/auth/me`).
+    /// The absolute URL of `path` (e.g. `/auth/me`), under the mount prefix if any.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.server.url(path)
     }
 
     /// The URL a device proof for `path` names (PROTOCOL 6.1: the server's public URL).
@@ -324,14 +340,6 @@ impl TestServer {
             json!({ "deviceId": device_id, "challenge": challenge, "signature": signature }),
         )
         .await
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 

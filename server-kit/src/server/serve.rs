@@ -1,23 +1,15 @@
-//! The auth routes on axum, and a hardened server with graceful shutdown.
-//!
-//! [`router`] mounts [`AuthService::handle`] under the configured prefix, so a sync server
-//! can `merge` it into its own router. [`serve`] runs a router with the socket peer's
-//! address available to the guards, timeouts against slow clients, and graceful shutdown;
-//! [`ShutdownSignals`] is the SIGINT/SIGTERM source a binary waits on.
+//! Serving a router: the client's address on every request, timeouts against slow
+//! clients, caps on open connections, and graceful shutdown.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::any;
-use holdfast_protocol::ErrorCode;
-use http::{StatusCode, header};
+use axum::extract::ConnectInfo;
+use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -25,7 +17,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::Service;
 
-use crate::service::{ApiError, AuthRequest, AuthResponse, AuthService};
+use crate::exchange::ApiError;
 
 /// How [`serve_with`] treats connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,102 +156,6 @@ async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
-/// A router answering every path under the service's prefix (default `/auth`).
-pub fn router(service: AuthService) -> Router {
-    let prefix = service.config().route_prefix.clone();
-    let wildcard = format!("{prefix}/{{*rest}}");
-    let mut router = Router::new().route(&wildcard, any(handle));
-    if !prefix.is_empty() {
-        router = router.route(&prefix, any(handle));
-    }
-    router.with_state(service)
-}
-
-/// [`router`] plus a JSON 404 for every other path, for a server that only does auth.
-pub fn standalone_router(service: AuthService) -> Router {
-    router(service).fallback(|| async { to_axum(ApiError::route_not_found().into_response()) })
-}
-
-async fn handle(State(service): State<AuthService>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let config = service.config();
-    let (limit, timeout) = (config.max_body_bytes, config.body_read_timeout);
-    let body = match read_body(&parts.headers, body, limit, timeout).await {
-        Ok(body) => body,
-        Err(error) => {
-            // The body was not read to its end, so the connection cannot carry another
-            // request: say so, or a client reusing it would see it dropped mid-request.
-            let mut response = to_axum(error.into_response());
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-            return response;
-        }
-    };
-    let request = AuthRequest {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        headers: parts.headers,
-        body,
-        peer,
-    };
-    to_axum(service.handle(request).await)
-}
-
-/// Reads a body of at most `limit` bytes within `timeout`. A declared `Content-Length`
-/// over the limit is refused before reading a byte.
-async fn read_body(
-    headers: &http::HeaderMap,
-    body: Body,
-    limit: usize,
-    timeout: Duration,
-) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || ApiError {
-        status_override: Some(StatusCode::PAYLOAD_TOO_LARGE),
-        ..ApiError::new(
-            ErrorCode::ValidationError,
-            format!("Request body exceeds {limit} bytes."),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
-    }
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(error)) if is_length_limit(&error) => Err(too_large()),
-        Ok(Err(_)) => Err(ApiError::validation("Request body could not be read.")),
-        Err(_) => Err(ApiError {
-            status_override: Some(StatusCode::REQUEST_TIMEOUT),
-            ..ApiError::validation("Request body was not received in time.")
-        }),
-    }
-}
-
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = source {
-        if current.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = current.source();
-    }
-    false
-}
-
-fn to_axum(response: AuthResponse) -> Response {
-    let mut out = (response.status, Body::from(response.body)).into_response();
-    out.headers_mut().extend(response.headers);
-    out
-}
-
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
 /// waits for the connections in flight to finish their requests.
 ///
@@ -345,58 +241,4 @@ pub async fn serve_with(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
-}
-
-/// SIGINT and SIGTERM (Ctrl-C where there are no Unix signals), listened for from the
-/// moment [`ShutdownSignals::register`] returns: install it before announcing readiness, or
-/// a supervisor's early signal kills the process instead of stopping it gracefully.
-pub struct ShutdownSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-    #[cfg(not(unix))]
-    ctrl_c: tokio::signal::windows::CtrlC,
-}
-
-impl std::fmt::Debug for ShutdownSignals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ShutdownSignals")
-    }
-}
-
-impl ShutdownSignals {
-    /// Starts listening for the signals. Needs a running tokio runtime.
-    pub fn register() -> std::io::Result<ShutdownSignals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(ShutdownSignals {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(ShutdownSignals {
-                ctrl_c: tokio::signal::windows::ctrl_c()?,
-            })
-        }
-    }
-
-    /// Waits for the next signal and names it.
-    pub async fn recv(&mut self) -> &'static str {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.interrupt.recv() => "SIGINT",
-                _ = self.terminate.recv() => "SIGTERM",
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            self.ctrl_c.recv().await;
-            "Ctrl-C"
-        }
-    }
 }

@@ -17,8 +17,12 @@ use crate::store::StoreError;
 pub struct AuthRequest {
     /// Method.
     pub method: Method,
-    /// Path without the query string, e.g. `/auth/me`.
+    /// Path without the query string, as the routes see it, e.g. `/auth/me`.
     pub path: String,
+    /// The path the client sent, when a router mounted the routes under a prefix
+    /// (`Router::nest("/api", ...)` gives `/api/auth/me` here and `/auth/me` in `path`).
+    /// Device proofs name the URL the client addressed, so they are checked against it.
+    pub original_path: Option<String>,
     /// Headers.
     pub headers: HeaderMap,
     /// Body, already limited to the configured size by the server.
@@ -36,7 +40,13 @@ impl AuthRequest {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             peer: None,
+            original_path: None,
         }
+    }
+
+    /// The path the client addressed: [`AuthRequest::original_path`], else `path`.
+    pub fn url_path(&self) -> &str {
+        self.original_path.as_deref().unwrap_or(&self.path)
     }
 
     /// Sets a JSON body and its content type.
@@ -92,7 +102,7 @@ impl AuthResponse {
             Ok(body) => AuthResponse::json(status, body),
             Err(error) => {
                 tracing::error!(%error, "failed to serialize a response");
-                ApiError::internal().into_response()
+                ApiError::internal().to_response()
             }
         }
     }
@@ -161,7 +171,7 @@ impl ApiError {
     }
 
     /// The HTTP response.
-    pub fn into_response(self) -> AuthResponse {
+    pub fn to_response(self) -> AuthResponse {
         let status = self
             .status_override
             .or_else(|| StatusCode::from_u16(self.code.status()).ok())
@@ -253,6 +263,46 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (known && !token.is_empty()).then_some(token)
 }
 
+/// The URL the client addressed: the configured public base URL, or `http://` and the
+/// `Host` header, followed by the request's path (with the route prefix). Scheme and host
+/// are lower-cased and a default port is dropped, as URL parsers (and so clients) write
+/// them. `None` when there is no usable `Host`.
+pub fn request_url(public_url: Option<&str>, headers: &HeaderMap, path: &str) -> Option<String> {
+    let origin = match public_url {
+        Some(base) => base.trim_end_matches('/'),
+        None => {
+            let host = headers.get(header::HOST)?.to_str().ok()?.trim();
+            let valid = !host.is_empty()
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+                });
+            if !valid {
+                return None;
+            }
+            return Some(format!(
+                "http://{}{path}",
+                host.strip_suffix(":80").unwrap_or(host).to_ascii_lowercase()
+            ));
+        }
+    };
+    // `scheme://authority` is case-insensitive; a path the base may carry is not.
+    let authority_end = origin
+        .find("://")
+        .map(|at| at + 3)
+        .and_then(|start| origin[start..].find('/').map(|end| start + end))
+        .unwrap_or(origin.len());
+    let (authority, base_path) = origin.split_at(authority_end);
+    let mut url = authority.to_ascii_lowercase();
+    for default in [("http://", ":80"), ("https://", ":443")] {
+        if url.starts_with(default.0) && url.ends_with(default.1) {
+            url.truncate(url.len() - default.1.len());
+        }
+    }
+    url.push_str(base_path);
+    url.push_str(path);
+    Some(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,8 +335,56 @@ mod tests {
     fn rate_limited_rounds_up_to_whole_seconds() {
         assert_eq!(ApiError::rate_limited(1).retry_after_secs, Some(1));
         assert_eq!(ApiError::rate_limited(1001).retry_after_secs, Some(2));
-        let response = ApiError::rate_limited(5000).into_response();
+        let response = ApiError::rate_limited(5000).to_response();
         assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers.get(header::RETRY_AFTER).unwrap(), "5");
+    }
+
+    fn host(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn the_request_url_comes_from_the_host_header() {
+        let url = |value| request_url(None, &host(value), "/auth/me");
+        assert_eq!(
+            url("127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080/auth/me")
+        );
+        assert_eq!(
+            url("API.Example.com:80").as_deref(),
+            Some("http://api.example.com/auth/me")
+        );
+        assert_eq!(url("[::1]:9000").as_deref(), Some("http://[::1]:9000/auth/me"));
+        assert_eq!(url("evil.example/x?"), None);
+        assert_eq!(url("user@host"), None);
+        assert_eq!(request_url(None, &HeaderMap::new(), "/auth/me"), None);
+    }
+
+    #[test]
+    fn a_public_base_url_wins_over_the_host_header() {
+        let url = |base| request_url(Some(base), &host("internal:8080"), "/auth/me");
+        assert_eq!(
+            url("https://api.example.com").as_deref(),
+            Some("https://api.example.com/auth/me")
+        );
+        assert_eq!(
+            url("https://API.example.com:443/").as_deref(),
+            Some("https://api.example.com/auth/me")
+        );
+        assert_eq!(
+            url("https://example.com/Backend/").as_deref(),
+            Some("https://example.com/Backend/auth/me")
+        );
+        assert_eq!(
+            url("http://example.com:8443").as_deref(),
+            Some("http://example.com:8443/auth/me")
+        );
+        assert_eq!(
+            request_url(Some("https://a.example"), &HeaderMap::new(), "/auth/me").as_deref(),
+            Some("https://a.example/auth/me")
+        );
     }
 }

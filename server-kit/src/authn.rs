@@ -1,0 +1,285 @@
+//! Who is calling: the checks every bearer route and the sync gate share (PROTOCOL 3, 5,
+//! 6.1 and 7). An [`Authenticator`] holds the configuration, the stores, the token manager
+//! and the revocation bus; the [`crate::service::AuthService`] routes and the
+//! [`crate::gate::SyncGate`] are both built over one, side by side.
+//!
+//! A token carrying `cnf.jkt` is only good with a device proof signed by that key, for the
+//! method and URL of the request actually made, for that token, fresh and unused. Every
+//! entry point here enforces it, so the easy call is the safe one.
+
+use std::sync::Arc;
+
+use holdfast_protocol::{Claims, ErrorCode, TokenType};
+
+use crate::clock::Clock;
+use crate::config::{ConfigError, ServerConfig};
+use crate::events::RevocationBus;
+use crate::exchange::{ApiError, AuthRequest, bearer_token, request_url};
+use crate::proofs::{ProofCheck, ProofError, ProofFailure, verify_proof};
+use crate::store::{DeviceRecord, Stores, UserRecord};
+use crate::tokens::{TokenError, TokenManager};
+
+/// The request header that carries a device proof.
+pub const DPOP_HEADER: &str = "dpop";
+
+/// A caller whose access token passed every check.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The token's claims.
+    pub claims: Claims,
+    /// The token's user, as stored now.
+    pub user: UserRecord,
+    /// The token's device, when registered.
+    pub device: Option<DeviceRecord>,
+}
+
+/// A device proof as another transport carries it (a WebSocket's first message, a header of
+/// another framework), with the method and URL the client made it for.
+#[derive(Debug, Clone, Copy)]
+pub struct TransportProof<'a> {
+    /// The proof (a compact JWS, PROTOCOL 6.1).
+    pub proof: &'a str,
+    /// The method the proof names, e.g. `GET`.
+    pub method: &'a str,
+    /// The URL the client addressed, e.g. from [`crate::exchange::request_url`].
+    pub url: &'a str,
+}
+
+/// The shared checks. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServerConfig,
+    stores: Stores,
+    tokens: TokenManager,
+    events: RevocationBus,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Validates `config` and builds the checks over `stores`.
+    pub fn new(config: ServerConfig, stores: Stores) -> Result<Authenticator, ConfigError> {
+        config.validate()?;
+        let tokens = TokenManager::from_config(&config)?;
+        Ok(Authenticator {
+            inner: Arc::new(Inner {
+                config,
+                stores,
+                tokens,
+                events: RevocationBus::new(),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The stores.
+    pub fn stores(&self) -> &Stores {
+        &self.inner.stores
+    }
+
+    /// The token manager.
+    pub fn tokens(&self) -> &TokenManager {
+        &self.inner.tokens
+    }
+
+    /// Where revocations are published (PROTOCOL 6.5).
+    pub fn revocations(&self) -> &RevocationBus {
+        &self.inner.events
+    }
+
+    /// The clock every check reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.config.clock
+    }
+
+    fn now_secs(&self) -> i64 {
+        self.inner.config.clock.now_secs()
+    }
+
+    /// Authenticates a request's bearer token: signature and expiry, `access` type, a valid
+    /// `DPoP` proof for this request when the token is bound to a device key, not revoked
+    /// (by `jti` or family), the user exists, the device is not revoked and is the user's.
+    pub async fn authenticate(&self, request: &AuthRequest) -> Result<Authenticated, ApiError> {
+        let token = bearer_token(&request.headers)
+            .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "Missing bearer token."))?;
+        let claims = self.verify_access(token)?;
+        self.check_request_proof(request, token, &claims).await?;
+        self.check_standing(claims).await
+    }
+
+    /// [`Authenticator::authenticate`] for a token from another transport: the same checks,
+    /// with the transport's device proof. A token bound to a device key without a valid
+    /// `proof` is refused (401 `PROOF_INVALID`), exactly as on the bearer routes.
+    pub async fn authenticate_token(
+        &self,
+        token: &str,
+        proof: Option<TransportProof<'_>>,
+    ) -> Result<Authenticated, ApiError> {
+        let claims = self.verify_access(token)?;
+        if let Some(cnf) = &claims.cnf {
+            let proof = proof.ok_or_else(missing_proof)?;
+            self.verify_device_proof(ProofCheck {
+                proof: proof.proof,
+                method: proof.method,
+                url: proof.url,
+                access_token: token,
+                expected_jkt: &cnf.jkt,
+                now_secs: self.now_secs(),
+            })
+            .await?;
+        }
+        self.check_standing(claims).await
+    }
+
+    /// Verifies an access token's signature, type and expiry.
+    pub(crate) fn verify_access(&self, token: &str) -> Result<Claims, ApiError> {
+        self.inner
+            .tokens
+            .verify(token, TokenType::Access, self.now_secs())
+            .map_err(access_token_error)
+    }
+
+    /// For a token bound to a device key (`cnf.jkt`), checks the request's `DPoP` proof:
+    /// made by that key, for this method and URL, for this token, fresh and unused. An
+    /// unbound token needs none, and a proof sent with one is ignored.
+    ///
+    /// Runs before the standing checks, so a bound token without its key learns nothing
+    /// about its session.
+    pub(crate) async fn check_request_proof(
+        &self,
+        request: &AuthRequest,
+        access_token: &str,
+        claims: &Claims,
+    ) -> Result<(), ApiError> {
+        let Some(cnf) = &claims.cnf else {
+            return Ok(());
+        };
+        let proof = request
+            .headers
+            .get(DPOP_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(missing_proof)?;
+        self.verify_request_proof(request, proof, access_token, &cnf.jkt)
+            .await
+    }
+
+    /// Checks `proof` as made by the key `expected_jkt` for this request's method and URL
+    /// and for `access_token` (empty for a token request, whose proof has no `ath`), and
+    /// records it as used: the bearer routes' check and the token requests' binding.
+    pub(crate) async fn verify_request_proof(
+        &self,
+        request: &AuthRequest,
+        proof: &str,
+        access_token: &str,
+        expected_jkt: &str,
+    ) -> Result<(), ApiError> {
+        let public_url = self.inner.config.public_url.as_deref();
+        let url = request_url(public_url, &request.headers, request.url_path()).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ProofInvalid,
+                "The request has no valid Host header to check the DPoP proof against.",
+            )
+        })?;
+        self.verify_device_proof(ProofCheck {
+            proof,
+            method: request.method.as_str(),
+            url: &url,
+            access_token,
+            expected_jkt,
+            now_secs: self.now_secs(),
+        })
+        .await
+    }
+
+    /// Checks a device proof completely (PROTOCOL 6.1) and records it as used. A refused
+    /// proof is 401 `PROOF_INVALID` saying which check failed; a replay-store failure is
+    /// 500 `INTERNAL`.
+    pub async fn verify_device_proof(&self, check: ProofCheck<'_>) -> Result<(), ApiError> {
+        let url = check.url;
+        verify_proof(check, self.inner.stores.replays.as_ref())
+            .await
+            .map_err(|failure| match failure {
+                // Which URL was expected is what a client behind a proxy or a prefix needs
+                // to know (the URL is public; nothing else of the proof is echoed).
+                ProofFailure::Refused(ProofError::Url) => ApiError::new(
+                    ErrorCode::ProofInvalid,
+                    format!(
+                        "The device proof is for another URL: this request's URL is {}.",
+                        holdfast_protocol::proof::htu_of(url)
+                    ),
+                ),
+                ProofFailure::Refused(error) => ApiError::from(error),
+                ProofFailure::Store(error) => ApiError::from(error),
+            })
+    }
+
+    /// The checks after the signature and the proof: revocation, user, device.
+    pub async fn check_standing(&self, claims: Claims) -> Result<Authenticated, ApiError> {
+        let stores = &self.inner.stores;
+        if stores
+            .tokens
+            .is_revoked(&claims.jti, claims.fam.as_deref())
+            .await?
+        {
+            return Err(ApiError::new(
+                ErrorCode::TokenRevoked,
+                "This token was revoked. Sign in again.",
+            ));
+        }
+        let user = stores
+            .users
+            .find_user(&claims.sub)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, "The account no longer exists."))?;
+        let device = stores.devices.find_device(&claims.dev).await?;
+        if let Some(device) = &device {
+            if device.user_id != claims.sub {
+                return Err(ApiError::new(ErrorCode::TokenInvalid, "Invalid token."));
+            }
+            if device.revoked {
+                return Err(ApiError::new(
+                    ErrorCode::DeviceRevoked,
+                    "This device was revoked.",
+                ));
+            }
+        }
+        Ok(Authenticated { claims, user, device })
+    }
+}
+
+impl AsRef<Authenticator> for Authenticator {
+    fn as_ref(&self) -> &Authenticator {
+        self
+    }
+}
+
+fn missing_proof() -> ApiError {
+    ApiError::new(
+        ErrorCode::ProofInvalid,
+        "This token is bound to a device key: send a DPoP proof.",
+    )
+}
+
+/// The refusal for a token that failed verification.
+pub(crate) fn access_token_error(error: TokenError) -> ApiError {
+    match error {
+        TokenError::Expired => ApiError::new(ErrorCode::TokenExpired, "The token has expired."),
+        TokenError::Malformed | TokenError::BadSignature | TokenError::WrongType => {
+            ApiError::new(ErrorCode::TokenInvalid, "Invalid token.")
+        }
+    }
+}
