@@ -11,11 +11,15 @@
 //!   one server or several sharing PostgreSQL and Redis (loopback only), behind
 //!   `src/bin/loadgen.rs`; its figures are in `docs/PERFORMANCE.md`.
 //! - [`narrator`]: step-by-step narration with timings and a summary table.
+//! - [`custom_sync`]: a sync endpoint of an application's own on axum, behind the kit's
+//!   gate (the `Admitted` extractor and `SyncGate::watch`), closed on revocation; run by
+//!   `src/bin/custom_sync.rs`, tested in `tests/tests/custom_sync.rs`.
 //! - `src/bin/demo.rs`: the end-to-end demo (the README's run command): a client signs
 //!   up, syncs, survives the server going away and a restart, and is cut off when
 //!   another device revokes it.
 //! - `src/bin/walkthrough.rs`: a narrated tour of the protocol against a local server.
 
+pub mod custom_sync;
 pub mod load;
 pub mod local_server;
 pub mod narrator;

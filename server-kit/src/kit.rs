@@ -198,3 +198,19 @@ impl Kit {
         self.gate.flush_last_seen().await.map(|_| ())
     }
 }
+
+/// Lets the [`crate::server::Caller`] extractor read the checks from a router whose state
+/// is the kit.
+impl axum::extract::FromRef<Kit> for Authenticator {
+    fn from_ref(kit: &Kit) -> Authenticator {
+        kit.authn.clone()
+    }
+}
+
+/// Lets the [`crate::server::Admitted`] extractor read the gate from a router whose state
+/// is the kit.
+impl axum::extract::FromRef<Kit> for SyncGate {
+    fn from_ref(kit: &Kit) -> SyncGate {
+        kit.gate.clone()
+    }
+}

@@ -20,9 +20,11 @@
 //! Without it every client would share one rate-limit bucket, so the first request says so
 //! in the log, once, as an error.
 
+mod extract;
 mod serve;
 mod signals;
 
+pub use extract::{Admitted, Caller};
 pub use serve::{ServeOptions, serve, serve_with};
 pub use signals::{GoingAway, OpenConnection, ShutdownSignals};
 
