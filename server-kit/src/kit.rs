@@ -19,11 +19,14 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::Arc;
+
 use axum::Router;
 
 use crate::authn::Authenticator;
 use crate::config::{ConfigError, ServerConfig};
 use crate::gate::{GateConfig, SyncGate};
+use crate::hooks::{AuthHooks, NoHooks};
 use crate::server::{self, GoingAway};
 use crate::service::AuthService;
 use crate::store::{StoreError, Stores};
@@ -47,6 +50,7 @@ pub struct KitBuilder {
     stores: Stores,
     gate: GateConfig,
     sync: Option<(SharedCollection, SyncOptions)>,
+    hooks: Arc<dyn AuthHooks>,
     #[cfg(feature = "redis")]
     relay: Option<(String, String)>,
 }
@@ -65,6 +69,13 @@ impl KitBuilder {
     /// The sync gate's settings (default: [`GateConfig::default`]).
     pub fn gate(mut self, config: GateConfig) -> KitBuilder {
         self.gate = config;
+        self
+    }
+
+    /// The application's callbacks around sign-up, sign-in, devices, sessions and account
+    /// deletion (see [`crate::hooks`]).
+    pub fn hooks(mut self, hooks: impl AuthHooks) -> KitBuilder {
+        self.hooks = Arc::new(hooks);
         self
     }
 
@@ -89,7 +100,7 @@ impl KitBuilder {
     /// subscribed.
     pub async fn build(self) -> Result<Kit, KitError> {
         let authn = Authenticator::new(self.config, self.stores)?;
-        let service = AuthService::over(authn.clone());
+        let service = AuthService::with_hooks(authn.clone(), self.hooks);
         let gate = SyncGate::new(&authn, self.gate);
         #[cfg(feature = "redis")]
         let relay = match self.relay {
@@ -112,7 +123,7 @@ impl KitBuilder {
             sync,
             going_away,
             #[cfg(feature = "redis")]
-            _relay: relay.map(std::sync::Arc::new),
+            _relay: relay.map(Arc::new),
         })
     }
 }
@@ -127,7 +138,7 @@ pub struct Kit {
     sync: Option<Router>,
     going_away: GoingAway,
     #[cfg(feature = "redis")]
-    _relay: Option<std::sync::Arc<crate::relay::RedisRelay>>,
+    _relay: Option<Arc<crate::relay::RedisRelay>>,
 }
 
 impl std::fmt::Debug for Kit {
@@ -148,6 +159,7 @@ impl Kit {
             stores,
             gate: GateConfig::default(),
             sync: None,
+            hooks: Arc::new(NoHooks),
             #[cfg(feature = "redis")]
             relay: None,
         }

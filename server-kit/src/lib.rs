@@ -34,6 +34,7 @@ pub mod exchange;
 pub mod files;
 pub mod gate;
 pub mod guards;
+pub mod hooks;
 pub mod kit;
 pub mod passwords;
 pub mod proofs;

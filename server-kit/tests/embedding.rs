@@ -128,3 +128,47 @@ async fn a_token_from_another_transport_needs_its_proof_when_bound() {
         .expect_err("signed out");
     assert_eq!(revoked.code.as_str(), "TOKEN_REVOKED");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_caller_extractor_makes_the_bearer_routes_checks_on_an_apps_route() {
+    use axum::routing::get;
+    use holdfast_server_kit::server::{Caller, serve};
+
+    let server = TestServer::start(|_| {}).await;
+    async fn profile(caller: Caller) -> String {
+        caller.user.email.clone()
+    }
+    let app = axum::Router::new().nest(
+        "/app",
+        axum::Router::new()
+            .route("/profile", get(profile))
+            .with_state(server.kit.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/app/profile", listener.local_addr().expect("address"));
+    tokio::spawn(serve(listener, app, std::future::pending()));
+
+    let key = DeviceKey::generate();
+    let address = email("caller");
+    let session = server.sign_up_device(&address, "phone", &key).await;
+    let get = |proof: Option<String>| {
+        let mut request = server.client.get(&url).bearer_auth(&session.access);
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        request.send()
+    };
+    let proof = key.proof("GET", &url, &session.access, server.now_secs());
+    let answer = get(Some(proof)).await.expect("request");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.expect("body"), address);
+
+    let refused = Reply::read(server.client.get(&url).bearer_auth(&session.access)).await;
+    refused.expect_error(401, "PROOF_INVALID");
+    // A proof for the path without the mount is for another URL.
+    let unmounted = url.replace("/app/profile", "/profile");
+    let wrong = key.proof("GET", &unmounted, &session.access, server.now_secs());
+    assert_eq!(get(Some(wrong)).await.expect("request").status(), 401);
+    let anonymous = Reply::read(server.client.get(&url)).await;
+    anonymous.expect_error(401, "TOKEN_INVALID");
+}

@@ -18,9 +18,10 @@ use std::sync::Arc;
 use holdfast_server_kit::clock::ManualClock;
 use holdfast_server_kit::config::RateLimits;
 use holdfast_server_kit::gate::GateConfig;
+use holdfast_server_kit::hooks::AuthHooks;
 use holdfast_server_kit::passwords::Argon2Params;
 use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
-use holdfast_server_kit::{Kit, ServerConfig, Stores, server};
+use holdfast_server_kit::{Kit, KitBuilder, ServerConfig, Stores, server};
 use tokio::sync::oneshot;
 
 /// The signing secret of a test server unless the test gives others.
@@ -37,6 +38,7 @@ pub struct TestServerBuilder {
     dir: Option<Arc<tempfile::TempDir>>,
     gate: GateConfig,
     sync: Option<(SharedCollection, SyncOptions)>,
+    hooks: Option<Box<dyn FnOnce(KitBuilder) -> KitBuilder + Send>>,
     mount: String,
 }
 
@@ -92,6 +94,12 @@ impl TestServerBuilder {
         self
     }
 
+    /// The application's hooks.
+    pub fn hooks(mut self, hooks: impl AuthHooks) -> TestServerBuilder {
+        self.hooks = Some(Box::new(move |kit: KitBuilder| kit.hooks(hooks)));
+        self
+    }
+
     /// Mounts the kit's router under `prefix` (e.g. `/api`) with `Router::nest`, as an
     /// application embedding the kit would.
     pub fn mount(mut self, prefix: &str) -> TestServerBuilder {
@@ -113,6 +121,9 @@ impl TestServerBuilder {
         let mut kit = Kit::builder(self.config, stores.clone()).gate(self.gate);
         if let Some((collection, options)) = self.sync {
             kit = kit.sync(collection, options);
+        }
+        if let Some(hooks) = self.hooks {
+            kit = hooks(kit);
         }
         let kit = kit.build().await.expect("valid test configuration");
         let router = if self.mount.is_empty() {
@@ -181,6 +192,7 @@ impl TestServer {
             dir: None,
             gate: GateConfig::default(),
             sync: None,
+            hooks: None,
             mount: String::new(),
         }
     }

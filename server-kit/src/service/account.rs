@@ -16,6 +16,7 @@ use crate::exchange::{
     ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json, request_url,
 };
 use crate::guards::{address_key, check_password_policy, digest_key};
+use crate::hooks::SignUpAttempt;
 use crate::proofs::{ProofCheck, check_proof};
 use crate::store::{
     DeviceKey, DeviceRecord, NewDevice, NewUser, RefreshRecord, RotateOutcome, StoreError, UserRecord,
@@ -146,6 +147,15 @@ impl AuthService {
         let binding = self
             .token_request_binding(request, device.key.as_ref().map(|key| key.thumbprint.as_str()))
             .await?;
+        let attempt = SignUpAttempt {
+            email: email.clone(),
+            name: name.clone(),
+            device_id: device.id.clone(),
+            client,
+        };
+        if let Err(refusal) = self.inner.hooks.before_sign_up(&attempt).await {
+            return Err(ApiError::new(ErrorCode::Forbidden, refusal.message));
+        }
 
         let password = self
             .inner
@@ -176,6 +186,10 @@ impl AuthService {
             }
         };
         let tokens = self.start_session(&user.id, &device, binding.as_deref()).await?;
+        if device.thumbprint().is_some() {
+            self.inner.hooks.device_registered(&device).await;
+        }
+        self.inner.hooks.after_sign_up(&user, &device).await;
         Ok(AuthResponse::data(
             StatusCode::CREATED,
             &AuthSession {
@@ -263,8 +277,13 @@ impl AuthService {
         if check.needs_rehash {
             self.rehash(&user, &body.password).await;
         }
+        let new_key = device.key.is_some();
         let device = self.register_pending_device(&user, device).await?;
         let tokens = self.start_session(&user.id, &device, binding.as_deref()).await?;
+        if new_key && registered.is_none() {
+            self.inner.hooks.device_registered(&device).await;
+        }
+        self.inner.hooks.after_sign_in(&user, &device).await;
         Ok(AuthResponse::data(
             StatusCode::OK,
             &AuthSession {
@@ -487,10 +506,11 @@ impl AuthService {
             .now_secs()
             .saturating_add(self.tokens().policy().refresh_ttl_secs);
         self.stores().tokens.revoke_family(family, until).await?;
-        self.revocations().publish(Revocation::Family {
+        self.publish(Revocation::Family {
             user_id: parent.sub.clone(),
             family: family.to_owned(),
-        });
+        })
+        .await;
         Ok(())
     }
 
@@ -547,16 +567,17 @@ impl AuthService {
                 ended.push(Some(family.clone()));
             }
         }
-        let events = self.revocations();
-        events.publish(Revocation::Token {
+        self.publish(Revocation::Token {
             user_id: access.sub.clone(),
             jti: access.jti.clone(),
-        });
+        })
+        .await;
         for family in ended.into_iter().flatten() {
-            events.publish(Revocation::Family {
+            self.publish(Revocation::Family {
                 user_id: access.sub.clone(),
                 family,
-            });
+            })
+            .await;
         }
         Ok(AuthResponse::data(StatusCode::OK, &Success { success: true }))
     }

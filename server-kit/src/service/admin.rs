@@ -16,9 +16,10 @@ impl AuthService {
             .saturating_add(self.tokens().policy().refresh_ttl_secs);
         let families = self.stores().tokens.revoke_user_families(user_id, until).await?;
         tracing::info!(user = %user_id, sessions = families.len(), "signed out everywhere");
-        self.revocations().publish(Revocation::UserSessions {
+        self.publish(Revocation::UserSessions {
             user_id: user_id.to_owned(),
-        });
+        })
+        .await;
         Ok(families.len())
     }
 
@@ -29,9 +30,10 @@ impl AuthService {
         let deleted = self.stores().users.delete_user(user_id).await?;
         if deleted {
             tracing::info!(user = %user_id, "account deleted");
-            self.revocations().publish(Revocation::UserDeleted {
+            self.publish(Revocation::UserDeleted {
                 user_id: user_id.to_owned(),
-            });
+            })
+            .await;
         }
         Ok(deleted)
     }

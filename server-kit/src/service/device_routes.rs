@@ -60,6 +60,7 @@ impl AuthService {
         let device_credential =
             self.tokens()
                 .issue_device_credential(&user_id, &device.id, &thumbprint, self.now_secs());
+        self.inner.hooks.device_registered(&device).await;
         Ok(AuthResponse::data(
             StatusCode::CREATED,
             &DeviceRegistration {
@@ -280,10 +281,11 @@ impl AuthService {
             return Err(device_not_found());
         }
         tracing::info!(device = %device.id, "device revoked");
-        self.revocations().publish(Revocation::Device {
+        self.publish(Revocation::Device {
             user_id: device.user_id.clone(),
             device_id: device.id.clone(),
-        });
+        })
+        .await;
         Ok(AuthResponse::data(StatusCode::OK, &Success { success: true }))
     }
 }

@@ -25,9 +25,11 @@ use http::Method;
 
 use crate::authn::{Authenticator, TransportProof};
 use crate::config::{ConfigError, ServerConfig};
+use crate::events::Revocation;
 use crate::events::RevocationBus;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse};
 use crate::guards::{self, Guards};
+use crate::hooks::{AuthHooks, NoHooks, SessionEnd};
 use crate::passwords::PasswordHasher;
 use crate::proofs::ProofCheck;
 use crate::store::Stores;
@@ -43,6 +45,7 @@ struct Inner {
     authn: Authenticator,
     hasher: PasswordHasher,
     guards: Guards,
+    hooks: Arc<dyn AuthHooks>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -81,6 +84,11 @@ impl AuthService {
 
     /// The routes over checks already built (shared with a [`crate::gate::SyncGate`]).
     pub fn over(authn: Authenticator) -> AuthService {
+        AuthService::with_hooks(authn, Arc::new(NoHooks))
+    }
+
+    /// [`AuthService::over`] with the application's [`AuthHooks`].
+    pub fn with_hooks(authn: Authenticator, hooks: Arc<dyn AuthHooks>) -> AuthService {
         let config = authn.config();
         let hasher =
             PasswordHasher::with_max_wait(config.hashing_concurrency, config.argon2, config.hashing_max_wait);
@@ -95,6 +103,7 @@ impl AuthService {
                 authn,
                 hasher,
                 guards,
+                hooks,
             }),
         }
     }
@@ -238,6 +247,24 @@ impl AuthService {
 }
 
 impl AuthService {
+    /// Publishes a revocation (the sync gate and the relay act on it before this returns),
+    /// then tells the application's hooks.
+    async fn publish(&self, event: Revocation) {
+        self.revocations().publish(event.clone());
+        let hooks = &self.inner.hooks;
+        match &event {
+            Revocation::Device { user_id, device_id } => hooks.device_revoked(user_id, device_id).await,
+            Revocation::Family { user_id, .. } => hooks.session_ended(user_id, SessionEnd::SignedOut).await,
+            Revocation::UserSessions { user_id } => {
+                hooks.session_ended(user_id, SessionEnd::AllSessions).await
+            }
+            Revocation::UserDeleted { user_id } => hooks.account_deleted(user_id).await,
+            // An access token of a session that also ends as a family, or a resync: no
+            // session event of its own.
+            Revocation::Token { .. } | Revocation::Resync => {}
+        }
+    }
+
     /// The answer to a failed password hash or check: 503 with `Retry-After` when every
     /// hashing slot stayed busy past the deadline, else a logged 500.
     fn hashing_error(&self, error: crate::passwords::PasswordError) -> ApiError {

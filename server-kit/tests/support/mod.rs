@@ -76,6 +76,17 @@ impl TestServer {
         .await
     }
 
+    /// [`TestServer::start`] with the application's hooks.
+    pub async fn start_hooked(hooks: impl holdfast_server_kit::hooks::AuthHooks) -> TestServer {
+        TestServer::launch(
+            holdfast_testing::TestServer::builder()
+                .quick()
+                .clock(ManualClock::new(SystemClock.now_ms()))
+                .hooks(hooks),
+        )
+        .await
+    }
+
     /// A server over the given stores and clock (e.g. PostgreSQL and Redis shared with
     /// another server, as a second instance would be).
     pub async fn start_with_stores(
