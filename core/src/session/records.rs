@@ -1,6 +1,7 @@
-//! What the session keeps in the store, always sealed by the vault: the session (user and
-//! tokens, one record so the rotated pair is written atomically) and the device identity
-//! (id, software key, credential).
+//! What the session keeps in the store, always sealed by the vault (through
+//! [`super::sealed`]): the session (user and tokens, one record so the rotated pair is
+//! written atomically), the device identity (id, software key, credential) and the payload
+//! of a queued sign-out; and their forms in memory ([`Tokens`], [`DeviceIdentity`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,12 +13,15 @@ use holdfast_protocol::wire::User;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::sealed::SealedRecord;
 use crate::device::{DeviceSigner, SoftwareSigner};
 use crate::error::AuthError;
 
 /// Record names, in the server's namespace.
 pub(crate) const SESSION: &str = "session";
 pub(crate) const DEVICE: &str = "device";
+/// Outbox kind of a queued sign-out, and the record name its payload is sealed under.
+pub(crate) const SIGN_OUT: &str = "sign_out";
 
 /// The stored session.
 #[derive(Clone, Serialize, Deserialize)]
@@ -41,6 +45,12 @@ impl Drop for SessionRecord {
         zeroize::Zeroize::zeroize(&mut self.access_token);
         zeroize::Zeroize::zeroize(&mut self.refresh_token);
     }
+}
+
+impl SealedRecord for SessionRecord {
+    const NAME: &'static str = SESSION;
+    /// 1: `v` added; version 0 (no `v`) has the same fields.
+    const VERSION: u32 = 1;
 }
 
 /// The stored device identity. `pkcs8` is absent when the host app supplies the key.
@@ -71,6 +81,33 @@ impl Drop for DeviceRecord {
             zeroize::Zeroize::zeroize(credential);
         }
     }
+}
+
+impl SealedRecord for DeviceRecord {
+    const NAME: &'static str = DEVICE;
+    /// 1: `v` added; version 0 (no `v`) has the same fields.
+    const VERSION: u32 = 1;
+}
+
+/// The payload of a queued sign-out: the tokens to revoke, sealed like every secret.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SignOutCall {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl Drop for SignOutCall {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.access_token);
+        zeroize::Zeroize::zeroize(&mut self.refresh_token);
+    }
+}
+
+impl SealedRecord for SignOutCall {
+    const NAME: &'static str = SIGN_OUT;
+    /// 1: `v` added; version 0 (no `v`) has the same fields.
+    const VERSION: u32 = 1;
 }
 
 /// Longest token kept: the server kit refuses longer ones, so a longer one could never be

@@ -1,16 +1,19 @@
-//! `access_token()` and the refresh behind it: single-flight, detached, cross-process,
-//! classified failures, and silent device re-login (PROTOCOL 6.4).
+//! The refresh behind `access_token()`: single-flight in this process (one gate, whose
+//! outcome the callers that waited share) and across processes (the store's lock, under
+//! which the stored session is the truth), persisting the rotated pair before anyone sees
+//! it, and classifying failures: a transient one keeps the session, a rejection goes to
+//! device re-login (`relogin.rs`) or ends the session.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use holdfast_protocol::ErrorCode;
-use holdfast_protocol::wire::{TokenPair, User, VerifyRequest};
+use holdfast_protocol::wire::{TokenPair, User};
 
+use super::inner::Inner;
 use super::records::{SessionRecord, Tokens};
-use super::{AuthClient, AuthEvent, AuthState, Inner, SignOutReason};
-use crate::device::sign_challenge;
+use super::state::{AuthEvent, AuthState, SignOutReason};
 use crate::error::AuthError;
 use crate::store::RefreshLock;
 use crate::transport::Failure;
@@ -31,61 +34,6 @@ pub(super) enum Want {
         /// The token generation the caller saw.
         seen: u64,
     },
-}
-
-impl AuthClient {
-    /// A valid access token: from memory while fresh (no I/O), otherwise after a refresh.
-    ///
-    /// Offline with an expired token this fails with [`AuthError::Transient`] and the user
-    /// stays signed in; it fails with [`AuthError::SignInRequired`] only when the server
-    /// definitively refused the session and device re-login was not possible.
-    pub async fn access_token(&self) -> Result<String, AuthError> {
-        if let Some(token) = self.inner.fresh_access_token() {
-            return Ok(token);
-        }
-        // One deadline over the whole refresh (the refresh, a challenge and a verify could
-        // each take a full request timeout); the refresh itself goes on detached.
-        tokio::time::timeout(self.inner.token_deadline, self.refresh_now(Want::Usable))
-            .await
-            .unwrap_or(Err(AuthError::Transient {
-                cause: crate::error::TransientCause::Timeout,
-            }))
-    }
-
-    /// Rotates the tokens now, even while the access token is fresh (e.g. after the user's
-    /// profile changed on the server), and returns the new access token. Callers arriving
-    /// while a refresh is in flight share it. Failures are those of
-    /// [`AuthClient::access_token`]: a network error keeps the session.
-    pub async fn refresh(&self) -> Result<String, AuthError> {
-        let seen = self.inner.token_generation.load(Ordering::SeqCst);
-        self.refresh_now(Want::Rotated { seen }).await
-    }
-
-    /// Refreshes if the token is stale, and delivers queued server calls (sign-outs made
-    /// offline). For background tasks and connectivity changes.
-    pub async fn refresh_if_needed(&self) -> Result<(), AuthError> {
-        let inner = self.inner.clone();
-        tokio::spawn(async move { inner.deliver_outbox(true).await });
-        // The network may be back: the background task retries now rather than at the end
-        // of its backoff.
-        self.inner.schedule.wake();
-        if self.inner.current_tokens().is_none() {
-            return Ok(());
-        }
-        self.access_token().await.map(|_| ())
-    }
-
-    /// Runs the refresh in a detached task: a caller that gives up (a cancelled future, a
-    /// closed screen) cannot tear it; the rotated pair is persisted and kept for the next
-    /// caller either way.
-    async fn refresh_now(&self, want: Want) -> Result<String, AuthError> {
-        let inner = self.inner.clone();
-        tokio::spawn(async move { inner.refresh_single_flight(want).await })
-            .await
-            .map_err(|_| AuthError::Protocol {
-                message: "the refresh task failed".to_owned(),
-            })?
-    }
 }
 
 impl Inner {
@@ -136,12 +84,6 @@ impl Inner {
         outcome.failure = result.as_ref().err().cloned();
         drop(outcome);
         result
-    }
-
-    fn refresh_outcome(&self) -> std::sync::MutexGuard<'_, super::RefreshOutcome> {
-        self.refresh_outcome
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The refresh proper, with the process's refresh gate held by the caller.
@@ -220,7 +162,7 @@ impl Inner {
     /// Only if the stored session is still the one the refresh started from
     /// (`expected_version`): a sign-out or sign-in meanwhile wins, and the pair is dropped
     /// (a sign-out revoked its family on the server, or will when the outbox delivers it).
-    async fn adopt_pair(
+    pub(super) async fn adopt_pair(
         &self,
         user: User,
         expected_version: Option<i64>,
@@ -300,155 +242,6 @@ impl Inner {
                 self.mark_stale();
                 Err(error)
             }
-        }
-    }
-
-    /// The refresh token was refused: sign in again with the device key alone, if the
-    /// device is registered and not revoked (PROTOCOL 6.4). The new pair replaces the
-    /// stored session only if it is still at `expected_version`.
-    pub(super) async fn device_relogin(
-        &self,
-        refused: ErrorCode,
-        expected_version: Option<i64>,
-    ) -> Result<String, AuthError> {
-        let device = match self.stored_device().await {
-            Ok(Some(device)) => device,
-            Ok(None) | Err(_) => {
-                self.sign_out_locally(SignOutReason::SessionRejected { code: refused })
-                    .await;
-                return Err(AuthError::SignInRequired { code: refused });
-            }
-        };
-        let attempt = || async {
-            let challenge = self.transport.challenge(None, None, &device.id).await?;
-            self.observe_server_time(challenge.server_time_ms);
-            let signature =
-                sign_challenge(device.signer.as_ref(), &challenge.value.challenge).map_err(|error| {
-                    Failure::InvalidRequest {
-                        message: error.to_string(),
-                    }
-                })?;
-            let request = VerifyRequest {
-                device_id: device.id.clone(),
-                challenge: challenge.value.challenge,
-                signature,
-            };
-            let proof = self.token_request_proof(&device, "/device/verify")?;
-            self.transport.verify(&request, proof.as_deref()).await
-        };
-        // A challenge that expired on the way, a proof dated by a clock just corrected, or
-        // a request the server found malformed are no verdict on the device: one more try
-        // with a fresh challenge, then the session is kept (stale) rather than ended.
-        let not_a_verdict = |result: &Result<_, Failure>| {
-            matches!(
-                result,
-                Err(Failure::Rejected {
-                    code: Some(
-                        ErrorCode::ChallengeInvalid | ErrorCode::ProofInvalid | ErrorCode::ValidationError
-                    ),
-                    ..
-                })
-            )
-        };
-        let mut result = attempt().await;
-        if not_a_verdict(&result) {
-            result = attempt().await;
-        }
-        if not_a_verdict(&result)
-            && let Err(failure) = result
-        {
-            self.mark_stale();
-            return Err(failure.into_auth_error());
-        }
-        match result {
-            Ok(answer) => {
-                let answer_date_ms = answer.server_time_ms;
-                self.observe_server_time(answer_date_ms);
-                let user = self
-                    .user
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
-                let Some(user) = user else {
-                    return Err(AuthError::NotSignedIn);
-                };
-                let tokens = answer.value.tokens;
-                let pair = TokenPair {
-                    access_token: tokens.access_token.clone(),
-                    refresh_token: tokens.refresh_token.clone(),
-                };
-                self.store_device_credential(tokens.device_credential.clone())
-                    .await;
-                tracing::info!("signed in again with the device key");
-                self.adopt_pair(user, expected_version, pair, answer_date_ms)
-                    .await
-            }
-            Err(Failure::Transient { cause, .. }) => {
-                self.mark_stale();
-                self.emit(AuthEvent::RefreshFailed { cause: cause.clone() });
-                Err(AuthError::Transient { cause })
-            }
-            Err(Failure::Rejected {
-                code: Some(ErrorCode::DeviceRevoked),
-                ..
-            }) => {
-                self.sign_out_locally(SignOutReason::DeviceRevoked).await;
-                Err(AuthError::SignInRequired {
-                    code: ErrorCode::DeviceRevoked,
-                })
-            }
-            Err(Failure::Rejected {
-                code: Some(ErrorCode::UserNotFound),
-                ..
-            }) => {
-                self.sign_out_locally(SignOutReason::AccountDeleted).await;
-                Err(AuthError::SignInRequired {
-                    code: ErrorCode::UserNotFound,
-                })
-            }
-            Err(_) => {
-                self.sign_out_locally(SignOutReason::SessionRejected { code: refused })
-                    .await;
-                Err(AuthError::SignInRequired { code: refused })
-            }
-        }
-    }
-
-    /// Why there are no tokens: the store could not be read (nothing is lost; retry after
-    /// `initialize`), or nobody is signed in.
-    fn no_session_error(&self) -> AuthError {
-        match &*self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
-            AuthState::Unavailable { reason } => match *self
-                .unavailable_cause
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-            {
-                Some(AuthError::WrongPassphrase) => AuthError::WrongPassphrase,
-                _ => AuthError::StorageUnavailable {
-                    message: reason.clone(),
-                },
-            },
-            _ => AuthError::NotSignedIn,
-        }
-    }
-
-    /// The token is expired and could not be refreshed: still signed in, not fresh.
-    fn mark_stale(&self) {
-        let user = self
-            .user
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(user) = user {
-            let fresh = self.fresh_access_token().is_some();
-            self.set_state(AuthState::SignedIn {
-                user,
-                token_fresh: fresh,
-            });
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::Inner;
+use super::inner::Inner;
 use super::records::Tokens;
 use super::refresh::Want;
 use crate::error::{AuthError, TransientCause};

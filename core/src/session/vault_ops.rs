@@ -3,7 +3,9 @@
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use super::{AuthClient, Inner, META_KEY_CHECK, META_SALT, Opened, vault_error};
+use super::AuthClient;
+use super::inner::{Inner, Opened};
+use super::sealed::{META_KEY_CHECK, META_SALT, vault_error};
 use crate::error::AuthError;
 use crate::store::{BlobSlot, RefreshLock, ResealError};
 use crate::vault::{KeySource, Passphrase, Vault, derive_passphrase_key, generate_salt};

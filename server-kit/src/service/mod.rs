@@ -14,6 +14,7 @@
 mod account;
 mod admin;
 mod device_routes;
+mod session;
 
 pub use crate::authn::Authenticated;
 

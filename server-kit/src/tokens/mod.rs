@@ -12,14 +12,12 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use holdfast_protocol::Claims;
 use holdfast_protocol::claims::JWT_HEADER_B64;
-use holdfast_protocol::wire::TokenPair;
-use holdfast_protocol::{Claims, Cnf, TokenType};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::config::{ConfigError, ServerConfig};
-use crate::store::ChildPair;
+use crate::config::ConfigError;
 
 /// Shortest accepted secret, in characters (PROTOCOL section 3).
 pub const MIN_SECRET_CHARS: usize = 32;
@@ -208,223 +206,15 @@ pub fn generate_secret() -> String {
     holdfast_protocol::b64::encode(bytes.as_ref())
 }
 
-/// Token lifetimes and the expiry leeway, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenPolicy {
-    /// Access token lifetime.
-    pub access_ttl_secs: i64,
-    /// Refresh token lifetime.
-    pub refresh_ttl_secs: i64,
-    /// Device credential lifetime.
-    pub device_credential_ttl_secs: i64,
-    /// A token is accepted until `exp` plus this many seconds.
-    pub leeway_secs: i64,
-}
+mod manager;
 
-impl TokenPolicy {
-    /// The policy a [`ServerConfig`] describes.
-    pub fn from_config(config: &ServerConfig) -> TokenPolicy {
-        TokenPolicy {
-            access_ttl_secs: config.access_ttl_secs,
-            refresh_ttl_secs: config.refresh_ttl_secs,
-            device_credential_ttl_secs: config.device_credential_ttl_secs,
-            leeway_secs: config.leeway_secs,
-        }
-    }
-}
-
-/// An access/refresh pair as issued, with the claims each token carries.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IssuedPair {
-    /// The access token.
-    pub access: String,
-    /// The refresh token.
-    pub refresh: String,
-    /// Claims of the access token.
-    pub access_claims: Claims,
-    /// Claims of the refresh token.
-    pub refresh_claims: Claims,
-}
-
-impl fmt::Debug for IssuedPair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedPair")
-            .field("access", &"<redacted>")
-            .field("refresh", &"<redacted>")
-            .field("access_claims", &self.access_claims)
-            .field("refresh_claims", &self.refresh_claims)
-            .finish()
-    }
-}
-
-impl IssuedPair {
-    /// What the token store records at rotation so that [`TokenManager::reissue_pair`] can
-    /// give the same tokens again within the grace window (PROTOCOL 6.2).
-    pub fn child_pair(&self) -> ChildPair {
-        ChildPair {
-            access_jti: self.access_claims.jti.clone(),
-            refresh_jti: self.refresh_claims.jti.clone(),
-            issued_at: self.access_claims.iat,
-            access_expires_at: self.access_claims.exp,
-            refresh_expires_at: self.refresh_claims.exp,
-        }
-    }
-
-    /// The pair as the protocol sends it.
-    pub fn into_wire(self) -> TokenPair {
-        TokenPair {
-            access_token: self.access,
-            refresh_token: self.refresh,
-        }
-    }
-}
-
-/// Issues and verifies tokens under one set of keys and one [`TokenPolicy`].
-#[derive(Debug)]
-pub struct TokenManager {
-    keys: TokenKeys,
-    policy: TokenPolicy,
-}
-
-impl TokenManager {
-    /// A manager over `keys` with `policy`.
-    pub fn new(keys: TokenKeys, policy: TokenPolicy) -> TokenManager {
-        TokenManager { keys, policy }
-    }
-
-    /// A manager for a configuration. Checks the secrets; the other settings are checked by
-    /// [`ServerConfig::validate`].
-    pub fn from_config(config: &ServerConfig) -> Result<TokenManager, ConfigError> {
-        Ok(TokenManager::new(
-            TokenKeys::new(&config.secrets)?,
-            TokenPolicy::from_config(config),
-        ))
-    }
-
-    /// The lifetimes and leeway in force.
-    pub fn policy(&self) -> &TokenPolicy {
-        &self.policy
-    }
-
-    /// The keys.
-    pub fn keys(&self) -> &TokenKeys {
-        &self.keys
-    }
-
-    /// Verifies a token: signature first, then type (a mismatch is
-    /// [`TokenError::WrongType`]), then expiry (`now_secs > exp + leeway` is
-    /// [`TokenError::Expired`]).
-    pub fn verify(&self, token: &str, expected: TokenType, now_secs: i64) -> Result<Claims, TokenError> {
-        let claims = self.keys.verify(token)?;
-        if claims.token_type != expected {
-            return Err(TokenError::WrongType);
-        }
-        if now_secs > claims.exp.saturating_add(self.policy.leeway_secs) {
-            return Err(TokenError::Expired);
-        }
-        Ok(claims)
-    }
-
-    /// Issues an access/refresh pair for one sign-in session (`family`), bound to the device
-    /// key `jkt` when the device has one.
-    pub fn issue_pair(
-        &self,
-        user_id: &str,
-        device_id: &str,
-        family: &str,
-        jkt: Option<&str>,
-        now_secs: i64,
-    ) -> IssuedPair {
-        let pair = ChildPair {
-            access_jti: new_jti(),
-            refresh_jti: new_jti(),
-            issued_at: now_secs,
-            access_expires_at: now_secs.saturating_add(self.policy.access_ttl_secs),
-            refresh_expires_at: now_secs.saturating_add(self.policy.refresh_ttl_secs),
-        };
-        self.sign_pair(user_id, device_id, Some(family), jkt, &pair)
-    }
-
-    /// Re-signs the children recorded when `parent` (a refresh token's claims) was rotated,
-    /// giving tokens byte-identical to the ones [`TokenManager::issue_pair`] returned then.
-    ///
-    /// HS256 is deterministic and the claims serialize in a fixed order, so the store keeps
-    /// only ids and times ([`ChildPair`]), never a token (PROTOCOL 6.2). The result is the
-    /// same only while the first secret is the same: after a rotation of the signing secret
-    /// the re-issued tokens differ but still verify.
-    pub fn reissue_pair(&self, parent: &Claims, pair: &ChildPair) -> IssuedPair {
-        self.sign_pair(
-            &parent.sub,
-            &parent.dev,
-            parent.fam.as_deref(),
-            parent.cnf.as_ref().map(|cnf| cnf.jkt.as_str()),
-            pair,
-        )
-    }
-
-    /// Issues a device credential: proof that `device_id` of `user_id` was registered with
-    /// the key whose thumbprint is `thumbprint`. `mustCheckinBy` equals `exp`.
-    pub fn issue_device_credential(
-        &self,
-        user_id: &str,
-        device_id: &str,
-        thumbprint: &str,
-        now_secs: i64,
-    ) -> String {
-        let exp = now_secs.saturating_add(self.policy.device_credential_ttl_secs);
-        self.keys.sign(&Claims {
-            jti: new_jti(),
-            sub: user_id.to_owned(),
-            dev: device_id.to_owned(),
-            token_type: TokenType::DeviceCredential,
-            iat: now_secs,
-            exp,
-            dpk: Some(thumbprint.to_owned()),
-            must_checkin_by: Some(exp),
-            fam: None,
-            cnf: None,
-        })
-    }
-
-    /// The one place pair claims are built, so issuing and re-issuing cannot drift apart.
-    fn sign_pair(
-        &self,
-        user_id: &str,
-        device_id: &str,
-        family: Option<&str>,
-        jkt: Option<&str>,
-        pair: &ChildPair,
-    ) -> IssuedPair {
-        let claims = |jti: &str, token_type: TokenType, exp: i64| Claims {
-            jti: jti.to_owned(),
-            sub: user_id.to_owned(),
-            dev: device_id.to_owned(),
-            token_type,
-            iat: pair.issued_at,
-            exp,
-            dpk: None,
-            must_checkin_by: None,
-            fam: family.map(str::to_owned),
-            cnf: jkt.map(|jkt| Cnf { jkt: jkt.to_owned() }),
-        };
-        let access_claims = claims(&pair.access_jti, TokenType::Access, pair.access_expires_at);
-        let refresh_claims = claims(&pair.refresh_jti, TokenType::Refresh, pair.refresh_expires_at);
-        IssuedPair {
-            access: self.keys.sign(&access_claims),
-            refresh: self.keys.sign(&refresh_claims),
-            access_claims,
-            refresh_claims,
-        }
-    }
-}
-
-fn new_jti() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
+pub use manager::{IssuedPair, TokenManager, TokenPolicy};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ServerConfig;
+    use holdfast_protocol::{Cnf, TokenType};
 
     const SECRET_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secret-a";
     const SECRET_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-secret-b";
