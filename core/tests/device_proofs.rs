@@ -7,6 +7,7 @@ mod support;
 
 use holdfast_core::transport::{Failure, Transport, TransportConfig};
 use holdfast_core::{AuthError, AuthState, SignOutReason};
+use holdfast_protocol::endpoint::{Devices, Me, NoBody};
 use holdfast_protocol::{Claims, ErrorCode};
 use support::{Device, Fault, FaultProxy, PASSWORD, Server, clock, email};
 
@@ -79,16 +80,27 @@ async fn bearer_calls_carry_a_proof_the_server_accepts() {
     // The same token without a proof is refused; the client's proof for that URL opens it,
     // once.
     let transport = Transport::new(TransportConfig::new(server.url())).unwrap();
-    assert_proof_invalid(transport.devices(&access, None).await);
+    assert_proof_invalid(transport.send(&Devices, &NoBody, Some(&access), None).await);
     let url = transport.url_for("/devices");
     let proof = client.device_proof("GET", &url, None).await.unwrap();
-    transport.devices(&access, Some(&proof)).await.unwrap();
-    assert_proof_invalid(transport.devices(&access, Some(&proof)).await);
+    transport
+        .send(&Devices, &NoBody, Some(&access), Some(&proof))
+        .await
+        .unwrap();
+    assert_proof_invalid(
+        transport
+            .send(&Devices, &NoBody, Some(&access), Some(&proof))
+            .await,
+    );
     let elsewhere = client
         .device_proof("GET", &transport.url_for("/me"), None)
         .await
         .unwrap();
-    assert_proof_invalid(transport.devices(&access, Some(&elsewhere)).await);
+    assert_proof_invalid(
+        transport
+            .send(&Devices, &NoBody, Some(&access), Some(&elsewhere))
+            .await,
+    );
 
     // Sign-out reaches the server with its proof.
     client.sign_out().await.unwrap();
@@ -171,7 +183,7 @@ async fn without_the_device_key_a_queued_sign_out_is_sent_once_and_dropped() {
     assert_eq!(proxy.count(SIGNOUT) - before, 1);
     // The bound token stays useless without the key.
     let transport = Transport::new(TransportConfig::new(server.url())).unwrap();
-    assert_proof_invalid(transport.me(&access, None).await);
+    assert_proof_invalid(transport.send(&Me, &NoBody, Some(&access), None).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -199,7 +211,7 @@ async fn with_binding_off_every_flow_works_with_bearer_tokens() {
     assert_eq!(Claims::decode_unverified(&relogged).unwrap().cnf, None);
     let me = Transport::new(TransportConfig::new(server.url()))
         .unwrap()
-        .me(&relogged, None)
+        .send(&Me, &NoBody, Some(&relogged), None)
         .await
         .unwrap();
     assert_eq!(me.value.id, client.current_user().unwrap().id);
@@ -234,7 +246,7 @@ async fn by_default_every_token_request_binds_the_tokens_to_the_device_key() {
     assert_proof_invalid(
         Transport::new(TransportConfig::new(server.url()))
             .unwrap()
-            .me(&copy, None)
+            .send(&Me, &NoBody, Some(&copy), None)
             .await,
     );
 }

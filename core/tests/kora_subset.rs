@@ -22,7 +22,8 @@ use holdfast_core::clock::{Clock, SystemClock};
 use holdfast_core::error::TransientCause;
 use holdfast_core::transport::{Failure, Transport, TransportConfig};
 use holdfast_core::{AuthClient, AuthError, AuthEvent, AuthState, SignOutReason};
-use holdfast_protocol::wire::SignInRequest;
+use holdfast_protocol::endpoint::{Challenge, Me, NoBody, SignIn};
+use holdfast_protocol::wire::{ChallengeRequest, SignInRequest};
 use holdfast_protocol::{Claims, ErrorCode};
 use serde_json::{Value, json};
 use support::{Device, Events, Fault, FaultProxy, Server, email};
@@ -492,7 +493,7 @@ async fn the_proxy_answers_like_kora() {
         device_public_key: None,
         device_name: None,
     };
-    match transport.sign_in(&wrong, None).await {
+    match transport.send(&SignIn, &wrong, None, None).await {
         Err(Failure::Rejected {
             status: 401,
             code: None,
@@ -502,7 +503,10 @@ async fn the_proxy_answers_like_kora() {
     }
     assert!(proxy.removed(SIGNIN, "code"), "the server's code was removed");
     // No device re-login routes.
-    match transport.challenge(None, None, "dev-someone").await {
+    let someone = ChallengeRequest {
+        device_id: "dev-someone".into(),
+    };
+    match transport.send(&Challenge, &someone, None, None).await {
         Err(Failure::Rejected {
             status: 404,
             code: None,
@@ -517,9 +521,13 @@ async fn the_proxy_answers_like_kora() {
         .device_proof("GET", &transport.url_for("/me"), None)
         .await
         .unwrap();
-    let me = transport.me(&access, Some(&proof)).await.unwrap().value;
+    let me = transport
+        .send(&Me, &NoBody, Some(&access), Some(&proof))
+        .await
+        .unwrap()
+        .value;
     assert_eq!(Some(me), client.current_user());
-    match transport.me("not-a-token", None).await {
+    match transport.send(&Me, &NoBody, Some("not-a-token"), None).await {
         Err(Failure::Rejected {
             status: 401,
             code: None,

@@ -396,6 +396,7 @@ fn mint(facts: &Facts, token_type: TokenType, lifetime_secs: i64, jkt: &str) -> 
         must_checkin_by: None,
         fam: Some("fam-upgrade-test".to_owned()),
         cnf: Some(Cnf { jkt: jkt.to_owned() }),
+        ext: None,
     };
     format!(
         "{JWT_HEADER_B64}.{}.{}",

@@ -9,7 +9,14 @@ use holdfast_core::error::TransientCause;
 use holdfast_core::transport::{Failure, Transport, TransportConfig};
 use holdfast_examples::local_server::LocalServer;
 use holdfast_protocol::ErrorCode;
-use holdfast_protocol::wire::{DeviceRegisterRequest, SignInRequest, SignUpRequest, VerifyRequest};
+use holdfast_protocol::endpoint::{
+    Challenge, Devices, Endpoint, Me, NoBody, Refresh, RegisterDevice, RevokeDevice, SignIn, SignOut, SignUp,
+    Verify,
+};
+use holdfast_protocol::wire::{
+    ChallengeRequest, DeviceRegisterRequest, RefreshRequest, SignInRequest, SignOutRequest, SignUpRequest,
+    VerifyRequest,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -50,8 +57,10 @@ async fn every_route_succeeds_against_the_server_kit() {
         |route: &str| device_proof(&signer, "POST", &api.url_for(route), "", None, now_ms() / 1000).unwrap();
 
     let signed_up = api
-        .sign_up(
+        .send(
+            &SignUp,
             &sign_up_request("Ada@Example.com", "phone-1", &signer),
+            None,
             Some(&token_proof("/signup")),
         )
         .await
@@ -61,7 +70,8 @@ async fn every_route_succeeds_against_the_server_kit() {
     assert!((server_time - now_ms()).abs() < 5_000, "{server_time}");
 
     let signed_in = api
-        .sign_in(
+        .send(
+            &SignIn,
             &SignInRequest {
                 email: "ada@example.com".into(),
                 password: PASSWORD.into(),
@@ -69,6 +79,7 @@ async fn every_route_succeeds_against_the_server_kit() {
                 device_public_key: Some(signer.public_jwk().unwrap().to_wire_string()),
                 device_name: None,
             },
+            None,
             Some(&token_proof("/signin")),
         )
         .await
@@ -76,8 +87,11 @@ async fn every_route_succeeds_against_the_server_kit() {
         .value;
     assert_eq!(signed_in.user.id, signed_up.value.user.id);
 
+    let refresh = RefreshRequest {
+        refresh_token: signed_in.tokens.refresh_token.clone(),
+    };
     let refreshed = api
-        .refresh(&signed_in.tokens.refresh_token, Some(&token_proof("/refresh")))
+        .send(&Refresh, &refresh, None, Some(&token_proof("/refresh")))
         .await
         .unwrap()
         .value;
@@ -97,7 +111,7 @@ async fn every_route_succeeds_against_the_server_kit() {
         )
         .unwrap()
     };
-    let unproven = api.me(&access, None).await.unwrap_err();
+    let unproven = api.send(&Me, &NoBody, Some(&access), None).await.unwrap_err();
     assert!(
         matches!(
             unproven,
@@ -109,19 +123,24 @@ async fn every_route_succeeds_against_the_server_kit() {
         ),
         "{unproven:?}"
     );
-    let me = api.me(&access, Some(&proof("GET", "/me"))).await.unwrap().value;
+    let me = api
+        .send(&Me, &NoBody, Some(&access), Some(&proof("GET", "/me")))
+        .await
+        .unwrap()
+        .value;
     assert_eq!(me.id, signed_up.value.user.id);
 
     let (tablet, _) = SoftwareSigner::generate().unwrap();
     let registered = api
-        .register_device(
-            &access,
-            Some(&proof("POST", "/device/register")),
+        .send(
+            &RegisterDevice,
             &DeviceRegisterRequest {
                 device_id: "tablet/1".into(),
                 public_key: tablet.public_jwk().unwrap().to_wire_string(),
                 name: "Tablet".into(),
             },
+            Some(&access),
+            Some(&proof("POST", "/device/register")),
         )
         .await
         .unwrap()
@@ -130,7 +149,7 @@ async fn every_route_succeeds_against_the_server_kit() {
     assert!(!registered.device_credential.is_empty());
 
     let devices = api
-        .devices(&access, Some(&proof("GET", "/devices")))
+        .send(&Devices, &NoBody, Some(&access), Some(&proof("GET", "/devices")))
         .await
         .unwrap()
         .value;
@@ -139,19 +158,24 @@ async fn every_route_succeeds_against_the_server_kit() {
     assert_eq!(ids, ["phone-1", "tablet/1"]);
 
     // Silent device re-login: a challenge without a bearer token, signed by the device key.
+    let phone = ChallengeRequest {
+        device_id: "phone-1".into(),
+    };
     let challenge = api
-        .challenge(None, None, "phone-1")
+        .send(&Challenge, &phone, None, None)
         .await
         .unwrap()
         .value
         .challenge;
     let verified = api
-        .verify(
+        .send(
+            &Verify,
             &VerifyRequest {
                 device_id: "phone-1".into(),
                 signature: sign_challenge(&signer, &challenge).unwrap(),
                 challenge,
             },
+            None,
             Some(&token_proof("/device/verify")),
         )
         .await
@@ -159,11 +183,15 @@ async fn every_route_succeeds_against_the_server_kit() {
         .value;
     assert!(!verified.tokens.access_token.is_empty());
     // With a bearer token too.
+    let tablet_challenge = ChallengeRequest {
+        device_id: "tablet/1".into(),
+    };
     let challenge = api
-        .challenge(
+        .send(
+            &Challenge,
+            &tablet_challenge,
             Some(&access),
             Some(&proof("POST", "/device/challenge")),
-            "tablet/1",
         )
         .await
         .unwrap()
@@ -171,11 +199,14 @@ async fn every_route_succeeds_against_the_server_kit() {
     assert_eq!(challenge.challenge.len(), 64);
 
     // The id has a '/': it must travel percent-encoded as one path segment.
+    let revoke = RevokeDevice::new("tablet/1").unwrap();
+    assert_eq!(api.url_of(&revoke), api.url_for("/device/tablet%2F1"));
     assert!(
-        api.revoke_device(
-            &access,
-            Some(&proof("DELETE", &Transport::device_route("tablet/1").unwrap())),
-            "tablet/1"
+        api.send(
+            &revoke,
+            &NoBody,
+            Some(&access),
+            Some(&proof("DELETE", &revoke.path()))
         )
         .await
         .unwrap()
@@ -183,23 +214,30 @@ async fn every_route_succeeds_against_the_server_kit() {
         .success
     );
     let devices = api
-        .devices(&access, Some(&proof("GET", "/devices")))
+        .send(&Devices, &NoBody, Some(&access), Some(&proof("GET", "/devices")))
         .await
         .unwrap()
         .value;
     assert!(devices.iter().any(|d| d.id == "tablet/1" && d.revoked));
 
+    let sign_out = SignOutRequest {
+        refresh_token: Some(refreshed.refresh_token.clone()),
+    };
     let signed_out = api
-        .sign_out(
-            &access,
+        .send(
+            &SignOut,
+            &sign_out,
+            Some(&access),
             Some(&proof("POST", "/signout")),
-            Some(&refreshed.refresh_token),
         )
         .await
         .unwrap();
     assert!(signed_out.value.success);
     // The server checks revocation on every bearer route.
-    let after = api.me(&access, Some(&proof("GET", "/me"))).await.unwrap_err();
+    let after = api
+        .send(&Me, &NoBody, Some(&access), Some(&proof("GET", "/me")))
+        .await
+        .unwrap_err();
     assert!(after.is_definitive(), "{after:?}");
     server.stop().await;
 }
@@ -209,12 +247,18 @@ async fn server_rejections_carry_status_and_code() {
     let server = LocalServer::start(|_| {}).await.unwrap();
     let api = transport(&server.base_url());
     let (signer, _) = SoftwareSigner::generate().unwrap();
-    api.sign_up(&sign_up_request("bob@example.com", "b-1", &signer), None)
-        .await
-        .unwrap();
+    api.send(
+        &SignUp,
+        &sign_up_request("bob@example.com", "b-1", &signer),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
 
     let wrong = api
-        .sign_in(
+        .send(
+            &SignIn,
             &SignInRequest {
                 email: "bob@example.com".into(),
                 password: "not the password".into(),
@@ -222,6 +266,7 @@ async fn server_rejections_carry_status_and_code() {
                 device_public_key: None,
                 device_name: None,
             },
+            None,
             None,
         )
         .await
@@ -241,7 +286,12 @@ async fn server_rejections_carry_status_and_code() {
     );
 
     let taken = api
-        .sign_up(&sign_up_request("bob@example.com", "b-2", &signer), None)
+        .send(
+            &SignUp,
+            &sign_up_request("bob@example.com", "b-2", &signer),
+            None,
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -256,7 +306,10 @@ async fn server_rejections_carry_status_and_code() {
         "{taken:?}"
     );
 
-    let bad_token = api.me("not.a.token", None).await.unwrap_err();
+    let bad_token = api
+        .send(&Me, &NoBody, Some("not.a.token"), None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             bad_token,
@@ -268,21 +321,43 @@ async fn server_rejections_carry_status_and_code() {
         ),
         "{bad_token:?}"
     );
-    let bad_refresh = api.refresh("not.a.token", None).await.unwrap_err();
+    let bad_refresh = api
+        .send(
+            &Refresh,
+            &RefreshRequest {
+                refresh_token: "not.a.token".into(),
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
     assert!(
         matches!(bad_refresh, Failure::Rejected { status: 401, .. }),
         "{bad_refresh:?}"
     );
 
-    let missing = api.challenge(None, None, "no-such-device").await.unwrap_err();
+    let missing = api
+        .send(
+            &Challenge,
+            &ChallengeRequest {
+                device_id: "no-such-device".into(),
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
     assert!(missing.is_definitive(), "{missing:?}");
 
     let invalid = api
-        .sign_up(
+        .send(
+            &SignUp,
             &SignUpRequest {
                 email: "no-at-sign".into(),
                 ..sign_up_request("x@example.com", "x", &signer)
             },
+            None,
             None,
         )
         .await
@@ -310,7 +385,7 @@ async fn a_wrong_route_prefix_is_a_rejection_from_the_server_not_a_portal() {
     })
     .unwrap();
     // The server's own 404 carries the protocol's error envelope.
-    let failure = api.me("t", None).await.unwrap_err();
+    let failure = api.send(&Me, &NoBody, Some("t"), None).await.unwrap_err();
     assert!(
         matches!(failure, Failure::Rejected { status: 404, .. }),
         "{failure:?}"
@@ -423,7 +498,10 @@ fn sign_in_body() -> SignInRequest {
 /// Signs in against a fake server answering `raw` and returns the failure.
 async fn sign_in_failure(raw: &'static str) -> Failure {
     let (url, _) = fake(Behaviour::Answer(raw)).await;
-    quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err()
+    quick(&url)
+        .send(&SignIn, &sign_in_body(), None, None)
+        .await
+        .unwrap_err()
 }
 
 fn transient(failure: &Failure) -> &TransientCause {
@@ -608,7 +686,10 @@ async fn a_redirect_is_not_followed() {
         "",
     )))
     .await;
-    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
+    let failure = quick(&url)
+        .send(&SignIn, &sign_in_body(), None, None)
+        .await
+        .unwrap_err();
     assert_eq!(transient(&failure), &TransientCause::NotTheServer { status: 302 });
     assert!(requests.recv().await.is_some());
     assert!(requests.try_recv().is_err(), "one request only");
@@ -638,7 +719,10 @@ async fn an_oversized_answer_is_not_read_whole() {
 #[tokio::test]
 async fn a_connection_closed_without_answer_is_network() {
     let (url, _) = fake(Behaviour::Close).await;
-    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
+    let failure = quick(&url)
+        .send(&SignIn, &sign_in_body(), None, None)
+        .await
+        .unwrap_err();
     match transient(&failure) {
         TransientCause::Network(message) => assert!(message.contains("connection closed"), "{message}"),
         other => panic!("{other:?}"),
@@ -648,7 +732,10 @@ async fn a_connection_closed_without_answer_is_network() {
 #[tokio::test]
 async fn a_reset_connection_is_network() {
     let (url, _) = fake(Behaviour::Reset).await;
-    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
+    let failure = quick(&url)
+        .send(&SignIn, &sign_in_body(), None, None)
+        .await
+        .unwrap_err();
     match transient(&failure) {
         TransientCause::Network(message) => assert!(message.to_lowercase().contains("reset"), "{message}"),
         other => panic!("{other:?}"),
@@ -659,7 +746,10 @@ async fn a_reset_connection_is_network() {
 async fn a_silent_server_is_a_timeout() {
     let (url, _) = fake(Behaviour::Silent).await;
     let started = std::time::Instant::now();
-    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
+    let failure = quick(&url)
+        .send(&SignIn, &sign_in_body(), None, None)
+        .await
+        .unwrap_err();
     assert_eq!(transient(&failure), &TransientCause::Timeout);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -674,7 +764,7 @@ async fn a_refused_connection_is_network() {
         .unwrap()
         .port();
     let failure = quick(&format!("http://127.0.0.1:{port}"))
-        .me("token", None)
+        .send(&Me, &NoBody, Some("token"), None)
         .await
         .unwrap_err();
     match transient(&failure) {
@@ -689,7 +779,7 @@ async fn a_failed_tls_handshake_is_network() {
     // the plain-HTTP answer is refused.
     let (url, _) = fake(Behaviour::PlainHttpToTls).await;
     let failure = quick(&url.replace("http://", "https://"))
-        .me("token", None)
+        .send(&Me, &NoBody, Some("token"), None)
         .await
         .unwrap_err();
     assert!(
@@ -707,7 +797,12 @@ async fn requests_carry_bearer_and_json_and_no_secret_leaks_into_failures() {
     .await;
     let api = quick(&url);
     let answer = api
-        .revoke_device("access-token-secret", Some("proof-secret"), "a b/c")
+        .send(
+            &RevokeDevice::new("a b/c").unwrap(),
+            &NoBody,
+            Some("access-token-secret"),
+            Some("proof-secret"),
+        )
         .await
         .unwrap();
     assert!(answer.value.success);
@@ -722,7 +817,10 @@ async fn requests_carry_bearer_and_json_and_no_secret_leaks_into_failures() {
     );
     assert!(request.contains("dpop: proof-secret\r\n"), "{request}");
 
-    api.sign_out("access-token-secret", None, Some("refresh-token-secret"))
+    let sign_out = SignOutRequest {
+        refresh_token: Some("refresh-token-secret".into()),
+    };
+    api.send(&SignOut, &sign_out, Some("access-token-secret"), None)
         .await
         .unwrap();
     let request = requests.recv().await.unwrap();
@@ -738,7 +836,10 @@ async fn requests_carry_bearer_and_json_and_no_secret_leaks_into_failures() {
 
     // A failure's Debug never holds what was sent.
     let (url, _) = fake(Behaviour::Close).await;
-    let failure = quick(&url).sign_in(&sign_in_body(), None).await.unwrap_err();
+    let failure = quick(&url)
+        .send(&SignIn, &sign_in_body(), None, None)
+        .await
+        .unwrap_err();
     let shown = format!("{failure:?} {}", failure.clone().into_auth_error());
     assert!(!shown.contains("secret-password"), "{shown}");
     assert!(!format!("{api:?}").contains("secret"));

@@ -58,6 +58,11 @@ pub struct Claims {
     /// Holdfast: binding to the device key (present when the device has a key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Cnf>,
+    /// Holdfast: the application's own claims (the server kit's `AuthHooks::extra_claims`),
+    /// in one member of their own so they never collide with the protocol's. Access tokens
+    /// only; absent unless an application adds some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Why a token could not be decoded.
@@ -134,6 +139,7 @@ mod tests {
             must_checkin_by: None,
             fam: Some("f".into()),
             cnf: Some(Cnf { jkt: "t".into() }),
+            ext: None,
         };
         assert_eq!(
             claims.to_json(),

@@ -6,6 +6,8 @@
 //!
 //! - [`wire`]: request and response bodies of every route, and the `{data}` / `{error, code}`
 //!   envelopes;
+//! - [`endpoint`]: every route declared once (method, path, bodies, status, what authorizes
+//!   it), for the client's calls and the server's route table;
 //! - [`error`]: the machine-readable [`ErrorCode`]s and the HTTP status each one travels with;
 //! - [`claims`]: JWT claims, the exact HS256 header bytes, and unverified decoding for clients;
 //! - [`jwk`]: P-256 public keys as JWK strings, validation, and RFC 7638 thumbprints;
@@ -22,6 +24,7 @@ pub mod b64;
 pub mod challenge;
 pub mod claims;
 pub mod clock;
+pub mod endpoint;
 pub mod error;
 pub mod jwk;
 pub mod proof;

@@ -41,6 +41,7 @@ fn claims() -> impl Strategy<Value = Claims> {
                 must_checkin_by,
                 fam,
                 cnf: jkt.map(|jkt| Cnf { jkt }),
+                ext: None,
             },
         )
 }

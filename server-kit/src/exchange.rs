@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use bytes::Bytes;
+use holdfast_protocol::endpoint::Endpoint;
 use holdfast_protocol::wire::Envelope;
 use holdfast_protocol::{ErrorBody, ErrorCode};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -104,6 +105,15 @@ impl AuthResponse {
                 tracing::error!(%error, "failed to serialize a response");
                 ApiError::internal().to_response()
             }
+        }
+    }
+
+    /// The success of `E`: its declared status and its response as `{data}`, so a
+    /// handler cannot answer another shape or status than its route declares.
+    pub fn of<E: Endpoint>(value: &E::Response) -> AuthResponse {
+        match StatusCode::from_u16(E::ROUTE.status) {
+            Ok(status) => AuthResponse::data(status, value),
+            Err(_) => ApiError::internal().to_response(),
         }
     }
 

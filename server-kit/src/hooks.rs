@@ -31,6 +31,7 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 
 use crate::store::{DeviceRecord, UserRecord};
+use crate::tokens::ExtraClaims;
 
 /// A sign-up about to create an account.
 #[derive(Debug, Clone)]
@@ -98,6 +99,15 @@ pub trait AuthHooks: Send + Sync + 'static {
 
     /// An account was deleted.
     async fn account_deleted(&self, _user_id: &str) {}
+
+    /// The application's claims for an access token of `user` on `device_id`, put under
+    /// the token's `ext` member (at most 2 KiB of JSON; more fails the request with 500
+    /// `INTERNAL` and an error log). Called at sign-up, sign-in, refresh and device
+    /// re-login. Make it depend only on the user and device: a refresh retried within the
+    /// grace window is answered with the same tokens re-signed, which needs the same claims.
+    async fn extra_claims(&self, _user: &UserRecord, _device_id: &str) -> Option<ExtraClaims> {
+        None
+    }
 }
 
 /// The hooks of a kit without any: every default.

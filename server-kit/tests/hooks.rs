@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use holdfast_server_kit::hooks::{AuthHooks, Refusal, SessionEnd, SignUpAttempt};
 use holdfast_server_kit::store::{DeviceRecord, UserRecord};
+use holdfast_server_kit::tokens::ExtraClaims;
 use reqwest::Method;
 use serde_json::json;
 use support::{DeviceKey, PASSWORD, Reply, TestServer, email};
@@ -147,4 +148,70 @@ async fn each_hook_is_called_once_after_its_change() {
     assert_eq!(hooks.take(), vec!["session_ended AllSessions".to_owned()]);
     assert!(server.service.delete_user(&user_id).await.expect("delete"));
     assert_eq!(hooks.take(), vec![format!("account_deleted {user_id}")]);
+}
+
+/// Adds the app's claims: a role, and the email's domain.
+struct Claims;
+
+#[async_trait]
+impl AuthHooks for Claims {
+    async fn extra_claims(&self, user: &UserRecord, device_id: &str) -> Option<ExtraClaims> {
+        if user.email.starts_with("huge") {
+            let mut huge = ExtraClaims::new();
+            huge.insert("blob".into(), json!("x".repeat(4096)));
+            return Some(huge);
+        }
+        let domain = user.email.split_once('@').map(|(_, domain)| domain.to_owned());
+        let mut claims = ExtraClaims::new();
+        claims.insert("role".into(), json!("editor"));
+        claims.insert("domain".into(), json!(domain));
+        claims.insert("device".into(), json!(device_id));
+        Some(claims)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extra_claims_ride_in_access_tokens_through_refresh_and_the_grace_window() {
+    let server = TestServer::start_hooked(Claims).await;
+    let key = DeviceKey::generate();
+    let session = server.sign_up_device(&email("claims"), "phone", &key).await;
+    let expected = json!({"role": "editor", "domain": "example.com", "device": "phone"});
+    let ext = |token: &str| serde_json::to_value(support::claims(token).ext).expect("JSON");
+    assert_eq!(ext(&session.access)["role"], expected["role"]);
+    assert_eq!(ext(&session.access)["device"], expected["device"]);
+    assert_eq!(
+        support::claims(&session.refresh).ext,
+        None,
+        "refresh tokens carry none"
+    );
+    // The bearer routes accept the token as any other.
+    server.me(&session.access).await.expect_status(200);
+
+    let first = server.refresh(&session.refresh).await.expect_status(200);
+    let again = server.refresh(&session.refresh).await.expect_status(200);
+    assert_eq!(
+        first.data(),
+        again.data(),
+        "the grace window re-signs the same tokens"
+    );
+    let access = first.data()["accessToken"].as_str().expect("access token");
+    assert_eq!(ext(access)["role"], expected["role"]);
+
+    // Claims over 2 KiB fail the request (500 INTERNAL) and store no account.
+    let answer = server
+        .request(Method::POST, "/auth/signup")
+        .json(&json!({ "email": "huge@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), 500);
+    assert!(
+        server
+            .stores
+            .users
+            .find_user_by_email("huge@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -1,6 +1,7 @@
 //! The account API: sign-up, sign-in, sign-out (local first, then the server through the
 //! outbox) and delivering the outbox. The state changes behind them are in `lifecycle.rs`.
 
+use holdfast_protocol::endpoint::{SignIn, SignUp};
 use holdfast_protocol::validate::{check_password_length, normalize_email};
 use holdfast_protocol::wire::{SignInRequest, SignUpRequest, User};
 
@@ -23,8 +24,13 @@ impl AuthClient {
                     device_public_key: Some(public_key),
                     device_name: inner.device_name.clone(),
                 };
-                let proof = inner.token_request_proof(device, "/signup");
-                async move { inner.transport.sign_up(&request, proof?.as_deref()).await }
+                let proof = inner.token_request_proof(device, &SignUp);
+                async move {
+                    inner
+                        .transport
+                        .send(&SignUp, &request, None, proof?.as_deref())
+                        .await
+                }
             })
             .await?;
         inner.start_session(answer).await
@@ -47,8 +53,13 @@ impl AuthClient {
                     device_public_key: Some(public_key),
                     device_name: inner.device_name.clone(),
                 };
-                let proof = inner.token_request_proof(device, "/signin");
-                async move { inner.transport.sign_in(&request, proof?.as_deref()).await }
+                let proof = inner.token_request_proof(device, &SignIn);
+                async move {
+                    inner
+                        .transport
+                        .send(&SignIn, &request, None, proof?.as_deref())
+                        .await
+                }
             })
             .await?;
         let inner = self.inner.clone();

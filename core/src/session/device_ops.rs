@@ -4,6 +4,7 @@
 use std::fmt;
 
 use holdfast_protocol::ErrorCode;
+use holdfast_protocol::endpoint::{Devices, NoBody, RegisterDevice, RevokeDevice};
 use holdfast_protocol::validate::sanitize_name;
 use holdfast_protocol::wire::{Device, DeviceRegisterRequest};
 
@@ -12,7 +13,6 @@ use super::records::signer_error;
 use super::state::SignOutReason;
 use crate::device::sign_challenge;
 use crate::error::AuthError;
-use crate::transport::{Failure, Transport};
 
 /// The headers of a request to the app's own backend ([`AuthClient::request_headers`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -76,19 +76,11 @@ impl AuthClient {
             public_key,
             name,
         };
-        let (transport, access, request) = (&self.inner.transport, access.as_str(), &request);
-        let url = transport.url_for("/device/register");
-        let answer = self
-            .inner
-            .bearer_call(access, "POST", &url, |proof| async move {
-                transport.register_device(access, proof.as_deref(), request).await
-            })
-            .await?
-            .map_err(Failure::into_auth_error)?;
+        let registration = self.authorized_with(&access, &RegisterDevice, &request).await?;
         self.inner
-            .store_device_credential(answer.value.device_credential.clone())
+            .store_device_credential(registration.device_credential.clone())
             .await;
-        Ok(answer.value.device)
+        Ok(registration.device)
     }
 
     /// Signs a server challenge with the device key (P1363, base64url).
@@ -115,32 +107,16 @@ impl AuthClient {
 
     /// Every device of the signed-in user, revoked ones included.
     pub async fn list_devices(&self) -> Result<Vec<Device>, AuthError> {
-        let access = self.access_token().await?;
-        let (transport, access) = (&self.inner.transport, access.as_str());
-        let url = transport.url_for("/devices");
-        let answer = self
-            .inner
-            .bearer_call(access, "GET", &url, |proof| async move {
-                transport.devices(access, proof.as_deref()).await
-            })
-            .await?
-            .map_err(Failure::into_auth_error)?;
-        Ok(answer.value)
+        self.authorized(&Devices, &NoBody).await
     }
 
     /// Revokes one of the user's devices. Revoking this device signs it out and wipes its
     /// secrets.
     pub async fn revoke_device(&self, device_id: &str) -> Result<(), AuthError> {
-        let access = self.access_token().await?;
-        let (transport, access) = (&self.inner.transport, access.as_str());
-        let route = Transport::device_route(device_id).map_err(Failure::into_auth_error)?;
-        let url = transport.url_for(&route);
-        self.inner
-            .bearer_call(access, "DELETE", &url, |proof| async move {
-                transport.revoke_device(access, proof.as_deref(), device_id).await
-            })
-            .await?
-            .map_err(Failure::into_auth_error)?;
+        let revoke = RevokeDevice::new(device_id).ok_or_else(|| AuthError::InvalidInput {
+            message: "this device id cannot be used in a URL".to_owned(),
+        })?;
+        self.authorized(&revoke, &NoBody).await?;
         let own = self
             .inner
             .stored_device()

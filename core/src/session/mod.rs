@@ -64,11 +64,12 @@ pub use sync::{SyncCredentials, SyncRefusal};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use holdfast_protocol::endpoint::Endpoint;
 use holdfast_protocol::wire::User;
 
 use crate::error::AuthError;
 use crate::store::Namespace;
-use crate::transport::{Transport, TransportConfig};
+use crate::transport::{Failure, Transport, TransportConfig};
 use inner::Inner;
 use refresh::Want;
 
@@ -223,6 +224,34 @@ impl AuthClient {
             return Ok(());
         }
         self.access_token().await.map(|_| ())
+    }
+
+    /// One authorized call of `endpoint` with a fresh access token: the device proof the
+    /// token needs for the URL actually sent, the clock-corrected retry, and the failure
+    /// mapped to what the app should do. Every bearer method of the client is this and a
+    /// line or two.
+    async fn authorized<E: Endpoint>(
+        &self,
+        endpoint: &E,
+        body: &E::Request,
+    ) -> Result<E::Response, AuthError> {
+        let access = self.access_token().await?;
+        self.authorized_with(&access, endpoint, body).await
+    }
+
+    /// [`AuthClient::authorized`] with an access token already at hand.
+    async fn authorized_with<E: Endpoint>(
+        &self,
+        access: &str,
+        endpoint: &E,
+        body: &E::Request,
+    ) -> Result<E::Response, AuthError> {
+        let answer = self
+            .inner
+            .send_bearer(access, endpoint, body)
+            .await?
+            .map_err(Failure::into_auth_error)?;
+        Ok(answer.value)
     }
 
     /// Runs the refresh in a detached task: a caller that gives up (a cancelled future, a

@@ -1,6 +1,9 @@
 //! Delivering the outbox: server calls queued while offline (sign-outs), sent now or once
 //! the network is back, with a backoff per item.
 
+use holdfast_protocol::endpoint::SignOut;
+use holdfast_protocol::wire::SignOutRequest;
+
 use super::inner::Inner;
 use super::records::{SIGN_OUT, SignOutCall};
 use super::sealed::UnsealError;
@@ -65,14 +68,10 @@ impl Inner {
         // The proof is made now, not when the sign-out was queued: it is good for 60 s.
         // Without the device key (revoked, wiped) it goes without one, and the server's
         // refusal is as definitive as the revocation.
-        let transport = &self.transport;
-        let (access, refresh) = (call.access_token.as_str(), call.refresh_token.as_str());
-        let url = transport.url_for("/signout");
-        let outcome = self
-            .bearer_call(access, "POST", &url, |proof| async move {
-                transport.sign_out(access, proof.as_deref(), Some(refresh)).await
-            })
-            .await;
+        let body = SignOutRequest {
+            refresh_token: Some(call.refresh_token.clone()),
+        };
+        let outcome = self.send_bearer(&call.access_token, &SignOut, &body).await;
         match outcome {
             Ok(Ok(_)) => true,
             // Already revoked, expired for good, or unknown: nothing left to do.

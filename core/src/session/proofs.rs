@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
+use holdfast_protocol::endpoint::Endpoint;
 use holdfast_protocol::{Claims, ErrorCode};
 
 use super::inner::Inner;
@@ -88,21 +89,41 @@ impl Inner {
         self.proof_if_bound(access, method, url, access).await
     }
 
-    /// The proof a token request to `route` carries when this client binds its tokens
+    /// Sends `endpoint` with the bearer token `access`: the device proof the token needs,
+    /// made for the endpoint's method and the URL actually sent, and the clock-corrected
+    /// retry of [`Inner::bearer_call`]. Every bearer call of the client goes through here.
+    pub(super) async fn send_bearer<E: Endpoint>(
+        &self,
+        access: &str,
+        endpoint: &E,
+        body: &E::Request,
+    ) -> Result<Result<Answer<E::Response>, Failure>, AuthError> {
+        let transport = &self.transport;
+        let url = transport.url_of(endpoint);
+        self.bearer_call(access, E::ROUTE.method.as_str(), &url, |proof| async move {
+            transport
+                .send(endpoint, body, Some(access), proof.as_deref())
+                .await
+        })
+        .await
+    }
+
+    /// The proof a token request to `endpoint` carries when this client binds its tokens
     /// ([`ClientConfig::bind_tokens`](super::ClientConfig::bind_tokens)): by `device`, for
-    /// `POST` on the route's URL, with no `ath` (PROTOCOL 3 and 6.1). A key that cannot
+    /// the endpoint's method and URL, with no `ath` (PROTOCOL 3 and 6.1). A key that cannot
     /// sign now fails the request rather than quietly asking for bearer tokens.
-    pub(super) fn token_request_proof(
+    pub(super) fn token_request_proof<E: Endpoint>(
         &self,
         device: &DeviceIdentity,
-        route: &str,
+        endpoint: &E,
     ) -> Result<Option<String>, Failure> {
         if !self.bind_tokens {
             return Ok(None);
         }
         let now_secs = self.server_now_ms().div_euclid(1000);
-        let url = self.transport.url_for(route);
-        device_proof(device.signer.as_ref(), "POST", &url, "", None, now_secs)
+        let url = self.transport.url_of(endpoint);
+        let method = E::ROUTE.method.as_str();
+        device_proof(device.signer.as_ref(), method, &url, "", None, now_secs)
             .map(Some)
             .map_err(|error| Failure::InvalidRequest {
                 message: format!("the device key cannot sign a proof: {error}"),

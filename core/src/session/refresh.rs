@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use holdfast_protocol::ErrorCode;
-use holdfast_protocol::wire::{TokenPair, User};
+use holdfast_protocol::endpoint::{Endpoint, Refresh};
+use holdfast_protocol::wire::{RefreshRequest, TokenPair, User};
 
 use super::inner::Inner;
 use super::records::{SessionRecord, Tokens};
@@ -126,13 +127,19 @@ impl Inner {
         // A bound family is refreshed only with a proof by its key (PROTOCOL 3), made again
         // once if refused while the clock was off: the refresh token was not spent (the
         // server checks the proof before rotating).
-        let url = self.transport.url_for("/refresh");
+        let url = self.transport.url_of(&Refresh);
         let transport = &self.transport;
-        let refresh_token = &refresh_token;
+        let body = &RefreshRequest {
+            refresh_token: refresh_token.clone(),
+        };
         let result = self
-            .proven_call(refresh_token, "", "POST", &url, |proof| async move {
-                transport.refresh(refresh_token, proof.as_deref()).await
-            })
+            .proven_call(
+                &refresh_token,
+                "",
+                Refresh::ROUTE.method.as_str(),
+                &url,
+                |proof| async move { transport.send(&Refresh, body, None, proof.as_deref()).await },
+            )
             .await?;
         match result {
             Ok(answer) => {

@@ -3,7 +3,8 @@
 //! registered and not revoked; otherwise the session ends with the server's reason.
 
 use holdfast_protocol::ErrorCode;
-use holdfast_protocol::wire::{TokenPair, VerifyRequest};
+use holdfast_protocol::endpoint::{Challenge, Verify};
+use holdfast_protocol::wire::{ChallengeRequest, TokenPair, VerifyRequest};
 
 use super::inner::Inner;
 use super::state::{AuthEvent, SignOutReason};
@@ -29,7 +30,10 @@ impl Inner {
             }
         };
         let attempt = || async {
-            let challenge = self.transport.challenge(None, None, &device.id).await?;
+            let body = ChallengeRequest {
+                device_id: device.id.clone(),
+            };
+            let challenge = self.transport.send(&Challenge, &body, None, None).await?;
             self.observe_server_time(challenge.server_time_ms);
             let signature =
                 sign_challenge(device.signer.as_ref(), &challenge.value.challenge).map_err(|error| {
@@ -42,8 +46,10 @@ impl Inner {
                 challenge: challenge.value.challenge,
                 signature,
             };
-            let proof = self.token_request_proof(&device, "/device/verify")?;
-            self.transport.verify(&request, proof.as_deref()).await
+            let proof = self.token_request_proof(&device, &Verify)?;
+            self.transport
+                .send(&Verify, &request, None, proof.as_deref())
+                .await
         };
         // A challenge that expired on the way, a proof dated by a clock just corrected, or
         // a request the server found malformed are no verdict on the device: one more try

@@ -1,5 +1,6 @@
-//! HTTP to the auth server, one method per route (PROTOCOL section 2), and the
-//! classification of every failure.
+//! HTTP to the auth server: one generic call for every route declared in
+//! `holdfast_protocol::endpoint` (PROTOCOL section 2), and the classification of every
+//! failure.
 //!
 //! Each call returns the route's `data` with the server's clock ([`Answer`]), or a
 //! [`Failure`] that answers the session's one question: is this the server definitively
@@ -11,7 +12,7 @@
 //! Tokens travel as `Authorization: Bearer`, passwords only in request bodies; neither is
 //! ever logged, and [`Transport`]'s `Debug` shows the server URL only. A bearer call whose
 //! token is bound to the device key (`cnf.jkt`) also carries a device proof as the `DPoP`
-//! header (PROTOCOL 6.1); the caller makes it for [`Transport::url_for`] the route, the URL
+//! header (PROTOCOL 6.1); the caller makes it for [`Transport::url_of`] the endpoint, the URL
 //! the request goes to, and it is marked sensitive like the token.
 
 mod config;
@@ -28,11 +29,7 @@ pub use response::Answer;
 use std::fmt;
 use std::sync::Arc;
 
-use holdfast_protocol::wire::{
-    AuthSession, ChallengeRequest, ChallengeResponse, Device, DeviceRegisterRequest, DeviceRegistration,
-    RefreshRequest, SignInRequest, SignOutRequest, SignUpRequest, Success, TokenPair, User, VerifyRequest,
-    VerifyResponse,
-};
+use holdfast_protocol::endpoint::{self, Endpoint};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -79,8 +76,8 @@ impl Transport {
         &self.base
     }
 
-    /// The absolute URL a call to `route` (e.g. `/me`, or [`Transport::device_route`])
-    /// requests, normalised as it is sent: what a device proof's `htu` names.
+    /// The absolute URL a call to `route` (e.g. `/me`) requests, normalised as it is sent:
+    /// what a device proof's `htu` names.
     pub fn url_for(&self, route: &str) -> String {
         let url = format!("{}{route}", self.base);
         match reqwest::Url::parse(&url) {
@@ -89,146 +86,29 @@ impl Transport {
         }
     }
 
-    /// The route of `DELETE /device/:id` for `device_id`, percent-encoded; an id that cannot
-    /// be a path segment (empty, `.` or `..`) is [`Failure::InvalidRequest`].
-    pub fn device_route(device_id: &str) -> Result<String, Failure> {
-        let segment = path_segment(device_id).ok_or_else(|| Failure::InvalidRequest {
-            message: "this device id cannot be used in a URL".to_owned(),
-        })?;
-        Ok(format!("/device/{segment}"))
+    /// The absolute URL `endpoint` requests (see [`Transport::url_for`]).
+    pub fn url_of<E: Endpoint>(&self, endpoint: &E) -> String {
+        self.url_for(&endpoint.path())
     }
 
-    /// `POST /signup` (201). `proof`: a device proof for `POST` on `url_for("/signup")`
-    /// with no `ath`, which makes the server bind the tokens to the device key (PROTOCOL 3).
-    pub async fn sign_up(
+    /// Sends `endpoint` with `body` (not sent for `GET` and `DELETE`), the bearer token
+    /// `access` and the device `proof` when given, and reads its answer. The proof must be
+    /// for the endpoint's method and [`Transport::url_of`] it: the URL this sends to.
+    pub async fn send<E: Endpoint>(
         &self,
-        body: &SignUpRequest,
+        endpoint: &E,
+        body: &E::Request,
+        access: Option<&str>,
         proof: Option<&str>,
-    ) -> Result<Answer<AuthSession>, Failure> {
-        self.call(Method::POST, "/signup", None, proof, Some(body)).await
-    }
-
-    /// `POST /signin`, with a token request's proof as for [`Transport::sign_up`].
-    pub async fn sign_in(
-        &self,
-        body: &SignInRequest,
-        proof: Option<&str>,
-    ) -> Result<Answer<AuthSession>, Failure> {
-        self.call(Method::POST, "/signin", None, proof, Some(body)).await
-    }
-
-    /// `POST /refresh`: exchanges the refresh token for a new pair (both rotate). A bound
-    /// family needs a proof by its key for `POST` on `url_for("/refresh")`, with no `ath`.
-    pub async fn refresh(
-        &self,
-        refresh_token: &str,
-        proof: Option<&str>,
-    ) -> Result<Answer<TokenPair>, Failure> {
-        let body = RefreshRequest {
-            refresh_token: refresh_token.to_owned(),
+    ) -> Result<Answer<E::Response>, Failure> {
+        let route = E::ROUTE;
+        let body = route.method.has_body().then_some(body);
+        let method = match route.method {
+            endpoint::Method::Get => Method::GET,
+            endpoint::Method::Post => Method::POST,
+            endpoint::Method::Delete => Method::DELETE,
         };
-        self.call(Method::POST, "/refresh", None, proof, Some(&body))
-            .await
-    }
-
-    /// `POST /signout`: revokes the session, and the refresh token when given. `proof`:
-    /// the device proof for `POST` on [`Transport::url_for`]`("/signout")`, when the access
-    /// token is bound.
-    pub async fn sign_out(
-        &self,
-        access_token: &str,
-        proof: Option<&str>,
-        refresh_token: Option<&str>,
-    ) -> Result<Answer<Success>, Failure> {
-        let body = SignOutRequest {
-            refresh_token: refresh_token.map(str::to_owned),
-        };
-        self.call(Method::POST, "/signout", Some(access_token), proof, Some(&body))
-            .await
-    }
-
-    /// `GET /me`, with a device proof for `GET` on `url_for("/me")` when the token is bound.
-    pub async fn me(&self, access_token: &str, proof: Option<&str>) -> Result<Answer<User>, Failure> {
-        self.call(Method::GET, "/me", Some(access_token), proof, None::<&()>)
-            .await
-    }
-
-    /// `GET /devices`: the user's devices, revoked ones included. With a device proof for
-    /// `GET` on `url_for("/devices")` when the token is bound.
-    pub async fn devices(
-        &self,
-        access_token: &str,
-        proof: Option<&str>,
-    ) -> Result<Answer<Vec<Device>>, Failure> {
-        self.call(Method::GET, "/devices", Some(access_token), proof, None::<&()>)
-            .await
-    }
-
-    /// `POST /device/register` (201): registers this device's public key. With a device
-    /// proof for `POST` on `url_for("/device/register")` when the token is bound.
-    pub async fn register_device(
-        &self,
-        access_token: &str,
-        proof: Option<&str>,
-        body: &DeviceRegisterRequest,
-    ) -> Result<Answer<DeviceRegistration>, Failure> {
-        self.call(
-            Method::POST,
-            "/device/register",
-            Some(access_token),
-            proof,
-            Some(body),
-        )
-        .await
-    }
-
-    /// `POST /device/challenge`. Without an access token (PROTOCOL 6.4) for a silent
-    /// device re-login after the session was lost; with a bound one, with a device proof
-    /// for `POST` on `url_for("/device/challenge")`.
-    pub async fn challenge(
-        &self,
-        access_token: Option<&str>,
-        proof: Option<&str>,
-        device_id: &str,
-    ) -> Result<Answer<ChallengeResponse>, Failure> {
-        let body = ChallengeRequest {
-            device_id: device_id.to_owned(),
-        };
-        self.call(
-            Method::POST,
-            "/device/challenge",
-            access_token,
-            proof,
-            Some(&body),
-        )
-        .await
-    }
-
-    /// `POST /device/verify`: a signed challenge for fresh tokens (no bearer token), bound
-    /// to the device key when `proof` (for `POST` on `url_for("/device/verify")`, no `ath`)
-    /// comes with it.
-    pub async fn verify(
-        &self,
-        body: &VerifyRequest,
-        proof: Option<&str>,
-    ) -> Result<Answer<VerifyResponse>, Failure> {
-        self.call(Method::POST, "/device/verify", None, proof, Some(body))
-            .await
-    }
-
-    /// `DELETE /device/:id`. The id is percent-encoded ([`Transport::device_route`]); one
-    /// that cannot be a path segment (empty, `.` or `..`) is [`Failure::InvalidRequest`]
-    /// and nothing is sent. With a device proof for `DELETE` on the route's URL when the
-    /// token is bound.
-    pub async fn revoke_device(
-        &self,
-        access_token: &str,
-        proof: Option<&str>,
-        device_id: &str,
-    ) -> Result<Answer<Success>, Failure> {
-        let route = Transport::device_route(device_id)?;
-        self.call(Method::DELETE, &route, Some(access_token), proof, None::<&()>)
-            .await
+        self.call(method, &endpoint.path(), access, proof, body).await
     }
 
     async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -275,27 +155,6 @@ impl Transport {
         response::read_answer(response).await
     }
 }
-
-/// Percent-encodes everything but RFC 3986 unreserved characters. `.` and `..` are refused:
-/// URL parsers resolve them (even encoded) as "this" and "parent" directory.
-fn path_segment(text: &str) -> Option<String> {
-    if matches!(text, "" | "." | "..") {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-    }
-    Some(out)
-}
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// The header that carries a device proof (PROTOCOL 6.1).
 const DPOP: HeaderName = HeaderName::from_static("dpop");

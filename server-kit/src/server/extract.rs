@@ -7,12 +7,12 @@
 //! [`Authenticator`] (for [`Caller`]) and a [`SyncGate`] (for [`Admitted`]).
 //!
 //! ```no_run
-//! use axum::{Json, Router, routing::get};
+//! use axum::{Router, routing::get};
 //! use holdfast_server_kit::Kit;
 //! use holdfast_server_kit::server::Caller;
 //!
-//! async fn profile(caller: Caller) -> Json<serde_json::Value> {
-//!     Json(serde_json::json!({ "email": caller.user.email }))
+//! async fn profile(caller: Caller) -> String {
+//!     format!("signed in as {}", caller.user.email)
 //! }
 //!
 //! # fn app(kit: Kit) -> Router {

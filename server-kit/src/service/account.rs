@@ -2,10 +2,10 @@
 
 use std::net::IpAddr;
 
+use holdfast_protocol::endpoint::{Me, SignIn, SignUp};
 use holdfast_protocol::validate::{check_device_id, check_password_length, normalize_email, sanitize_name};
 use holdfast_protocol::wire::{AuthSession, SignInRequest, SignUpRequest};
 use holdfast_protocol::{ErrorCode, PublicJwk};
-use http::StatusCode;
 
 use super::{AuthService, ip_key};
 use crate::authn::DPOP_HEADER;
@@ -143,17 +143,17 @@ impl AuthService {
             .await
             .map_err(|error| self.hashing_error(error))?;
         let now_ms = self.now_ms();
-        let user = self
-            .stores()
-            .users
-            .create_user(NewUser {
-                id: uuid::Uuid::new_v4().to_string(),
-                email,
-                name,
-                created_at_ms: now_ms,
-                password,
-            })
-            .await?;
+        let new_user = NewUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            email,
+            name,
+            created_at_ms: now_ms,
+            password,
+        };
+        // The application's claims are asked for before anything is stored, so a failure
+        // there leaves no account behind.
+        let ext = self.extra_claims(&new_user.to_record(), &device.id).await?;
+        let user = self.stores().users.create_user(new_user).await?;
         let device = match self.register_pending_device(&user, device).await {
             Ok(device) => device,
             Err(error) => {
@@ -164,18 +164,17 @@ impl AuthService {
                 return Err(error);
             }
         };
-        let tokens = self.start_session(&user.id, &device, binding.as_deref()).await?;
+        let tokens = self
+            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref())
+            .await?;
         if device.thumbprint().is_some() {
             self.inner.hooks.device_registered(&device).await;
         }
         self.inner.hooks.after_sign_up(&user, &device).await;
-        Ok(AuthResponse::data(
-            StatusCode::CREATED,
-            &AuthSession {
-                user: user.to_wire(),
-                tokens: tokens.into_wire(),
-            },
-        ))
+        Ok(AuthResponse::of::<SignUp>(&AuthSession {
+            user: user.to_wire(),
+            tokens: tokens.into_wire(),
+        }))
     }
 
     pub(super) async fn sign_in(
@@ -258,18 +257,18 @@ impl AuthService {
         }
         let new_key = device.key.is_some();
         let device = self.register_pending_device(&user, device).await?;
-        let tokens = self.start_session(&user.id, &device, binding.as_deref()).await?;
+        let ext = self.extra_claims(&user, &device.id).await?;
+        let tokens = self
+            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref())
+            .await?;
         if new_key && registered.is_none() {
             self.inner.hooks.device_registered(&device).await;
         }
         self.inner.hooks.after_sign_in(&user, &device).await;
-        Ok(AuthResponse::data(
-            StatusCode::OK,
-            &AuthSession {
-                user: user.to_wire(),
-                tokens: tokens.into_wire(),
-            },
-        ))
+        Ok(AuthResponse::of::<SignIn>(&AuthSession {
+            user: user.to_wire(),
+            tokens: tokens.into_wire(),
+        }))
     }
 
     /// The key a token request's tokens are bound to (PROTOCOL 3, RFC 9449 section 5):
@@ -377,6 +376,6 @@ impl AuthService {
 
     pub(super) async fn me(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
         let authenticated = self.authenticate(request).await?;
-        Ok(AuthResponse::data(StatusCode::OK, &authenticated.user.to_wire()))
+        Ok(AuthResponse::of::<Me>(&authenticated.user.to_wire()))
     }
 }

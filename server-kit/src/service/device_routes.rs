@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use holdfast_protocol::challenge::{CHALLENGE_TTL_SECS, is_well_formed};
+use holdfast_protocol::endpoint::{Challenge, Devices, RegisterDevice, RevokeDevice, Verify};
 use holdfast_protocol::signature::decode_signature;
 use holdfast_protocol::validate::{check_device_id, sanitize_name};
 use holdfast_protocol::wire::{
@@ -11,7 +12,6 @@ use holdfast_protocol::wire::{
     VerifyRequest, VerifyResponse,
 };
 use holdfast_protocol::{ErrorCode, PublicJwk};
-use http::StatusCode;
 
 use super::account::device_key;
 use super::{AuthService, ip_key};
@@ -61,13 +61,10 @@ impl AuthService {
             self.tokens()
                 .issue_device_credential(&user_id, &device.id, &thumbprint, self.now_secs());
         self.inner.hooks.device_registered(&device).await;
-        Ok(AuthResponse::data(
-            StatusCode::CREATED,
-            &DeviceRegistration {
-                device: device.to_wire(),
-                device_credential,
-            },
-        ))
+        Ok(AuthResponse::of::<RegisterDevice>(&DeviceRegistration {
+            device: device.to_wire(),
+            device_credential,
+        }))
     }
 
     pub(super) async fn challenge(
@@ -134,10 +131,7 @@ impl AuthService {
             .challenges
             .put_challenge(&challenge, &device.id, expires_at_ms)
             .await?;
-        Ok(AuthResponse::data(
-            StatusCode::OK,
-            &ChallengeResponse { challenge },
-        ))
+        Ok(AuthResponse::of::<Challenge>(&ChallengeResponse { challenge }))
     }
 
     pub(super) async fn verify_device(
@@ -205,15 +199,16 @@ impl AuthService {
             guards.record_failure(client).await;
             return Err(ApiError::new(ErrorCode::SignatureInvalid, "Invalid signature."));
         }
-        if stores.users.find_user(&device.user_id).await?.is_none() {
+        let Some(user) = stores.users.find_user(&device.user_id).await? else {
             return Err(ApiError::new(
                 ErrorCode::UserNotFound,
                 "The account no longer exists.",
             ));
-        }
+        };
         let now_secs = self.now_secs();
+        let ext = self.extra_claims(&user, &device.id).await?;
         let tokens = self
-            .start_session(&device.user_id, &device, binding.as_deref())
+            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref())
             .await?;
         let thumbprint = device.thumbprint().unwrap_or_default();
         let device_credential =
@@ -223,16 +218,13 @@ impl AuthService {
             tracing::warn!(%error, "could not record a device's last sighting");
         }
         let pair = tokens.into_wire();
-        Ok(AuthResponse::data(
-            StatusCode::OK,
-            &VerifyResponse {
-                tokens: DeviceTokens {
-                    access_token: pair.access_token,
-                    refresh_token: pair.refresh_token,
-                    device_credential,
-                },
+        Ok(AuthResponse::of::<Verify>(&VerifyResponse {
+            tokens: DeviceTokens {
+                access_token: pair.access_token,
+                refresh_token: pair.refresh_token,
+                device_credential,
             },
-        ))
+        }))
     }
 
     fn signature_matches(&self, device: &DeviceRecord, challenge: &str, signature: &[u8; 64]) -> bool {
@@ -256,7 +248,7 @@ impl AuthService {
             .list_devices(&authenticated.claims.sub)
             .await?;
         let wire: Vec<_> = devices.iter().map(DeviceRecord::to_wire).collect();
-        Ok(AuthResponse::data(StatusCode::OK, &wire))
+        Ok(AuthResponse::of::<Devices>(&wire))
     }
 
     pub(super) async fn revoke_device(
@@ -286,7 +278,7 @@ impl AuthService {
             device_id: device.id.clone(),
         })
         .await;
-        Ok(AuthResponse::data(StatusCode::OK, &Success { success: true }))
+        Ok(AuthResponse::of::<RevokeDevice>(&Success { success: true }))
     }
 }
 

@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use holdfast_protocol::endpoint::{self, Endpoint, Route};
 use http::Method;
 
 use crate::authn::{Authenticator, TransportProof};
@@ -63,8 +64,9 @@ impl AsRef<Authenticator> for AuthService {
     }
 }
 
-/// A route, once the prefix is stripped.
-enum Route<'a> {
+/// The handler of a declared route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
     SignUp,
     SignIn,
     Refresh,
@@ -74,8 +76,22 @@ enum Route<'a> {
     DeviceRegister,
     DeviceChallenge,
     DeviceVerify,
-    DeviceRevoke(&'a str),
+    DeviceRevoke,
 }
+
+/// The route table: every route of `holdfast_protocol::endpoint`, with its handler.
+const TABLE: [(Route, Handler); 10] = [
+    (endpoint::SignUp::ROUTE, Handler::SignUp),
+    (endpoint::SignIn::ROUTE, Handler::SignIn),
+    (endpoint::Refresh::ROUTE, Handler::Refresh),
+    (endpoint::SignOut::ROUTE, Handler::SignOut),
+    (endpoint::Me::ROUTE, Handler::Me),
+    (endpoint::Devices::ROUTE, Handler::Devices),
+    (endpoint::RegisterDevice::ROUTE, Handler::DeviceRegister),
+    (endpoint::Challenge::ROUTE, Handler::DeviceChallenge),
+    (endpoint::Verify::ROUTE, Handler::DeviceVerify),
+    (endpoint::RevokeDevice::ROUTE, Handler::DeviceRevoke),
+];
 
 impl AuthService {
     /// Validates `config` and builds the service over `stores`.
@@ -167,46 +183,34 @@ impl AuthService {
     }
 
     async fn dispatch(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
-        let route = self
+        let (handler, param) = self
             .route(&request.method, &request.path)
             .ok_or_else(ApiError::route_not_found)?;
         let client = guards::client_address(request.peer, &request.headers, &self.config().trusted_proxies);
-        match route {
-            Route::SignUp => self.sign_up(request, client).await,
-            Route::SignIn => self.sign_in(request, client).await,
-            Route::Refresh => self.refresh(request, client).await,
-            Route::SignOut => self.sign_out(request).await,
-            Route::Me => self.me(request).await,
-            Route::Devices => self.list_devices(request).await,
-            Route::DeviceRegister => self.register_device(request).await,
-            Route::DeviceChallenge => self.challenge(request, client).await,
-            Route::DeviceVerify => self.verify_device(request, client).await,
-            Route::DeviceRevoke(id) => self.revoke_device(request, id).await,
+        match handler {
+            Handler::SignUp => self.sign_up(request, client).await,
+            Handler::SignIn => self.sign_in(request, client).await,
+            Handler::Refresh => self.refresh(request, client).await,
+            Handler::SignOut => self.sign_out(request).await,
+            Handler::Me => self.me(request).await,
+            Handler::Devices => self.list_devices(request).await,
+            Handler::DeviceRegister => self.register_device(request).await,
+            Handler::DeviceChallenge => self.challenge(request, client).await,
+            Handler::DeviceVerify => self.verify_device(request, client).await,
+            Handler::DeviceRevoke => {
+                let id = param.ok_or_else(ApiError::route_not_found)?;
+                self.revoke_device(request, id).await
+            }
         }
     }
 
-    fn route<'a>(&self, method: &Method, path: &'a str) -> Option<Route<'a>> {
+    /// The handler of `method` on `path` (under the prefix), and the path's parameter.
+    fn route<'a>(&self, method: &Method, path: &'a str) -> Option<(Handler, Option<&'a str>)> {
         let rest = path.strip_prefix(self.config().route_prefix.as_str())?;
-        let route = match (method.as_str(), rest) {
-            ("POST", "/signup") => Route::SignUp,
-            ("POST", "/signin") => Route::SignIn,
-            ("POST", "/refresh") => Route::Refresh,
-            ("POST", "/signout") => Route::SignOut,
-            ("GET", "/me") => Route::Me,
-            ("GET", "/devices") => Route::Devices,
-            ("POST", "/device/register") => Route::DeviceRegister,
-            ("POST", "/device/challenge") => Route::DeviceChallenge,
-            ("POST", "/device/verify") => Route::DeviceVerify,
-            ("DELETE", rest) => {
-                let id = rest.strip_prefix("/device/")?;
-                if id.is_empty() || id.contains('/') {
-                    return None;
-                }
-                Route::DeviceRevoke(id)
-            }
-            _ => return None,
-        };
-        Some(route)
+        let method = endpoint::Method::parse(method.as_str())?;
+        TABLE
+            .iter()
+            .find_map(|(route, handler)| route.matches(method, rest).map(|param| (*handler, param)))
     }
 
     /// Forgets expired refresh records, revocations, challenges and rate windows.
@@ -291,5 +295,19 @@ fn ip_key(route: &str, client: Option<IpAddr>) -> String {
     match client {
         Some(address) => format!("{route}:ip:{address}"),
         None => format!("{route}:ip:unknown"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_serves_every_declared_route_once() {
+        for route in endpoint::ROUTES {
+            let handlers = TABLE.iter().filter(|(served, _)| *served == route).count();
+            assert_eq!(handlers, 1, "{route:?}");
+        }
+        assert_eq!(TABLE.len(), endpoint::ROUTES.len());
     }
 }

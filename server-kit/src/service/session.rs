@@ -3,16 +3,19 @@
 
 use std::net::IpAddr;
 
+use holdfast_protocol::endpoint::{Refresh, SignOut};
 use holdfast_protocol::wire::{RefreshRequest, SignOutRequest, Success};
 use holdfast_protocol::{Claims, ErrorCode, TokenType};
-use http::StatusCode;
 
 use super::{AuthService, ip_key};
 use crate::authn::access_token_error;
 use crate::events::Revocation;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json};
-use crate::store::{DeviceRecord, RefreshRecord, RotateOutcome};
-use crate::tokens::{IssuedPair, TokenError};
+use crate::store::{DeviceRecord, RefreshRecord, RotateOutcome, UserRecord};
+use crate::tokens::{ExtraClaims, IssuedPair, TokenError};
+
+/// Most bytes of JSON the application's claims may take in an access token.
+pub const MAX_EXTRA_CLAIMS_BYTES: usize = 2048;
 
 /// The rotation record of a refresh token.
 pub(super) fn refresh_record(claims: &Claims) -> RefreshRecord {
@@ -31,16 +34,18 @@ impl AuthService {
     /// Issues the first pair of a new token family for `device` and records its refresh
     /// token. The pair is bound (`cnf.jkt`) to `binding`, the key whose proof came with the
     /// request ([`AuthService::token_request_binding`]); without one it is unbound.
+    /// `ext`: the application's claims, from [`AuthService::extra_claims`].
     pub(super) async fn start_session(
         &self,
         user_id: &str,
         device: &DeviceRecord,
         binding: Option<&str>,
+        ext: Option<&ExtraClaims>,
     ) -> Result<IssuedPair, ApiError> {
         let family = uuid::Uuid::new_v4().to_string();
         let pair = self
             .tokens()
-            .issue_pair(user_id, &device.id, &family, binding, self.now_secs());
+            .issue_pair_with(user_id, &device.id, &family, binding, ext, self.now_secs());
         self.stores()
             .tokens
             .insert_refresh(refresh_record(&pair.refresh_claims))
@@ -69,7 +74,9 @@ impl AuthService {
         };
         // The same standing checks as every bearer route: not revoked (by jti or family),
         // the user exists, the device is the user's and not revoked (PROTOCOL section 7).
-        let parent = self.inner.authn.check_standing(parent).await?.claims;
+        let standing = self.inner.authn.check_standing(parent).await?;
+        let ext = self.extra_claims(&standing.user, &standing.claims.dev).await?;
+        let parent = standing.claims;
         let stores = self.stores();
 
         // A bound family stays bound, and only its key may refresh it; an unbound family
@@ -83,9 +90,9 @@ impl AuthService {
                 "This session is bound to a device key: send a DPoP proof with the refresh.",
             ));
         }
-        let child = self
-            .tokens()
-            .issue_pair(&parent.sub, &parent.dev, &family, jkt, now_secs);
+        let child =
+            self.tokens()
+                .issue_pair_with(&parent.sub, &parent.dev, &family, jkt, ext.as_ref(), now_secs);
         let outcome = stores
             .tokens
             .rotate_refresh(
@@ -117,7 +124,7 @@ impl AuthService {
                 if within_grace && !child_rotated {
                     // The client lost our answer (crash, dropped connection): give it the
                     // same children again rather than ending its session (PROTOCOL 6.2).
-                    self.tokens().reissue_pair(&parent, &pair)
+                    self.tokens().reissue_pair(&parent, &pair, ext.as_ref())
                 } else {
                     self.revoke_family_after_reuse(&parent, &family).await?;
                     guards.record_failure(client).await;
@@ -128,7 +135,30 @@ impl AuthService {
                 }
             }
         };
-        Ok(AuthResponse::data(StatusCode::OK, &tokens.into_wire()))
+        Ok(AuthResponse::of::<Refresh>(&tokens.into_wire()))
+    }
+
+    /// The application's claims for an access token of `user` on `device_id`, at most
+    /// [`MAX_EXTRA_CLAIMS_BYTES`] of JSON.
+    pub(super) async fn extra_claims(
+        &self,
+        user: &UserRecord,
+        device_id: &str,
+    ) -> Result<Option<ExtraClaims>, ApiError> {
+        let Some(ext) = self.inner.hooks.extra_claims(user, device_id).await else {
+            return Ok(None);
+        };
+        let size = serde_json::to_vec(&ext)
+            .map(|json| json.len())
+            .unwrap_or(usize::MAX);
+        if size > MAX_EXTRA_CLAIMS_BYTES {
+            tracing::error!(
+                size,
+                "the application's extra claims exceed {MAX_EXTRA_CLAIMS_BYTES} bytes; no token was issued"
+            );
+            return Err(ApiError::internal());
+        }
+        Ok(Some(ext))
     }
 
     async fn revoke_family_after_reuse(&self, parent: &Claims, family: &str) -> Result<(), ApiError> {
@@ -211,7 +241,7 @@ impl AuthService {
             })
             .await;
         }
-        Ok(AuthResponse::data(StatusCode::OK, &Success { success: true }))
+        Ok(AuthResponse::of::<SignOut>(&Success { success: true }))
     }
 }
 

@@ -74,14 +74,7 @@ impl UserStore for MemoryStore {
         if state.users.contains_key(&user.id) {
             return Err(StoreError::backend("create_user", "user id exists"));
         }
-        let record = UserRecord {
-            id: user.id,
-            email: user.email,
-            name: user.name,
-            email_verified: false,
-            created_at_ms: user.created_at_ms,
-            password: user.password,
-        };
+        let record = user.to_record();
         state.emails.insert(record.email.clone(), record.id.clone());
         state.users.insert(record.id.clone(), record.clone());
         Ok(record)

@@ -37,6 +37,20 @@ pub struct NewUser {
     pub password: StoredPassword,
 }
 
+impl NewUser {
+    /// The account as a store records it (not verified yet).
+    pub fn to_record(&self) -> UserRecord {
+        UserRecord {
+            id: self.id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            email_verified: false,
+            created_at_ms: self.created_at_ms,
+            password: self.password.clone(),
+        }
+    }
+}
+
 /// A stored account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {

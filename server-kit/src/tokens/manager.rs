@@ -7,6 +7,9 @@ use holdfast_protocol::wire::TokenPair;
 use holdfast_protocol::{Claims, Cnf, TokenType};
 
 use super::{TokenError, TokenKeys};
+
+/// The application's claims of an access token (`ext`).
+pub type ExtraClaims = serde_json::Map<String, serde_json::Value>;
 use crate::config::{ConfigError, ServerConfig};
 use crate::store::ChildPair;
 
@@ -144,7 +147,28 @@ impl TokenManager {
             access_expires_at: now_secs.saturating_add(self.policy.access_ttl_secs),
             refresh_expires_at: now_secs.saturating_add(self.policy.refresh_ttl_secs),
         };
-        self.sign_pair(user_id, device_id, Some(family), jkt, &pair)
+        self.sign_pair(user_id, device_id, Some(family), jkt, None, &pair)
+    }
+
+    /// [`TokenManager::issue_pair`] with the application's claims in the access token
+    /// (`ext`, see [`crate::hooks::AuthHooks::extra_claims`]).
+    pub fn issue_pair_with(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        family: &str,
+        jkt: Option<&str>,
+        ext: Option<&ExtraClaims>,
+        now_secs: i64,
+    ) -> IssuedPair {
+        let pair = ChildPair {
+            access_jti: new_jti(),
+            refresh_jti: new_jti(),
+            issued_at: now_secs,
+            access_expires_at: now_secs.saturating_add(self.policy.access_ttl_secs),
+            refresh_expires_at: now_secs.saturating_add(self.policy.refresh_ttl_secs),
+        };
+        self.sign_pair(user_id, device_id, Some(family), jkt, ext, &pair)
     }
 
     /// Re-signs the children recorded when `parent` (a refresh token's claims) was rotated,
@@ -154,12 +178,16 @@ impl TokenManager {
     /// only ids and times ([`ChildPair`]), never a token (PROTOCOL 6.2). The result is the
     /// same only while the first secret is the same: after a rotation of the signing secret
     /// the re-issued tokens differ but still verify.
-    pub fn reissue_pair(&self, parent: &Claims, pair: &ChildPair) -> IssuedPair {
+    ///
+    /// `ext` is the application's claims, as when the pair was first issued: the same
+    /// claims give the same tokens.
+    pub fn reissue_pair(&self, parent: &Claims, pair: &ChildPair, ext: Option<&ExtraClaims>) -> IssuedPair {
         self.sign_pair(
             &parent.sub,
             &parent.dev,
             parent.fam.as_deref(),
             parent.cnf.as_ref().map(|cnf| cnf.jkt.as_str()),
+            ext,
             pair,
         )
     }
@@ -185,6 +213,7 @@ impl TokenManager {
             must_checkin_by: Some(exp),
             fam: None,
             cnf: None,
+            ext: None,
         })
     }
 
@@ -195,6 +224,7 @@ impl TokenManager {
         device_id: &str,
         family: Option<&str>,
         jkt: Option<&str>,
+        ext: Option<&ExtraClaims>,
         pair: &ChildPair,
     ) -> IssuedPair {
         let claims = |jti: &str, token_type: TokenType, exp: i64| Claims {
@@ -208,8 +238,10 @@ impl TokenManager {
             must_checkin_by: None,
             fam: family.map(str::to_owned),
             cnf: jkt.map(|jkt| Cnf { jkt: jkt.to_owned() }),
+            ext: None,
         };
-        let access_claims = claims(&pair.access_jti, TokenType::Access, pair.access_expires_at);
+        let mut access_claims = claims(&pair.access_jti, TokenType::Access, pair.access_expires_at);
+        access_claims.ext = ext.cloned();
         let refresh_claims = claims(&pair.refresh_jti, TokenType::Refresh, pair.refresh_expires_at);
         IssuedPair {
             access: self.keys.sign(&access_claims),

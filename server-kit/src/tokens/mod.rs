@@ -208,7 +208,7 @@ pub fn generate_secret() -> String {
 
 mod manager;
 
-pub use manager::{IssuedPair, TokenManager, TokenPolicy};
+pub use manager::{ExtraClaims, IssuedPair, TokenManager, TokenPolicy};
 
 #[cfg(test)]
 mod tests {
@@ -471,6 +471,7 @@ mod tests {
             must_checkin_by: None,
             fam: None,
             cnf: None,
+            ext: None,
         };
         let token = tokens.keys().sign(&claims);
         assert!(tokens.verify(&token, TokenType::Access, i64::MAX).is_ok());
@@ -508,7 +509,7 @@ mod tests {
             // Rotation, later: the children are issued from the parent's claims.
             let children = tokens.issue_pair("user-1", "dev-1", "fam-1", jkt, NOW + 60);
             let recorded = children.child_pair();
-            let again = tokens.reissue_pair(&parent.refresh_claims, &recorded);
+            let again = tokens.reissue_pair(&parent.refresh_claims, &recorded, None);
             assert_eq!(again.access, children.access);
             assert_eq!(again.refresh, children.refresh);
             assert_eq!(again, children);
