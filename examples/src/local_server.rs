@@ -1,18 +1,15 @@
 //! The server kit on a temporary SQLite database and a free loopback port: the auth routes
-//! and the WebSocket sync endpoint (`/sync`, items in memory).
-
-use std::net::SocketAddr;
+//! and the WebSocket sync endpoint (`/sync`, items in memory), with a fresh secret and the
+//! kit's own defaults. It is the shared test-server fixture (`holdfast_testing`), as every
+//! test and example starts it.
 
 use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
-use holdfast_server_kit::{Kit, ServerConfig, Stores, server, tokens};
-use tokio::sync::oneshot;
+use holdfast_server_kit::{ServerConfig, tokens};
+use holdfast_testing::TestServer;
 
 /// A running server; stops (gracefully) and deletes its database when dropped.
 pub struct LocalServer {
-    address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
+    server: TestServer,
 }
 
 impl LocalServer {
@@ -20,54 +17,28 @@ impl LocalServer {
     pub async fn start(
         configure: impl FnOnce(&mut ServerConfig),
     ) -> Result<LocalServer, Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let stores = Stores::sqlite(dir.path().join("holdfast.db"))?;
-        let mut config = ServerConfig::new(vec![tokens::generate_secret()]);
-        configure(&mut config);
-        let kit = Kit::builder(config, stores)
+        let server = TestServer::builder()
+            .secrets(vec![tokens::generate_secret()])
+            .configure(configure)
             .sync(SharedCollection::memory(), SyncOptions::default())
-            .build()
-            .await?;
-        let router = kit.standalone_router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, router, async move {
-            let _ = stopped.await;
-        }));
-        Ok(LocalServer {
-            address,
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
-        })
+            .try_start()
+            .await
+            .map_err(|error| -> Box<dyn std::error::Error> { error })?;
+        Ok(LocalServer { server })
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.base_url()
     }
 
     /// `http://127.0.0.1:PORT/sync`: the sync endpoint, as device proofs name it.
     pub fn sync_url(&self) -> String {
-        format!("http://{}/sync", self.address)
+        self.server.url("/sync")
     }
 
     /// Stops the server and waits until it has finished its requests in flight.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for LocalServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }

@@ -10,9 +10,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use holdfast_protocol::jwk::PublicJwk;
 use holdfast_protocol::proof::{ProofClaims, access_token_hash, assemble, signing_input};
-use holdfast_server_kit::gate::{GateConfig, Handshake, SyncGate};
+use holdfast_server_kit::gate::Handshake;
 use holdfast_server_kit::passwords::Argon2Params;
-use holdfast_server_kit::{AuthRequest, AuthService, ServerConfig, Stores};
+use holdfast_server_kit::{AuthRequest, AuthService, Kit, ServerConfig, Stores};
 use http::Method;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -73,10 +73,13 @@ fn admissions(c: &mut Criterion) {
         iterations: 1,
         parallelism: 1,
     };
-    let service = AuthService::new(config, Stores::sqlite(dir.path().join("auth.db")).unwrap()).unwrap();
     let device = Device::generate();
     let (gate, unbound, bound) = rt.block_on(async {
-        let gate = SyncGate::new(&service, GateConfig::default());
+        let kit = Kit::builder(config, Stores::sqlite(dir.path().join("auth.db")).unwrap())
+            .build()
+            .await
+            .unwrap();
+        let (service, gate) = (kit.service().clone(), kit.gate().clone());
         let unbound = sign_up(
             &service,
             json!({"email": "web@example.com", "password": "correct horse battery", "deviceId": "web-1"}),

@@ -4,24 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use holdfast_server_kit::passwords::Argon2Params;
-use holdfast_server_kit::server::{ServeOptions, serve_with, standalone_router};
-use holdfast_server_kit::{AuthService, ServerConfig, Stores};
+use holdfast_server_kit::server::ServeOptions;
+use holdfast_testing::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// Generous: the machine is shared and noisy; what matters is that the wait is bounded.
 const BOUND: Duration = Duration::from_secs(10);
 
-struct Server {
-    addr: std::net::SocketAddr,
-    _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> Server {
+async fn start() -> TestServer {
     start_with(ServeOptions {
         header_read_timeout: TIMEOUT,
         ..ServeOptions::default()
@@ -29,32 +21,16 @@ async fn start() -> Server {
     .await
 }
 
-async fn start_with(options: ServeOptions) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let stores = Stores::sqlite(dir.path().join("auth.db")).unwrap();
-    let mut config = ServerConfig::new(vec!["holdfast-test-secret-0123456789abcdef".into()]);
-    config.argon2 = Argon2Params {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    };
-    config.body_read_timeout = TIMEOUT;
-    config.max_body_bytes = 4096;
-    let service = AuthService::new(config, stores).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve_with(
-        listener,
-        standalone_router(service),
-        async { drop(stopped.await) },
-        options,
-    ));
-    Server {
-        addr,
-        _stop: stop,
-        _dir: dir,
-    }
+async fn start_with(options: ServeOptions) -> TestServer {
+    TestServer::builder()
+        .quick()
+        .configure(|config| {
+            config.body_read_timeout = TIMEOUT;
+            config.max_body_bytes = 4096;
+        })
+        .serve_options(options)
+        .start()
+        .await
 }
 
 /// Reads until the server closes the connection (or `BOUND` passes), returning the text.

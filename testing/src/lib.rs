@@ -20,6 +20,7 @@ use holdfast_server_kit::config::RateLimits;
 use holdfast_server_kit::gate::GateConfig;
 use holdfast_server_kit::hooks::AuthHooks;
 use holdfast_server_kit::passwords::Argon2Params;
+use holdfast_server_kit::server::ServeOptions;
 use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
 use holdfast_server_kit::{Kit, KitBuilder, ServerConfig, Stores, server};
 use tokio::sync::oneshot;
@@ -40,6 +41,7 @@ pub struct TestServerBuilder {
     sync: Option<(SharedCollection, SyncOptions)>,
     hooks: Option<Box<dyn FnOnce(KitBuilder) -> KitBuilder + Send>>,
     mount: String,
+    serve: ServeOptions,
 }
 
 impl TestServerBuilder {
@@ -107,15 +109,26 @@ impl TestServerBuilder {
         self
     }
 
-    /// Starts the server.
+    /// How the server treats connections (default: [`ServeOptions::default`]).
+    pub fn serve_options(mut self, options: ServeOptions) -> TestServerBuilder {
+        self.serve = options;
+        self
+    }
+
+    /// Starts the server; panics, saying why, if it cannot.
     pub async fn start(self) -> TestServer {
+        self.try_start().await.expect("the test server starts")
+    }
+
+    /// Starts the server.
+    pub async fn try_start(self) -> Result<TestServer, Box<dyn std::error::Error + Send + Sync>> {
         let dir = match self.dir {
             Some(dir) => dir,
-            None => Arc::new(tempfile::tempdir().expect("temp dir")),
+            None => Arc::new(tempfile::tempdir()?),
         };
         let stores = match self.stores {
             Some(stores) => stores,
-            None => Stores::sqlite(dir.path().join(DB_FILE)).expect("open SQLite"),
+            None => Stores::sqlite(dir.path().join(DB_FILE))?,
         };
         let clock = self.clock;
         let mut kit = Kit::builder(self.config, stores.clone()).gate(self.gate);
@@ -125,21 +138,20 @@ impl TestServerBuilder {
         if let Some(hooks) = self.hooks {
             kit = hooks(kit);
         }
-        let kit = kit.build().await.expect("valid test configuration");
+        let kit = kit.build().await?;
         let router = if self.mount.is_empty() {
             kit.standalone_router()
         } else {
             axum::Router::new().nest(&self.mount, kit.router())
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, router, async {
+        let stopped = async {
             let _ = stopped.await;
-        }));
-        TestServer {
+        };
+        let task = tokio::spawn(server::serve_with(listener, router, stopped, self.serve));
+        Ok(TestServer {
             addr,
             kit,
             stores,
@@ -148,7 +160,7 @@ impl TestServerBuilder {
             shutdown: Some(shutdown),
             task: Some(task),
             dir,
-        }
+        })
     }
 }
 
@@ -194,6 +206,7 @@ impl TestServer {
             sync: None,
             hooks: None,
             mount: String::new(),
+            serve: ServeOptions::default(),
         }
     }
 
