@@ -16,6 +16,9 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo doc (every crate, no warnings: broken links and the like fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
 step "cargo test (every crate, unit and integration, against real loopback servers)"
 cargo test --workspace --locked
 

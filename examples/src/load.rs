@@ -715,7 +715,7 @@ pub struct Plan {
 /// Latencies and errors of a set of requests.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    /// Duration of each answered request, microseconds (sorted by [`Tally::finish`]).
+    /// Duration of each answered request, microseconds (sorted by `Tally::finish`).
     pub latencies_us: Vec<u32>,
     /// Errors by kind (`401 TOKEN_INVALID`, `transport`, `unanswered at the duration limit`, …).
     pub errors: BTreeMap<String, u64>,

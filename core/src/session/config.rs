@@ -8,7 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::device::DeviceSigner;
 use crate::vault::KeySource;
 
-/// How an [`AuthClient`] is set up.
+/// How an [`AuthClient`](crate::AuthClient) is set up.
 pub struct ClientConfig {
     /// The auth server, e.g. `https://api.example.com` (routes under `/auth`).
     pub server_url: String,

@@ -32,7 +32,7 @@
 //! - Revocations made on another instance reach this bus through
 //!   [`RedisRelay`](crate::relay::RedisRelay) within one pub/sub hop, with the same effect.
 //!   When the relay lost its subscription it delivers
-//!   [`Revocation::Resync`](crate::events::Revocation::Resync): every cached standing is
+//!   [`Revocation::Resync`]: every cached standing is
 //!   dropped and every watch re-checks at once.
 //! - Changes the bus does not carry (another instance without a relay, Redis down, an edit
 //!   in the database) are seen by admission after at most [`GateConfig::cache_ttl`] and by

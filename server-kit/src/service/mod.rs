@@ -3,9 +3,9 @@
 //! (`{status, headers, body}`). [`crate::server`] puts an axum router on top; any other
 //! server can call `handle` directly.
 //!
-//! - [`account`]: sign-up, sign-in, refresh (rotation, reuse detection, grace window),
-//!   sign-out, `/me`;
-//! - [`device_routes`]: device registration, challenges, verification (silent device
+//! - `account`: sign-up, sign-in, `/me`;
+//! - `session`: refresh (rotation, reuse detection, grace window) and sign-out;
+//! - `device_routes`: device registration, challenges, verification (silent device
 //!   re-login), listing and revocation;
 //!
 //! The access-token checks live in [`crate::authn`] (shared with the sync gate); request,

@@ -103,7 +103,7 @@ pub(crate) struct Args {
     #[arg(long = "trusted-proxy", value_name = "IP")]
     pub(crate) trusted_proxies: Vec<IpAddr>,
 
-    /// The URL clients use to reach the server, e.g. https://api.example.com, when a TLS
+    /// The URL clients use to reach the server, e.g. `https://api.example.com`, when a TLS
     /// terminator or proxy sits in front: device proofs (DPoP) name it. Default: http://
     /// and the request's Host header.
     #[arg(long = "public-url", value_name = "URL")]
