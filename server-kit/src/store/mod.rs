@@ -22,12 +22,14 @@ pub mod memory;
 pub mod postgres;
 pub mod redis;
 pub mod sqlite;
+pub mod sync_items;
 
 mod records;
 mod replay;
 
 pub use records::*;
 pub use replay::{MemoryReplayStore, ReplayStore};
+pub use sync_items::SyncItemStore;
 
 /// A database or Redis URL with the password of its user info, if any, replaced by `***`,
 /// for logs and error messages.

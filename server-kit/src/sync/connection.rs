@@ -7,10 +7,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use holdfast_protocol::ErrorCode;
 use holdfast_protocol::clock::{Clock, SystemClock};
 
-use super::collection::{CollectionError, SnapshotPage, Subscription, Update};
 use super::messages::{self, ClientMessage, ServerMessage};
+use super::subscription::{Subscription, Update};
 use super::{AUTH_REFUSED, ConnectionSlot, Endpoint, MAX_MESSAGE_BYTES};
 use crate::gate::{Closed, Handshake, Principal};
+use crate::store::sync_items::{CollectionError, SnapshotPage};
 use serde_json::Value;
 
 /// How long the server waits for the client's answer to its close frame.

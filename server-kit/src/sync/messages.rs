@@ -4,7 +4,7 @@ use holdfast_protocol::ErrorCode;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::collection::Item;
+use crate::store::sync_items::Item;
 
 /// What a client sends.
 #[derive(Debug, PartialEq)]

@@ -82,12 +82,20 @@
 //! every connection a fresh snapshot, since it may have missed writes meanwhile: a
 //! connection is at most that outage (plus up to 2 s of back-off) behind, and a `LISTEN`
 //! connection that died silently is found within 10 s by a heartbeat; see
-//! [`SharedCollection::postgres`] and the `postgres` module for the details.
+//! [`SharedCollection::postgres`] and [`PostgresSyncItems`](crate::store::postgres::PostgresSyncItems)
+//! for the details.
+//!
+//! # Stores
+//!
+//! The collection keeps its items in a [`SyncItemStore`]: SQLite
+//! ([`SharedCollection::open`], [`SharedCollection::memory`]), PostgreSQL
+//! ([`SharedCollection::postgres`]), or any store given to
+//! [`SharedCollection::with_store`].
 
 mod collection;
 mod connection;
 mod messages;
-mod postgres;
+mod subscription;
 
 /// The message parser, for the fuzz targets.
 #[cfg(fuzzing)]
@@ -105,10 +113,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, Method, StatusCode};
 
-pub use collection::{
+pub use crate::store::sync_items::{
     CollectionError, Item, MAX_KEY_CHARS, MAX_VALUE_BYTES, PAGE_BUDGET_BYTES, PAGE_MAX_ITEMS, Quota,
-    SharedCollection, SnapshotPage, Subscription, Update,
+    SnapshotPage, SyncItemStore,
 };
+pub use collection::SharedCollection;
+pub use subscription::{Subscription, Update};
 
 use crate::exchange::{ApiError, bearer_token, request_url};
 use crate::gate::{Handshake, SyncGate};

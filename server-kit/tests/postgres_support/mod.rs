@@ -35,7 +35,7 @@ pub fn url_with_application(url: &str, application_name: &str) -> String {
 
 /// Runs `work` on a fresh current-thread runtime on its own thread: usable from `Drop` and
 /// from inside another runtime.
-fn block_on_thread<T: Send + 'static>(
+pub fn block_on_thread<T: Send + 'static>(
     work: impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = T> + Send>> + Send + 'static,
 ) -> T {
     std::thread::spawn(move || {

@@ -99,7 +99,7 @@ CREATE TABLE blocks (
 CREATE INDEX blocks_by_expiry ON blocks (until_ms);
 ";
 
-/// The sync endpoint's items (`crate::sync::SharedCollection::postgres`), as in its SQLite
+/// The sync endpoint's items (`super::PostgresSyncItems`), as in its SQLite
 /// file. `value` is the item's JSON text as written (TEXT, not JSONB, so it comes back
 /// byte for byte). Keys sort bytewise (COLLATE "C"), as SQLite sorts them.
 const V2: &str = "

@@ -25,10 +25,12 @@
 mod accounts;
 mod limits;
 mod migrations;
+mod sync_items;
 mod tls;
 mod tokens;
 
 pub use migrations::SCHEMA_VERSION;
+pub use sync_items::PostgresSyncItems;
 
 use super::StoreError;
 use deadpool_postgres::{ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
@@ -53,6 +55,9 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The `application_name` of the connections, unless the URL names one.
 pub const DEFAULT_APPLICATION_NAME: &str = "holdfast-server";
 
+/// The schema the kit's tables go in when none is named.
+pub const DEFAULT_SCHEMA: &str = "holdfast";
+
 /// Every store on one PostgreSQL database (or one schema of it). Cloning shares the pool.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -66,9 +71,12 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database[?param=value]`,
     /// as libpq takes it; `application_name` and `options` are honoured) and migrates the
-    /// schema. With `schema`, every connection works in that schema (its `search_path`),
-    /// which is created if absent; a schema name is lower-case ASCII letters, digits and
-    /// underscores, not starting with a digit.
+    /// schema. Every connection works in one schema (its `search_path`), created if absent:
+    /// `schema`, or without it [`DEFAULT_SCHEMA`] (`holdfast`), so the kit's tables never
+    /// meet an application's own `users` table. Without `schema`, a URL that sets its own
+    /// `search_path`, or a database whose search path already holds the kit's tables (a
+    /// deployment from before the default schema), keeps its search path. A schema name is
+    /// lower-case ASCII letters, digits and underscores, not starting with a digit.
     ///
     /// TLS, as libpq's parameters say, but never unverified:
     /// - no `sslmode`, or `sslmode=disable`: no TLS (a private network only);
@@ -103,8 +111,19 @@ impl PostgresStore {
         schema: Option<&str>,
     ) -> Result<PostgresStore, StoreError> {
         let config = connector.config_mut();
-        if let Some(schema) = schema {
+        if config.get_application_name().is_none() {
+            config.application_name(DEFAULT_APPLICATION_NAME);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let schema = match schema {
+            Some(schema) => Some(schema.to_owned()),
+            None => default_schema(&connector).await?,
+        };
+        if let Some(schema) = &schema {
             check_schema_name(schema)?;
+            let config = connector.config_mut();
             let options = match config.get_options() {
                 Some(existing) if !existing.trim().is_empty() => {
                     format!("{existing} -c search_path={schema}")
@@ -113,28 +132,11 @@ impl PostgresStore {
             };
             config.options(&options);
         }
-        if config.get_application_name().is_none() {
-            config.application_name(DEFAULT_APPLICATION_NAME);
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        let manager = connector.manager(ManagerConfig {
-            // A query before reuse: a connection the server closed is replaced, not used.
-            recycling_method: RecyclingMethod::Verified,
-        });
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .wait_timeout(Some(WAIT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| StoreError::backend("connect", e))?;
+        let pool = pool(&connector)?;
         let store = PostgresStore {
             pool,
             connector,
-            schema: schema.map(str::to_owned),
+            schema,
         };
         let mut conn = store
             .conn()
@@ -193,6 +195,67 @@ impl fmt::Debug for PostgresStore {
             .field("connections", &status.size)
             .finish_non_exhaustive()
     }
+}
+
+/// The connection pool over `connector`'s settings.
+fn pool(connector: &Connector) -> Result<Pool, StoreError> {
+    let manager = connector.manager(ManagerConfig {
+        // A query before reuse: a connection the server closed is replaced, not used.
+        recycling_method: RecyclingMethod::Verified,
+    });
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .wait_timeout(Some(WAIT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|e| StoreError::backend("connect", e))
+}
+
+/// The schema when none is given: [`DEFAULT_SCHEMA`], so the kit's tables (`users`,
+/// `devices`, ...) never meet an application's own; none (the connection's search path)
+/// when the URL sets a `search_path` itself, or when the search path already holds the
+/// kit's tables, as a deployment made before the default schema has them (it keeps working
+/// there, with a warning saying how to move).
+async fn default_schema(connector: &Connector) -> Result<Option<String>, StoreError> {
+    let mut probe = connector.clone();
+    if probe
+        .config_mut()
+        .get_options()
+        .is_some_and(|options| options.contains("search_path"))
+    {
+        return Ok(None);
+    }
+    let pool = pool(&probe)?;
+    let conn = pool
+        .get()
+        .await
+        .map_err(|error| Fail::Pool(error).into_connect_error(connector))?;
+    let row = conn
+        .query_one(
+            "SELECT to_regclass('holdfast_schema_migrations') IS NOT NULL,
+                    to_regclass($1 || '.holdfast_schema_migrations') IS NOT NULL,
+                    current_schema()",
+            &[&DEFAULT_SCHEMA],
+        )
+        .await
+        .map_err(|error| Fail::Sql(error).into_store("connect"))?;
+    let read = |index| get::<Option<String>>(&row, index).map_err(|f| f.into_store("connect"));
+    let flag = |index| get::<bool>(&row, index).map_err(|f| f.into_store("connect"));
+    let (in_search_path, in_default) = (flag(0)?, flag(1)?);
+    if in_search_path && !in_default {
+        let current = read(2)?;
+        tracing::warn!(
+            schema = current.as_deref().unwrap_or("?"),
+            "the server kit's tables are in this schema, as before it had a schema of its own; \
+             they stay there. New deployments use the `holdfast` schema: to move, run \
+             ALTER TABLE ... SET SCHEMA holdfast for each of its tables, or name the schema \
+             explicitly (--database-schema) to silence this"
+        );
+        return Ok(None);
+    }
+    Ok(Some(DEFAULT_SCHEMA.to_owned()))
 }
 
 /// Schema names go into the connection options unquoted, so only plain identifiers pass.

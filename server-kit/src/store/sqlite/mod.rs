@@ -14,10 +14,12 @@
 mod accounts;
 mod limits;
 mod migrations;
+mod sync_items;
 mod tokens;
 mod worker;
 
 pub use migrations::SCHEMA_VERSION;
+pub use sync_items::SqliteSyncItems;
 
 use super::StoreError;
 use rusqlite::{Connection, OpenFlags};
