@@ -16,6 +16,16 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "server kit features (an embedder compiles only the backends it uses)"
+for features in postgres sqlite redis; do
+    cargo check -p holdfast-server-kit --no-default-features --features "$features" --locked
+done
+if cargo tree -p holdfast-server-kit --no-default-features --features postgres -e normal --locked \
+    | grep -E '(rusqlite|redis|clap|tracing-subscriber) v'; then
+    echo "the postgres-only server kit pulls in the dependencies above" >&2
+    exit 1
+fi
+
 step "cargo doc (every crate, no warnings: broken links and the like fail)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 

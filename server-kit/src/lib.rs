@@ -38,6 +38,7 @@ pub mod hooks;
 pub mod kit;
 pub mod passwords;
 pub mod proofs;
+#[cfg(feature = "redis")]
 pub mod relay;
 pub mod server;
 pub mod service;

@@ -19,8 +19,11 @@
 //! the device-proof replay cache in Redis ([`Stores::with_redis`]), for several instances.
 
 pub mod memory;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod sync_items;
 
@@ -233,12 +236,14 @@ impl Stores {
     }
 
     /// Every store on one SQLite file (created and migrated if need be).
+    #[cfg(feature = "sqlite")]
     pub fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Stores, StoreError> {
         Ok(Stores::single(Arc::new(sqlite::SqliteStore::open(path)?)))
     }
 
     /// Every store on one PostgreSQL database (created and migrated if need be); with
     /// `schema`, in that schema (created if absent). See [`postgres::PostgresStore::connect`].
+    #[cfg(feature = "postgres")]
     pub async fn postgres(url: &str, schema: Option<&str>) -> Result<Stores, StoreError> {
         Ok(Stores::single(Arc::new(
             postgres::PostgresStore::connect(url, schema).await?,
@@ -248,6 +253,7 @@ impl Stores {
     /// These stores with rate limits and the device-proof replay cache moved to the Redis at
     /// `url`, under keys starting with `prefix:` (see [`redis`]): what several instances
     /// must share and answer fast. Fails when Redis does not answer.
+    #[cfg(feature = "redis")]
     pub async fn with_redis(self, url: &str, prefix: &str) -> Result<Stores, StoreError> {
         let connection = redis::connect(url).await?;
         Ok(Stores {

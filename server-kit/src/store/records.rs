@@ -313,6 +313,7 @@ pub struct RateDecision {
 /// A refresh token's rotation state as the backends read it: family revoked, rotated at
 /// (ms), the recorded children (access jti, refresh jti, issued at, access and refresh
 /// expiry) and whether the child was rotated in turn.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) type RotationState = (
     bool,
     Option<i64>,
@@ -325,6 +326,7 @@ pub(crate) type RotationState = (
 );
 
 /// The outcome when the parent cannot be rotated, or `None` when it can.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn rotation_refusal(state: RotationState) -> Result<Option<RotateOutcome>, super::StoreError> {
     let (
         family_revoked,

@@ -11,7 +11,6 @@
 //!   schema, e.g. behind a load balancer.
 //! - Any other ([`SharedCollection::with_store`]).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,7 +19,9 @@ use tokio::sync::broadcast;
 
 use super::subscription::Subscription;
 use crate::events::{Delivered, Origin, Revocation, RevocationBus};
+#[cfg(feature = "postgres")]
 use crate::store::postgres::{PostgresStore, PostgresSyncItems};
+#[cfg(feature = "sqlite")]
 use crate::store::sqlite::SqliteSyncItems;
 use crate::store::sync_items::{
     CollectionError, Item, ItemWrite, MAX_KEY_CHARS, MAX_VALUE_BYTES, Quota, SyncItemStore,
@@ -60,7 +61,7 @@ impl std::fmt::Debug for SharedCollection {
 
 impl SharedCollection {
     /// The collection in `store`, with [`Quota::default`]: how an embedder picks a store
-    /// ([`SqliteSyncItems`], [`PostgresSyncItems`]) or supplies its own.
+    /// (`SqliteSyncItems`, `PostgresSyncItems`) or supplies its own.
     ///
     /// ```no_run
     /// # async fn pick(shared: bool) -> Result<(), Box<dyn std::error::Error>> {
@@ -96,14 +97,16 @@ impl SharedCollection {
     }
 
     /// Opens (creating if need be) the SQLite collection file at `path`
-    /// ([`SqliteSyncItems::open`]).
-    pub fn open(path: impl AsRef<Path>) -> Result<SharedCollection, CollectionError> {
+    /// (`SqliteSyncItems::open`).
+    #[cfg(feature = "sqlite")]
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<SharedCollection, CollectionError> {
         Ok(SharedCollection::with_store(Arc::new(SqliteSyncItems::open(
             path,
         )?)))
     }
 
     /// A collection that lives in memory only (tests, demos).
+    #[cfg(feature = "sqlite")]
     pub fn memory() -> SharedCollection {
         // A fresh in-memory database depends on no input: it fails only if SQLite itself is
         // broken.
@@ -116,12 +119,13 @@ impl SharedCollection {
     /// several instances behind a load balancer use, each with its own collection on the
     /// same schema. Opens this instance's `LISTEN` connection (one more connection than the
     /// pool's) before it returns; a background task on the current runtime keeps it open
-    /// until the last clone is dropped ([`PostgresSyncItems::start`]). See the module
+    /// until the last clone is dropped (`PostgresSyncItems::start`). See the module
     /// documentation of `sync` for the delivery guarantees.
     ///
     /// # Errors
     ///
     /// [`CollectionError::Postgres`] when the `LISTEN` connection cannot be opened.
+    #[cfg(feature = "postgres")]
     pub async fn postgres(store: &PostgresStore) -> Result<SharedCollection, CollectionError> {
         let items = PostgresSyncItems::start(store).await?;
         Ok(SharedCollection::with_store(Arc::new(items)))

@@ -192,6 +192,7 @@ pub enum CollectionError {
     #[error("{0}")]
     QuotaExceeded(String),
     /// SQLite failed.
+    #[cfg(feature = "sqlite")]
     #[error("sync collection database: {0}")]
     Database(#[from] rusqlite::Error),
     /// PostgreSQL failed or could not be reached (its message and SQLSTATE only: no row
