@@ -18,7 +18,6 @@ use holdfast_protocol::wire::User;
 
 use super::listeners::Listeners;
 use super::records::{DeviceIdentity, Tokens};
-use super::schedule::Schedule;
 use super::state::{AuthEvent, AuthState};
 use crate::clock::Clock;
 use crate::device::DeviceSigner;
@@ -227,5 +226,20 @@ impl Inner {
 fn not_initialized() -> AuthError {
     AuthError::StorageUnavailable {
         message: "the client is not initialized: call initialize()".to_owned(),
+    }
+}
+
+/// What the client and its background refresh task (`schedule.rs`) share.
+#[derive(Default)]
+pub(super) struct Schedule {
+    /// Rung when the tokens change, when the app reports connectivity, and when the
+    /// client is dropped.
+    pub(super) wake: tokio::sync::Notify,
+}
+
+impl Schedule {
+    /// Makes the task look at the tokens again now (and forget its backoff).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 }

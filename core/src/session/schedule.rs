@@ -12,9 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
-use super::inner::Inner;
+use super::inner::{Inner, Schedule};
 use super::records::Tokens;
 use super::refresh::Want;
 use crate::error::{AuthError, TransientCause};
@@ -30,21 +28,6 @@ const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The fraction of the lifetime, in tenths, after which the token is refreshed ahead.
 const REFRESH_AT_TENTHS: i64 = 8;
-
-/// What the client and its background task share.
-#[derive(Default)]
-pub(super) struct Schedule {
-    /// Rung when the tokens change, when the app reports connectivity, and when the
-    /// client is dropped.
-    wake: Notify,
-}
-
-impl Schedule {
-    /// Makes the task look at the tokens again now (and forget its backoff).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
 
 impl Tokens {
     /// When (server time, ms) the background task refreshes this token.
