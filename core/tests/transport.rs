@@ -43,6 +43,7 @@ fn sign_up_request(email: &str, device_id: &str, signer: &SoftwareSigner) -> Sig
         device_id: Some(device_id.into()),
         device_public_key: Some(signer.public_jwk().unwrap().to_wire_string()),
         device_name: Some("Test phone".into()),
+        metadata: None,
     }
 }
 

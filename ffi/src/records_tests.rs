@@ -10,6 +10,7 @@ fn wire_user() -> wire::User {
         name: Some("Ada".into()),
         email_verified: true,
         created_at: 1_700_000_000_000,
+        metadata: None,
     }
 }
 

@@ -141,6 +141,23 @@ pub fn check_password_length(password: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Most bytes of a user's metadata, as compact JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// Checks a user's metadata: a JSON object of at most [`MAX_METADATA_BYTES`] (compact).
+pub fn check_metadata(metadata: &serde_json::Value) -> Result<(), &'static str> {
+    if !metadata.is_object() {
+        return Err("Metadata must be a JSON object.");
+    }
+    let size = serde_json::to_vec(metadata)
+        .map(|json| json.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_METADATA_BYTES {
+        return Err("Metadata must be at most 4096 bytes of JSON.");
+    }
+    Ok(())
+}
+
 /// Removes control characters, trims, and caps the length of a display or device name.
 pub fn sanitize_name(name: &str) -> String {
     let cleaned: String = name.chars().filter(|c| !c.is_control()).collect();

@@ -31,6 +31,10 @@ pub struct User {
     pub email_verified: bool,
     /// Creation time, milliseconds since the epoch.
     pub created_at: i64,
+    /// Holdfast: the application's data about the user (a JSON object given at sign-up),
+    /// absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// A registered device.
@@ -101,6 +105,10 @@ pub struct SignUpRequest {
     /// Holdfast: optional device display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_name: Option<String>,
+    /// Holdfast: the application's data about the user, a JSON object of at most
+    /// [`MAX_METADATA_BYTES`](crate::validate::MAX_METADATA_BYTES), returned with the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl fmt::Debug for SignUpRequest {
@@ -112,6 +120,7 @@ impl fmt::Debug for SignUpRequest {
             .field("device_id", &self.device_id)
             .field("device_public_key", &self.device_public_key)
             .field("device_name", &self.device_name)
+            .field("metadata", &self.metadata.as_ref().map(|_| "<object>"))
             .finish()
     }
 }
@@ -307,7 +316,8 @@ mod tests {
                     name: None,
                     device_id: None,
                     device_public_key: None,
-                    device_name: None
+                    device_name: None,
+                    metadata: None,
                 }
             ),
             format!(

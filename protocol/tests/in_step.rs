@@ -126,3 +126,20 @@ fn the_scanners_find_what_they_look_for() {
             .into()
     );
 }
+
+#[test]
+fn every_declared_endpoint_is_in_the_documents_route_table() {
+    let doc = read(&repo().join("docs/PROTOCOL.md"));
+    let missing: Vec<String> = holdfast_protocol::endpoint::ROUTES
+        .iter()
+        .map(|route| {
+            format!(
+                "| {} `{}` |",
+                route.method.as_str(),
+                route.pattern.replace("{id}", ":id")
+            )
+        })
+        .filter(|row| !doc.contains(row.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "docs/PROTOCOL.md has no row {missing:?}");
+}

@@ -43,6 +43,8 @@ pub struct SignUpAttempt {
     pub name: Option<String>,
     /// The device id the account starts on.
     pub device_id: String,
+    /// The application's data about the user, as sent (a JSON object of at most 4 KiB).
+    pub metadata: Option<serde_json::Value>,
     /// The client's address, when known.
     pub client: Option<IpAddr>,
 }

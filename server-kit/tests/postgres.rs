@@ -49,6 +49,7 @@ fn new_user(n: usize) -> NewUser {
             hash: format!("hash-{n}"),
             salt: String::new(),
         },
+        metadata: None,
     }
 }
 

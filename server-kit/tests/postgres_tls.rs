@@ -378,6 +378,7 @@ fn user(email: &str) -> NewUser {
             hash: "00".repeat(32),
             salt: "11".repeat(16),
         },
+        metadata: None,
     }
 }
 

@@ -50,6 +50,56 @@ async fn sign_up_answers_201_with_the_user_and_a_token_pair() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn metadata_given_at_sign_up_comes_back_with_the_user() {
+    let server = TestServer::start(|_| {}).await;
+    let metadata = json!({"plan": "team", "referrer": "newsletter", "seats": 3});
+    let reply = server
+        .post(
+            "/auth/signup",
+            json!({ "email": email("meta"), "password": PASSWORD, "metadata": metadata }),
+        )
+        .await
+        .expect_status(201);
+    let session = Session::from_reply(reply);
+    assert_eq!(session.user["metadata"], metadata);
+    let me = server.me(&session.access).await.expect_status(200);
+    assert_eq!(me.data()["metadata"], metadata);
+    let signed_in = server
+        .sign_in_with(json!({ "email": session.user["email"], "password": PASSWORD }))
+        .await;
+    assert_eq!(signed_in.user["metadata"], metadata);
+
+    for (bad, message) in [
+        (json!(["not", "an", "object"]), "Metadata must be a JSON object."),
+        (json!("text"), "Metadata must be a JSON object."),
+        (
+            json!({ "blob": "x".repeat(4100) }),
+            "Metadata must be at most 4096 bytes of JSON.",
+        ),
+    ] {
+        let address = email("bad-meta");
+        let reply = server
+            .post(
+                "/auth/signup",
+                json!({ "email": address, "password": PASSWORD, "metadata": bad }),
+            )
+            .await;
+        reply.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(reply.message(), message);
+        assert!(
+            server
+                .stores
+                .users
+                .find_user_by_email(&address)
+                .await
+                .unwrap()
+                .is_none(),
+            "a refused sign-up stores nothing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn sign_up_refuses_a_taken_email_in_any_case() {
     let server = TestServer::start(|_| {}).await;
     let address = email("taken");
@@ -340,6 +390,7 @@ async fn a_kora_pbkdf2_account_signs_in_and_is_rehashed_to_argon2id() {
             name: Some("Kora User".into()),
             created_at_ms: 1_700_000_000_000,
             password,
+            metadata: None,
         })
         .await
         .unwrap();

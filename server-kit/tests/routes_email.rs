@@ -103,6 +103,7 @@ async fn accounts_stored_before_normalization_keep_signing_in() {
                 name: None,
                 created_at_ms: server.now_ms(),
                 password: hasher.hash(PASSWORD).await.unwrap(),
+                metadata: None,
             })
             .await
             .unwrap();

@@ -89,6 +89,7 @@ fn new_user(id: &str, email: &str) -> NewUser {
         name: Some(format!("Name of {id}")),
         created_at_ms: 1_700_000_000_000,
         password: password(1),
+        metadata: None,
     }
 }
 
@@ -287,6 +288,40 @@ async fn set_password_replaces_the_hash(stores: &Stores) {
         .set_password("nobody", password(3))
         .await
         .expect("unknown user is a no-op");
+}
+
+async fn metadata_comes_back_as_stored(stores: &Stores) {
+    let metadata = serde_json::json!({"plan": "team", "seats": 5, "tags": ["beta"], "nested": {"é": null}});
+    let mut with = new_user("meta-1", "meta@example.com");
+    with.metadata = Some(metadata.clone());
+    let created = stores.users.create_user(with).await.expect("create");
+    assert_eq!(created.metadata.as_ref(), Some(&metadata));
+    let found = stores
+        .users
+        .find_user("meta-1")
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(found.metadata, Some(metadata.clone()));
+    let by_email = stores
+        .users
+        .find_user_by_email("meta@example.com")
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(by_email.metadata, Some(metadata));
+    stores
+        .users
+        .create_user(new_user("meta-2", "none@example.com"))
+        .await
+        .expect("create");
+    let none = stores
+        .users
+        .find_user("meta-2")
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(none.metadata, None);
 }
 
 async fn delete_user_deletes_their_devices(stores: &Stores) {
@@ -865,6 +900,7 @@ macro_rules! backend {
 
             cases!($open;
                 users_roundtrip,
+                metadata_comes_back_as_stored,
                 email_is_unique,
                 concurrent_sign_ups_create_one_account,
                 set_password_replaces_the_hash,
@@ -1021,9 +1057,24 @@ mod sqlite_file_format {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn metadata_edited_into_non_json_reads_as_none() {
+        let (_dir, stores) = tampered(
+            "INSERT INTO users VALUES ('u1', 'a@example.com', NULL, 0, 1700000000000, 'h', '', '{not json');",
+        );
+        let user = stores
+            .users
+            .find_user("u1")
+            .await
+            .expect("readable")
+            .expect("exists");
+        assert_eq!(user.metadata, None);
+        assert_eq!(user.email, "a@example.com");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn undecodable_rows_are_corrupt_not_panics() {
         let (_dir, stores) = tampered(
-            "INSERT INTO users VALUES ('u1', 'a@example.com', NULL, 0, 'not a time', 'h', '');
+            "INSERT INTO users VALUES ('u1', 'a@example.com', NULL, 0, 'not a time', 'h', '', NULL);
              INSERT INTO devices VALUES ('d1', 'u1', '{\"kty\":\"EC\"}', NULL, 'n', 0, 1, 1);
              INSERT INTO devices VALUES ('d2', 'u1', '', NULL, X'FF', 0, 1, 1);
              INSERT INTO rate_limits VALUES ('k', X'0102030405', 9999999999999);

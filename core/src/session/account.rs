@@ -23,6 +23,7 @@ impl AuthClient {
                     device_id: Some(device.id.clone()),
                     device_public_key: Some(public_key),
                     device_name: inner.device_name.clone(),
+                    metadata: None,
                 };
                 let proof = inner.token_request_proof(device, &SignUp);
                 async move {

@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 
 use holdfast_protocol::endpoint::{Me, SignIn, SignUp};
-use holdfast_protocol::validate::{check_device_id, check_password_length, normalize_email, sanitize_name};
+use holdfast_protocol::validate::{
+    check_device_id, check_metadata, check_password_length, normalize_email, sanitize_name,
+};
 use holdfast_protocol::wire::{AuthSession, SignInRequest, SignUpRequest};
 use holdfast_protocol::{ErrorCode, PublicJwk};
 
@@ -84,8 +86,7 @@ fn sign_in_emails(email: &str) -> Result<Vec<String>, ApiError> {
     Ok(forms)
 }
 
-const SIGN_UP_SHAPE: &str =
-    "with string members email and password (name, deviceId, devicePublicKey optional)";
+const SIGN_UP_SHAPE: &str = "with string members email and password (name, deviceId, devicePublicKey optional; metadata, an object, optional)";
 const SIGN_IN_SHAPE: &str = "with string members email and password (deviceId, devicePublicKey optional)";
 
 impl AuthService {
@@ -106,6 +107,9 @@ impl AuthService {
         check_password_policy(&self.config().password_policy, &body.password)
             .map_err(ApiError::validation)?;
         let name = body.name.as_deref().map(sanitize_name).filter(|n| !n.is_empty());
+        if let Some(metadata) = &body.metadata {
+            check_metadata(metadata).map_err(ApiError::validation)?;
+        }
         let device = PendingDevice::from_request(
             body.device_id,
             body.device_public_key,
@@ -130,6 +134,7 @@ impl AuthService {
             email: email.clone(),
             name: name.clone(),
             device_id: device.id.clone(),
+            metadata: body.metadata.clone(),
             client,
         };
         if let Err(refusal) = self.inner.hooks.before_sign_up(&attempt).await {
@@ -149,6 +154,7 @@ impl AuthService {
             name,
             created_at_ms: now_ms,
             password,
+            metadata: body.metadata,
         };
         // The application's claims are asked for before anything is stored, so a failure
         // there leaves no account behind.

@@ -35,6 +35,21 @@ pub struct NewUser {
     pub created_at_ms: i64,
     /// Password hash.
     pub password: StoredPassword,
+    /// The application's data about the user (a JSON object), checked by the caller.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A user's metadata as a store keeps it (JSON text) back into JSON; text that is not JSON
+/// (edited in the database) reads as none, with a warning, rather than failing the user.
+pub(crate) fn read_metadata(text: Option<String>) -> Option<serde_json::Value> {
+    let text = text?;
+    match serde_json::from_str(&text) {
+        Ok(metadata) => Some(metadata),
+        Err(_) => {
+            tracing::warn!("a user's stored metadata is not JSON; it is ignored");
+            None
+        }
+    }
 }
 
 impl NewUser {
@@ -47,6 +62,7 @@ impl NewUser {
             email_verified: false,
             created_at_ms: self.created_at_ms,
             password: self.password.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 }
@@ -66,6 +82,8 @@ pub struct UserRecord {
     pub created_at_ms: i64,
     /// Password hash.
     pub password: StoredPassword,
+    /// The application's data about the user, given at sign-up.
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl UserRecord {
@@ -77,6 +95,7 @@ impl UserRecord {
             name: self.name.clone(),
             email_verified: self.email_verified,
             created_at: self.created_at_ms,
+            metadata: self.metadata.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Users and devices on PostgreSQL.
 
 use super::{Fail, PostgresStore, get, is_unique_violation};
+use crate::store::records::read_metadata;
 use crate::store::{
     DeviceKey, DeviceRecord, DeviceStore, NewDevice, NewUser, RegistrationPlan, StoreError, StoredPassword,
     UserRecord, UserStore, plan_registration,
@@ -9,12 +10,14 @@ use async_trait::async_trait;
 use tokio_postgres::Row;
 
 const SELECT_USER_BY_ID: &str =
-    "SELECT id, email, name, email_verified, created_at, password_hash, salt FROM users WHERE id = $1";
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata
+     FROM users WHERE id = $1";
 const SELECT_USER_BY_EMAIL: &str =
-    "SELECT id, email, name, email_verified, created_at, password_hash, salt FROM users WHERE email = $1";
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata
+     FROM users WHERE email = $1";
 const INSERT_USER: &str =
-    "INSERT INTO users (id, email, name, email_verified, created_at, password_hash, salt)
-     VALUES ($1, $2, $3, FALSE, $4, $5, $6)";
+    "INSERT INTO users (id, email, name, email_verified, created_at, password_hash, salt, metadata)
+     VALUES ($1, $2, $3, FALSE, $4, $5, $6, $7)";
 
 fn user_from_row(row: &Row) -> Result<UserRecord, Fail> {
     Ok(UserRecord {
@@ -27,6 +30,7 @@ fn user_from_row(row: &Row) -> Result<UserRecord, Fail> {
             hash: get(row, 5)?,
             salt: get(row, 6)?,
         },
+        metadata: read_metadata(get(row, 7)?),
     })
 }
 
@@ -47,6 +51,7 @@ impl UserStore for PostgresStore {
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError> {
         // One INSERT: the unique constraint makes it atomic against concurrent creations,
         // on this instance or another.
+        let metadata = user.metadata.as_ref().map(|metadata| metadata.to_string());
         let inserted = async {
             let conn = self.conn().await?;
             let statement = conn.prepare_cached(INSERT_USER).await?;
@@ -60,6 +65,7 @@ impl UserStore for PostgresStore {
                         &user.created_at_ms,
                         &user.password.hash,
                         &user.password.salt,
+                        &metadata,
                     ],
                 )
                 .await
@@ -73,14 +79,7 @@ impl UserStore for PostgresStore {
             }
         };
         inserted.await.map_err(|fail| fail.into_store("create_user"))?;
-        Ok(UserRecord {
-            id: user.id,
-            email: user.email,
-            name: user.name,
-            email_verified: false,
-            created_at_ms: user.created_at_ms,
-            password: user.password,
-        })
+        Ok(user.to_record())
     }
 
     async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {

@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use deadpool_postgres::{GenericClient, Object};
 
 /// `(version, SQL)`, versions strictly increasing from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// The schema version this build writes; a database with a newer one is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -125,6 +125,11 @@ CREATE TABLE sync_usage (
 INSERT INTO sync_usage (user_id, items, bytes)
     SELECT user_id, count(*), sum(octet_length(key) + octet_length(value))
     FROM sync_items GROUP BY user_id;
+";
+
+/// The application's data about each user (JSON text), given at sign-up.
+const V4: &str = "
+ALTER TABLE users ADD COLUMN metadata TEXT;
 ";
 
 /// The schema version recorded in the current schema (0 when nothing is).

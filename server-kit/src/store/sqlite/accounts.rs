@@ -1,6 +1,7 @@
 //! Users and devices on SQLite.
 
 use super::{Fail, SqliteStore};
+use crate::store::records::read_metadata;
 use crate::store::{
     DeviceKey, DeviceRecord, DeviceStore, NewDevice, NewUser, RegistrationPlan, StoreError, StoredPassword,
     UserRecord, UserStore, plan_registration,
@@ -10,9 +11,11 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 
 // Whole statements as constants: the statement cache is keyed by the SQL text.
 const SELECT_USER_BY_ID: &str =
-    "SELECT id, email, name, email_verified, created_at, password_hash, salt FROM users WHERE id = ?1";
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata
+     FROM users WHERE id = ?1";
 const SELECT_USER_BY_EMAIL: &str =
-    "SELECT id, email, name, email_verified, created_at, password_hash, salt FROM users WHERE email = ?1";
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata
+     FROM users WHERE email = ?1";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -25,6 +28,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
             hash: row.get(5)?,
             salt: row.get(6)?,
         },
+        metadata: read_metadata(row.get(7)?),
     })
 }
 
@@ -50,8 +54,8 @@ impl UserStore for SqliteStore {
         self.write("create_user", move |conn| {
             let inserted = conn
                 .prepare_cached(
-                    "INSERT INTO users (id, email, name, email_verified, created_at, password_hash, salt)
-                     VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)",
+                    "INSERT INTO users (id, email, name, email_verified, created_at, password_hash, salt, metadata)
+                     VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7)",
                 )?
                 .execute(params![
                     user.id,
@@ -59,17 +63,11 @@ impl UserStore for SqliteStore {
                     user.name,
                     user.created_at_ms,
                     user.password.hash,
-                    user.password.salt
+                    user.password.salt,
+                    user.metadata.as_ref().map(|metadata| metadata.to_string())
                 ]);
             match inserted {
-                Ok(_) => Ok(UserRecord {
-                    id: user.id,
-                    email: user.email,
-                    name: user.name,
-                    email_verified: false,
-                    created_at_ms: user.created_at_ms,
-                    password: user.password,
-                }),
+                Ok(_) => Ok(user.to_record()),
                 Err(error) if is_email_taken(&error) => Err(StoreError::EmailTaken.into()),
                 Err(error) => Err(error.into()),
             }

@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// `(version, SQL)`, versions strictly increasing from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The schema version this build writes; a database with a newer one is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -93,6 +93,11 @@ CREATE INDEX blocks_by_expiry ON blocks (until_ms);
 /// Signing out everywhere finds a user's sessions by user.
 const V2: &str = "
 CREATE INDEX refresh_tokens_by_user ON refresh_tokens (user_id, family);
+";
+
+/// The application's data about each user (JSON text), given at sign-up.
+const V3: &str = "
+ALTER TABLE users ADD COLUMN metadata TEXT;
 ";
 
 /// The database's schema version, read without writing anything.
