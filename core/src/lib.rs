@@ -1,6 +1,23 @@
 //! Holdfast's client engine.
 //!
-//! Work in progress (issue 3): the modules land one by one, each with its tests.
+//! ```no_run
+//! # async fn app() -> Result<(), holdfast_core::AuthError> {
+//! use holdfast_core::vault::Passphrase;
+//! use holdfast_core::{AuthClient, AuthState, ClientConfig, KeySource};
+//!
+//! let config = ClientConfig::new(
+//!     "https://api.example.com",
+//!     "/data/app/holdfast.db",
+//!     KeySource::Passphrase(Passphrase::new("from the user")),
+//! );
+//! let client = AuthClient::new(config)?;
+//! // Restores without the network: signed in even offline, if the user was.
+//! if let AuthState::SignedOut { .. } = client.initialize().await {
+//!     client.sign_in("ada@example.com", "correct horse battery").await?;
+//! }
+//! let token = client.access_token().await?; // fresh, refreshed if need be
+//! # Ok(()) }
+//! ```
 //!
 //! - [`clock`]: time, injectable for tests;
 //! - [`error`]: the one error type the app sees, whose variants say what to do;

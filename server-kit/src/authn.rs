@@ -46,6 +46,20 @@ pub struct TransportProof<'a> {
 }
 
 /// The shared checks. Cheap to clone.
+///
+/// For a token that arrives by another transport (a message, a header of another
+/// framework), with the device proof that transport carries:
+///
+/// ```no_run
+/// # async fn check(kit: &holdfast_server_kit::Kit, token: &str, proof: &str) {
+/// use holdfast_server_kit::authn::TransportProof;
+/// let proof = TransportProof { proof, method: "GET", url: "wss://sync.example.com/live" };
+/// match kit.authenticator().authenticate_token(token, Some(proof)).await {
+///     Ok(caller) => println!("user {} on device {}", caller.user.id, caller.claims.dev),
+///     Err(refused) => println!("{}: {}", refused.code, refused.message),
+/// }
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Authenticator {
     inner: Arc<Inner>,

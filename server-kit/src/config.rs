@@ -167,6 +167,15 @@ impl Default for PasswordPolicy {
 }
 
 /// Everything the server kit is configured with.
+///
+/// ```
+/// use holdfast_server_kit::ServerConfig;
+///
+/// let mut config = ServerConfig::new(vec!["a secret of at least thirty-two characters".into()]);
+/// config.public_url = Some("https://api.example.com".into()); // behind a TLS proxy
+/// config.route_prefix = "/api/auth".into();
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Clone)]
 pub struct ServerConfig {
     /// Token secrets: the first signs, all verify (rotation). Each at least 32 characters.

@@ -54,6 +54,10 @@ pub mod fuzzing;
 pub use authn::{Authenticated, Authenticator};
 pub use config::{ConfigError, ServerConfig};
 pub use exchange::{ApiError, AuthRequest, AuthResponse};
+/// The wire contract, whose types appear in the kit's public fields (claims, error codes,
+/// the user and device bodies).
+pub use holdfast_protocol as protocol;
+pub use holdfast_protocol::{Claims, ErrorCode};
 pub use kit::{Kit, KitBuilder, KitError};
 pub use service::AuthService;
 pub use store::Stores;

@@ -37,7 +37,21 @@ use crate::proofs::ProofCheck;
 use crate::store::Stores;
 use crate::tokens::TokenManager;
 
-/// The auth routes over a configuration and stores. Cheap to clone.
+/// The auth routes over a configuration and stores, as one framework-agnostic handler.
+/// Cheap to clone. Most servers get one from [`crate::Kit`]; this is how another framework
+/// calls it:
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use holdfast_server_kit::{AuthRequest, AuthService, ServerConfig, Stores};
+///
+/// let config = ServerConfig::new(vec![std::env::var("HOLDFAST_SECRET")?]);
+/// let service = AuthService::new(config, Stores::sqlite("auth.db")?)?;
+/// let request = AuthRequest::new(http::Method::GET, "/auth/me").with_bearer("eyJ...");
+/// let answer = service.handle(request).await; // {status, headers, body}
+/// assert_eq!(answer.status, 401);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct AuthService {
     inner: Arc<Inner>,

@@ -202,6 +202,21 @@ pub trait RateLimitStore: Send + Sync {
 }
 
 /// Every store the server kit needs, each possibly on a different backend.
+///
+/// ```no_run
+/// # async fn pick(shared: bool) -> Result<(), holdfast_server_kit::store::StoreError> {
+/// use holdfast_server_kit::Stores;
+/// let stores = if shared {
+///     // Several instances: PostgreSQL (the `holdfast` schema), rate limits in Redis.
+///     Stores::postgres("postgres://app@db/app", None)
+///         .await?
+///         .with_redis("redis://cache:6379", "holdfast")
+///         .await?
+/// } else {
+///     Stores::sqlite("holdfast.db")?
+/// };
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Stores {
     /// Accounts.
