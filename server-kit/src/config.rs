@@ -173,7 +173,6 @@ impl Default for PasswordPolicy {
 ///
 /// let mut config = ServerConfig::new(vec!["a secret of at least thirty-two characters".into()]);
 /// config.public_url = Some("https://api.example.com".into()); // behind a TLS proxy
-/// config.route_prefix = "/api/auth".into();
 /// assert!(config.validate().is_ok());
 /// ```
 #[derive(Clone)]
