@@ -140,14 +140,7 @@ impl TokenManager {
         jkt: Option<&str>,
         now_secs: i64,
     ) -> IssuedPair {
-        let pair = ChildPair {
-            access_jti: new_jti(),
-            refresh_jti: new_jti(),
-            issued_at: now_secs,
-            access_expires_at: now_secs.saturating_add(self.policy.access_ttl_secs),
-            refresh_expires_at: now_secs.saturating_add(self.policy.refresh_ttl_secs),
-        };
-        self.sign_pair(user_id, device_id, Some(family), jkt, None, &pair)
+        self.issue_pair_with(user_id, device_id, family, jkt, None, now_secs)
     }
 
     /// [`TokenManager::issue_pair`] with the application's claims in the access token
