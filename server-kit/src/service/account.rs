@@ -9,7 +9,7 @@ use holdfast_protocol::validate::{
 use holdfast_protocol::wire::{AuthSession, SignInRequest, SignUpRequest};
 use holdfast_protocol::{ErrorCode, PublicJwk};
 
-use super::{AuthService, ip_key};
+use super::AuthService;
 use crate::authn::DPOP_HEADER;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_json, request_url};
 use crate::guards::{address_key, check_password_policy, digest_key};
@@ -95,10 +95,7 @@ impl AuthService {
         request: &AuthRequest,
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
-        let guards = &self.inner.guards;
-        guards.check_not_blocked(client).await?;
-        guards
-            .limit(self.config().rate_limits.sign_up, &ip_key("signup", client))
+        self.admit_address(self.config().rate_limits.sign_up, "signup", client)
             .await?;
 
         let body: SignUpRequest = parse_json(request, SIGN_UP_SHAPE)?;
@@ -189,11 +186,7 @@ impl AuthService {
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
         let guards = &self.inner.guards;
-        guards.check_not_blocked(client).await?;
-        // Every attempt counts against the address before anything else, malformed ones
-        // too; an attempt refused here stores nothing.
-        guards
-            .limit(self.config().rate_limits.sign_in, &ip_key("signin", client))
+        self.admit_address(self.config().rate_limits.sign_in, "signin", client)
             .await?;
         let body: SignInRequest = parse_json(request, SIGN_IN_SHAPE)?;
         let emails = sign_in_emails(&body.email)?;

@@ -13,8 +13,8 @@ use holdfast_protocol::wire::{
 };
 use holdfast_protocol::{ErrorCode, PublicJwk};
 
+use super::AuthService;
 use super::account::device_key;
-use super::{AuthService, ip_key};
 use crate::devices::{new_challenge, verify_challenge};
 use crate::events::Revocation;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json};
@@ -79,10 +79,9 @@ impl AuthService {
             None => None,
         };
         let guards = &self.inner.guards;
-        guards.check_not_blocked(client).await?;
-        let limit = self.config().rate_limits.challenge;
         // The address first, so that a refused or malformed request stores nothing else.
-        guards.limit(limit, &ip_key("challenge", client)).await?;
+        let limit = self.config().rate_limits.challenge;
+        self.admit_address(limit, "challenge", client).await?;
         let body: ChallengeRequest = parse_json(request, "with a string member deviceId")?;
         check_device_id(&body.device_id).map_err(ApiError::validation)?;
         let device_key = digest_key(&body.device_id);
@@ -140,12 +139,10 @@ impl AuthService {
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
         let guards = &self.inner.guards;
-        guards.check_not_blocked(client).await?;
         // Counted per address only, before anything is parsed: a verify needs a challenge,
         // and challenges are limited per device, so strangers sending garbage verifies
         // naming a device use up nothing of that device's.
-        guards
-            .limit(self.config().rate_limits.verify, &ip_key("verify", client))
+        self.admit_address(self.config().rate_limits.verify, "verify", client)
             .await?;
         let body: VerifyRequest =
             parse_json(request, "with string members deviceId, challenge and signature")?;

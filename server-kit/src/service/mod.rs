@@ -34,7 +34,7 @@ use crate::guards::{self, Guards};
 use crate::hooks::{AuthHooks, NoHooks, SessionEnd};
 use crate::passwords::PasswordHasher;
 use crate::proofs::ProofCheck;
-use crate::store::Stores;
+use crate::store::{RateLimit, Stores};
 use crate::tokens::TokenManager;
 
 /// The auth routes over a configuration and stores, as one framework-agnostic handler.
@@ -301,6 +301,21 @@ impl AuthService {
                 ApiError::internal()
             }
         }
+    }
+}
+
+impl AuthService {
+    /// The client address's standing, checked before anything of the request is read: not
+    /// blocked, and within `limit` for `route` (every attempt counts, malformed ones too;
+    /// one refused here stores nothing else).
+    async fn admit_address(
+        &self,
+        limit: Option<RateLimit>,
+        route: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        self.inner.guards.check_not_blocked(client).await?;
+        self.inner.guards.limit(limit, &ip_key(route, client)).await
     }
 }
 

@@ -7,7 +7,7 @@ use holdfast_protocol::endpoint::{Refresh, SignOut};
 use holdfast_protocol::wire::{RefreshRequest, SignOutRequest, Success};
 use holdfast_protocol::{Claims, ErrorCode, TokenType};
 
-use super::{AuthService, ip_key};
+use super::AuthService;
 use crate::authn::access_token_error;
 use crate::events::Revocation;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json};
@@ -59,9 +59,7 @@ impl AuthService {
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
         let guards = &self.inner.guards;
-        guards.check_not_blocked(client).await?;
-        guards
-            .limit(self.config().rate_limits.refresh, &ip_key("refresh", client))
+        self.admit_address(self.config().rate_limits.refresh, "refresh", client)
             .await?;
         let body: RefreshRequest = parse_json(request, "with a string member refreshToken")?;
         let now_secs = self.now_secs();
