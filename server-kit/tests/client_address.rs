@@ -43,6 +43,8 @@ async fn an_unknown_client_address_is_logged_once_as_an_error() {
     let url = format!("http://{}/auth/me", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, kit.router()).await });
 
+    // reqwest is built with rustls and no provider in this workspace (holdfast-core).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     for _ in 0..3 {
         let answer = client.get(&url).send().await.expect("answered");
