@@ -35,7 +35,7 @@ use holdfast_core::{AuthClient, AuthState, ClientConfig, KeySource, SignOutReaso
 use holdfast_protocol::claims::JWT_HEADER_B64;
 use holdfast_protocol::proof::{ParsedProof, access_token_hash};
 use holdfast_protocol::{Claims, Cnf, TokenType, b64};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -108,14 +108,7 @@ impl Store {
     }
 
     fn record(&self, name: &str) -> Option<(Vec<u8>, i64)> {
-        self.db()
-            .query_row(
-                "SELECT blob, version FROM records WHERE name = ?1",
-                params![name],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .expect("read a record")
+        support::stored_record(&self.path(), name)
     }
 
     fn set_record_blob(&self, name: &str, blob: &[u8]) {

@@ -26,7 +26,7 @@ use holdfast_core::{
     AuthClient, AuthError, AuthEvent, AuthState, ClientConfig, KeyProvider, KeySource, SignOutReason,
 };
 use rusqlite::{Connection, OptionalExtension, params};
-use support::{Device, Events, Server, clock, email};
+use support::{Device, Events, Server, clock, email, stored_record};
 
 /// The passphrase `support::Device::client` uses.
 const PASSPHRASE: &str = "test passphrase";
@@ -37,18 +37,6 @@ const PASSPHRASE: &str = "test passphrase";
 
 fn db(path: &Path) -> Connection {
     Connection::open(path).expect("open the client store")
-}
-
-/// A record's blob and version (the store holds one server, so the name identifies it).
-fn record(path: &Path, name: &str) -> Option<(Vec<u8>, i64)> {
-    db(path)
-        .query_row(
-            "SELECT blob, version FROM records WHERE name = ?1",
-            params![name],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()
-        .expect("read a record")
 }
 
 fn set_record_blob(path: &Path, name: &str, blob: &[u8]) {
@@ -298,8 +286,8 @@ async fn damaged_sessions_are_quarantined(label: &str, cases: Vec<(&'static str,
     for (case, damage) in cases {
         settle().await;
         let path = device.path();
-        let (blob, version) = record(&path, "session").expect("a stored session");
-        let device_record = record(&path, "device").expect("a stored device");
+        let (blob, version) = stored_record(&path, "session").expect("a stored session");
+        let device_record = stored_record(&path, "device").expect("a stored device");
         let damaged = damage(&blob, &device_record.0);
         assert_ne!(damaged, blob, "{case}: the damage changes the record");
         set_record_blob(&path, "session", &damaged);
@@ -327,7 +315,11 @@ async fn damaged_sessions_are_quarantined(label: &str, cases: Vec<(&'static str,
         assert_eq!(client.access_token().await, Err(AuthError::NotSignedIn), "{case}");
 
         // Moved, not lost: the exact bytes under their version, with a reason.
-        assert_eq!(record(&path, "session"), None, "{case}: no longer a live record");
+        assert_eq!(
+            stored_record(&path, "session"),
+            None,
+            "{case}: no longer a live record"
+        );
         let quarantine = quarantined(&path);
         assert_eq!(quarantine.len(), expected_quarantine.len() + 1, "{case}");
         let entry = quarantine.last().unwrap();
@@ -342,7 +334,7 @@ async fn damaged_sessions_are_quarantined(label: &str, cases: Vec<(&'static str,
         );
         expected_quarantine = quarantine;
         assert_eq!(
-            record(&path, "device"),
+            stored_record(&path, "device"),
             Some(device_record),
             "{case}: device untouched"
         );
@@ -422,7 +414,7 @@ async fn an_authentic_record_that_is_not_a_session_is_quarantined() {
                 reason: SignOutReason::StoredSessionUnreadable
             }))
     );
-    assert_eq!(record(&device.path(), "session"), None);
+    assert_eq!(stored_record(&device.path(), "session"), None);
     let quarantine = quarantined(&device.path());
     assert_eq!(quarantine.len(), 1);
     assert_eq!(quarantine[0].name, "session");
@@ -461,7 +453,7 @@ async fn initialize_reports_a_quarantined_session_as_unreadable() {
         .unwrap();
     drop(client);
     settle().await;
-    let (blob, _) = record(&device.path(), "session").unwrap();
+    let (blob, _) = stored_record(&device.path(), "session").unwrap();
     set_record_blob(&device.path(), "session", &blob[..blob.len() / 2]);
 
     let client = device.client(&server.url(), &clock);
@@ -525,7 +517,7 @@ async fn a_damaged_key_check_is_unavailable_and_the_session_is_untouched() {
             before,
             "{case}: nothing written, the check not replaced"
         );
-        assert!(record(&path, "session").is_some(), "{case}");
+        assert!(stored_record(&path, "session").is_some(), "{case}");
     }
 
     // The session was never touched: with the check repaired, it opens.

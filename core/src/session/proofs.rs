@@ -14,29 +14,15 @@ use crate::error::AuthError;
 use crate::transport::{Answer, Failure};
 
 impl Inner {
-    /// Runs a bearer call of `method` on `url` with `access`, giving `call` the device proof
-    /// the token needs (see [`Inner::bearer_proof`]), and learns the server's clock from the
-    /// answer. A proof refused while this device's idea of the server's time was off is made
-    /// again, once, with the corrected time.
+    /// Runs a call of `method` on `url` that a bound token needs a proof for, giving `call`
+    /// the proof: one when `bound_token` is bound to this device's key, with the `ath` of
+    /// `ath_token` (the access token of a bearer call; empty for a refresh, a token
+    /// request). Learns the server's clock from the answer; a proof refused while this
+    /// device's idea of the server's time was off is made again, once, with the corrected
+    /// time.
     ///
     /// The outer error is a proof that could not be made (a device key unavailable now);
     /// the inner result is the call's.
-    pub(super) async fn bearer_call<T, Call>(
-        &self,
-        access: &str,
-        method: &str,
-        url: &str,
-        call: impl Fn(Option<String>) -> Call,
-    ) -> Result<Result<Answer<T>, Failure>, AuthError>
-    where
-        Call: Future<Output = Result<Answer<T>, Failure>>,
-    {
-        self.proven_call(access, access, method, url, call).await
-    }
-
-    /// [`Inner::bearer_call`] for any request a bound token needs a proof for: the proof is
-    /// made when `bound_token` is bound to this device's key, with the `ath` of `ath_token`
-    /// (the access token of a bearer call; empty for a refresh, a token request).
     pub(super) async fn proven_call<T, Call>(
         &self,
         bound_token: &str,
@@ -91,7 +77,7 @@ impl Inner {
 
     /// Sends `endpoint` with the bearer token `access`: the device proof the token needs,
     /// made for the endpoint's method and the URL actually sent, and the clock-corrected
-    /// retry of [`Inner::bearer_call`]. Every bearer call of the client goes through here.
+    /// retry of [`Inner::proven_call`]. Every bearer call of the client goes through here.
     pub(super) async fn send_bearer<E: Endpoint>(
         &self,
         access: &str,
@@ -100,7 +86,8 @@ impl Inner {
     ) -> Result<Result<Answer<E::Response>, Failure>, AuthError> {
         let transport = &self.transport;
         let url = transport.url_of(endpoint);
-        self.bearer_call(access, E::ROUTE.method.as_str(), &url, |proof| async move {
+        let method = E::ROUTE.method.as_str();
+        self.proven_call(access, access, method, &url, |proof| async move {
             transport
                 .send(endpoint, body, Some(access), proof.as_deref())
                 .await

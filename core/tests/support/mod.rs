@@ -141,3 +141,18 @@ impl Events {
 
 /// Fifteen minutes and a bit: past the default access token lifetime.
 pub const PAST_ACCESS_EXPIRY_MS: i64 = 16 * 60_000;
+
+/// A sealed record's blob and version in the client store at `path`, read from outside
+/// (the store holds one server, so the name identifies the record).
+pub fn stored_record(path: &std::path::Path, name: &str) -> Option<(Vec<u8>, i64)> {
+    use rusqlite::OptionalExtension;
+    rusqlite::Connection::open(path)
+        .expect("open the client store")
+        .query_row(
+            "SELECT blob, version FROM records WHERE name = ?1",
+            [name],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .expect("read a record")
+}
