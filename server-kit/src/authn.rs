@@ -201,8 +201,7 @@ impl Authenticator {
         access_token: &str,
         expected_jkt: &str,
     ) -> Result<(), ApiError> {
-        let public_url = self.inner.config.public_url.as_deref();
-        let url = request_url(public_url, &request.headers, request.url_path()).ok_or_else(|| {
+        let url = self.url_of(request).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::ProofInvalid,
                 "The request has no valid Host header to check the DPoP proof against.",
@@ -217,6 +216,13 @@ impl Authenticator {
             now_secs: self.now_secs(),
         })
         .await
+    }
+
+    /// The URL `request` addressed, as its device proof must name it (see
+    /// [`request_url`]); `None` without a usable `Host`.
+    pub fn url_of(&self, request: &AuthRequest) -> Option<String> {
+        let public_url = self.inner.config.public_url.as_deref();
+        request_url(public_url, &request.headers, request.url_path())
     }
 
     /// Checks a device proof completely (PROTOCOL 6.1) and records it as used. A refused

@@ -26,10 +26,11 @@
 //! A refusal answers as the kit's routes do (`{"error", "code"}` with the code's status);
 //! a bound token without its proof, or with a proof for another URL, is refused.
 
-use axum::extract::{FromRef, FromRequestParts, OriginalUri};
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use http::{HeaderMap, Method};
 
+use super::client_path;
 use crate::authn::{Authenticated, Authenticator, DPOP_HEADER};
 use crate::exchange::{ApiError, AuthRequest, bearer_token, request_url};
 use crate::gate::{GateError, Handshake, Principal, SyncGate};
@@ -45,15 +46,6 @@ impl std::ops::Deref for Caller {
     fn deref(&self) -> &Authenticated {
         &self.0
     }
-}
-
-/// The path the client sent (the mount prefix included under `Router::nest`).
-fn client_path(parts: &Parts) -> String {
-    parts
-        .extensions
-        .get::<OriginalUri>()
-        .map(|original| original.0.path().to_owned())
-        .unwrap_or_else(|| parts.uri.path().to_owned())
 }
 
 impl<S> FromRequestParts<S> for Caller

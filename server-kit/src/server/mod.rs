@@ -83,12 +83,7 @@ async fn handle(State(service): State<AuthService>, request: Request) -> Respons
     };
     // Under `Router::nest` the URI is stripped of the mount; the client's own path is kept
     // for the device proofs, which name the URL the client addressed.
-    let original_path = parts
-        .extensions
-        .get::<OriginalUri>()
-        .map(|original| original.0.path())
-        .filter(|original| *original != parts.uri.path())
-        .map(str::to_owned);
+    let original_path = Some(client_path(&parts));
     let request = AuthRequest {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -98,6 +93,15 @@ async fn handle(State(service): State<AuthService>, request: Request) -> Respons
         original_path,
     };
     service.handle(request).await.into_response()
+}
+
+/// The path the client sent (the mount prefix included under `Router::nest`).
+fn client_path(parts: &http::request::Parts) -> String {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map(|original| original.0.path().to_owned())
+        .unwrap_or_else(|| parts.uri.path().to_owned())
 }
 
 /// Says once per process, loudly, that requests arrive without the client's address.

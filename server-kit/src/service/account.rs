@@ -11,7 +11,7 @@ use holdfast_protocol::{ErrorCode, PublicJwk};
 
 use super::AuthService;
 use crate::authn::DPOP_HEADER;
-use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_json, request_url};
+use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_json};
 use crate::guards::{address_key, check_password_policy, digest_key};
 use crate::hooks::SignUpAttempt;
 use crate::proofs::{ProofCheck, check_proof};
@@ -323,11 +323,7 @@ impl AuthService {
         let Some(jkt) = device.thumbprint() else {
             return false;
         };
-        let Some(url) = request_url(
-            self.config().public_url.as_deref(),
-            &request.headers,
-            request.url_path(),
-        ) else {
+        let Some(url) = self.authenticator().url_of(request) else {
             return false;
         };
         check_proof(&ProofCheck {
