@@ -23,9 +23,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{
-    AuthSession, ChallengeRequest, ChallengeResponse, Device, DeviceRegisterRequest, DeviceRegistration,
-    RefreshRequest, SignInRequest, SignOutRequest, SignUpRequest, Success, TokenPair, User, VerifyRequest,
-    VerifyResponse,
+    AuthSession, ChallengeRequest, ChallengeResponse, DeleteAccountRequest, Device, DeviceRegisterRequest,
+    DeviceRegistration, Empty, MailSent, PasswordChangeRequest, PasswordResetRequest, RefreshRequest,
+    ResetRequest, Revoked, Session, SignInRequest, SignOutRequest, SignUpRequest, Success, TokenPair, Tokens,
+    User, UserBody, VerifyConfirmRequest, VerifyRequest, VerifyResponse, VerifySendRequest,
 };
 
 /// An HTTP method the routes use.
@@ -59,7 +60,8 @@ impl Method {
         }
     }
 
-    /// Whether a request of this method carries a JSON body.
+    /// Whether a request of this method carries a JSON body unless its route says
+    /// otherwise ([`Route::body`]).
     pub const fn has_body(self) -> bool {
         matches!(self, Method::Post)
     }
@@ -78,6 +80,9 @@ pub enum Authorization {
     /// As [`Authorization::Bearer`] when a token is sent; without one, nothing (a device
     /// challenge for a silent re-login, PROTOCOL 6.4).
     OptionalBearer,
+    /// Nothing: the body carries what authorizes it (a reset or verification token), or
+    /// nothing needs authorizing (a reset request).
+    Public,
 }
 
 /// A route: method, path pattern (a `{id}` segment is a parameter), authorization and
@@ -92,6 +97,8 @@ pub struct Route {
     pub authorization: Authorization,
     /// The status of a success (200, or 201 for what creates something).
     pub status: u16,
+    /// Whether the request carries a JSON body (`POST`, and `DELETE /me`).
+    pub body: bool,
 }
 
 impl Route {
@@ -145,6 +152,7 @@ macro_rules! endpoint {
                 pattern: $pattern,
                 authorization: Authorization::$auth,
                 status: $status,
+                body: Method::$method.has_body(),
             };
         }
     };
@@ -187,51 +195,127 @@ endpoint!(
     Verify, Post "/device/verify", TokenRequest, 200, VerifyRequest => VerifyResponse
 );
 
-/// `DELETE /device/{id}`: revokes one of the user's devices.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevokeDevice {
-    segment: String,
-}
+endpoint!(
+    /// `GET /sessions`: the user's live sessions, newest first (PROTOCOL 8).
+    Sessions, Get "/sessions", Bearer, 200, NoBody => Vec<Session>
+);
+endpoint!(
+    /// `POST /sessions/revoke-others`: ends every session of the user but the caller's.
+    RevokeOtherSessions, Post "/sessions/revoke-others", Bearer, 200, Empty => Revoked
+);
+endpoint!(
+    /// `POST /signout-all`: ends every session of the user, the caller's included.
+    SignOutAll, Post "/signout-all", Bearer, 200, Empty => Revoked
+);
+endpoint!(
+    /// `POST /password/change`: a new password; the caller's session gets a fresh pair and
+    /// every other session ends.
+    ChangePassword, Post "/password/change", Bearer, 200, PasswordChangeRequest => Tokens
+);
+endpoint!(
+    /// `POST /password/reset-request`: mails a reset link when the account exists (the
+    /// answer is the same either way).
+    RequestPasswordReset, Post "/password/reset-request", Public, 200, ResetRequest => MailSent
+);
+endpoint!(
+    /// `POST /password/reset`: a reset token for a new password; every session ends.
+    ResetPassword, Post "/password/reset", Public, 200, PasswordResetRequest => Success
+);
+endpoint!(
+    /// `POST /verify/send`: mails a verification link for the account's email.
+    SendVerification, Post "/verify/send", Bearer, 200, VerifySendRequest => MailSent
+);
+endpoint!(
+    /// `POST /verify/resend`: mails the verification link again.
+    ResendVerification, Post "/verify/resend", Bearer, 200, Empty => MailSent
+);
+endpoint!(
+    /// `POST /verify/confirm`: a verification token marks the email verified.
+    ConfirmEmail, Post "/verify/confirm", Public, 200, VerifyConfirmRequest => UserBody
+);
 
-impl RevokeDevice {
-    /// The call for `device_id`, percent-encoded as a path segment; `None` for an id that
-    /// cannot be one (empty, `.` or `..`, which URL parsers resolve as directories).
-    pub fn new(device_id: &str) -> Option<RevokeDevice> {
-        if matches!(device_id, "" | "." | "..") {
-            return None;
-        }
-        const HEX: &[u8; 16] = b"0123456789ABCDEF";
-        let mut segment = String::with_capacity(device_id.len());
-        for byte in device_id.bytes() {
-            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-                segment.push(char::from(byte));
-            } else {
-                segment.push('%');
-                segment.push(char::from(HEX[usize::from(byte >> 4)]));
-                segment.push(char::from(HEX[usize::from(byte & 0x0f)]));
-            }
-        }
-        Some(RevokeDevice { segment })
-    }
-}
+/// `DELETE /me`: deletes the account (its sessions, devices and data), with its password.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteAccount;
 
-impl Endpoint for RevokeDevice {
-    type Request = NoBody;
+impl Endpoint for DeleteAccount {
+    type Request = DeleteAccountRequest;
     type Response = Success;
     const ROUTE: Route = Route {
         method: Method::Delete,
-        pattern: "/device/{id}",
+        pattern: "/me",
         authorization: Authorization::Bearer,
         status: 200,
+        body: true,
     };
-
-    fn path(&self) -> Cow<'_, str> {
-        Cow::Owned(format!("/device/{}", self.segment))
-    }
 }
 
+/// `id` percent-encoded as one path segment; `None` for an id that cannot be one (empty,
+/// `.` or `..`, which URL parsers resolve as directories).
+fn path_segment(id: &str) -> Option<String> {
+    if matches!(id, "" | "." | "..") {
+        return None;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut segment = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            segment.push(char::from(byte));
+        } else {
+            segment.push('%');
+            segment.push(char::from(HEX[usize::from(byte >> 4)]));
+            segment.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+    }
+    Some(segment)
+}
+
+/// A route with one `{id}` segment: `new` percent-encodes the id (see [`path_segment`]).
+macro_rules! endpoint_with_id {
+    ($(#[$doc:meta])* $name:ident, $method:ident $prefix:literal, $response:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name {
+            segment: String,
+        }
+
+        impl $name {
+            /// The call for `id`, percent-encoded as a path segment; `None` for an id that
+            /// cannot be one (empty, `.` or `..`).
+            pub fn new(id: &str) -> Option<$name> {
+                path_segment(id).map(|segment| $name { segment })
+            }
+        }
+
+        impl Endpoint for $name {
+            type Request = NoBody;
+            type Response = $response;
+            const ROUTE: Route = Route {
+                method: Method::$method,
+                pattern: concat!($prefix, "{id}"),
+                authorization: Authorization::Bearer,
+                status: 200,
+                body: false,
+            };
+
+            fn path(&self) -> Cow<'_, str> {
+                Cow::Owned(format!(concat!($prefix, "{}"), self.segment))
+            }
+        }
+    };
+}
+
+endpoint_with_id!(
+    /// `DELETE /device/{id}`: revokes one of the user's devices.
+    RevokeDevice, Delete "/device/", Success
+);
+endpoint_with_id!(
+    /// `DELETE /sessions/{id}`: ends one of the user's sessions.
+    RevokeSession, Delete "/sessions/", Success
+);
+
 /// Every route, for a server's route table.
-pub const ROUTES: [Route; 10] = [
+pub const ROUTES: [Route; 21] = [
     SignUp::ROUTE,
     SignIn::ROUTE,
     Refresh::ROUTE,
@@ -242,6 +326,17 @@ pub const ROUTES: [Route; 10] = [
     Challenge::ROUTE,
     Verify::ROUTE,
     RevokeDevice::ROUTE,
+    Sessions::ROUTE,
+    RevokeSession::ROUTE,
+    RevokeOtherSessions::ROUTE,
+    SignOutAll::ROUTE,
+    ChangePassword::ROUTE,
+    RequestPasswordReset::ROUTE,
+    ResetPassword::ROUTE,
+    SendVerification::ROUTE,
+    ResendVerification::ROUTE,
+    ConfirmEmail::ROUTE,
+    DeleteAccount::ROUTE,
 ];
 
 #[cfg(test)]
@@ -264,6 +359,12 @@ mod tests {
         assert_eq!(revoke.matches(Method::Delete, "/device/a/b"), None);
         assert_eq!(revoke.matches(Method::Get, "/device/a"), None);
         assert_eq!(Me::ROUTE.matches(Method::Get, "/me/"), None);
+        assert_eq!(
+            RevokeSession::ROUTE.matches(Method::Delete, "/sessions/revoke-others"),
+            Some(Some("revoke-others")),
+            "a DELETE of that path names a session id; the POST is another route"
+        );
+        assert!(DeleteAccount::ROUTE.body && !Me::ROUTE.body && SignOutAll::ROUTE.body);
     }
 
     #[test]
@@ -279,7 +380,12 @@ mod tests {
         );
         for unusable in ["", ".", ".."] {
             assert_eq!(RevokeDevice::new(unusable), None);
+            assert_eq!(RevokeSession::new(unusable), None);
         }
+        assert_eq!(
+            RevokeSession::new("3f1c/x").expect("id").path(),
+            "/sessions/3f1c%2Fx"
+        );
     }
 
     #[test]

@@ -24,6 +24,15 @@ pub enum ErrorCode {
     SignatureInvalid,
     /// 401: the device proof (DPoP) is missing or invalid.
     ProofInvalid,
+    /// 401: the session was idle longer than the server allows, or is older than its
+    /// absolute lifetime (PROTOCOL 8): sign in again.
+    SessionExpired,
+    /// 400: the password reset token is unknown, used or expired.
+    ResetTokenInvalid,
+    /// 400: the email verification token is unknown, used or expired.
+    VerifyTokenInvalid,
+    /// 403: the account was disabled by an operator; every session of it ended.
+    AccountDisabled,
     /// 403: the device was revoked.
     DeviceRevoked,
     /// 403: the caller may not do this.
@@ -53,7 +62,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::ValidationError,
         ErrorCode::InvalidCredentials,
         ErrorCode::TokenInvalid,
@@ -63,6 +72,10 @@ impl ErrorCode {
         ErrorCode::ChallengeInvalid,
         ErrorCode::SignatureInvalid,
         ErrorCode::ProofInvalid,
+        ErrorCode::SessionExpired,
+        ErrorCode::ResetTokenInvalid,
+        ErrorCode::VerifyTokenInvalid,
+        ErrorCode::AccountDisabled,
         ErrorCode::DeviceRevoked,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -88,6 +101,10 @@ impl ErrorCode {
             ErrorCode::ChallengeInvalid => "CHALLENGE_INVALID",
             ErrorCode::SignatureInvalid => "SIGNATURE_INVALID",
             ErrorCode::ProofInvalid => "PROOF_INVALID",
+            ErrorCode::SessionExpired => "SESSION_EXPIRED",
+            ErrorCode::ResetTokenInvalid => "RESET_TOKEN_INVALID",
+            ErrorCode::VerifyTokenInvalid => "VERIFY_TOKEN_INVALID",
+            ErrorCode::AccountDisabled => "ACCOUNT_DISABLED",
             ErrorCode::DeviceRevoked => "DEVICE_REVOKED",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotFound => "NOT_FOUND",
@@ -105,7 +122,7 @@ impl ErrorCode {
     /// The HTTP status this code is sent with.
     pub const fn status(self) -> u16 {
         match self {
-            ErrorCode::ValidationError => 400,
+            ErrorCode::ValidationError | ErrorCode::ResetTokenInvalid | ErrorCode::VerifyTokenInvalid => 400,
             ErrorCode::InvalidCredentials
             | ErrorCode::TokenInvalid
             | ErrorCode::TokenExpired
@@ -113,8 +130,9 @@ impl ErrorCode {
             | ErrorCode::RefreshReused
             | ErrorCode::ChallengeInvalid
             | ErrorCode::SignatureInvalid
-            | ErrorCode::ProofInvalid => 401,
-            ErrorCode::DeviceRevoked | ErrorCode::Forbidden => 403,
+            | ErrorCode::ProofInvalid
+            | ErrorCode::SessionExpired => 401,
+            ErrorCode::DeviceRevoked | ErrorCode::Forbidden | ErrorCode::AccountDisabled => 403,
             ErrorCode::NotFound | ErrorCode::UserNotFound | ErrorCode::DeviceNotFound => 404,
             ErrorCode::EmailTaken | ErrorCode::DeviceConflict => 409,
             ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
@@ -152,6 +170,11 @@ pub struct ErrorBody {
     /// Machine code, when the server sends one.
     #[serde(rename = "code", default, skip_serializing_if = "Option::is_none")]
     pub code_text: Option<String>,
+    /// Holdfast: why a session ended, on a refresh refused with `TOKEN_REVOKED`,
+    /// `SESSION_EXPIRED` or `ACCOUNT_DISABLED` (PROTOCOL 8), as [`EndReason`] spells it;
+    /// kept as text for reasons a newer server adds ([`ErrorBody::reason`] parses it).
+    #[serde(rename = "reason", default, skip_serializing_if = "Option::is_none")]
+    pub reason_text: Option<String>,
 }
 
 impl ErrorBody {
@@ -160,12 +183,137 @@ impl ErrorBody {
         ErrorBody {
             error: message.into(),
             code_text: Some(code.as_str().to_owned()),
+            reason_text: None,
         }
+    }
+
+    /// This envelope saying why the session ended.
+    pub fn with_reason(mut self, reason: EndReason) -> Self {
+        self.reason_text = Some(reason.as_str().to_owned());
+        self
+    }
+
+    /// Why the session ended, if the server said and this version knows the reason.
+    pub fn reason(&self) -> Option<EndReason> {
+        self.reason_text.as_deref().and_then(EndReason::parse)
     }
 
     /// The machine code, if present and known.
     pub fn code(&self) -> Option<ErrorCode> {
         self.code_text.as_deref().and_then(ErrorCode::parse)
+    }
+}
+
+/// Why a session ended (PROTOCOL 8), as a refused refresh reports it in `reason`, so an app
+/// can tell its user what happened rather than only that they were signed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// The session signed out (`/signout`).
+    SignedOut,
+    /// Another session of the user ended this one (`DELETE /sessions/:id`).
+    Revoked,
+    /// Another session ended every other one (`/sessions/revoke-others`).
+    RevokedByOtherSession,
+    /// The user signed out everywhere (`/signout-all`), or an operator ended every session.
+    SignedOutEverywhere,
+    /// The password was changed in another session.
+    PasswordChanged,
+    /// The password was reset.
+    PasswordReset,
+    /// A consumed refresh token was presented again (theft suspected).
+    RefreshReused,
+    /// A newer sign-in exceeded the user's maximum of sessions and this one was the least
+    /// recently used.
+    SessionLimit,
+    /// Idle longer than the server allows, or older than the absolute lifetime.
+    Expired,
+    /// The device was revoked.
+    DeviceRevoked,
+    /// An operator disabled the account.
+    AccountDisabled,
+    /// The account was deleted.
+    AccountDeleted,
+}
+
+impl EndReason {
+    /// Every reason, for exhaustive tests.
+    pub const ALL: [EndReason; 12] = [
+        EndReason::SignedOut,
+        EndReason::Revoked,
+        EndReason::RevokedByOtherSession,
+        EndReason::SignedOutEverywhere,
+        EndReason::PasswordChanged,
+        EndReason::PasswordReset,
+        EndReason::RefreshReused,
+        EndReason::SessionLimit,
+        EndReason::Expired,
+        EndReason::DeviceRevoked,
+        EndReason::AccountDisabled,
+        EndReason::AccountDeleted,
+    ];
+
+    /// The wire (and storage) spelling, e.g. `"password_changed"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndReason::SignedOut => "signed_out",
+            EndReason::Revoked => "revoked",
+            EndReason::RevokedByOtherSession => "revoked_by_other_session",
+            EndReason::SignedOutEverywhere => "signed_out_everywhere",
+            EndReason::PasswordChanged => "password_changed",
+            EndReason::PasswordReset => "password_reset",
+            EndReason::RefreshReused => "refresh_reused",
+            EndReason::SessionLimit => "session_limit",
+            EndReason::Expired => "expired",
+            EndReason::DeviceRevoked => "device_revoked",
+            EndReason::AccountDisabled => "account_disabled",
+            EndReason::AccountDeleted => "account_deleted",
+        }
+    }
+
+    /// Parses a spelling; unknown ones (a newer server) give `None`.
+    pub fn parse(text: &str) -> Option<EndReason> {
+        EndReason::ALL.into_iter().find(|reason| reason.as_str() == text)
+    }
+
+    /// The code a refresh of a session ended for this reason answers.
+    pub const fn code(self) -> ErrorCode {
+        match self {
+            EndReason::Expired => ErrorCode::SessionExpired,
+            EndReason::RefreshReused => ErrorCode::RefreshReused,
+            EndReason::AccountDisabled => ErrorCode::AccountDisabled,
+            EndReason::DeviceRevoked => ErrorCode::DeviceRevoked,
+            EndReason::AccountDeleted => ErrorCode::UserNotFound,
+            _ => ErrorCode::TokenRevoked,
+        }
+    }
+
+    /// A message a person can read.
+    pub const fn message(self) -> &'static str {
+        match self {
+            EndReason::SignedOut => "This session was signed out. Sign in again.",
+            EndReason::Revoked | EndReason::RevokedByOtherSession => {
+                "This session was ended from another session. Sign in again."
+            }
+            EndReason::SignedOutEverywhere => "You were signed out everywhere. Sign in again.",
+            EndReason::PasswordChanged => "The password was changed in another session. Sign in again.",
+            EndReason::PasswordReset => "The password was reset. Sign in with the new password.",
+            EndReason::RefreshReused => {
+                "This refresh token was already used. The session was ended for safety; sign in again."
+            }
+            EndReason::SessionLimit => {
+                "This session ended because a newer sign-in exceeded the number of sessions allowed."
+            }
+            EndReason::Expired => "This session expired. Sign in again.",
+            EndReason::DeviceRevoked => "This device was revoked.",
+            EndReason::AccountDisabled => "This account is disabled.",
+            EndReason::AccountDeleted => "The account no longer exists.",
+        }
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -183,6 +331,20 @@ mod tests {
             ));
         }
         assert_eq!(ErrorCode::parse("SOMETHING_NEW"), None);
+    }
+
+    #[test]
+    fn every_reason_round_trips_and_rides_on_its_code() {
+        for reason in EndReason::ALL {
+            assert_eq!(EndReason::parse(reason.as_str()), Some(reason));
+            let body = ErrorBody::new(reason.code(), reason.message()).with_reason(reason);
+            let json = serde_json::to_string(&body).unwrap();
+            let back: ErrorBody = serde_json::from_str(&json).unwrap();
+            assert_eq!((back.code(), back.reason()), (Some(reason.code()), Some(reason)));
+        }
+        assert_eq!(EndReason::parse("whatever"), None);
+        assert_eq!(EndReason::Expired.code(), ErrorCode::SessionExpired);
+        assert_eq!(EndReason::PasswordReset.code(), ErrorCode::TokenRevoked);
     }
 
     #[test]

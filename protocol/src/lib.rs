@@ -35,5 +35,5 @@ pub mod wire;
 mod redact;
 
 pub use claims::{Claims, Cnf, TokenType};
-pub use error::{ErrorBody, ErrorCode};
+pub use error::{EndReason, ErrorBody, ErrorCode};
 pub use jwk::{JwkError, PublicJwk};

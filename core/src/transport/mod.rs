@@ -102,7 +102,7 @@ impl Transport {
         proof: Option<&str>,
     ) -> Result<Answer<E::Response>, Failure> {
         let route = E::ROUTE;
-        let body = route.method.has_body().then_some(body);
+        let body = route.body.then_some(body);
         let method = match route.method {
             endpoint::Method::Get => Method::GET,
             endpoint::Method::Post => Method::POST,

@@ -14,7 +14,17 @@ impl AuthService {
         let until = self
             .now_secs()
             .saturating_add(self.tokens().policy().refresh_ttl_secs);
-        let families = self.stores().tokens.revoke_user_families(user_id, until).await?;
+        let families = self
+            .stores()
+            .sessions
+            .end_sessions(
+                user_id,
+                crate::store::SessionScope::All,
+                holdfast_protocol::EndReason::SignedOutEverywhere,
+                self.now_ms(),
+                until,
+            )
+            .await?;
         tracing::info!(user = %user_id, sessions = families.len(), "signed out everywhere");
         self.publish(Revocation::UserSessions {
             user_id: user_id.to_owned(),

@@ -9,6 +9,8 @@
 //! - [`UserStore`]: accounts and password hashes;
 //! - [`DeviceStore`]: the device registry;
 //! - [`TokenStore`]: refresh-token rotation state, revoked tokens and revoked families;
+//! - [`SessionStore`]: sessions (token families) with their limits and why they ended;
+//! - [`OneTimeTokenStore`]: hashed single-use password-reset and email-verification tokens;
 //! - [`ChallengeStore`]: single-use device challenges;
 //! - [`RateLimitStore`]: sliding-window counters and temporary blocks.
 //!
@@ -29,9 +31,14 @@ pub mod sync_items;
 
 mod records;
 mod replay;
+mod sessions;
 
 pub use records::*;
 pub use replay::{MemoryReplayStore, ReplayStore};
+pub use sessions::{
+    EndedSession, NewSession, OneTimeKind, OneTimeToken, OneTimeTokenStore, SessionEnding, SessionLimits,
+    SessionRecord, SessionScope, SessionStore,
+};
 pub use sync_items::SyncItemStore;
 
 /// A database or Redis URL with the password of its user info, if any, replaced by `***`,
@@ -103,6 +110,13 @@ pub trait UserStore: Send + Sync {
     async fn set_password(&self, id: &str, password: StoredPassword) -> Result<(), StoreError>;
     /// Deletes an account and its devices. Returns whether it existed.
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
+    /// Marks the account's email verified. Returns whether the account exists.
+    async fn set_email_verified(&self, id: &str) -> Result<bool, StoreError>;
+    /// Disables the account from `disabled_at_ms`, or enables it with `None`. Returns
+    /// whether the account exists.
+    async fn set_disabled(&self, id: &str, disabled_at_ms: Option<i64>) -> Result<bool, StoreError>;
+    /// Accounts in email order, as `query` selects (for operators).
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError>;
 }
 
 /// The device registry.
@@ -139,8 +153,9 @@ pub trait TokenStore: Send + Sync {
     /// re-login).
     async fn insert_refresh(&self, record: RefreshRecord) -> Result<(), StoreError>;
     /// Atomically rotates `parent_jti`: when it exists, is not consumed and its family is
-    /// not revoked, marks it consumed at `now_ms` with `pair` as its children and inserts
-    /// `child`; otherwise reports why not (see [`RotateOutcome`]), changing nothing.
+    /// not revoked, marks it consumed at `now_ms` with `pair` as its children, inserts
+    /// `child` and moves the session's ([`SessionStore`]) `last_used_at_ms` to `now_ms`;
+    /// otherwise reports why not (see [`RotateOutcome`]), changing nothing.
     async fn rotate_refresh(
         &self,
         parent_jti: &str,
@@ -152,9 +167,6 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     /// Revokes a whole token family (one sign-in session), remembered until `expires_at`.
     async fn revoke_family(&self, family: &str, expires_at: i64) -> Result<(), StoreError>;
-    /// Revokes every family of `user_id` that has a stored refresh token (signing out
-    /// everywhere), until `expires_at` (seconds). Returns the families revoked.
-    async fn revoke_user_families(&self, user_id: &str, expires_at: i64) -> Result<Vec<String>, StoreError>;
     /// Whether the token `jti`, or its `family`, is revoked.
     async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError>;
     /// Forgets refresh records and revocations whose expiry (seconds) is before `now`.
@@ -225,6 +237,10 @@ pub struct Stores {
     pub devices: Arc<dyn DeviceStore>,
     /// Token state.
     pub tokens: Arc<dyn TokenStore>,
+    /// Sessions: on the same backend as `tokens` (ending a session revokes its family).
+    pub sessions: Arc<dyn SessionStore>,
+    /// Password-reset and email-verification tokens.
+    pub one_time: Arc<dyn OneTimeTokenStore>,
     /// Challenges.
     pub challenges: Arc<dyn ChallengeStore>,
     /// Rate limits.
@@ -238,12 +254,21 @@ impl Stores {
     /// Every store on one backend.
     pub fn single<B>(backend: Arc<B>) -> Stores
     where
-        B: UserStore + DeviceStore + TokenStore + ChallengeStore + RateLimitStore + 'static,
+        B: UserStore
+            + DeviceStore
+            + TokenStore
+            + SessionStore
+            + OneTimeTokenStore
+            + ChallengeStore
+            + RateLimitStore
+            + 'static,
     {
         Stores {
             users: backend.clone(),
             devices: backend.clone(),
             tokens: backend.clone(),
+            sessions: backend.clone(),
+            one_time: backend.clone(),
             challenges: backend.clone(),
             rate_limits: backend,
             replays: Arc::new(MemoryReplayStore::new()),

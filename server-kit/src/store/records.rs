@@ -63,6 +63,7 @@ impl NewUser {
             created_at_ms: self.created_at_ms,
             password: self.password.clone(),
             metadata: self.metadata.clone(),
+            disabled_at_ms: None,
         }
     }
 }
@@ -84,6 +85,36 @@ pub struct UserRecord {
     pub password: StoredPassword,
     /// The application's data about the user, given at sign-up.
     pub metadata: Option<serde_json::Value>,
+    /// When an operator disabled the account, ms; `None` while it is enabled.
+    pub disabled_at_ms: Option<i64>,
+}
+
+/// Which accounts [`super::UserStore::list_users`] lists: in email order, after `after`
+/// (an email, for paging), those whose email contains `email_contains`, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Only emails containing this (lower-cased) text.
+    pub email_contains: Option<String>,
+    /// Only emails after this one (the last of the previous page).
+    pub after: Option<String>,
+    /// At most this many (a backend may cap it at 1000).
+    pub limit: u32,
+}
+
+impl UserQuery {
+    /// Whether `email` is in this query's page range and filter (ignoring the limit).
+    pub fn admits(&self, email: &str) -> bool {
+        self.after.as_deref().is_none_or(|after| email > after)
+            && self
+                .email_contains
+                .as_deref()
+                .is_none_or(|text| email.contains(text))
+    }
+
+    /// The limit, capped at 1000.
+    pub fn capped_limit(&self) -> u32 {
+        self.limit.min(1000)
+    }
 }
 
 impl UserRecord {

@@ -4,10 +4,12 @@
 //! `tests/store_conformance.rs` runs against both), so a test written against it holds on
 //! the real thing.
 
+mod sessions;
+
 use super::{
-    ChallengeStore, ChildPair, ConsumeOutcome, DeviceRecord, DeviceStore, NewDevice, NewUser, RateDecision,
-    RateLimit, RateLimitStore, RefreshRecord, RegistrationPlan, RotateOutcome, StoreError, StoredPassword,
-    TokenStore, UserRecord, UserStore, plan_registration,
+    ChallengeStore, ChildPair, ConsumeOutcome, DeviceRecord, DeviceStore, NewDevice, NewUser, OneTimeToken,
+    RateDecision, RateLimit, RateLimitStore, RefreshRecord, RegistrationPlan, RotateOutcome, SessionRecord,
+    StoreError, StoredPassword, TokenStore, UserQuery, UserRecord, UserStore, plan_registration,
 };
 use crate::store::slide_window;
 use async_trait::async_trait;
@@ -36,6 +38,9 @@ struct State {
     /// Timestamps (ms) of the counted attempts still in some window.
     windows: HashMap<String, Window>,
     blocks: HashMap<String, i64>,
+    sessions: HashMap<String, SessionRecord>,
+    /// By hash.
+    one_time: HashMap<String, OneTimeToken>,
 }
 
 #[derive(Debug)]
@@ -108,6 +113,37 @@ impl UserStore for MemoryStore {
         state.emails.remove(&user.email);
         state.devices.retain(|_, (_, device)| device.user_id != id);
         Ok(true)
+    }
+
+    async fn set_email_verified(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .state()
+            .users
+            .get_mut(id)
+            .map(|user| user.email_verified = true)
+            .is_some())
+    }
+
+    async fn set_disabled(&self, id: &str, disabled_at_ms: Option<i64>) -> Result<bool, StoreError> {
+        Ok(self
+            .state()
+            .users
+            .get_mut(id)
+            .map(|user| user.disabled_at_ms = disabled_at_ms)
+            .is_some())
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError> {
+        let state = self.state();
+        let mut users: Vec<UserRecord> = state
+            .users
+            .values()
+            .filter(|user| query.admits(&user.email))
+            .cloned()
+            .collect();
+        users.sort_by(|a, b| a.email.cmp(&b.email));
+        users.truncate(query.capped_limit() as usize);
+        Ok(users)
     }
 }
 
@@ -221,6 +257,9 @@ impl TokenStore for MemoryStore {
         if let Some(parent) = state.refresh.get_mut(parent_jti) {
             parent.rotated = Some((now_ms, pair));
         }
+        if let Some(session) = state.sessions.get_mut(&child.family) {
+            session.last_used_at_ms = session.last_used_at_ms.max(now_ms);
+        }
         state.refresh.insert(
             child.jti.clone(),
             RefreshState {
@@ -246,23 +285,6 @@ impl TokenStore for MemoryStore {
             .or_insert(expires_at);
         *until = (*until).max(expires_at);
         Ok(())
-    }
-
-    async fn revoke_user_families(&self, user_id: &str, expires_at: i64) -> Result<Vec<String>, StoreError> {
-        let mut state = self.state();
-        let mut families: Vec<String> = state
-            .refresh
-            .values()
-            .filter(|refresh| refresh.record.user_id == user_id)
-            .map(|refresh| refresh.record.family.clone())
-            .collect();
-        families.sort();
-        families.dedup();
-        for family in &families {
-            let until = state.revoked_families.entry(family.clone()).or_insert(expires_at);
-            *until = (*until).max(expires_at);
-        }
-        Ok(families)
     }
 
     async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError> {
