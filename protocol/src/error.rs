@@ -275,11 +275,11 @@ impl EndReason {
         EndReason::ALL.into_iter().find(|reason| reason.as_str() == text)
     }
 
-    /// The code a refresh of a session ended for this reason answers.
+    /// The code a refresh of a session ended for this reason answers (`REFRESH_REUSED`
+    /// answers only the reuse itself; later refreshes of that family are `TOKEN_REVOKED`).
     pub const fn code(self) -> ErrorCode {
         match self {
             EndReason::Expired => ErrorCode::SessionExpired,
-            EndReason::RefreshReused => ErrorCode::RefreshReused,
             EndReason::AccountDisabled => ErrorCode::AccountDisabled,
             EndReason::DeviceRevoked => ErrorCode::DeviceRevoked,
             EndReason::AccountDeleted => ErrorCode::UserNotFound,

@@ -265,6 +265,7 @@ impl Authenticator {
             .find_user(&claims.sub)
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, "The account no longer exists."))?;
+        check_enabled(&user)?;
         let device = stores.devices.find_device(&claims.dev).await?;
         if let Some(device) = &device {
             if device.user_id != claims.sub {
@@ -284,6 +285,16 @@ impl Authenticator {
 impl AsRef<Authenticator> for Authenticator {
     fn as_ref(&self) -> &Authenticator {
         self
+    }
+}
+
+/// 403 `ACCOUNT_DISABLED` for an account an operator disabled.
+pub(crate) fn check_enabled(user: &crate::store::UserRecord) -> Result<(), ApiError> {
+    match user.disabled_at_ms {
+        Some(_) => Err(ApiError::session_ended(
+            holdfast_protocol::EndReason::AccountDisabled,
+        )),
+        None => Ok(()),
     }
 }
 

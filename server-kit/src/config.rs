@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::passwords::Argon2Params;
-use crate::store::RateLimit;
+use crate::store::{RateLimit, SessionLimits};
 
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +37,10 @@ pub struct RateLimits {
     pub challenge: Option<RateLimit>,
     /// Verify, per client address (a verify needs a challenge, limited per device).
     pub verify: Option<RateLimit>,
+    /// Account recovery, per client address and route: password reset requests, password
+    /// resets and email confirmations (tokens are also limited per account, see
+    /// [`AccountTokenPolicy`]).
+    pub account_recovery: Option<RateLimit>,
 }
 
 impl RateLimits {
@@ -47,6 +51,7 @@ impl RateLimits {
         refresh: None,
         challenge: None,
         verify: None,
+        account_recovery: None,
     };
 
     /// The same limit on every guarded route.
@@ -57,6 +62,7 @@ impl RateLimits {
             refresh: Some(limit),
             challenge: Some(limit),
             verify: Some(limit),
+            account_recovery: Some(limit),
         }
     }
 }
@@ -87,6 +93,35 @@ impl Default for RateLimits {
                 max: 30,
                 window_ms: minute,
             }),
+            account_recovery: Some(RateLimit {
+                max: 10,
+                window_ms: minute,
+            }),
+        }
+    }
+}
+
+/// Lifetimes and limits of password-reset and email-verification tokens (PROTOCOL 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountTokenPolicy {
+    /// How long a reset token works, ms (default 1 h).
+    pub reset_ttl_ms: i64,
+    /// At most this many live reset tokens per account (default 3); a request beyond it
+    /// sends nothing (and answers as always).
+    pub reset_max_live: u32,
+    /// How long a verification token works, ms (default 24 h).
+    pub verify_ttl_ms: i64,
+    /// At most this many verification mails per account per hour (default 3).
+    pub verify_per_hour: u32,
+}
+
+impl Default for AccountTokenPolicy {
+    fn default() -> Self {
+        AccountTokenPolicy {
+            reset_ttl_ms: 3_600_000,
+            reset_max_live: 3,
+            verify_ttl_ms: 24 * 3_600_000,
+            verify_per_hour: 3,
         }
     }
 }
@@ -220,6 +255,13 @@ pub struct ServerConfig {
     pub hashing_max_wait: Option<std::time::Duration>,
     /// Argon2id cost for new hashes.
     pub argon2: Argon2Params,
+    /// Session limits: idle timeout and absolute lifetime (default none: a session lives
+    /// as long as its refresh tokens are refreshed within their lifetime) and the most live
+    /// sessions per user (default 10, Kora's; a sign-in beyond it ends the least recently
+    /// used).
+    pub sessions: SessionLimits,
+    /// Password-reset and email-verification tokens.
+    pub account_tokens: AccountTokenPolicy,
     /// Time source.
     pub clock: Arc<dyn Clock>,
 }
@@ -245,6 +287,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("hashing_concurrency", &self.hashing_concurrency)
             .field("hashing_max_wait", &self.hashing_max_wait)
             .field("argon2", &self.argon2)
+            .field("sessions", &self.sessions)
+            .field("account_tokens", &self.account_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -281,6 +325,12 @@ impl ServerConfig {
             hashing_concurrency: (cores / 2).max(1),
             hashing_max_wait: Some(std::time::Duration::from_secs(3)),
             argon2: Argon2Params::default(),
+            sessions: SessionLimits {
+                idle_timeout_ms: None,
+                max_lifetime_ms: None,
+                max_per_user: Some(10),
+            },
+            account_tokens: AccountTokenPolicy::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -322,6 +372,7 @@ impl ServerConfig {
                 "leeway must be at most {MAX_LEEWAY_SECS} seconds"
             )));
         }
+        self.validate_sessions()?;
         if !(0..=MAX_GRACE_WINDOW_MS).contains(&self.grace_window_ms) {
             return Err(ConfigError::Invalid(
                 "grace window must be between 0 and 60 seconds".into(),
@@ -373,6 +424,41 @@ impl ServerConfig {
             check_public_base_url(url).map_err(|reason| {
                 ConfigError::Invalid(format!("public base URL {reason}, like https://api.example.com"))
             })?;
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// Session limits and account-token lifetimes that can work: positive times of at most
+    /// [`MAX_LIFETIME_SECS`], at least one session per user.
+    fn validate_sessions(&self) -> Result<(), ConfigError> {
+        let max_ms = MAX_LIFETIME_SECS.saturating_mul(1000);
+        let limits = self.sessions;
+        let tokens = self.account_tokens;
+        for (name, value) in [
+            ("session idle timeout", limits.idle_timeout_ms),
+            ("session lifetime", limits.max_lifetime_ms),
+            ("reset token lifetime", Some(tokens.reset_ttl_ms)),
+            ("verification token lifetime", Some(tokens.verify_ttl_ms)),
+        ] {
+            if let Some(value) = value
+                && !(1..=max_ms).contains(&value)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be between 1 ms and 100 years, not {value} ms"
+                )));
+            }
+        }
+        if limits.max_per_user == Some(0) {
+            return Err(ConfigError::Invalid(
+                "the most sessions per user must be at least 1".into(),
+            ));
+        }
+        if tokens.reset_max_live == 0 || tokens.verify_per_hour == 0 {
+            return Err(ConfigError::Invalid(
+                "reset tokens per account and verification mails per hour must be at least 1".into(),
+            ));
         }
         Ok(())
     }

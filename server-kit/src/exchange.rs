@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use holdfast_protocol::endpoint::Endpoint;
 use holdfast_protocol::wire::Envelope;
-use holdfast_protocol::{ErrorBody, ErrorCode};
+use holdfast_protocol::{EndReason, ErrorBody, ErrorCode};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -134,6 +134,8 @@ pub struct ApiError {
     pub retry_after_secs: Option<u64>,
     /// Overrides the code's usual status (413 for an oversized body).
     pub status_override: Option<StatusCode>,
+    /// Why the session ended, on a refused refresh (PROTOCOL 8).
+    pub reason: Option<EndReason>,
 }
 
 impl ApiError {
@@ -144,6 +146,15 @@ impl ApiError {
             message: message.into(),
             retry_after_secs: None,
             status_override: None,
+            reason: None,
+        }
+    }
+
+    /// The refusal of a session that ended for `reason`: its code, message and `reason`.
+    pub fn session_ended(reason: EndReason) -> ApiError {
+        ApiError {
+            reason: Some(reason),
+            ..ApiError::new(reason.code(), reason.message())
         }
     }
 
@@ -186,7 +197,11 @@ impl ApiError {
             .status_override
             .or_else(|| StatusCode::from_u16(self.code.status()).ok())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&ErrorBody::new(self.code, self.message)).unwrap_or_default();
+        let mut body = ErrorBody::new(self.code, self.message);
+        if let Some(reason) = self.reason {
+            body = body.with_reason(reason);
+        }
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = AuthResponse::json(status, body);
         if let Some(secs) = self.retry_after_secs {
             response

@@ -65,15 +65,8 @@ impl Refusal {
     }
 }
 
-/// Why a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SessionEnd {
-    /// The session (token family) ended: a sign-out, or refresh-token reuse.
-    SignedOut,
-    /// Every session of the user ended (signed out everywhere, or by an operator).
-    AllSessions,
-}
+/// Why a session ended: the reason a refused refresh reports (PROTOCOL 8).
+pub use holdfast_protocol::EndReason as SessionEnd;
 
 /// Callbacks around the account lifecycle. Every method has a default that does nothing.
 #[async_trait]
@@ -96,8 +89,9 @@ pub trait AuthHooks: Send + Sync + 'static {
     /// A device was revoked.
     async fn device_revoked(&self, _user_id: &str, _device_id: &str) {}
 
-    /// One session, or every session, of a user ended.
-    async fn session_ended(&self, _user_id: &str, _how: SessionEnd) {}
+    /// A session of a user ended (called once per session: signing out everywhere calls
+    /// it for each).
+    async fn session_ended(&self, _user_id: &str, _session_id: &str, _how: SessionEnd) {}
 
     /// An account was deleted.
     async fn account_deleted(&self, _user_id: &str) {}

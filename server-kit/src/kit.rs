@@ -27,6 +27,7 @@ use crate::authn::Authenticator;
 use crate::config::{ConfigError, ServerConfig};
 use crate::gate::{GateConfig, SyncGate};
 use crate::hooks::{AuthHooks, NoHooks};
+use crate::service::AccountMail;
 use crate::server::{self, GoingAway};
 use crate::service::AuthService;
 use crate::store::{StoreError, Stores};
@@ -51,6 +52,7 @@ pub struct KitBuilder {
     gate: GateConfig,
     sync: Option<(SharedCollection, SyncOptions)>,
     hooks: Arc<dyn AuthHooks>,
+    mail: Option<Arc<dyn AccountMail>>,
     #[cfg(feature = "redis")]
     relay: Option<(String, String)>,
 }
@@ -79,6 +81,15 @@ impl KitBuilder {
         self
     }
 
+    /// Where password-reset and email-verification mail goes: usually
+    /// [`crate::mail::Outbox`] over an SMTP mailer. Without it the kit runs in development
+    /// mode: the tokens come back in the responses (as Kora does), and `build` logs a
+    /// warning saying so.
+    pub fn mail(mut self, mail: Arc<dyn AccountMail>) -> KitBuilder {
+        self.mail = Some(mail);
+        self
+    }
+
     /// Serves the WebSocket sync endpoint (`/sync`, see [`crate::sync`]) over `collection`
     /// from [`Kit::router`]. Its [`SyncOptions::going_away`] becomes the kit's
     /// [`Kit::going_away`].
@@ -100,7 +111,13 @@ impl KitBuilder {
     /// subscribed.
     pub async fn build(self) -> Result<Kit, KitError> {
         let authn = Authenticator::new(self.config, self.stores)?;
-        let service = AuthService::with_hooks(authn.clone(), self.hooks);
+        if self.mail.is_none() {
+            tracing::warn!(
+                "no mailer configured: development mode, password-reset and email-verification \
+                 tokens are returned in responses; configure a mailer before serving real users"
+            );
+        }
+        let service = AuthService::with_parts(authn.clone(), self.hooks, self.mail);
         let gate = SyncGate::new(&authn, self.gate);
         #[cfg(feature = "redis")]
         let relay = match self.relay {
@@ -160,6 +177,7 @@ impl Kit {
             gate: GateConfig::default(),
             sync: None,
             hooks: Arc::new(NoHooks),
+            mail: None,
             #[cfg(feature = "redis")]
             relay: None,
         }

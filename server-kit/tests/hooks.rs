@@ -54,7 +54,7 @@ impl AuthHooks for Recorder {
         self.record(format!("device_revoked {device_id}"));
     }
 
-    async fn session_ended(&self, _user_id: &str, how: SessionEnd) {
+    async fn session_ended(&self, _user_id: &str, _session_id: &str, how: SessionEnd) {
         self.record(format!("session_ended {how:?}"));
     }
 
@@ -145,7 +145,7 @@ async fn each_hook_is_called_once_after_its_change() {
         .sign_out_everywhere(&user_id)
         .await
         .expect("sign out everywhere");
-    assert_eq!(hooks.take(), vec!["session_ended AllSessions".to_owned()]);
+    assert_eq!(hooks.take(), vec!["session_ended SignedOutEverywhere".to_owned()]);
     assert!(server.service.delete_user(&user_id).await.expect("delete"));
     assert_eq!(hooks.take(), vec![format!("account_deleted {user_id}")]);
 }

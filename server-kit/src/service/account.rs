@@ -168,7 +168,7 @@ impl AuthService {
             }
         };
         let tokens = self
-            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref())
+            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref(), (request, client))
             .await?;
         if device.thumbprint().is_some() {
             self.inner.hooks.device_registered(&device).await;
@@ -235,6 +235,7 @@ impl AuthService {
                 ));
             }
         };
+        crate::authn::check_enabled(&user)?;
         // The key a proof must be made with: the one sent now, or the device's registered
         // key when the request names a known device of this user without one.
         let registered = match (&device.key, request.headers.contains_key(DPOP_HEADER)) {
@@ -258,7 +259,7 @@ impl AuthService {
         let device = self.register_pending_device(&user, device).await?;
         let ext = self.extra_claims(&user, &device.id).await?;
         let tokens = self
-            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref())
+            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref(), (request, client))
             .await?;
         if new_key && registered.is_none() {
             self.inner.hooks.device_registered(&device).await;

@@ -1,50 +1,142 @@
-//! Account-wide actions a deployment triggers from its own code (an admin console, a
-//! "sign out of all devices" button, account deletion): they end every session of a user
-//! and tell open sync connections at once (PROTOCOL 6.5).
+//! Account-wide actions: deleting an account (the user's own `DELETE /me`, or the
+//! deployment's code), and what operators do (list and find accounts, disable and enable
+//! them, end a user's sessions). Each ends sessions the one way sessions end, so open sync
+//! connections are told at once (PROTOCOL 6.5).
+
+use std::net::IpAddr;
+
+use holdfast_protocol::endpoint::DeleteAccount;
+use holdfast_protocol::wire::{DeleteAccountRequest, Success};
+use holdfast_protocol::EndReason;
 
 use super::AuthService;
 use crate::events::Revocation;
-use crate::exchange::ApiError;
+use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_optional_json};
+use crate::store::{OneTimeKind, SessionScope, UserQuery, UserRecord};
 
 impl AuthService {
-    /// Ends every session of `user_id`: each token family with a refresh token is revoked,
-    /// so refreshes fail and the sync gate closes the user's connections. Devices stay
-    /// registered (the user signs in again on them). Returns how many sessions ended.
+    /// Ends every session of `user_id` (signing out everywhere, as an operator or the
+    /// deployment's own button does): each token family is revoked, so refreshes fail with
+    /// `TOKEN_REVOKED` and the sync gate closes the user's connections. Devices stay
+    /// registered. Returns how many sessions ended.
     pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<usize, ApiError> {
-        let until = self
-            .now_secs()
-            .saturating_add(self.tokens().policy().refresh_ttl_secs);
-        let families = self
-            .stores()
+        let ended = self
+            .end_sessions(user_id, SessionScope::All, EndReason::SignedOutEverywhere)
+            .await?;
+        tracing::info!(user = %user_id, sessions = ended.len(), "signed out everywhere");
+        Ok(ended.len())
+    }
+
+    /// Deletes the account of `user_id`: its sessions end, its devices, pending account
+    /// tokens and the account go. Every bearer route, refresh and sync admission then
+    /// answers `USER_NOT_FOUND`. Returns false when there was no such account.
+    pub async fn delete_user(&self, user_id: &str) -> Result<bool, ApiError> {
+        let stores = self.stores();
+        if stores.users.find_user(user_id).await?.is_none() {
+            return Ok(false);
+        }
+        let ended = stores
             .sessions
             .end_sessions(
                 user_id,
-                crate::store::SessionScope::All,
-                holdfast_protocol::EndReason::SignedOutEverywhere,
+                SessionScope::All,
+                EndReason::AccountDeleted,
                 self.now_ms(),
-                until,
+                self.revocation_horizon(),
             )
             .await?;
-        tracing::info!(user = %user_id, sessions = families.len(), "signed out everywhere");
-        self.publish(Revocation::UserSessions {
-            user_id: user_id.to_owned(),
-        })
-        .await;
-        Ok(families.len())
-    }
-
-    /// Deletes the account of `user_id`, which ends its sessions: every bearer route,
-    /// refresh and sync admission checks that the user exists (`USER_NOT_FOUND`). Returns
-    /// false when there was no such account.
-    pub async fn delete_user(&self, user_id: &str) -> Result<bool, ApiError> {
-        let deleted = self.stores().users.delete_user(user_id).await?;
+        for kind in [OneTimeKind::PasswordReset, OneTimeKind::EmailVerification] {
+            stores.one_time.discard_one_time_tokens(user_id, kind).await?;
+        }
+        let deleted = stores.users.delete_user(user_id).await?;
         if deleted {
             tracing::info!(user = %user_id, "account deleted");
+            // One event closes every connection of the account (with "account deleted");
+            // the hooks still hear of each session.
             self.publish(Revocation::UserDeleted {
                 user_id: user_id.to_owned(),
             })
             .await;
+            for session in &ended {
+                self.inner
+                    .hooks
+                    .session_ended(user_id, &session.id, EndReason::AccountDeleted)
+                    .await;
+            }
         }
         Ok(deleted)
+    }
+
+    pub(super) async fn delete_account(
+        &self,
+        request: &AuthRequest,
+        client: Option<IpAddr>,
+    ) -> Result<AuthResponse, ApiError> {
+        let caller = self.authenticate(request).await?;
+        let body: DeleteAccountRequest =
+            parse_optional_json(request, "with a string member password")?;
+        let Some(password) = body.password.as_deref() else {
+            return Err(ApiError::validation(
+                "Send the account's password to delete it: {\"password\": \"...\"}.",
+            ));
+        };
+        self.check_own_password(&caller.user, password, "delete-account", client)
+            .await?;
+        self.delete_user(&caller.user.id).await?;
+        Ok(AuthResponse::of::<DeleteAccount>(&Success { success: true }))
+    }
+
+    /// Disables the account of `user_id`: every session ends
+    /// ([`EndReason::AccountDisabled`]), and sign-in, refresh, every bearer route and sync
+    /// admission answer 403 `ACCOUNT_DISABLED` until [`AuthService::enable_user`]. Returns
+    /// false when there is no such account.
+    pub async fn disable_user(&self, user_id: &str) -> Result<bool, ApiError> {
+        if !self
+            .stores()
+            .users
+            .set_disabled(user_id, Some(self.now_ms()))
+            .await?
+        {
+            return Ok(false);
+        }
+        let ended = self
+            .end_sessions(user_id, SessionScope::All, EndReason::AccountDisabled)
+            .await?;
+        tracing::info!(user = %user_id, sessions = ended.len(), "account disabled");
+        if ended.is_empty() {
+            // No session to end, but cached standings of the account must still go.
+            self.publish(Revocation::UserSessions {
+                user_id: user_id.to_owned(),
+            })
+            .await;
+        }
+        Ok(true)
+    }
+
+    /// Enables a disabled account (its ended sessions stay ended: the user signs in again).
+    /// Returns false when there is no such account.
+    pub async fn enable_user(&self, user_id: &str) -> Result<bool, ApiError> {
+        let enabled = self.stores().users.set_disabled(user_id, None).await?;
+        if enabled {
+            tracing::info!(user = %user_id, "account enabled");
+        }
+        Ok(enabled)
+    }
+
+    /// Accounts in email order, as `query` selects (at most 1000 at a time).
+    pub async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, ApiError> {
+        Ok(self.stores().users.list_users(query).await?)
+    }
+
+    /// The account with this id, or else with this email (normalized as sign-in does).
+    pub async fn find_user(&self, id_or_email: &str) -> Result<Option<UserRecord>, ApiError> {
+        let users = &self.stores().users;
+        if let Some(user) = users.find_user(id_or_email).await? {
+            return Ok(Some(user));
+        }
+        let Ok(email) = holdfast_protocol::validate::normalize_email(id_or_email.trim()) else {
+            return Ok(None);
+        };
+        Ok(users.find_user_by_email(&email).await?)
     }
 }

@@ -11,7 +11,7 @@ use holdfast_protocol::wire::{
     ChallengeRequest, ChallengeResponse, DeviceRegisterRequest, DeviceRegistration, DeviceTokens, Success,
     VerifyRequest, VerifyResponse,
 };
-use holdfast_protocol::{ErrorCode, PublicJwk};
+use holdfast_protocol::{EndReason, ErrorCode, PublicJwk};
 
 use super::AuthService;
 use super::account::device_key;
@@ -19,7 +19,7 @@ use crate::devices::{new_challenge, verify_challenge};
 use crate::events::Revocation;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json};
 use crate::guards::{address_key, digest_key};
-use crate::store::{ConsumeOutcome, DeviceRecord, NewDevice, RateLimit};
+use crate::store::{ConsumeOutcome, DeviceRecord, NewDevice, RateLimit, SessionScope};
 
 /// Anonymous challenges for one device from all addresses may reach this many times the
 /// per-address limit.
@@ -202,10 +202,11 @@ impl AuthService {
                 "The account no longer exists.",
             ));
         };
+        crate::authn::check_enabled(&user)?;
         let now_secs = self.now_secs();
         let ext = self.extra_claims(&user, &device.id).await?;
         let tokens = self
-            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref())
+            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref(), (request, client))
             .await?;
         let thumbprint = device.thumbprint().unwrap_or_default();
         let device_credential =
@@ -270,6 +271,9 @@ impl AuthService {
             return Err(device_not_found());
         }
         tracing::info!(device = %device.id, "device revoked");
+        // Its sessions end too, so they leave the session list and say why they ended.
+        self.end_sessions(&device.user_id, SessionScope::Device(&device.id), EndReason::DeviceRevoked)
+            .await?;
         self.publish(Revocation::Device {
             user_id: device.user_id.clone(),
             device_id: device.id.clone(),
@@ -280,7 +284,7 @@ impl AuthService {
 }
 
 /// Decodes `%XX` escapes in a path segment; `None` when the escapes are not valid UTF-8.
-fn percent_decode(segment: &str) -> Option<String> {
+pub(super) fn percent_decode(segment: &str) -> Option<String> {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

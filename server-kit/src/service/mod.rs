@@ -7,14 +7,25 @@
 //! - `session`: refresh (rotation, reuse detection, grace window) and sign-out;
 //! - `device_routes`: device registration, challenges, verification (silent device
 //!   re-login), listing and revocation;
+//! - `sessions`: listing and ending sessions, and the one way every session ends;
+//! - `password`: password change and reset; `email_verification`; `account_tokens`, the
+//!   single-use tokens both mail;
+//! - `admin`: account deletion and what operators do (disable, enable, list, find).
 //!
 //! The access-token checks live in [`crate::authn`] (shared with the sync gate); request,
 //! response and errors in [`crate::exchange`].
 
 mod account;
+mod account_tokens;
 mod admin;
 mod device_routes;
+mod email_verification;
+mod mail_out;
+mod password;
 mod session;
+mod sessions;
+
+pub use mail_out::AccountMail;
 
 pub use crate::authn::Authenticated;
 
@@ -31,7 +42,7 @@ use crate::events::Revocation;
 use crate::events::RevocationBus;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse};
 use crate::guards::{self, Guards};
-use crate::hooks::{AuthHooks, NoHooks, SessionEnd};
+use crate::hooks::{AuthHooks, NoHooks};
 use crate::passwords::PasswordHasher;
 use crate::proofs::ProofCheck;
 use crate::store::{RateLimit, Stores};
@@ -62,6 +73,8 @@ struct Inner {
     hasher: PasswordHasher,
     guards: Guards,
     hooks: Arc<dyn AuthHooks>,
+    /// Where account mail goes; `None` is development mode (tokens in responses).
+    mail: Option<Arc<dyn AccountMail>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -91,10 +104,21 @@ enum Handler {
     DeviceChallenge,
     DeviceVerify,
     DeviceRevoke,
+    Sessions,
+    SessionRevoke,
+    SessionsRevokeOthers,
+    SignOutAll,
+    PasswordChange,
+    PasswordResetRequest,
+    PasswordReset,
+    VerifySend,
+    VerifyResend,
+    VerifyConfirm,
+    DeleteAccount,
 }
 
 /// The route table: every route of `holdfast_protocol::endpoint`, with its handler.
-const TABLE: [(Route, Handler); 10] = [
+const TABLE: [(Route, Handler); 21] = [
     (endpoint::SignUp::ROUTE, Handler::SignUp),
     (endpoint::SignIn::ROUTE, Handler::SignIn),
     (endpoint::Refresh::ROUTE, Handler::Refresh),
@@ -105,6 +129,17 @@ const TABLE: [(Route, Handler); 10] = [
     (endpoint::Challenge::ROUTE, Handler::DeviceChallenge),
     (endpoint::Verify::ROUTE, Handler::DeviceVerify),
     (endpoint::RevokeDevice::ROUTE, Handler::DeviceRevoke),
+    (endpoint::Sessions::ROUTE, Handler::Sessions),
+    (endpoint::RevokeSession::ROUTE, Handler::SessionRevoke),
+    (endpoint::RevokeOtherSessions::ROUTE, Handler::SessionsRevokeOthers),
+    (endpoint::SignOutAll::ROUTE, Handler::SignOutAll),
+    (endpoint::ChangePassword::ROUTE, Handler::PasswordChange),
+    (endpoint::RequestPasswordReset::ROUTE, Handler::PasswordResetRequest),
+    (endpoint::ResetPassword::ROUTE, Handler::PasswordReset),
+    (endpoint::SendVerification::ROUTE, Handler::VerifySend),
+    (endpoint::ResendVerification::ROUTE, Handler::VerifyResend),
+    (endpoint::ConfirmEmail::ROUTE, Handler::VerifyConfirm),
+    (endpoint::DeleteAccount::ROUTE, Handler::DeleteAccount),
 ];
 
 impl AuthService {
@@ -120,6 +155,17 @@ impl AuthService {
 
     /// [`AuthService::over`] with the application's [`AuthHooks`].
     pub fn with_hooks(authn: Authenticator, hooks: Arc<dyn AuthHooks>) -> AuthService {
+        AuthService::with_parts(authn, hooks, None)
+    }
+
+    /// [`AuthService::with_hooks`] with where account mail goes (password reset, email
+    /// verification); `None` is development mode: tokens come back in the responses, and
+    /// the server should say so at start.
+    pub fn with_parts(
+        authn: Authenticator,
+        hooks: Arc<dyn AuthHooks>,
+        mail: Option<Arc<dyn AccountMail>>,
+    ) -> AuthService {
         let config = authn.config();
         let hasher =
             PasswordHasher::with_max_wait(config.hashing_concurrency, config.argon2, config.hashing_max_wait);
@@ -135,6 +181,7 @@ impl AuthService {
                 hasher,
                 guards,
                 hooks,
+                mail,
             }),
         }
     }
@@ -215,6 +262,20 @@ impl AuthService {
                 let id = param.ok_or_else(ApiError::route_not_found)?;
                 self.revoke_device(request, id).await
             }
+            Handler::Sessions => self.list_sessions(request).await,
+            Handler::SessionRevoke => {
+                let id = param.ok_or_else(ApiError::route_not_found)?;
+                self.revoke_session(request, id).await
+            }
+            Handler::SessionsRevokeOthers => self.revoke_other_sessions(request).await,
+            Handler::SignOutAll => self.sign_out_all(request).await,
+            Handler::PasswordChange => self.change_password(request, client).await,
+            Handler::PasswordResetRequest => self.request_password_reset(request, client).await,
+            Handler::PasswordReset => self.reset_password(request, client).await,
+            Handler::VerifySend => self.send_verification(request).await,
+            Handler::VerifyResend => self.resend_verification(request).await,
+            Handler::VerifyConfirm => self.confirm_email(request, client).await,
+            Handler::DeleteAccount => self.delete_account(request, client).await,
         }
     }
 
@@ -227,16 +288,33 @@ impl AuthService {
             .find_map(|(route, handler)| route.matches(method, rest).map(|param| (*handler, param)))
     }
 
-    /// Forgets expired refresh records, revocations, challenges and rate windows.
+    /// Ends sessions past their idle timeout or lifetime ([`AuthService::expire_sessions`]),
+    /// and forgets expired refresh records, revocations, challenges, rate windows, account
+    /// tokens, and sessions that ended (or were last used) longer ago than a refresh token
+    /// lives.
     pub async fn purge_expired(&self) -> Result<u64, crate::store::StoreError> {
+        if let Err(error) = self.expire_sessions().await {
+            tracing::warn!(code = %error.code, "ending expired sessions failed");
+        }
         let now_ms = self.now_ms();
         let stores = self.stores();
+        let session_horizon_ms = self
+            .tokens()
+            .policy()
+            .refresh_ttl_secs
+            .saturating_add(self.tokens().policy().leeway_secs)
+            .saturating_mul(1000);
         Ok(stores
             .tokens
             .purge_expired_tokens(now_ms.div_euclid(1000))
             .await?
             + stores.challenges.purge_expired_challenges(now_ms).await?
-            + stores.rate_limits.purge_expired_limits(now_ms).await?)
+            + stores.rate_limits.purge_expired_limits(now_ms).await?
+            + stores.one_time.purge_expired_one_time_tokens(now_ms).await?
+            + stores
+                .sessions
+                .purge_sessions(now_ms.saturating_sub(session_horizon_ms))
+                .await?)
     }
 
     /// Runs [`AuthService::purge_expired`] every `period` until the task is dropped or aborted.
@@ -273,14 +351,13 @@ impl AuthService {
         let hooks = &self.inner.hooks;
         match &event {
             Revocation::Device { user_id, device_id } => hooks.device_revoked(user_id, device_id).await,
-            Revocation::Family { user_id, .. } => hooks.session_ended(user_id, SessionEnd::SignedOut).await,
-            Revocation::UserSessions { user_id } => {
-                hooks.session_ended(user_id, SessionEnd::AllSessions).await
-            }
             Revocation::UserDeleted { user_id } => hooks.account_deleted(user_id).await,
-            // An access token of a session that also ends as a family, or a resync: no
-            // session event of its own.
-            Revocation::Token { .. } | Revocation::Resync => {}
+            // Sessions' ends reach the hooks from `end_sessions`, with their reasons; an
+            // access token ends with its session; a resync concerns no one.
+            Revocation::Family { .. }
+            | Revocation::UserSessions { .. }
+            | Revocation::Token { .. }
+            | Revocation::Resync => {}
         }
     }
 

@@ -5,17 +5,36 @@ use std::net::IpAddr;
 
 use holdfast_protocol::endpoint::{Refresh, SignOut};
 use holdfast_protocol::wire::{RefreshRequest, SignOutRequest, Success};
-use holdfast_protocol::{Claims, ErrorCode, TokenType};
+use holdfast_protocol::{Claims, EndReason, ErrorCode, TokenType};
 
 use super::AuthService;
 use crate::authn::access_token_error;
 use crate::events::Revocation;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json};
-use crate::store::{DeviceRecord, RefreshRecord, RotateOutcome, UserRecord};
+use crate::store::{DeviceRecord, NewSession, RefreshRecord, RotateOutcome, SessionScope, UserRecord};
 use crate::tokens::{ExtraClaims, IssuedPair, TokenError};
 
 /// Most bytes of JSON the application's claims may take in an access token.
 pub const MAX_EXTRA_CLAIMS_BYTES: usize = 2048;
+
+/// Longest user agent kept with a session, bytes.
+const MAX_USER_AGENT_BYTES: usize = 512;
+
+/// The request's `User-Agent`, without control characters and cut to
+/// [`MAX_USER_AGENT_BYTES`] on a character boundary; `None` when absent or empty.
+fn user_agent(request: &AuthRequest) -> Option<String> {
+    let value = request.headers.get(http::header::USER_AGENT)?;
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let mut agent = String::with_capacity(text.len().min(MAX_USER_AGENT_BYTES));
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if agent.len() + c.len_utf8() > MAX_USER_AGENT_BYTES {
+            break;
+        }
+        agent.push(c);
+    }
+    let agent = agent.trim();
+    (!agent.is_empty()).then(|| agent.to_owned())
+}
 
 /// The rotation record of a refresh token.
 pub(super) fn refresh_record(claims: &Claims) -> RefreshRecord {
@@ -35,21 +54,42 @@ impl AuthService {
     /// token. The pair is bound (`cnf.jkt`) to `binding`, the key whose proof came with the
     /// request ([`AuthService::token_request_binding`]); without one it is unbound.
     /// `ext`: the application's claims, from [`AuthService::extra_claims`].
+    /// The session is recorded with the request's client address and user agent; when
+    /// the user would have more live sessions than allowed, the least recently used end.
     pub(super) async fn start_session(
         &self,
         user_id: &str,
         device: &DeviceRecord,
         binding: Option<&str>,
         ext: Option<&ExtraClaims>,
+        origin: (&AuthRequest, Option<IpAddr>),
     ) -> Result<IssuedPair, ApiError> {
         let family = uuid::Uuid::new_v4().to_string();
         let pair = self
             .tokens()
             .issue_pair_with(user_id, &device.id, &family, binding, ext, self.now_secs());
-        self.stores()
-            .tokens
-            .insert_refresh(refresh_record(&pair.refresh_claims))
+        let (request, client) = origin;
+        let session = NewSession {
+            id: family,
+            user_id: user_id.to_owned(),
+            device_id: device.id.clone(),
+            created_at_ms: self.now_ms(),
+            ip_address: client.map(|address| address.to_string()),
+            user_agent: user_agent(request),
+            aal: 1,
+        };
+        let evicted = self
+            .stores()
+            .sessions
+            .start_session(
+                session,
+                refresh_record(&pair.refresh_claims),
+                self.config().sessions,
+                self.revocation_horizon(),
+            )
             .await?;
+        self.announce_ended(&evicted, EndReason::SessionLimit, false)
+            .await;
         Ok(pair)
     }
 
@@ -70,6 +110,7 @@ impl AuthService {
         let Some(family) = parent.fam.clone() else {
             return Err(ApiError::new(ErrorCode::TokenInvalid, "Invalid refresh token."));
         };
+        self.check_session_alive(&family).await?;
         // The same standing checks as every bearer route: not revoked (by jti or family),
         // the user exists, the device is the user's and not revoked (PROTOCOL section 7).
         let standing = self.inner.authn.check_standing(parent).await?;
@@ -106,6 +147,8 @@ impl AuthService {
                 return Err(ApiError::new(ErrorCode::TokenInvalid, "Unknown refresh token."));
             }
             RotateOutcome::FamilyRevoked => {
+                // Ended since it was checked above: say why, if it was recorded.
+                self.check_session_alive(&family).await?;
                 return Err(ApiError::new(
                     ErrorCode::TokenRevoked,
                     "This session was revoked. Sign in again.",
@@ -121,7 +164,15 @@ impl AuthService {
                 let within_grace = window > 0 && self.now_ms() - rotated_at_ms <= window;
                 if within_grace && !child_rotated {
                     // The client lost our answer (crash, dropped connection): give it the
-                    // same children again rather than ending its session (PROTOCOL 6.2).
+                    // same children again rather than ending its session (PROTOCOL 6.2),
+                    // unless they were superseded since (a password change renewed the
+                    // session's tokens).
+                    if stores.tokens.is_revoked(&pair.refresh_jti, None).await? {
+                        return Err(ApiError::new(
+                            ErrorCode::TokenRevoked,
+                            "This session's tokens were replaced. Sign in again.",
+                        ));
+                    }
                     self.tokens().reissue_pair(&parent, &pair, ext.as_ref())
                 } else {
                     self.revoke_family_after_reuse(&parent, &family).await?;
@@ -161,16 +212,51 @@ impl AuthService {
 
     async fn revoke_family_after_reuse(&self, parent: &Claims, family: &str) -> Result<(), ApiError> {
         tracing::warn!(user = %parent.sub, device = %parent.dev, "refresh token reuse detected; revoking the family");
-        // Remember the revocation as long as any token of the family can live.
-        let until = self
-            .now_secs()
-            .saturating_add(self.tokens().policy().refresh_ttl_secs);
-        self.stores().tokens.revoke_family(family, until).await?;
-        self.publish(Revocation::Family {
-            user_id: parent.sub.clone(),
-            family: family.to_owned(),
-        })
-        .await;
+        self.end_family(&parent.sub, family, EndReason::RefreshReused)
+            .await
+    }
+
+    /// Ends the session `family` of `user_id` for `reason`. A family with no session
+    /// record (issued before sessions were recorded and since purged) is revoked all the
+    /// same.
+    async fn end_family(&self, user_id: &str, family: &str, reason: EndReason) -> Result<(), ApiError> {
+        let ended = self
+            .end_sessions(user_id, SessionScope::One(family), reason)
+            .await?;
+        if ended.is_empty() {
+            self.stores()
+                .tokens
+                .revoke_family(family, self.revocation_horizon())
+                .await?;
+            self.publish(Revocation::Family {
+                user_id: user_id.to_owned(),
+                family: family.to_owned(),
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Refuses a refresh of a session that ended, with the reason it ended; ends (and
+    /// refuses) one past its idle timeout or lifetime. A family without a session record
+    /// passes: the rotation decides.
+    async fn check_session_alive(&self, family: &str) -> Result<(), ApiError> {
+        let Some(session) = self.stores().sessions.find_session(family).await? else {
+            return Ok(());
+        };
+        if let Some(ending) = session.ended {
+            return Err(ApiError::session_ended(ending.reason));
+        }
+        let now_ms = self.now_ms();
+        if self
+            .config()
+            .sessions
+            .expired(session.created_at_ms, session.last_used_at_ms, now_ms)
+        {
+            self.end_sessions(&session.user_id, SessionScope::One(&session.id), EndReason::Expired)
+                .await?;
+            return Err(ApiError::session_ended(EndReason::Expired));
+        }
         Ok(())
     }
 
@@ -208,37 +294,29 @@ impl AuthService {
         let access = self.inner.authn.check_standing(access).await?.claims;
 
         let revocations = &self.stores().tokens;
-        let session_end = now_secs.saturating_add(tokens.policy().refresh_ttl_secs);
         let leeway = tokens.policy().leeway_secs;
         // Remembered as long as the token would verify: until `exp` plus the leeway.
         revocations
             .revoke_token(&access.jti, access.exp.saturating_add(leeway))
             .await?;
-        if let Some(family) = &access.fam {
-            revocations.revoke_family(family, session_end).await?;
-        }
         let mut ended = vec![access.fam.clone()];
         if let Some(refresh) = refresh.filter(|r| r.sub == access.sub) {
             revocations
                 .revoke_token(&refresh.jti, refresh.exp.saturating_add(leeway))
                 .await?;
             if let Some(family) = refresh.fam.as_ref().filter(|f| access.fam.as_ref() != Some(*f)) {
-                revocations.revoke_family(family, session_end).await?;
                 ended.push(Some(family.clone()));
             }
+        }
+        for family in ended.into_iter().flatten() {
+            self.end_family(&access.sub, &family, EndReason::SignedOut)
+                .await?;
         }
         self.publish(Revocation::Token {
             user_id: access.sub.clone(),
             jti: access.jti.clone(),
         })
         .await;
-        for family in ended.into_iter().flatten() {
-            self.publish(Revocation::Family {
-                user_id: access.sub.clone(),
-                family,
-            })
-            .await;
-        }
         Ok(AuthResponse::of::<SignOut>(&Success { success: true }))
     }
 }

@@ -183,6 +183,21 @@ impl TestServer {
         }
     }
 
+    /// The SQLite file of a server started over its own stores.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.server.db_path()
+    }
+
+    /// A `DELETE` with a bearer token (and its proof) and, when given, a JSON body.
+    pub async fn delete_auth(&self, path: &str, token: &str, body: Option<Value>) -> Reply {
+        let request = self.bearer_request(Method::DELETE, path, token);
+        Reply::read(match body {
+            Some(body) => request.json(&body),
+            None => request,
+        })
+        .await
+    }
+
     /// The server's time, ms.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
@@ -413,10 +428,19 @@ impl Reply {
             );
             return;
         }
+        // `reason` (PROTOCOL 8) says why a session ended, and must be one the crate knows.
+        let reason = object.get("reason");
+        if let Some(reason) = reason {
+            assert!(
+                reason.as_str().and_then(holdfast_protocol::EndReason::parse).is_some(),
+                "a known reason: {}",
+                self.text
+            );
+        }
         assert_eq!(
             object.len(),
-            2,
-            "error envelope is {{error, code}}: {}",
+            2 + usize::from(reason.is_some()),
+            "error envelope is {{error, code, reason?}}: {}",
             self.text
         );
         assert!(object.get("error").is_some_and(Value::is_string), "{}", self.text);
@@ -452,6 +476,11 @@ impl Reply {
     /// The error code, if any.
     pub fn code(&self) -> Option<&str> {
         self.body.get("code").and_then(Value::as_str)
+    }
+
+    /// Why the session ended, if the error says (PROTOCOL 8).
+    pub fn reason(&self) -> Option<&str> {
+        self.body.get("reason").and_then(Value::as_str)
     }
 
     /// The error message, if any.
