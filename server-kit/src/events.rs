@@ -102,6 +102,8 @@ pub type RevocationHook = dyn Fn(&Revocation) + Send + Sync;
 pub struct RevocationBus {
     sender: broadcast::Sender<Delivered>,
     hooks: Arc<Mutex<Vec<Weak<RevocationHook>>>>,
+    /// How many events were published here (not relayed in), for [`RevocationBus::published`].
+    published: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RevocationBus {
@@ -110,6 +112,7 @@ impl RevocationBus {
         RevocationBus {
             sender: broadcast::channel(CAPACITY).0,
             hooks: Arc::default(),
+            published: Arc::default(),
         }
     }
 
@@ -117,7 +120,15 @@ impl RevocationBus {
     /// never answer from before the revocation once the route has answered), then every
     /// subscriber gets it.
     pub fn publish(&self, event: Revocation) {
+        self.published
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.deliver(event, Origin::Local);
+    }
+
+    /// How many events were published on this bus so far (relayed ones not counted): what
+    /// a relay compares its own count with to tell that it sent them all.
+    pub fn published(&self) -> u64 {
+        self.published.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Delivers `event` received from another instance: as [`RevocationBus::publish`]

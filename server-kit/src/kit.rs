@@ -183,6 +183,19 @@ impl Kit {
         }
     }
 
+    /// Waits, at most `timeout`, until every revocation published so far was handed to
+    /// the relay's Redis (at once without a relay): a short-lived process, such as an
+    /// operator command, calls it before exiting so the other instances hear of what it
+    /// ended. Returns whether it got there in time.
+    pub async fn flush_revocations(&self, timeout: std::time::Duration) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(relay) = &self._relay {
+            return relay.flush(timeout).await;
+        }
+        let _ = timeout;
+        true
+    }
+
     /// The auth routes.
     pub fn service(&self) -> &AuthService {
         &self.service

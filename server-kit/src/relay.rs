@@ -66,6 +66,10 @@ pub struct RedisRelay {
     channel: String,
     resubscriptions: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
+    bus: RevocationBus,
+    /// Local events the sending task has handled (sent, or given up on), plus those
+    /// published before it subscribed.
+    handled: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisRelay {
@@ -109,8 +113,12 @@ impl RedisRelay {
             instance_id: instance_id.clone(),
             resubscriptions: resubscriptions.clone(),
         };
+        let events = bus.subscribe();
+        // Counted as handled: published before the relay listened, so never its to send.
+        let handled = Arc::new(AtomicU64::new(bus.published()));
         let sending = Sending {
-            events: bus.subscribe(),
+            handled: handled.clone(),
+            events,
             publisher,
             channel: channel.clone(),
             instance_id: instance_id.clone(),
@@ -126,7 +134,26 @@ impl RedisRelay {
             channel,
             resubscriptions,
             tasks,
+            bus: bus.clone(),
+            handled,
         })
+    }
+
+    /// Waits until every event published on the bus so far has been handed to Redis (or
+    /// given up on, when Redis refused it), at most `timeout`: a short-lived process (an
+    /// operator command) calls it before exiting so the other instances hear of what it
+    /// revoked. Returns whether it got there in time.
+    pub async fn flush(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.handled.load(Ordering::SeqCst) >= self.bus.published() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// This instance's id, which tags what it publishes.
@@ -247,6 +274,7 @@ impl Receiving {
 
 /// The local bus to Redis.
 struct Sending {
+    handled: Arc<AtomicU64>,
     events: broadcast::Receiver<Delivered>,
     publisher: ConnectionManager,
     channel: String,
@@ -280,6 +308,9 @@ impl Sending {
                 }) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "the Redis relay fell behind the revocation bus");
+                    // Lost to this relay (some may be relayed ones: an over-count only
+                    // ends a flush early, after the resync that covers them).
+                    self.handled.fetch_add(missed, Ordering::SeqCst);
                     owe_resync = true;
                     continue;
                 }
@@ -291,6 +322,7 @@ impl Sending {
             if !self.publish(&event).await {
                 owe_resync = true;
             }
+            self.handled.fetch_add(1, Ordering::SeqCst);
         }
     }
 

@@ -1346,3 +1346,86 @@ async fn sigterm_closes_open_sync_connections_with_going_away() {
         server.proc.stderr()
     );
 }
+
+// Operator commands.
+
+/// Runs `holdfast-server --database sqlite:DB users ARGS…` to completion: its exit status,
+/// stdout lines parsed as JSON, and stderr.
+fn users(database: &Path, args: &[&str]) -> (std::process::ExitStatus, Vec<serde_json::Value>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast-server"))
+        .arg("--database")
+        .arg(format!("sqlite:{}", database.display()))
+        .arg("users")
+        .args(args)
+        .env("HOLDFAST_SECRET", SECRET_A)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run holdfast-server users");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let lines = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("a JSON line ({e}): {line}")))
+        .collect();
+    (output.status, lines, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn operators_list_find_disable_enable_and_sign_out_accounts() {
+    let dir = temp_dir();
+    let database = dir.path().join("db");
+    let server = Launch::new(&database, Some(SECRET_A)).start();
+    let (_, refresh_b) = sign_up(&server, "b@example.com").await;
+    sign_up(&server, "a@example.com").await;
+    sign_up(&server, "c@other.org").await;
+
+    let (status, listed, stderr) = users(&database, &["list"]);
+    assert!(status.success(), "{stderr}");
+    let emails: Vec<&str> = listed.iter().map(|u| u["email"].as_str().unwrap_or_default()).collect();
+    assert_eq!(emails, ["a@example.com", "b@example.com", "c@other.org"]);
+    assert!(
+        listed.iter().all(|u| u.get("passwordHash").is_none() && !u.to_string().contains("argon2")),
+        "no password hash is printed: {listed:?}"
+    );
+    let (_, page, _) = users(&database, &["list", "--contains", "EXAMPLE", "--after", "a@example.com", "--limit", "5"]);
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0]["email"], "b@example.com");
+
+    let (status, found, _) = users(&database, &["find", "B@Example.com"]);
+    assert!(status.success());
+    let id = found[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(found[0]["disabledAt"], serde_json::Value::Null);
+    let (status, _, stderr) = users(&database, &["find", "nobody@example.com"]);
+    assert!(!status.success());
+    assert!(stderr.contains("no account"), "{stderr}");
+
+    // Disabling ends the session the running server issued; refresh and sign-in say why.
+    let (status, disabled, stderr) = users(&database, &["disable", &id]);
+    assert!(status.success(), "{stderr}");
+    assert!(disabled[0]["disabledAt"].is_i64(), "{disabled:?}");
+    let reply = server.post("/auth/refresh", &json!({ "refreshToken": refresh_b })).await;
+    reply.assert_error(403, "ACCOUNT_DISABLED");
+    assert_eq!(reply.json()["reason"], "account_disabled");
+    server
+        .post("/auth/signin", &json!({ "email": "b@example.com", "password": PASSWORD }))
+        .await
+        .assert_error(403, "ACCOUNT_DISABLED");
+
+    let (status, _, _) = users(&database, &["enable", "b@example.com"]);
+    assert!(status.success());
+    let signed_in = server
+        .post("/auth/signin", &json!({ "email": "b@example.com", "password": PASSWORD }))
+        .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text);
+    let refresh = signed_in.json()["data"]["tokens"]["refreshToken"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+
+    let (status, ended, _) = users(&database, &["sign-out", &id]);
+    assert!(status.success());
+    assert_eq!(ended[0]["sessionsEnded"], 1);
+    let reply = server.post("/auth/refresh", &json!({ "refreshToken": refresh })).await;
+    reply.assert_error(401, "TOKEN_REVOKED");
+    assert_eq!(reply.json()["reason"], "signed_out_everywhere");
+    server.stop();
+}

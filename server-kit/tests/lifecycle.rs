@@ -131,6 +131,7 @@ on_both!(
     sessions::a_session_ends_at_its_absolute_lifetime,
     sessions::a_sign_in_beyond_the_maximum_ends_the_least_recently_used,
     sessions::sign_out_and_device_revocation_say_why,
+    sessions::a_session_ended_on_purpose_is_not_undone_by_device_relogin,
     passwords::a_password_change_renews_the_caller_and_ends_the_others,
     passwords::a_wrong_current_password_is_refused_and_limited,
     passwords::a_reset_ends_every_session_and_its_token_works_once,

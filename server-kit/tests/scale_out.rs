@@ -318,6 +318,80 @@ async fn a_device_revoked_on_one_instance_closes_its_watch_on_the_other() {
         .expect("laptop still admitted");
 }
 
+/// PROTOCOL 8: every way a session ends is live revocation, across instances too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_ended_on_one_instance_close_their_watches_on_the_other() {
+    let pair = Pair::start(|_| {}).await;
+    let address = email("ended");
+    pair.a.server.sign_up(&address).await;
+    let phone = pair.a.server.sign_in_device(&address, "phone-1").await;
+    let laptop = pair.a.server.sign_in_device(&address, "laptop-1").await;
+    let tablet = pair.a.server.sign_in_device(&address, "tablet-1").await;
+    let watch = |access: &str| {
+        let access = access.to_owned();
+        let b = &pair.b;
+        async move {
+            let principal = b.admit(&access, None).await.expect("admitted on B");
+            tokio::spawn(b.gate.watch(&principal))
+        }
+    };
+    let closes_within = |handle: tokio::task::JoinHandle<Closed>| async move {
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .expect("the watch on B closes within 5 s (its re-check interval is 60 s)")
+            .expect("watch task")
+    };
+
+    // One session, ended from another on instance A.
+    let phone_watch = watch(&phone.access).await;
+    let tablet_watch = watch(&tablet.access).await;
+    let family = support::claims(&phone.refresh).fam.expect("family");
+    let started = Instant::now();
+    pair.a
+        .server
+        .delete_auth(&format!("/auth/sessions/{family}"), &laptop.access, None)
+        .await
+        .expect_status(200);
+    assert_eq!(closes_within(phone_watch).await, Closed::SessionEnded);
+    println!("session revoked on A: watch on B closed after {:?}", started.elapsed());
+    let refused = pair.b.admit(&phone.access, None).await.expect_err("refused on B");
+    assert_eq!(refused.code, ErrorCode::TokenRevoked, "{refused}");
+    let refresh = pair.b.server.refresh(&phone.refresh).await;
+    refresh.expect_error(401, "TOKEN_REVOKED");
+    assert_eq!(refresh.reason(), Some("revoked"));
+
+    // A password reset on A ends every other session, and B closes them.
+    let token = pair
+        .a
+        .server
+        .post_unproven("/auth/password/reset-request", json!({ "email": address }))
+        .await
+        .expect_status(200)
+        .data()["token"]
+        .as_str()
+        .expect("a development-mode token")
+        .to_owned();
+    let laptop_watch = watch(&laptop.access).await;
+    pair.b
+        .server
+        .post_unproven(
+            "/auth/password/reset",
+            json!({ "token": token, "newPassword": "a brand new passphrase" }),
+        )
+        .await
+        .expect_status(200);
+    assert_eq!(closes_within(tablet_watch).await, Closed::SessionEnded);
+    assert_eq!(closes_within(laptop_watch).await, Closed::SessionEnded);
+    let refresh = pair.a.server.refresh(&laptop.refresh).await;
+    refresh.expect_error(401, "TOKEN_REVOKED");
+    assert_eq!(refresh.reason(), Some("password_reset"));
+    pair.a
+        .server
+        .post_unproven("/auth/signin", json!({ "email": address, "password": PASSWORD }))
+        .await
+        .expect_error(401, "INVALID_CREDENTIALS");
+}
+
 // ---------------------------------------------------------------------------------------
 // The relay
 

@@ -203,6 +203,16 @@ impl AuthService {
             ));
         };
         crate::authn::check_enabled(&user)?;
+        // Re-login replaces lost tokens (PROTOCOL 6.4); it must not undo a session that was
+        // ended on purpose (revoked, signed out everywhere, password changed or reset, ...):
+        // that device signs in with a password again. Only a session ended for refresh-token
+        // reuse (the device itself lost the race to a thief) may be replaced by its key.
+        if let Some(latest) = stores.sessions.latest_session_on_device(&device.id).await?
+            && let Some(ending) = latest.ended
+            && ending.reason != EndReason::RefreshReused
+        {
+            return Err(ApiError::session_ended(ending.reason));
+        }
         let now_secs = self.now_secs();
         let ext = self.extra_claims(&user, &device.id).await?;
         let tokens = self

@@ -248,3 +248,45 @@ pub async fn sign_out_and_device_revocation_say_why(kind: Kind) {
     let listed = list(&server, &laptop.access).await;
     assert_eq!(listed.len(), 1, "only the laptop's session is live: {listed:?}");
 }
+
+pub async fn a_session_ended_on_purpose_is_not_undone_by_device_relogin(kind: Kind) {
+    use super::support::DeviceKey;
+    let server = Backend::start(kind, |_| {}).await;
+    let address = email("relogin");
+    let key = DeviceKey::generate();
+    let phone = server.sign_up_device(&address, "phone", &key).await;
+    let laptop = sign_in(&server, &address, "laptop").await;
+
+    // Reuse detected: the device's key may replace the ended session.
+    server.refresh(&phone.refresh).await.expect_status(200);
+    server.clock.advance_ms(31_000);
+    server
+        .refresh(&phone.refresh)
+        .await
+        .expect_error(401, "REFRESH_REUSED");
+    let challenge = server.challenge("phone", None).await;
+    let relogin = server
+        .verify("phone", &challenge, &key.sign(&challenge))
+        .await
+        .expect_status(200);
+    let access = relogin.data()["tokens"]["accessToken"].as_str().expect("access").to_owned();
+
+    // Ended from the laptop: the key cannot bring it back, and says why.
+    let family = super::support::claims(&access).fam.expect("family");
+    server
+        .delete_auth(&format!("/auth/sessions/{family}"), &laptop.access, None)
+        .await
+        .expect_status(200);
+    let challenge = server.challenge("phone", None).await;
+    let refused = server.verify("phone", &challenge, &key.sign(&challenge)).await;
+    refused.expect_error(401, "TOKEN_REVOKED");
+    assert_eq!(refused.reason(), Some("revoked"));
+    // A password sign-in on the device starts over, and re-login works again after it.
+    let again = server.sign_in_device(&address, "phone").await;
+    server.refresh(&again.refresh).await.expect_status(200);
+    let challenge = server.challenge("phone", None).await;
+    server
+        .verify("phone", &challenge, &key.sign(&challenge))
+        .await
+        .expect_status(200);
+}

@@ -24,6 +24,9 @@ use holdfast_server_kit::store::RateLimit;
 /// once and kept in a file beside the SQLite database (DATABASE.secret, mode 0600); a
 /// PostgreSQL database requires HOLDFAST_SECRET.
 ///
+/// Operators manage accounts with `holdfast-server --database … users list|find|disable|
+/// enable|sign-out` (JSON lines on stdout).
+///
 /// The first line on stdout is exactly `listening on http://ADDR`; logs go to stderr
 /// (filtered by RUST_LOG). SIGINT or SIGTERM stops it gracefully (open sync connections are
 /// closed with 1001, going away).
@@ -185,6 +188,10 @@ pub(crate) struct Args {
     /// server stops anyway (a second signal stops it at once). It then exits with status 0.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub(crate) shutdown_timeout: u64,
+
+    /// An operator command instead of serving (see `holdfast-server users --help`).
+    #[command(subcommand)]
+    pub(crate) command: Option<crate::operator::Command>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -25,6 +25,7 @@ use holdfast_server_kit::{Kit, KitError, ServerConfig, Stores, server};
 const SYNC_CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 mod args;
+mod operator;
 mod secrets;
 
 use args::{Args, LockoutArg, PasswordClass, RateLimitArg, SyncProofless};
@@ -32,12 +33,15 @@ use secrets::{Secrets, check_config, env_secrets, find_secrets, persist_secret};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // An operator command prints its results on stdout; its log keeps to errors unless
+    // RUST_LOG asks for more.
+    let default_level = if args.command.is_some() { "error" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -47,7 +51,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(args));
+    let result = runtime.block_on(async {
+        match &args.command {
+            Some(operator::Command::Users(command)) => operator::run(&args, command).await,
+            None => run(args).await,
+        }
+    });
     // Connections abandoned at the shutdown deadline must not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {

@@ -88,6 +88,16 @@ impl SessionStore for MemoryStore {
         Ok(self.state().sessions.get(id).cloned())
     }
 
+    async fn latest_session_on_device(&self, device_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .state()
+            .sessions
+            .values()
+            .filter(|s| s.device_id == device_id)
+            .max_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then_with(|| a.id.cmp(&b.id)))
+            .cloned())
+    }
+
     async fn list_sessions(
         &self,
         user_id: &str,
