@@ -25,6 +25,7 @@ use holdfast_server_kit::{Kit, KitError, ServerConfig, Stores, server};
 const SYNC_CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 mod args;
+mod mail_args;
 mod secrets;
 
 use args::{Args, LockoutArg, PasswordClass, RateLimitArg, SyncProofless};
