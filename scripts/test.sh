@@ -17,17 +17,21 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "server kit features (an embedder compiles only the backends it uses)"
-for features in postgres sqlite redis; do
+for features in postgres sqlite redis smtp; do
     cargo check -p holdfast-server-kit --no-default-features --features "$features" --locked
 done
 if cargo tree -p holdfast-server-kit --no-default-features --features postgres -e normal --locked \
-    | grep -E '(rusqlite|redis|clap|tracing-subscriber) v'; then
+    | grep -E '(rusqlite|redis|lettre|clap|tracing-subscriber) v'; then
     echo "the postgres-only server kit pulls in the dependencies above" >&2
     exit 1
 fi
 
 step "cargo doc (every crate, no warnings: broken links and the like fail)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "SMTP test server (aiosmtpd in a venv under target/, for the mail tests)"
+HOLDFAST_TEST_SMTP_PYTHON="$(bash scripts/smtp-venv.sh)"
+export HOLDFAST_TEST_SMTP_PYTHON
 
 step "cargo test (every crate, unit and integration, against real loopback servers)"
 cargo test --workspace --locked

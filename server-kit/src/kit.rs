@@ -82,7 +82,7 @@ impl KitBuilder {
     }
 
     /// Where password-reset and email-verification mail goes: usually
-    /// [`crate::mail::Outbox`] over an SMTP mailer. Without it the kit runs in development
+    /// [`crate::mail::Outbox`] over a [`crate::mail::SmtpMailer`]. Without it the kit runs in development
     /// mode: the tokens come back in the responses (as Kora does), and `build` logs a
     /// warning saying so.
     pub fn mail(mut self, mail: Arc<dyn AccountMail>) -> KitBuilder {

@@ -23,6 +23,8 @@
 //! - [`server`]: an axum `Router` over the service, and a server with graceful shutdown;
 //! - [`sync`]: a WebSocket sync endpoint behind the gate, over a per-user shared collection;
 //! - [`files`]: secret files created 0600, and warnings about exposed ones;
+//! - [`mail`]: password reset and verification mails: the mailer (SMTP, in memory), the
+//!   settings and the templates;
 //! - [`clock`]: time, injectable for tests.
 
 pub mod authn;
@@ -36,6 +38,7 @@ pub mod gate;
 pub mod guards;
 pub mod hooks;
 pub mod kit;
+pub mod mail;
 pub mod passwords;
 pub mod proofs;
 #[cfg(feature = "redis")]

@@ -10,6 +10,9 @@
 //! server.stop().await;
 //! # }
 //! ```
+//!
+//! [`SmtpSink`] is a real SMTP server for the mail tests (Python's `aiosmtpd`; see its
+//! doc for the interpreter it needs).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +27,10 @@ use holdfast_server_kit::server::ServeOptions;
 use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
 use holdfast_server_kit::{Kit, KitBuilder, ServerConfig, Stores, server};
 use tokio::sync::oneshot;
+
+mod smtp;
+
+pub use smtp::{ReceivedMail, SMTP_PYTHON_ENV, SmtpSink};
 
 /// The signing secret of a test server unless the test gives others.
 pub const SECRET: &str = "holdfast-test-secret-0123456789abcdef";

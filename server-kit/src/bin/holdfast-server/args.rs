@@ -6,6 +6,8 @@ use clap::Parser;
 use holdfast_server_kit::config::AccountLockout;
 use holdfast_server_kit::store::RateLimit;
 
+use crate::mail_args::MailArgs;
+
 /// Holdfast auth server: Kora-compatible auth routes with a device registry, on SQLite or
 /// PostgreSQL.
 ///
@@ -188,6 +190,9 @@ pub(crate) struct Args {
     /// server stops anyway (a second signal stops it at once). It then exits with status 0.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub(crate) shutdown_timeout: u64,
+
+    #[command(flatten)]
+    pub(crate) mail: MailArgs,
 
     /// An operator command instead of serving (see `holdfast-server users --help`).
     #[command(subcommand)]

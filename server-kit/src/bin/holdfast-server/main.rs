@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use holdfast_server_kit::config::{IpBlockPolicy, PasswordPolicy, RateLimits};
 use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy};
+use holdfast_server_kit::mail::Outbox;
 use holdfast_server_kit::server::GoingAway;
 use holdfast_server_kit::store::postgres::PostgresStore;
 use holdfast_server_kit::store::redact_url_password;
@@ -25,6 +26,7 @@ use holdfast_server_kit::{Kit, KitError, ServerConfig, Stores, server};
 const SYNC_CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 mod args;
+mod mail_args;
 mod operator;
 mod secrets;
 
@@ -82,6 +84,7 @@ async fn run(args: Args) -> Result<(), String> {
         return Err("--database-schema applies to a PostgreSQL database only".into());
     }
     // Everything is checked before anything is written: a bad flag leaves no files behind.
+    let mail = mail_args::mail_from_args(&args.mail)?;
     let mut config = build_config(&args, secrets.list());
     check_config(&config, &secrets)?;
     if config.route_prefix == SYNC_PATH {
@@ -159,6 +162,10 @@ async fn run(args: Args) -> Result<(), String> {
         .sync(collection, sync_options);
     if let Some(url) = &args.redis {
         kit = kit.redis_relay(url, &args.redis_prefix);
+    }
+    if let Some((mailer, settings)) = mail {
+        let outbox = Outbox::new(mailer, settings).map_err(|e| format!("mail settings: {e}"))?;
+        kit = kit.mail(Arc::new(outbox));
     }
     let kit = kit.build().await.map_err(|error| match error {
         KitError::Store(e) => format!(
