@@ -156,3 +156,124 @@ async fn a_failed_login_does_not_show_the_password() {
     );
     assert!(sink.messages().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// The server kit's account mail, end to end through the SMTP server.
+
+#[path = "support/mod.rs"]
+mod support;
+
+/// The token in the first link of a mail's text (`…?token=TOKEN`).
+fn token_in(text: &str) -> String {
+    let start = text.find("token=").expect("a link with a token") + "token=".len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '%'))
+        .collect()
+}
+
+async fn server_mailing_to(sink: &SmtpSink) -> support::TestServer {
+    let settings = MailSettings::new(
+        FROM,
+        "https://app.example.com/reset-password",
+        "https://app.example.com/verify-email",
+    );
+    let mailer = SmtpMailer::from_url(&sink.url(), &settings.from).expect("SMTP mailer");
+    let outbox = holdfast_server_kit::mail::Outbox::new(std::sync::Arc::new(mailer), settings).expect("outbox");
+    support::TestServer::start_with_mail(std::sync::Arc::new(outbox)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_reset_link_resets_the_password_and_ends_every_session() {
+    use serde_json::json;
+    let sink = SmtpSink::start();
+    let server = server_mailing_to(&sink).await;
+    let address = support::email("smtp-reset");
+    let first = server.sign_up(&address).await;
+    let second = server.sign_in_device(&address, "laptop").await;
+
+    // The answer holds no token, and is the same for an unknown address.
+    let known = server
+        .post_unproven("/auth/password/reset-request", json!({ "email": address }))
+        .await
+        .expect_status(200);
+    let unknown = server
+        .post_unproven("/auth/password/reset-request", json!({ "email": support::email("nobody") }))
+        .await
+        .expect_status(200);
+    assert_eq!(known.text, unknown.text);
+    assert_eq!(known.data(), &json!({ "success": true }));
+
+    let mails = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 1, "one mail, to the known address only");
+    assert_eq!(mails[0].to, address);
+    let text = mails[0].text.as_deref().expect("a text part");
+    assert!(text.contains("https://app.example.com/reset-password?token="), "{text}");
+    let token = token_in(text);
+    assert_eq!(token.len(), 43, "{text}");
+
+    server
+        .post_unproven(
+            "/auth/password/reset",
+            json!({ "token": token, "newPassword": "a brand new passphrase" }),
+        )
+        .await
+        .expect_status(200);
+    for session in [&first, &second] {
+        let refused = server.refresh(&session.refresh).await;
+        refused.expect_error(401, "TOKEN_REVOKED");
+        assert_eq!(refused.reason(), Some("password_reset"));
+    }
+    server
+        .post_unproven(
+            "/auth/signin",
+            json!({ "email": address, "password": "a brand new passphrase" }),
+        )
+        .await
+        .expect_status(200);
+    server
+        .post_unproven(
+            "/auth/password/reset",
+            json!({ "token": token, "newPassword": "yet another passphrase" }),
+        )
+        .await
+        .expect_error(400, "RESET_TOKEN_INVALID");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_verification_link_verifies_the_email() {
+    use serde_json::json;
+    let sink = SmtpSink::start();
+    let server = server_mailing_to(&sink).await;
+    let session = server.sign_up(&support::email("smtp-verify")).await;
+    let sent = server
+        .post_auth("/auth/verify/send", &session.access, json!({}))
+        .await
+        .expect_status(200);
+    assert_eq!(sent.data(), &json!({ "success": true }), "no token outside development mode");
+    let mails = sink.wait_for(1, Duration::from_secs(10)).await;
+    let text = mails[0].text.as_deref().expect("a text part");
+    assert!(text.contains("https://app.example.com/verify-email?token="), "{text}");
+    let confirmed = server
+        .post_unproven("/auth/verify/confirm", json!({ "token": token_in(text) }))
+        .await
+        .expect_status(200);
+    assert_eq!(confirmed.data()["user"]["emailVerified"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_server_that_is_down_is_a_503_not_a_lost_token() {
+    use serde_json::json;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("smtp://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let settings = MailSettings::new(FROM, "https://app.example.com/r", "https://app.example.com/v");
+    let mailer = SmtpMailer::from_url_with_timeout(&url, &settings.from, Duration::from_secs(2)).expect("mailer");
+    let outbox = holdfast_server_kit::mail::Outbox::new(std::sync::Arc::new(mailer), settings).expect("outbox");
+    let server = support::TestServer::start_with_mail(std::sync::Arc::new(outbox)).await;
+    let session = server.sign_up(&support::email("smtp-down")).await;
+    let reply = server.post_auth("/auth/verify/send", &session.access, json!({})).await;
+    reply.expect_error(503, "SERVICE_UNAVAILABLE");
+    assert!(reply.header("retry-after").is_some());
+}

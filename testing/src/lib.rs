@@ -24,6 +24,7 @@ use holdfast_server_kit::gate::GateConfig;
 use holdfast_server_kit::hooks::AuthHooks;
 use holdfast_server_kit::passwords::Argon2Params;
 use holdfast_server_kit::server::ServeOptions;
+use holdfast_server_kit::service::AccountMail;
 use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
 use holdfast_server_kit::{Kit, KitBuilder, ServerConfig, Stores, server};
 use tokio::sync::oneshot;
@@ -46,7 +47,8 @@ pub struct TestServerBuilder {
     dir: Option<Arc<tempfile::TempDir>>,
     gate: GateConfig,
     sync: Option<(SharedCollection, SyncOptions)>,
-    hooks: Option<Box<dyn FnOnce(KitBuilder) -> KitBuilder + Send>>,
+    /// Further wiring of the kit (hooks, mail), in order.
+    wiring: Vec<Box<dyn FnOnce(KitBuilder) -> KitBuilder + Send>>,
     mount: String,
     serve: ServeOptions,
 }
@@ -105,7 +107,13 @@ impl TestServerBuilder {
 
     /// The application's hooks.
     pub fn hooks(mut self, hooks: impl AuthHooks) -> TestServerBuilder {
-        self.hooks = Some(Box::new(move |kit: KitBuilder| kit.hooks(hooks)));
+        self.wiring.push(Box::new(move |kit: KitBuilder| kit.hooks(hooks)));
+        self
+    }
+
+    /// Where account mail goes (otherwise: development mode, tokens in responses).
+    pub fn mail(mut self, mail: Arc<dyn AccountMail>) -> TestServerBuilder {
+        self.wiring.push(Box::new(move |kit: KitBuilder| kit.mail(mail)));
         self
     }
 
@@ -142,8 +150,8 @@ impl TestServerBuilder {
         if let Some((collection, options)) = self.sync {
             kit = kit.sync(collection, options);
         }
-        if let Some(hooks) = self.hooks {
-            kit = hooks(kit);
+        for wire in self.wiring {
+            kit = wire(kit);
         }
         let kit = kit.build().await?;
         let router = if self.mount.is_empty() {
@@ -211,7 +219,7 @@ impl TestServer {
             dir: None,
             gate: GateConfig::default(),
             sync: None,
-            hooks: None,
+            wiring: Vec::new(),
             mount: String::new(),
             serve: ServeOptions::default(),
         }

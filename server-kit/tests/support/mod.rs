@@ -76,6 +76,17 @@ impl TestServer {
         .await
     }
 
+    /// [`TestServer::start`] with account mail going to `mail` (not development mode).
+    pub async fn start_with_mail(mail: Arc<dyn holdfast_server_kit::service::AccountMail>) -> TestServer {
+        TestServer::launch(
+            holdfast_testing::TestServer::builder()
+                .quick()
+                .clock(ManualClock::new(SystemClock.now_ms()))
+                .mail(mail),
+        )
+        .await
+    }
+
     /// [`TestServer::start`] with the application's hooks.
     pub async fn start_hooked(hooks: impl holdfast_server_kit::hooks::AuthHooks) -> TestServer {
         TestServer::launch(
