@@ -16,6 +16,28 @@ use std::sync::Arc;
 #[path = "postgres_support/mod.rs"]
 mod postgres_support;
 
+#[path = "store_conformance/migrations.rs"]
+mod migrations;
+#[path = "store_conformance/one_time.rs"]
+mod one_time;
+#[path = "store_conformance/session_races.rs"]
+mod session_races;
+#[path = "store_conformance/session_tokens.rs"]
+mod session_tokens;
+#[path = "store_conformance/sessions.rs"]
+mod sessions;
+#[path = "store_conformance/users.rs"]
+mod users;
+
+use one_time::*;
+use session_races::*;
+use session_tokens::*;
+use sessions::{
+    a_sign_in_past_the_limit_ends_the_least_recently_used, end_sessions_ends_what_its_scope_selects,
+    listing_applies_the_idle_and_lifetime_bounds_at_their_edge, sessions_start_find_and_list_newest_first,
+};
+use users::*;
+
 /// A backend under test, and whatever must outlive it (a temporary directory, a PostgreSQL
 /// schema dropped after the stores).
 struct Backend {
@@ -930,6 +952,25 @@ macro_rules! backend {
                 blocks_keep_the_later_end,
                 purge_removes_ended_windows_and_blocks,
                 concurrent_hits_allow_exactly_max,
+                email_verification_and_disabling_are_recorded,
+                list_users_pages_in_bytewise_email_order,
+                delete_user_with_sessions_and_tokens,
+                sessions_start_find_and_list_newest_first,
+                listing_applies_the_idle_and_lifetime_bounds_at_their_edge,
+                a_sign_in_past_the_limit_ends_the_least_recently_used,
+                end_sessions_ends_what_its_scope_selects,
+                end_expired_sessions_ends_idle_and_over_age_ones,
+                rotation_moves_last_use_forward_only,
+                renew_session_revokes_the_family_s_unexpired_tokens,
+                renew_session_refuses_unknown_ended_foreign_and_revoked_sessions,
+                purge_sessions_forgets_sessions_ended_or_idle_before,
+                concurrent_sign_ins_keep_to_the_session_limit,
+                concurrent_endings_end_each_session_once,
+                one_time_puts_count_only_live_tokens_of_the_kind_and_user,
+                taking_a_one_time_token_uses_it_up,
+                concurrent_takes_of_one_token_take_it_once,
+                concurrent_puts_keep_to_the_live_limit,
+                discard_and_purge_one_time_tokens,
             );
         }
     };
@@ -1059,7 +1100,8 @@ mod sqlite_file_format {
     #[tokio::test(flavor = "multi_thread")]
     async fn metadata_edited_into_non_json_reads_as_none() {
         let (_dir, stores) = tampered(
-            "INSERT INTO users VALUES ('u1', 'a@example.com', NULL, 0, 1700000000000, 'h', '', '{not json');",
+            "INSERT INTO users (id, email, name, email_verified, created_at, password_hash, salt, metadata)
+             VALUES ('u1', 'a@example.com', NULL, 0, 1700000000000, 'h', '', '{not json');",
         );
         let user = stores
             .users
@@ -1074,7 +1116,8 @@ mod sqlite_file_format {
     #[tokio::test(flavor = "multi_thread")]
     async fn undecodable_rows_are_corrupt_not_panics() {
         let (_dir, stores) = tampered(
-            "INSERT INTO users VALUES ('u1', 'a@example.com', NULL, 0, 'not a time', 'h', '', NULL);
+            "INSERT INTO users (id, email, name, email_verified, created_at, password_hash, salt, metadata)
+             VALUES ('u1', 'a@example.com', NULL, 0, 'not a time', 'h', '', NULL);
              INSERT INTO devices VALUES ('d1', 'u1', '{\"kty\":\"EC\"}', NULL, 'n', 0, 1, 1);
              INSERT INTO devices VALUES ('d2', 'u1', '', NULL, X'FF', 0, 1, 1);
              INSERT INTO rate_limits VALUES ('k', X'0102030405', 9999999999999);

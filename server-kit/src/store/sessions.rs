@@ -30,7 +30,8 @@ pub struct SessionLimits {
 impl SessionLimits {
     /// Whether a session that has not ended is past a limit at `now_ms`.
     pub fn expired(&self, created_at_ms: i64, last_used_at_ms: i64, now_ms: i64) -> bool {
-        let past = |since: i64, limit: Option<i64>| limit.is_some_and(|limit| now_ms.saturating_sub(since) > limit);
+        let past =
+            |since: i64, limit: Option<i64>| limit.is_some_and(|limit| now_ms.saturating_sub(since) > limit);
         past(last_used_at_ms, self.idle_timeout_ms) || past(created_at_ms, self.max_lifetime_ms)
     }
 
@@ -261,7 +262,12 @@ pub struct OneTimeToken {
 pub trait OneTimeTokenStore: Send + Sync {
     /// Stores `token` unless its user already has `max_live` tokens of its kind that have
     /// not expired at `now_ms`, atomically. Returns whether it was stored.
-    async fn put_one_time_token(&self, token: OneTimeToken, max_live: u32, now_ms: i64) -> Result<bool, StoreError>;
+    async fn put_one_time_token(
+        &self,
+        token: OneTimeToken,
+        max_live: u32,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Removes the token of `kind` whose hash is `hash` and returns it, when it has not
     /// expired at `now_ms`, atomically (so two uses of one token cannot both succeed). An
@@ -279,6 +285,42 @@ pub trait OneTimeTokenStore: Send + Sync {
 
     /// Removes tokens that expired before `now_ms`.
     async fn purge_expired_one_time_tokens(&self, now_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// A session's stored end (time and [`EndReason::as_str`] spelling) back into a
+/// [`SessionEnding`]; a reason this build does not know, or a time without a reason (or the
+/// reverse), is corrupt data.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn read_ending(
+    at_ms: Option<i64>,
+    reason: Option<String>,
+) -> Result<Option<SessionEnding>, StoreError> {
+    match (at_ms, reason) {
+        (None, None) => Ok(None),
+        (Some(at_ms), Some(reason)) => match EndReason::parse(&reason) {
+            Some(reason) => Ok(Some(SessionEnding { at_ms, reason })),
+            None => Err(StoreError::Corrupt(format!(
+                "unknown session end reason `{reason}`"
+            ))),
+        },
+        _ => Err(StoreError::Corrupt(
+            "a session has an end time without a reason, or a reason without a time".into(),
+        )),
+    }
+}
+
+/// A single-use token's stored kind back into a [`OneTimeKind`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn read_kind(text: &str) -> Result<OneTimeKind, StoreError> {
+    OneTimeKind::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown one-time token kind `{text}`")))
+}
+
+/// A session's stored assurance level back into a `u8`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn read_aal(aal: i64) -> Result<u8, StoreError> {
+    u8::try_from(aal)
+        .map_err(|_| StoreError::Corrupt(format!("session assurance level {aal} is out of range")))
 }
 
 #[cfg(test)]
@@ -300,6 +342,29 @@ mod tests {
         assert_eq!(limits.live_bounds(i64::MIN), (i64::MIN, i64::MIN));
         assert_eq!(SessionLimits::default().live_bounds(5), (i64::MIN, i64::MIN));
         assert_eq!(limits.live_bounds(20_000), (19_000, 10_000));
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[test]
+    fn stored_endings_kinds_and_levels_read_back_or_are_corrupt() {
+        for reason in EndReason::ALL {
+            let ending = read_ending(Some(7), Some(reason.as_str().to_owned()));
+            assert_eq!(ending.ok(), Some(Some(SessionEnding { at_ms: 7, reason })));
+        }
+        assert!(matches!(read_ending(None, None), Ok(None)));
+        let corrupt =
+            |result: Result<Option<SessionEnding>, StoreError>| matches!(result, Err(StoreError::Corrupt(_)));
+        assert!(corrupt(read_ending(Some(7), Some("raptured".into()))));
+        assert!(corrupt(read_ending(Some(7), None)));
+        assert!(corrupt(read_ending(None, Some("signed_out".into()))));
+        assert!(matches!(
+            read_kind("password_reset"),
+            Ok(OneTimeKind::PasswordReset)
+        ));
+        assert!(matches!(read_kind("magic_link"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(read_aal(2), Ok(2)));
+        assert!(matches!(read_aal(256), Err(StoreError::Corrupt(_))));
+        assert!(matches!(read_aal(-1), Err(StoreError::Corrupt(_))));
     }
 
     #[test]

@@ -21,14 +21,25 @@ impl State {
             .collect()
     }
 
-    fn end(&mut self, ids: &[String], reason: EndReason, now_ms: i64, revoke_until: i64) -> Vec<EndedSession> {
+    fn end(
+        &mut self,
+        ids: &[String],
+        reason: EndReason,
+        now_ms: i64,
+        revoke_until: i64,
+    ) -> Vec<EndedSession> {
         let mut ended = Vec::with_capacity(ids.len());
         for id in ids {
-            let Some(session) = self.sessions.get_mut(id) else { continue };
+            let Some(session) = self.sessions.get_mut(id) else {
+                continue;
+            };
             if session.ended.is_some() {
                 continue;
             }
-            session.ended = Some(SessionEnding { at_ms: now_ms, reason });
+            session.ended = Some(SessionEnding {
+                at_ms: now_ms,
+                reason,
+            });
             ended.push(EndedSession {
                 user_id: session.user_id.clone(),
                 id: id.clone(),
@@ -79,7 +90,12 @@ impl SessionStore for MemoryStore {
             evict = live.into_iter().take(excess).map(|(_, _, id)| id).collect();
         }
         state.insert_refresh(first)?;
-        let ended = state.end(&evict, EndReason::SessionLimit, session.created_at_ms, revoke_until);
+        let ended = state.end(
+            &evict,
+            EndReason::SessionLimit,
+            session.created_at_ms,
+            revoke_until,
+        );
         state.sessions.insert(session.id.clone(), session.to_record());
         Ok(ended)
     }
@@ -106,7 +122,11 @@ impl SessionStore for MemoryStore {
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let state = self.state();
         let mut live: Vec<SessionRecord> = state.live(user_id, limits, now_ms).into_iter().cloned().collect();
-        live.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
+        live.sort_by(|a, b| {
+            b.created_at_ms
+                .cmp(&a.created_at_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Ok(live)
     }
 
@@ -188,7 +208,12 @@ impl SessionStore for MemoryStore {
 
 #[async_trait]
 impl OneTimeTokenStore for MemoryStore {
-    async fn put_one_time_token(&self, token: OneTimeToken, max_live: u32, now_ms: i64) -> Result<bool, StoreError> {
+    async fn put_one_time_token(
+        &self,
+        token: OneTimeToken,
+        max_live: u32,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
         let live = state
             .one_time

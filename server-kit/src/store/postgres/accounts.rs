@@ -4,17 +4,25 @@ use super::{Fail, PostgresStore, get, is_unique_violation};
 use crate::store::records::read_metadata;
 use crate::store::{
     DeviceKey, DeviceRecord, DeviceStore, NewDevice, NewUser, RegistrationPlan, StoreError, StoredPassword,
-    UserRecord, UserStore, plan_registration,
+    UserQuery, UserRecord, UserStore, plan_registration,
 };
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
 const SELECT_USER_BY_ID: &str =
-    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata, disabled_at
      FROM users WHERE id = $1";
 const SELECT_USER_BY_EMAIL: &str =
-    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata, disabled_at
      FROM users WHERE email = $1";
+/// Email order and `>` are bytewise (COLLATE "C", the `users_by_email_bytes` index), as the
+/// other backends compare; `strpos` matches the text literally, where LIKE would read `%`
+/// and `_` as wildcards.
+const LIST_USERS: &str =
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata, disabled_at
+     FROM users
+     WHERE ($1::TEXT IS NULL OR email COLLATE \"C\" > $1) AND ($2::TEXT IS NULL OR strpos(email, $2) > 0)
+     ORDER BY email COLLATE \"C\" LIMIT $3";
 const INSERT_USER: &str =
     "INSERT INTO users (id, email, name, email_verified, created_at, password_hash, salt, metadata)
      VALUES ($1, $2, $3, FALSE, $4, $5, $6, $7)";
@@ -31,6 +39,7 @@ fn user_from_row(row: &Row) -> Result<UserRecord, Fail> {
             salt: get(row, 6)?,
         },
         metadata: read_metadata(get(row, 7)?),
+        disabled_at_ms: get(row, 8)?,
     })
 }
 
@@ -132,6 +141,38 @@ impl UserStore for PostgresStore {
         }
         .await
         .map_err(|fail: Fail| fail.into_store("delete_user"))
+    }
+
+    async fn set_email_verified(&self, id: &str) -> Result<bool, StoreError> {
+        self.execute_one("UPDATE users SET email_verified = TRUE WHERE id = $1", &[&id])
+            .await
+            .map(|changed| changed > 0)
+            .map_err(|fail| fail.into_store("set_email_verified"))
+    }
+
+    async fn set_disabled(&self, id: &str, disabled_at_ms: Option<i64>) -> Result<bool, StoreError> {
+        self.execute_one(
+            "UPDATE users SET disabled_at = $2 WHERE id = $1",
+            &[&id, &disabled_at_ms],
+        )
+        .await
+        .map(|changed| changed > 0)
+        .map_err(|fail| fail.into_store("set_disabled"))
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError> {
+        let limit = i64::from(query.capped_limit());
+        async {
+            let conn = self.conn().await?;
+            let statement = conn.prepare_cached(LIST_USERS).await?;
+            conn.query(&statement, &[&query.after, &query.email_contains, &limit])
+                .await?
+                .iter()
+                .map(user_from_row)
+                .collect::<Result<Vec<_>, _>>()
+        }
+        .await
+        .map_err(|fail: Fail| fail.into_store("list_users"))
     }
 }
 

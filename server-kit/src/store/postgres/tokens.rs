@@ -4,6 +4,7 @@ use super::{Fail, PostgresStore, get};
 use crate::store::records::{RotationState, rotation_refusal};
 use crate::store::{ChildPair, RefreshRecord, RotateOutcome, StoreError, TokenStore};
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 const INSERT_REFRESH: &str =
@@ -32,17 +33,39 @@ const MARK_ROTATED: &str = "UPDATE refresh_tokens SET rotated_at_ms = $2, child_
 // Revocations keep the later expiry when repeated, so a shorter one cannot cut one short.
 const REVOKE_TOKEN: &str = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2)
      ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)";
-const REVOKE_FAMILY: &str = "INSERT INTO revoked_families (family, expires_at) VALUES ($1, $2)
+pub(super) const REVOKE_FAMILY: &str = "INSERT INTO revoked_families (family, expires_at) VALUES ($1, $2)
      ON CONFLICT (family) DO UPDATE SET expires_at = GREATEST(revoked_families.expires_at, excluded.expires_at)";
-/// One statement: the families found and revoked are the same snapshot.
-const REVOKE_USER_FAMILIES: &str = "INSERT INTO revoked_families (family, expires_at)
-     SELECT DISTINCT family, $2::BIGINT FROM refresh_tokens WHERE user_id = $1
-     ON CONFLICT (family) DO UPDATE SET expires_at = GREATEST(revoked_families.expires_at, excluded.expires_at)
-     RETURNING family";
+/// Rotation moves the session's last use, never back (concurrent refreshes of one session
+/// can commit out of order).
+const TOUCH_SESSION: &str =
+    "UPDATE sessions SET last_used_at_ms = GREATEST(last_used_at_ms, $2) WHERE id = $1";
 
 /// One query, as `/auth/me` and every bearer route ask it.
 const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)
      OR EXISTS (SELECT 1 FROM revoked_families WHERE family = $2)";
+
+/// Inserts a refresh token's row, not rotated, on `client` (a connection or a transaction).
+pub(super) async fn insert_refresh<C: GenericClient + Sync>(
+    client: &C,
+    record: &RefreshRecord,
+) -> Result<(), Fail> {
+    let statement = client.prepare_cached(INSERT_REFRESH).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &record.jti,
+                &record.family,
+                &record.user_id,
+                &record.device_id,
+                &record.issued_at,
+                &record.expires_at,
+                &record.jkt,
+            ],
+        )
+        .await?;
+    Ok(())
+}
 
 /// The rotation state columns of `row` (see [`RotationState`]).
 fn rotation_state(row: &Row) -> Result<RotationState, Fail> {
@@ -98,17 +121,10 @@ impl PostgresStore {
         if marked != 1 {
             return Err(StoreError::backend("rotate_refresh", "the parent changed while locked").into());
         }
+        insert_refresh(&tx, child).await?;
         tx.execute(
-            &tx.prepare_cached(INSERT_REFRESH).await?,
-            &[
-                &child.jti,
-                &child.family,
-                &child.user_id,
-                &child.device_id,
-                &child.issued_at,
-                &child.expires_at,
-                &child.jkt,
-            ],
+            &tx.prepare_cached(TOUCH_SESSION).await?,
+            &[&child.family, &now_ms],
         )
         .await?;
         tx.commit().await?;
@@ -119,21 +135,9 @@ impl PostgresStore {
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn insert_refresh(&self, record: RefreshRecord) -> Result<(), StoreError> {
-        self.execute_one(
-            INSERT_REFRESH,
-            &[
-                &record.jti,
-                &record.family,
-                &record.user_id,
-                &record.device_id,
-                &record.issued_at,
-                &record.expires_at,
-                &record.jkt,
-            ],
-        )
-        .await
-        .map(drop)
-        .map_err(|fail| fail.into_store("insert_refresh"))
+        async { insert_refresh(&self.conn().await?, &record).await }
+            .await
+            .map_err(|fail: Fail| fail.into_store("insert_refresh"))
     }
 
     async fn rotate_refresh(
@@ -160,23 +164,6 @@ impl TokenStore for PostgresStore {
             .await
             .map(drop)
             .map_err(|fail| fail.into_store("revoke_family"))
-    }
-
-    async fn revoke_user_families(&self, user_id: &str, expires_at: i64) -> Result<Vec<String>, StoreError> {
-        async {
-            let conn = self.conn().await?;
-            let statement = conn.prepare_cached(REVOKE_USER_FAMILIES).await?;
-            let mut families = conn
-                .query(&statement, &[&user_id, &expires_at])
-                .await?
-                .iter()
-                .map(|row| get::<String>(row, 0))
-                .collect::<Result<Vec<_>, _>>()?;
-            families.sort();
-            Ok(families)
-        }
-        .await
-        .map_err(|fail: Fail| fail.into_store("revoke_user_families"))
     }
 
     async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError> {

@@ -4,18 +4,25 @@ use super::{Fail, SqliteStore};
 use crate::store::records::read_metadata;
 use crate::store::{
     DeviceKey, DeviceRecord, DeviceStore, NewDevice, NewUser, RegistrationPlan, StoreError, StoredPassword,
-    UserRecord, UserStore, plan_registration,
+    UserQuery, UserRecord, UserStore, plan_registration,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 // Whole statements as constants: the statement cache is keyed by the SQL text.
 const SELECT_USER_BY_ID: &str =
-    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata, disabled_at
      FROM users WHERE id = ?1";
 const SELECT_USER_BY_EMAIL: &str =
-    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata, disabled_at
      FROM users WHERE email = ?1";
+/// Email order and `>` are bytewise (BINARY), as Rust compares strings; `instr` matches the
+/// text literally, where LIKE would read `%` and `_` as wildcards.
+const LIST_USERS: &str =
+    "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata, disabled_at
+     FROM users
+     WHERE (?1 IS NULL OR email > ?1) AND (?2 IS NULL OR instr(email, ?2) > 0)
+     ORDER BY email LIMIT ?3";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -29,6 +36,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
             salt: row.get(6)?,
         },
         metadata: read_metadata(row.get(7)?),
+        disabled_at_ms: row.get(8)?,
     })
 }
 
@@ -115,6 +123,40 @@ impl UserStore for SqliteStore {
             }
             tx.commit()?;
             Ok(existed)
+        })
+        .await
+    }
+
+    async fn set_email_verified(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write("set_email_verified", move |conn| {
+            Ok(conn
+                .prepare_cached("UPDATE users SET email_verified = 1 WHERE id = ?1")?
+                .execute([id])?
+                > 0)
+        })
+        .await
+    }
+
+    async fn set_disabled(&self, id: &str, disabled_at_ms: Option<i64>) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write("set_disabled", move |conn| {
+            Ok(conn
+                .prepare_cached("UPDATE users SET disabled_at = ?2 WHERE id = ?1")?
+                .execute(params![id, disabled_at_ms])?
+                > 0)
+        })
+        .await
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError> {
+        let query = query.clone();
+        self.read("list_users", move |conn| {
+            let limit = query.capped_limit();
+            Ok(conn
+                .prepare_cached(LIST_USERS)?
+                .query_map(params![query.after, query.email_contains, limit], user_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

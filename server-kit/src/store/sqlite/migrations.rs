@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// `(version, SQL)`, versions strictly increasing from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// The schema version this build writes; a database with a newer one is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -100,6 +100,73 @@ const V3: &str = "
 ALTER TABLE users ADD COLUMN metadata TEXT;
 ";
 
+/// Sessions and the account lifecycle (PROTOCOL 8): disabled accounts, one row per session
+/// (token family) with why it ended, and hashed single-use reset and verification tokens.
+///
+/// Every family already issued becomes a session: its user and device (`min()`: a family
+/// has one of each), signed in at its first token's `iat` and last used at its last one's.
+/// A revoked family is recorded as ended (`signed_out`, the most common way one was
+/// revoked) at its last token's `iat` rather than at the migration's time: the revocation
+/// happened at or after it, the value does not depend on when the upgrade ran, and a
+/// family revoked long ago is purged on the schedule its last use sets instead of surviving
+/// a whole retention period from the upgrade. Seconds become milliseconds saturating at the
+/// 64-bit bounds, as SQLite would otherwise turn an overflowing product into a float.
+const V4: &str = "
+ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY NOT NULL,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    last_used_at_ms INTEGER NOT NULL,
+    ip_address TEXT,
+    user_agent TEXT,
+    aal INTEGER NOT NULL DEFAULT 1,
+    ended_at_ms INTEGER,
+    end_reason TEXT
+);
+CREATE INDEX sessions_by_user ON sessions (user_id, created_at_ms);
+-- Expiry scans read live sessions only; purging reads when each stopped mattering (its
+-- end, or else its last use).
+CREATE INDEX sessions_live_by_last_use ON sessions (last_used_at_ms) WHERE ended_at_ms IS NULL;
+CREATE INDEX sessions_live_by_creation ON sessions (created_at_ms) WHERE ended_at_ms IS NULL;
+CREATE INDEX sessions_by_purge_time ON sessions (coalesce(ended_at_ms, last_used_at_ms));
+
+CREATE TABLE one_time_tokens (
+    hash TEXT PRIMARY KEY NOT NULL,
+    kind TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX one_time_tokens_by_user ON one_time_tokens (user_id, kind);
+CREATE INDEX one_time_tokens_by_expiry ON one_time_tokens (expires_at_ms);
+
+-- Renewing a session revokes its family's tokens, found by family. Nothing finds tokens by
+-- user any more: ending a user's sessions goes through `sessions`.
+DROP INDEX refresh_tokens_by_user;
+CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family);
+
+INSERT INTO sessions (id, user_id, device_id, created_at_ms, last_used_at_ms, ended_at_ms, end_reason)
+SELECT family, user_id, device_id, first_ms, last_ms,
+       CASE WHEN revoked THEN last_ms END,
+       CASE WHEN revoked THEN 'signed_out' END
+FROM (
+    SELECT r.family AS family, min(r.user_id) AS user_id, min(r.device_id) AS device_id,
+        CASE WHEN min(r.issued_at) > 9223372036854775 THEN 9223372036854775807
+             WHEN min(r.issued_at) < -9223372036854775 THEN -9223372036854775807 - 1
+             ELSE min(r.issued_at) * 1000 END AS first_ms,
+        CASE WHEN max(r.issued_at) > 9223372036854775 THEN 9223372036854775807
+             WHEN max(r.issued_at) < -9223372036854775 THEN -9223372036854775807 - 1
+             ELSE max(r.issued_at) * 1000 END AS last_ms,
+        EXISTS (SELECT 1 FROM revoked_families f WHERE f.family = r.family) AS revoked
+    FROM refresh_tokens r
+    GROUP BY r.family
+);
+";
+
 /// The database's schema version, read without writing anything.
 pub fn schema_version(conn: &Connection) -> Result<i64, Fail> {
     Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
@@ -122,11 +189,19 @@ pub fn check_not_newer(version: i64) -> Result<(), Fail> {
 /// Applies the migrations the database lacks, all in one transaction, so a crash leaves
 /// it at its old version rather than half-migrated.
 pub fn migrate(conn: &mut Connection) -> Result<(), Fail> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// [`migrate`], stopping at version `target` (an older build's schema, for migration tests).
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Fail> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Read again under the write lock: another process may have migrated meanwhile.
     let current = schema_version(&tx)?;
     check_not_newer(current)?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
+    let missing = MIGRATIONS
+        .iter()
+        .filter(|(version, _)| *version > current && *version <= target);
+    for (version, sql) in missing {
         tx.execute_batch(sql)?;
         // PRAGMA takes no bound parameters; the version is an integer from the list above.
         tx.execute_batch(&format!("PRAGMA user_version = {version}"))?;

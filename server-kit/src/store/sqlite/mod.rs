@@ -14,6 +14,8 @@
 mod accounts;
 mod limits;
 mod migrations;
+mod one_time;
+mod sessions;
 mod sync_items;
 mod tokens;
 mod worker;
@@ -140,6 +142,18 @@ impl SqliteStore {
     {
         self.pool.writer.run(operation, change).await
     }
+}
+
+/// Creates the database at `path`, or migrates it, up to schema `version` only: the file an
+/// older build left, for migration tests.
+#[doc(hidden)]
+pub fn migrate_file_to(path: impl AsRef<Path>, version: i64) -> Result<(), StoreError> {
+    let migrated = || -> Result<(), Fail> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        migrations::migrate_to(&mut conn, version)
+    };
+    migrated().map_err(|fail| fail.into_store("migrate"))
 }
 
 impl fmt::Debug for SqliteStore {

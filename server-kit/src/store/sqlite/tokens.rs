@@ -27,15 +27,19 @@ const MARK_ROTATED: &str = "UPDATE refresh_tokens SET rotated_at_ms = ?2, child_
 // Revocations keep the later expiry when repeated, so a shorter one cannot cut one short.
 const REVOKE_TOKEN: &str = "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2)
      ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)";
-const REVOKE_FAMILY: &str = "INSERT INTO revoked_families (family, expires_at) VALUES (?1, ?2)
+pub(super) const REVOKE_FAMILY: &str = "INSERT INTO revoked_families (family, expires_at) VALUES (?1, ?2)
      ON CONFLICT (family) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)";
+
+/// Rotation moves the session's last use, never back (concurrent refreshes of one session
+/// can commit out of order).
+const TOUCH_SESSION: &str = "UPDATE sessions SET last_used_at_ms = max(last_used_at_ms, ?2) WHERE id = ?1";
 
 /// One query, as `/auth/me` and every bearer route ask it.
 const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1)
      OR EXISTS (SELECT 1 FROM revoked_families WHERE family = ?2)";
 
-/// A refresh row's rotation columns as stored.
-fn insert_refresh(conn: &Connection, record: &RefreshRecord) -> Result<(), Fail> {
+/// Inserts a refresh token's row, not rotated.
+pub(super) fn insert_refresh(conn: &Connection, record: &RefreshRecord) -> Result<(), Fail> {
     conn.prepare_cached(INSERT_REFRESH)?.execute(params![
         record.jti,
         record.family,
@@ -96,6 +100,8 @@ impl TokenStore for SqliteStore {
                 pair.refresh_expires_at
             ])?;
             insert_refresh(&tx, &child)?;
+            tx.prepare_cached(TOUCH_SESSION)?
+                .execute(params![child.family, now_ms])?;
             tx.commit()?;
             Ok(RotateOutcome::Rotated)
         })
@@ -118,24 +124,6 @@ impl TokenStore for SqliteStore {
             conn.prepare_cached(REVOKE_FAMILY)?
                 .execute(params![family, expires_at])?;
             Ok(())
-        })
-        .await
-    }
-
-    async fn revoke_user_families(&self, user_id: &str, expires_at: i64) -> Result<Vec<String>, StoreError> {
-        let user_id = user_id.to_owned();
-        self.write("revoke_user_families", move |conn| {
-            let tx = conn.transaction()?;
-            let families: Vec<String> = tx
-                .prepare_cached("SELECT DISTINCT family FROM refresh_tokens WHERE user_id = ?1")?
-                .query_map(params![user_id], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            for family in &families {
-                tx.prepare_cached(REVOKE_FAMILY)?
-                    .execute(params![family, expires_at])?;
-            }
-            tx.commit()?;
-            Ok(families)
         })
         .await
     }
