@@ -35,6 +35,7 @@ use session_tokens::*;
 use sessions::{
     a_sign_in_past_the_limit_ends_the_least_recently_used, end_sessions_ends_what_its_scope_selects,
     listing_applies_the_idle_and_lifetime_bounds_at_their_edge, sessions_start_find_and_list_newest_first,
+    a_live_session_on_a_device_comes_before_a_later_ended_one, the_latest_session_on_a_device_is_found_live_or_ended,
 };
 use users::*;
 
@@ -956,6 +957,8 @@ macro_rules! backend {
                 list_users_pages_in_bytewise_email_order,
                 delete_user_with_sessions_and_tokens,
                 sessions_start_find_and_list_newest_first,
+                the_latest_session_on_a_device_is_found_live_or_ended,
+                a_live_session_on_a_device_comes_before_a_later_ended_one,
                 listing_applies_the_idle_and_lifetime_bounds_at_their_edge,
                 a_sign_in_past_the_limit_ends_the_least_recently_used,
                 end_sessions_ends_what_its_scope_selects,

@@ -207,11 +207,18 @@ impl AuthService {
         // ended on purpose (revoked, signed out everywhere, password changed or reset, ...):
         // that device signs in with a password again. Only a session ended for refresh-token
         // reuse (the device itself lost the race to a thief) may be replaced by its key.
-        if let Some(latest) = stores.sessions.latest_session_on_device(&device.id).await?
-            && let Some(ending) = latest.ended
-            && ending.reason != EndReason::RefreshReused
-        {
-            return Err(ApiError::session_ended(ending.reason));
+        if let Some(latest) = stores.sessions.latest_session_on_device(&device.id).await? {
+            let ended = match latest.ended {
+                Some(ending) => Some(ending.reason),
+                None => self
+                    .config()
+                    .sessions
+                    .expired(latest.created_at_ms, latest.last_used_at_ms, self.now_ms())
+                    .then_some(EndReason::Expired),
+            };
+            if let Some(reason) = ended.filter(|reason| *reason != EndReason::RefreshReused) {
+                return Err(ApiError::session_ended(reason));
+            }
         }
         let now_secs = self.now_secs();
         let ext = self.extra_claims(&user, &device.id).await?;

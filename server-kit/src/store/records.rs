@@ -286,7 +286,7 @@ pub enum RotateOutcome {
     Rotated,
     /// No such refresh token is known (never issued here, or purged).
     Unknown,
-    /// The token's family is revoked.
+    /// The token's family, or the token itself, is revoked.
     FamilyRevoked,
     /// The parent was already rotated.
     AlreadyRotated {

@@ -169,8 +169,9 @@ pub trait SessionStore: Send + Sync {
     /// A session by id, live or ended.
     async fn find_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// The session most recently started on `device_id` (greatest `created_at_ms`, then
-    /// greatest id), live or ended: whether its end forbids a silent device re-login.
+    /// The session that decides whether `device_id` may sign in again with its key alone:
+    /// its most recently started session that has not ended, if any, else its most recently
+    /// started one (greatest `created_at_ms`, then greatest id).
     async fn latest_session_on_device(&self, device_id: &str) -> Result<Option<SessionRecord>, StoreError>;
 
     /// The user's live sessions at `now_ms` (not ended, not past a limit), newest sign-in

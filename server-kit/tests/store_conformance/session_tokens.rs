@@ -124,6 +124,12 @@ pub async fn renew_session_revokes_the_family_s_unexpired_tokens(stores: &Stores
         "expired before the renewal"
     );
     assert!(!is_revoked(stores, "s-n1", None).await);
+    // The superseded unrotated token cannot rotate any more (a refresh that raced the
+    // renewal gets nothing).
+    assert_eq!(
+        rotate_in(stores, "s", "s-r1", "s-late", 3_500_000).await,
+        RotateOutcome::FamilyRevoked
+    );
     assert!(!is_revoked(stores, "t-r0", None).await, "another session's token");
     assert!(!is_revoked(stores, "any", Some("s")).await, "the session goes on");
     assert_eq!(live_ids(stores, "u1", NO_LIMITS, 3_000_000).await, ["s", "t"]);

@@ -384,3 +384,56 @@ pub async fn end_sessions_ends_what_its_scope_selects(stores: &Stores) {
     assert!(!is_revoked(stores, "any", Some("s1")).await);
     assert!(is_revoked(stores, "any", Some("s4")).await);
 }
+
+pub async fn the_latest_session_on_a_device_is_found_live_or_ended(stores: &Stores) {
+    let decisive = |device: &'static str| async move {
+        stores
+            .sessions
+            .latest_session_on_device(device)
+            .await
+            .expect("read")
+    };
+    assert_eq!(decisive("d1").await, None);
+    start(stores, session("s-b", "u1", "d1", 1_000)).await;
+    start(stores, session("s-a", "u1", "d1", 1_000)).await;
+    start(stores, session("s-old", "u1", "d1", 500)).await;
+    start(stores, session("s-other", "u1", "d2", 9_000)).await;
+    // The latest sign-in; a tie goes to the greater id.
+    let latest = decisive("d1").await.expect("a session");
+    assert_eq!((latest.id.as_str(), latest.ended), ("s-b", None));
+    // Once every session of the device ended, the latest ended one decides.
+    stores
+        .sessions
+        .end_sessions("u1", SessionScope::Device("d1"), EndReason::Revoked, 2_000, REVOKE_UNTIL)
+        .await
+        .expect("end");
+    let latest = decisive("d1").await.expect("a session");
+    assert_eq!(
+        (latest.id.as_str(), latest.ended),
+        (
+            "s-b",
+            Some(SessionEnding {
+                at_ms: 2_000,
+                reason: EndReason::Revoked
+            })
+        )
+    );
+    assert_eq!(decisive("d2").await.map(|s| s.id), Some("s-other".to_owned()));
+}
+
+pub async fn a_live_session_on_a_device_comes_before_a_later_ended_one(stores: &Stores) {
+    start(stores, session("s-live", "u1", "d1", 1_000)).await;
+    start(stores, session("s-late", "u1", "d1", 2_000)).await;
+    stores
+        .sessions
+        .end_sessions("u1", SessionScope::One("s-late"), EndReason::Revoked, 3_000, REVOKE_UNTIL)
+        .await
+        .expect("end");
+    let decisive = stores
+        .sessions
+        .latest_session_on_device("d1")
+        .await
+        .expect("read")
+        .expect("a session");
+    assert_eq!(decisive.id, "s-live");
+}

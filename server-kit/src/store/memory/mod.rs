@@ -237,7 +237,10 @@ impl TokenStore for MemoryStore {
         let Some(parent) = state.refresh.get(parent_jti) else {
             return Ok(RotateOutcome::Unknown);
         };
-        if state.revoked_families.contains_key(&parent.record.family) {
+        // A revoked family, or this token revoked on its own (a password change renewed
+        // its session), cannot rotate.
+        if state.revoked_families.contains_key(&parent.record.family) || state.revoked_tokens.contains_key(parent_jti)
+        {
             return Ok(RotateOutcome::FamilyRevoked);
         }
         if let Some((rotated_at_ms, pair)) = &parent.rotated {

@@ -110,7 +110,9 @@ impl SessionStore for MemoryStore {
             .sessions
             .values()
             .filter(|s| s.device_id == device_id)
-            .max_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then_with(|| a.id.cmp(&b.id)))
+            .max_by(|a, b| {
+                (a.ended.is_none(), a.created_at_ms, &a.id).cmp(&(b.ended.is_none(), b.created_at_ms, &b.id))
+            })
             .cloned())
     }
 

@@ -162,6 +162,8 @@ CREATE TABLE sessions (
     end_reason TEXT
 );
 CREATE INDEX sessions_by_user ON sessions (user_id, created_at_ms);
+-- A device's latest session decides whether it may sign in again with its key alone.
+CREATE INDEX sessions_by_device ON sessions (device_id, created_at_ms);
 -- Expiry scans read live sessions only; purging reads when each stopped mattering (its
 -- end, or else its last use).
 CREATE INDEX sessions_live_by_last_use ON sessions (last_used_at_ms) WHERE ended_at_ms IS NULL;

@@ -23,6 +23,9 @@ use tokio_postgres::types::ToSql;
 const SELECT_SESSION: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address,
         user_agent, aal, ended_at_ms, end_reason
      FROM sessions WHERE id = $1";
+const SELECT_LATEST_ON_DEVICE: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms,
+        ip_address, user_agent, aal, ended_at_ms, end_reason
+     FROM sessions WHERE device_id = $1 ORDER BY (ended_at_ms IS NULL) DESC, created_at_ms DESC, id COLLATE \"C\" DESC LIMIT 1";
 /// Live: not ended, used since the idle bound ($2) and signed in since the lifetime bound
 /// ($3), as [`SessionLimits::live_bounds`] gives them. Ids are COLLATE "C": bytewise.
 const SELECT_LIVE_SESSIONS: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms,
@@ -63,6 +66,11 @@ const INSERT_SESSION: &str = "INSERT INTO sessions
 /// Locks the session against a concurrent end while it is renewed.
 const LOCK_RENEWABLE: &str =
     "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND ended_at_ms IS NULL FOR UPDATE";
+/// Locks the family's unrotated refresh tokens: a rotation of one of them (which locks its
+/// row first) either committed before, and its child is revoked below, or waits and then
+/// finds its parent revoked.
+const LOCK_FAMILY_TOKENS: &str =
+    "SELECT 1 FROM refresh_tokens WHERE family = $1 AND rotated_at_ms IS NULL ORDER BY jti FOR UPDATE";
 const FAMILY_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revoked_families WHERE family = $1)";
 /// Every token of the family still unexpired at $2 (seconds), rotated or not.
 const REVOKE_FAMILY_TOKENS: &str = "INSERT INTO revoked_tokens (jti, expires_at)
@@ -223,6 +231,8 @@ impl PostgresStore {
         if get::<bool>(&revoked, 0)? {
             return Ok(false);
         }
+        tx.query(&tx.prepare_cached(LOCK_FAMILY_TOKENS).await?, &[&next.family])
+            .await?;
         tx.execute(
             &tx.prepare_cached(REVOKE_FAMILY_TOKENS).await?,
             &[&next.family, &next.issued_at, &revoke_until],
@@ -260,6 +270,20 @@ impl SessionStore for PostgresStore {
         }
         .await
         .map_err(|fail: Fail| fail.into_store("find_session"))
+    }
+
+    async fn latest_session_on_device(&self, device_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        async {
+            let conn = self.conn().await?;
+            let statement = conn.prepare_cached(SELECT_LATEST_ON_DEVICE).await?;
+            conn.query_opt(&statement, &[&device_id])
+                .await?
+                .as_ref()
+                .map(session_from_row)
+                .transpose()
+        }
+        .await
+        .map_err(|fail: Fail| fail.into_store("latest_session_on_device"))
     }
 
     async fn list_sessions(

@@ -18,6 +18,9 @@ use rusqlite::{Connection, Row, TransactionBehavior, params};
 const SELECT_SESSION: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address,
         user_agent, aal, ended_at_ms, end_reason
      FROM sessions WHERE id = ?1";
+const SELECT_LATEST_ON_DEVICE: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms,
+        ip_address, user_agent, aal, ended_at_ms, end_reason
+     FROM sessions WHERE device_id = ?1 ORDER BY (ended_at_ms IS NULL) DESC, created_at_ms DESC, id DESC LIMIT 1";
 /// Live: not ended, used since the idle bound (?2) and signed in since the lifetime bound
 /// (?3), as [`SessionLimits::live_bounds`] gives them. Ids compare bytewise (BINARY), as
 /// Rust compares strings.
@@ -184,6 +187,17 @@ impl SessionStore for SqliteStore {
         self.read("find_session", move |conn| {
             conn.prepare_cached(SELECT_SESSION)?
                 .query_and_then([id], session_from_row)?
+                .next()
+                .transpose()
+        })
+        .await
+    }
+
+    async fn latest_session_on_device(&self, device_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let device_id = device_id.to_owned();
+        self.read("latest_session_on_device", move |conn| {
+            conn.prepare_cached(SELECT_LATEST_ON_DEVICE)?
+                .query_and_then([device_id], session_from_row)?
                 .next()
                 .transpose()
         })

@@ -13,7 +13,8 @@ const INSERT_REFRESH: &str =
 /// Everything rotation needs to decide, in one lookup. The last column is NULL when the
 /// child row is missing (purged), which counts as not rotated.
 const SELECT_ROTATION_STATE: &str = "SELECT
-        EXISTS (SELECT 1 FROM revoked_families f WHERE f.family = r.family),
+        EXISTS (SELECT 1 FROM revoked_families f WHERE f.family = r.family)
+            OR EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = r.jti),
         r.rotated_at_ms, r.child_access_jti, r.child_refresh_jti, r.child_issued_at,
         r.child_access_expires_at, r.child_refresh_expires_at,
         (SELECT c.rotated_at_ms IS NOT NULL FROM refresh_tokens c WHERE c.jti = r.child_refresh_jti)
