@@ -255,6 +255,24 @@ impl Authenticator {
             .is_revoked(&claims.jti, claims.fam.as_deref())
             .await?
         {
+            // Deleting or disabling an account and revoking a device end sessions too: say
+            // the more specific cause (looked up on this failure path only).
+            let Some(user) = stores.users.find_user(&claims.sub).await? else {
+                return Err(ApiError::new(
+                    ErrorCode::UserNotFound,
+                    "The account no longer exists.",
+                ));
+            };
+            check_enabled(&user)?;
+            if let Some(device) = stores.devices.find_device(&claims.dev).await?
+                && device.revoked
+                && device.user_id == claims.sub
+            {
+                return Err(ApiError::new(
+                    ErrorCode::DeviceRevoked,
+                    "This device was revoked.",
+                ));
+            }
             return Err(ApiError::new(
                 ErrorCode::TokenRevoked,
                 "This token was revoked. Sign in again.",

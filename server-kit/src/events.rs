@@ -120,8 +120,7 @@ impl RevocationBus {
     /// never answer from before the revocation once the route has answered), then every
     /// subscriber gets it.
     pub fn publish(&self, event: Revocation) {
-        self.published
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.published.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.deliver(event, Origin::Local);
     }
 

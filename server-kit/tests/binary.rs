@@ -1366,7 +1366,11 @@ fn users(database: &Path, args: &[&str]) -> (std::process::ExitStatus, Vec<serde
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("a JSON line ({e}): {line}")))
         .collect();
-    (output.status, lines, String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status,
+        lines,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -1380,13 +1384,29 @@ async fn operators_list_find_disable_enable_and_sign_out_accounts() {
 
     let (status, listed, stderr) = users(&database, &["list"]);
     assert!(status.success(), "{stderr}");
-    let emails: Vec<&str> = listed.iter().map(|u| u["email"].as_str().unwrap_or_default()).collect();
+    let emails: Vec<&str> = listed
+        .iter()
+        .map(|u| u["email"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(emails, ["a@example.com", "b@example.com", "c@other.org"]);
     assert!(
-        listed.iter().all(|u| u.get("passwordHash").is_none() && !u.to_string().contains("argon2")),
+        listed
+            .iter()
+            .all(|u| u.get("passwordHash").is_none() && !u.to_string().contains("argon2")),
         "no password hash is printed: {listed:?}"
     );
-    let (_, page, _) = users(&database, &["list", "--contains", "EXAMPLE", "--after", "a@example.com", "--limit", "5"]);
+    let (_, page, _) = users(
+        &database,
+        &[
+            "list",
+            "--contains",
+            "EXAMPLE",
+            "--after",
+            "a@example.com",
+            "--limit",
+            "5",
+        ],
+    );
     assert_eq!(page.len(), 1);
     assert_eq!(page[0]["email"], "b@example.com");
 
@@ -1402,18 +1422,26 @@ async fn operators_list_find_disable_enable_and_sign_out_accounts() {
     let (status, disabled, stderr) = users(&database, &["disable", &id]);
     assert!(status.success(), "{stderr}");
     assert!(disabled[0]["disabledAt"].is_i64(), "{disabled:?}");
-    let reply = server.post("/auth/refresh", &json!({ "refreshToken": refresh_b })).await;
+    let reply = server
+        .post("/auth/refresh", &json!({ "refreshToken": refresh_b }))
+        .await;
     reply.assert_error(403, "ACCOUNT_DISABLED");
     assert_eq!(reply.json()["reason"], "account_disabled");
     server
-        .post("/auth/signin", &json!({ "email": "b@example.com", "password": PASSWORD }))
+        .post(
+            "/auth/signin",
+            &json!({ "email": "b@example.com", "password": PASSWORD }),
+        )
         .await
         .assert_error(403, "ACCOUNT_DISABLED");
 
     let (status, _, _) = users(&database, &["enable", "b@example.com"]);
     assert!(status.success());
     let signed_in = server
-        .post("/auth/signin", &json!({ "email": "b@example.com", "password": PASSWORD }))
+        .post(
+            "/auth/signin",
+            &json!({ "email": "b@example.com", "password": PASSWORD }),
+        )
         .await;
     assert_eq!(signed_in.status, 200, "{}", signed_in.text);
     let refresh = signed_in.json()["data"]["tokens"]["refreshToken"]
@@ -1424,7 +1452,9 @@ async fn operators_list_find_disable_enable_and_sign_out_accounts() {
     let (status, ended, _) = users(&database, &["sign-out", &id]);
     assert!(status.success());
     assert_eq!(ended[0]["sessionsEnded"], 1);
-    let reply = server.post("/auth/refresh", &json!({ "refreshToken": refresh })).await;
+    let reply = server
+        .post("/auth/refresh", &json!({ "refreshToken": refresh }))
+        .await;
     reply.assert_error(401, "TOKEN_REVOKED");
     assert_eq!(reply.json()["reason"], "signed_out_everywhere");
     server.stop();

@@ -353,7 +353,10 @@ async fn sessions_ended_on_one_instance_close_their_watches_on_the_other() {
         .await
         .expect_status(200);
     assert_eq!(closes_within(phone_watch).await, Closed::SessionEnded);
-    println!("session revoked on A: watch on B closed after {:?}", started.elapsed());
+    println!(
+        "session revoked on A: watch on B closed after {:?}",
+        started.elapsed()
+    );
     let refused = pair.b.admit(&phone.access, None).await.expect_err("refused on B");
     assert_eq!(refused.code, ErrorCode::TokenRevoked, "{refused}");
     let refresh = pair.b.server.refresh(&phone.refresh).await;

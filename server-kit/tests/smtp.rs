@@ -179,7 +179,8 @@ async fn server_mailing_to(sink: &SmtpSink) -> support::TestServer {
         "https://app.example.com/verify-email",
     );
     let mailer = SmtpMailer::from_url(&sink.url(), &settings.from).expect("SMTP mailer");
-    let outbox = holdfast_server_kit::mail::Outbox::new(std::sync::Arc::new(mailer), settings).expect("outbox");
+    let outbox =
+        holdfast_server_kit::mail::Outbox::new(std::sync::Arc::new(mailer), settings).expect("outbox");
     support::TestServer::start_with_mail(std::sync::Arc::new(outbox)).await
 }
 
@@ -198,7 +199,10 @@ async fn a_mailed_reset_link_resets_the_password_and_ends_every_session() {
         .await
         .expect_status(200);
     let unknown = server
-        .post_unproven("/auth/password/reset-request", json!({ "email": support::email("nobody") }))
+        .post_unproven(
+            "/auth/password/reset-request",
+            json!({ "email": support::email("nobody") }),
+        )
         .await
         .expect_status(200);
     assert_eq!(known.text, unknown.text);
@@ -208,7 +212,10 @@ async fn a_mailed_reset_link_resets_the_password_and_ends_every_session() {
     assert_eq!(mails.len(), 1, "one mail, to the known address only");
     assert_eq!(mails[0].to, address);
     let text = mails[0].text.as_deref().expect("a text part");
-    assert!(text.contains("https://app.example.com/reset-password?token="), "{text}");
+    assert!(
+        text.contains("https://app.example.com/reset-password?token="),
+        "{text}"
+    );
     let token = token_in(text);
     assert_eq!(token.len(), 43, "{text}");
 
@@ -250,10 +257,17 @@ async fn a_mailed_verification_link_verifies_the_email() {
         .post_auth("/auth/verify/send", &session.access, json!({}))
         .await
         .expect_status(200);
-    assert_eq!(sent.data(), &json!({ "success": true }), "no token outside development mode");
+    assert_eq!(
+        sent.data(),
+        &json!({ "success": true }),
+        "no token outside development mode"
+    );
     let mails = sink.wait_for(1, Duration::from_secs(10)).await;
     let text = mails[0].text.as_deref().expect("a text part");
-    assert!(text.contains("https://app.example.com/verify-email?token="), "{text}");
+    assert!(
+        text.contains("https://app.example.com/verify-email?token="),
+        "{text}"
+    );
     let confirmed = server
         .post_unproven("/auth/verify/confirm", json!({ "token": token_in(text) }))
         .await
@@ -269,11 +283,15 @@ async fn a_mail_server_that_is_down_is_a_503_not_a_lost_token() {
     let url = format!("smtp://{}", closed.local_addr().expect("address"));
     drop(closed);
     let settings = MailSettings::new(FROM, "https://app.example.com/r", "https://app.example.com/v");
-    let mailer = SmtpMailer::from_url_with_timeout(&url, &settings.from, Duration::from_secs(2)).expect("mailer");
-    let outbox = holdfast_server_kit::mail::Outbox::new(std::sync::Arc::new(mailer), settings).expect("outbox");
+    let mailer =
+        SmtpMailer::from_url_with_timeout(&url, &settings.from, Duration::from_secs(2)).expect("mailer");
+    let outbox =
+        holdfast_server_kit::mail::Outbox::new(std::sync::Arc::new(mailer), settings).expect("outbox");
     let server = support::TestServer::start_with_mail(std::sync::Arc::new(outbox)).await;
     let session = server.sign_up(&support::email("smtp-down")).await;
-    let reply = server.post_auth("/auth/verify/send", &session.access, json!({})).await;
+    let reply = server
+        .post_auth("/auth/verify/send", &session.access, json!({}))
+        .await;
     reply.expect_error(503, "SERVICE_UNAVAILABLE");
     assert!(reply.header("retry-after").is_some());
 }

@@ -33,9 +33,10 @@ use one_time::*;
 use session_races::*;
 use session_tokens::*;
 use sessions::{
+    a_live_session_on_a_device_comes_before_a_later_ended_one,
     a_sign_in_past_the_limit_ends_the_least_recently_used, end_sessions_ends_what_its_scope_selects,
     listing_applies_the_idle_and_lifetime_bounds_at_their_edge, sessions_start_find_and_list_newest_first,
-    a_live_session_on_a_device_comes_before_a_later_ended_one, the_latest_session_on_a_device_is_found_live_or_ended,
+    the_latest_session_on_a_device_is_found_live_or_ended,
 };
 use users::*;
 

@@ -107,7 +107,8 @@ impl TestServerBuilder {
 
     /// The application's hooks.
     pub fn hooks(mut self, hooks: impl AuthHooks) -> TestServerBuilder {
-        self.wiring.push(Box::new(move |kit: KitBuilder| kit.hooks(hooks)));
+        self.wiring
+            .push(Box::new(move |kit: KitBuilder| kit.hooks(hooks)));
         self
     }
 

@@ -124,6 +124,16 @@ async fn recheck(gate: &GateInner, principal: &Principal) -> Result<Option<Close
     if stores.users.find_user(&principal.user_id).await?.is_none() {
         return Ok(Some(Closed::AccountDeleted));
     }
+    // The device before the session: revoking a device ends its sessions too, and the
+    // client must learn the device is gone (4001), not merely signed out.
+    match stores.devices.find_device(&principal.device_id).await? {
+        Some(device) if device.revoked || device.user_id != principal.user_id => {
+            return Ok(Some(Closed::DeviceRevoked));
+        }
+        Some(_) => {}
+        None if gate.config.allow_unregistered_devices => {}
+        None => return Ok(Some(Closed::DeviceRevoked)),
+    }
     if stores
         .tokens
         .is_revoked(&principal.token_id, principal.family.as_deref())
@@ -131,12 +141,5 @@ async fn recheck(gate: &GateInner, principal: &Principal) -> Result<Option<Close
     {
         return Ok(Some(Closed::SessionEnded));
     }
-    match stores.devices.find_device(&principal.device_id).await? {
-        Some(device) if device.revoked || device.user_id != principal.user_id => {
-            Ok(Some(Closed::DeviceRevoked))
-        }
-        Some(_) => Ok(None),
-        None if gate.config.allow_unregistered_devices => Ok(None),
-        None => Ok(Some(Closed::DeviceRevoked)),
-    }
+    Ok(None)
 }

@@ -168,7 +168,13 @@ impl AuthService {
             }
         };
         let tokens = self
-            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref(), (request, client))
+            .start_session(
+                &user.id,
+                &device,
+                binding.as_deref(),
+                ext.as_ref(),
+                (request, client),
+            )
             .await?;
         if device.thumbprint().is_some() {
             self.inner.hooks.device_registered(&device).await;
@@ -259,7 +265,13 @@ impl AuthService {
         let device = self.register_pending_device(&user, device).await?;
         let ext = self.extra_claims(&user, &device.id).await?;
         let tokens = self
-            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref(), (request, client))
+            .start_session(
+                &user.id,
+                &device,
+                binding.as_deref(),
+                ext.as_ref(),
+                (request, client),
+            )
             .await?;
         if new_key && registered.is_none() {
             self.inner.hooks.device_registered(&device).await;

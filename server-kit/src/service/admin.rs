@@ -5,9 +5,9 @@
 
 use std::net::IpAddr;
 
+use holdfast_protocol::EndReason;
 use holdfast_protocol::endpoint::DeleteAccount;
 use holdfast_protocol::wire::{DeleteAccountRequest, Success};
-use holdfast_protocol::EndReason;
 
 use super::AuthService;
 use crate::events::Revocation;
@@ -73,8 +73,7 @@ impl AuthService {
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
         let caller = self.authenticate(request).await?;
-        let body: DeleteAccountRequest =
-            parse_optional_json(request, "with a string member password")?;
+        let body: DeleteAccountRequest = parse_optional_json(request, "with a string member password")?;
         let Some(password) = body.password.as_deref() else {
             return Err(ApiError::validation(
                 "Send the account's password to delete it: {\"password\": \"...\"}.",

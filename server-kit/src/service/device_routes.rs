@@ -223,7 +223,13 @@ impl AuthService {
         let now_secs = self.now_secs();
         let ext = self.extra_claims(&user, &device.id).await?;
         let tokens = self
-            .start_session(&user.id, &device, binding.as_deref(), ext.as_ref(), (request, client))
+            .start_session(
+                &user.id,
+                &device,
+                binding.as_deref(),
+                ext.as_ref(),
+                (request, client),
+            )
             .await?;
         let thumbprint = device.thumbprint().unwrap_or_default();
         let device_credential =
@@ -289,8 +295,12 @@ impl AuthService {
         }
         tracing::info!(device = %device.id, "device revoked");
         // Its sessions end too, so they leave the session list and say why they ended.
-        self.end_sessions(&device.user_id, SessionScope::Device(&device.id), EndReason::DeviceRevoked)
-            .await?;
+        self.end_sessions(
+            &device.user_id,
+            SessionScope::Device(&device.id),
+            EndReason::DeviceRevoked,
+        )
+        .await?;
         self.publish(Revocation::Device {
             user_id: device.user_id.clone(),
             device_id: device.id.clone(),

@@ -15,8 +15,7 @@ use crate::store::{OneTimeKind, RateLimit, UserRecord};
 impl AuthService {
     pub(super) async fn send_verification(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
         let caller = self.authenticate(request).await?;
-        let body: VerifySendRequest =
-            parse_optional_json(request, "with an optional string member email")?;
+        let body: VerifySendRequest = parse_optional_json(request, "with an optional string member email")?;
         if let Some(email) = &body.email {
             let email = normalize_email(email.trim()).map_err(ApiError::validation)?;
             if email != caller.user.email {
@@ -57,7 +56,12 @@ impl AuthService {
         // Every token of the day stays usable: at most a day's worth of mails are live.
         let max_live = policy.verify_per_hour.saturating_mul(24);
         let token = self
-            .issue_account_token(user, OneTimeKind::EmailVerification, policy.verify_ttl_ms, max_live)
+            .issue_account_token(
+                user,
+                OneTimeKind::EmailVerification,
+                policy.verify_ttl_ms,
+                max_live,
+            )
             .await?;
         Ok(MailSent { success: true, token })
     }
@@ -67,8 +71,12 @@ impl AuthService {
         request: &AuthRequest,
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
-        self.admit_address(self.config().rate_limits.account_recovery, "verify-confirm", client)
-            .await?;
+        self.admit_address(
+            self.config().rate_limits.account_recovery,
+            "verify-confirm",
+            client,
+        )
+        .await?;
         let body: VerifyConfirmRequest = parse_json(request, "with a string member token")?;
         let Some(token) = self
             .take_account_token(OneTimeKind::EmailVerification, &body.token)
@@ -91,6 +99,8 @@ impl AuthService {
             email_verified: true,
             ..user
         };
-        Ok(AuthResponse::of::<ConfirmEmail>(&UserBody { user: user.to_wire() }))
+        Ok(AuthResponse::of::<ConfirmEmail>(&UserBody {
+            user: user.to_wire(),
+        }))
     }
 }

@@ -13,6 +13,11 @@ use crate::store::OneTimeKind;
 pub trait AccountMail: Send + Sync + 'static {
     /// Sends `token` of `kind` to `email`, saying it works for `valid_for`. The error is
     /// logged (it must hold no secret) and the caller answered 503.
-    async fn deliver(&self, kind: OneTimeKind, email: &str, token: &str, valid_for: Duration)
-    -> Result<(), String>;
+    async fn deliver(
+        &self,
+        kind: OneTimeKind,
+        email: &str,
+        token: &str,
+        valid_for: Duration,
+    ) -> Result<(), String>;
 }

@@ -131,10 +131,16 @@ const TABLE: [(Route, Handler); 21] = [
     (endpoint::RevokeDevice::ROUTE, Handler::DeviceRevoke),
     (endpoint::Sessions::ROUTE, Handler::Sessions),
     (endpoint::RevokeSession::ROUTE, Handler::SessionRevoke),
-    (endpoint::RevokeOtherSessions::ROUTE, Handler::SessionsRevokeOthers),
+    (
+        endpoint::RevokeOtherSessions::ROUTE,
+        Handler::SessionsRevokeOthers,
+    ),
     (endpoint::SignOutAll::ROUTE, Handler::SignOutAll),
     (endpoint::ChangePassword::ROUTE, Handler::PasswordChange),
-    (endpoint::RequestPasswordReset::ROUTE, Handler::PasswordResetRequest),
+    (
+        endpoint::RequestPasswordReset::ROUTE,
+        Handler::PasswordResetRequest,
+    ),
     (endpoint::ResetPassword::ROUTE, Handler::PasswordReset),
     (endpoint::SendVerification::ROUTE, Handler::VerifySend),
     (endpoint::ResendVerification::ROUTE, Handler::VerifyResend),

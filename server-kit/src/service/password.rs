@@ -70,10 +70,8 @@ impl AuthService {
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
         let Authenticated { claims, user, .. } = self.authenticate(request).await?;
-        let body: PasswordChangeRequest = parse_json(
-            request,
-            "with string members currentPassword and newPassword",
-        )?;
+        let body: PasswordChangeRequest =
+            parse_json(request, "with string members currentPassword and newPassword")?;
         self.check_new_password(&body.new_password)?;
         self.check_own_password(&user, &body.current_password, "password-change", client)
             .await?;
@@ -92,8 +90,12 @@ impl AuthService {
         self.stores().users.set_password(&user.id, hashed).await?;
         tracing::info!(user = %user.id, "password changed");
         // Whoever else holds a session (or a reset link) loses it.
-        self.end_sessions(&user.id, SessionScope::AllBut(&family), EndReason::PasswordChanged)
-            .await?;
+        self.end_sessions(
+            &user.id,
+            SessionScope::AllBut(&family),
+            EndReason::PasswordChanged,
+        )
+        .await?;
         self.stores()
             .one_time
             .discard_one_time_tokens(&user.id, OneTimeKind::PasswordReset)
@@ -103,9 +105,9 @@ impl AuthService {
         // access token lives out its short lifetime.
         let ext = self.extra_claims(&user, &claims.dev).await?;
         let jkt = claims.cnf.as_ref().map(|c| c.jkt.as_str());
-        let pair = self
-            .tokens()
-            .issue_pair_with(&user.id, &claims.dev, &family, jkt, ext.as_ref(), self.now_secs());
+        let pair =
+            self.tokens()
+                .issue_pair_with(&user.id, &claims.dev, &family, jkt, ext.as_ref(), self.now_secs());
         let renewed = self
             .stores()
             .sessions
@@ -183,8 +185,7 @@ impl AuthService {
     ) -> Result<AuthResponse, ApiError> {
         self.admit_address(self.config().rate_limits.account_recovery, "reset", client)
             .await?;
-        let body: PasswordResetRequest =
-            parse_json(request, "with string members token and newPassword")?;
+        let body: PasswordResetRequest = parse_json(request, "with string members token and newPassword")?;
         self.check_new_password(&body.new_password)?;
         // Hashed before the token is used up, so a busy server (503) does not burn it.
         let hashed = self

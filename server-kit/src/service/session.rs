@@ -253,8 +253,12 @@ impl AuthService {
             .sessions
             .expired(session.created_at_ms, session.last_used_at_ms, now_ms)
         {
-            self.end_sessions(&session.user_id, SessionScope::One(&session.id), EndReason::Expired)
-                .await?;
+            self.end_sessions(
+                &session.user_id,
+                SessionScope::One(&session.id),
+                EndReason::Expired,
+            )
+            .await?;
             return Err(ApiError::session_ended(EndReason::Expired));
         }
         Ok(())

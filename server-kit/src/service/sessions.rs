@@ -102,7 +102,11 @@ impl AuthService {
         Ok(AuthResponse::of::<Sessions>(&listed))
     }
 
-    pub(super) async fn revoke_session(&self, request: &AuthRequest, segment: &str) -> Result<AuthResponse, ApiError> {
+    pub(super) async fn revoke_session(
+        &self,
+        request: &AuthRequest,
+        segment: &str,
+    ) -> Result<AuthResponse, ApiError> {
         let caller = self.authenticate(request).await?;
         let id = percent_decode(segment).ok_or_else(session_not_found)?;
         // Scoped to the caller's own sessions: another user's id ends nothing and is 404,
@@ -117,7 +121,10 @@ impl AuthService {
         Ok(AuthResponse::of::<RevokeSession>(&Success { success: true }))
     }
 
-    pub(super) async fn revoke_other_sessions(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
+    pub(super) async fn revoke_other_sessions(
+        &self,
+        request: &AuthRequest,
+    ) -> Result<AuthResponse, ApiError> {
         let caller = self.authenticate(request).await?;
         let _: Empty = parse_optional_json(request, "that is empty: {}")?;
         // A token without a family belongs to no session: every session is another one.
@@ -138,7 +145,11 @@ impl AuthService {
         let caller = self.authenticate(request).await?;
         let _: Empty = parse_optional_json(request, "that is empty: {}")?;
         let ended = self
-            .end_sessions(&caller.claims.sub, SessionScope::All, EndReason::SignedOutEverywhere)
+            .end_sessions(
+                &caller.claims.sub,
+                SessionScope::All,
+                EndReason::SignedOutEverywhere,
+            )
             .await?;
         tracing::info!(user = %caller.claims.sub, sessions = ended.len(), "signed out everywhere");
         Ok(AuthResponse::of::<SignOutAll>(&Revoked {

@@ -50,7 +50,10 @@ pub async fn a_password_change_renews_the_caller_and_ends_the_others(kind: Kind)
     let before = super::support::claims(&caller.refresh).fam;
     assert_eq!(super::support::claims(&refresh).fam, before);
     server.me(&access).await.expect_status(200);
-    server.refresh(&caller.refresh).await.expect_error(401, "TOKEN_REVOKED");
+    server
+        .refresh(&caller.refresh)
+        .await
+        .expect_error(401, "TOKEN_REVOKED");
     server.refresh(&refresh).await.expect_status(200);
     // Every other session ended, and says why.
     let ended = server.refresh(&other.refresh).await;
@@ -72,7 +75,11 @@ pub async fn a_password_change_renews_the_caller_and_ends_the_others(kind: Kind)
         .await
         .expect_error(400, "VALIDATION_ERROR");
     server
-        .post_auth("/auth/password/change", &access, json!({ "newPassword": NEW_PASSWORD }))
+        .post_auth(
+            "/auth/password/change",
+            &access,
+            json!({ "newPassword": NEW_PASSWORD }),
+        )
         .await
         .expect_error(400, "VALIDATION_ERROR");
 }
@@ -97,7 +104,9 @@ pub async fn a_wrong_current_password_is_refused_and_limited(kind: Kind) {
         )
     };
     for _ in 0..3 {
-        attempt("not the password").await.expect_error(401, "INVALID_CREDENTIALS");
+        attempt("not the password")
+            .await
+            .expect_error(401, "INVALID_CREDENTIALS");
     }
     let limited = attempt(PASSWORD).await;
     limited.expect_error(429, "RATE_LIMITED");
@@ -111,12 +120,17 @@ pub async fn a_reset_ends_every_session_and_its_token_works_once(kind: Kind) {
     let address = email("reset");
     let first = server.sign_up(&address).await;
     let second = Session::from_reply(sign_in(&server, &address, PASSWORD).await.expect_status(200));
-    let token = request_reset(&server, &address).await.expect("a development-mode token");
+    let token = request_reset(&server, &address)
+        .await
+        .expect("a development-mode token");
     assert_eq!(token.len(), 43, "32 random bytes, base64url");
 
     // A new password that breaks the rules does not use the token up.
     server
-        .post_unproven("/auth/password/reset", json!({ "token": token, "newPassword": "short" }))
+        .post_unproven(
+            "/auth/password/reset",
+            json!({ "token": token, "newPassword": "short" }),
+        )
         .await
         .expect_error(400, "VALIDATION_ERROR");
     server
@@ -153,7 +167,10 @@ pub async fn reset_requests_answer_alike_and_store_only_hashes(kind: Kind) {
     let session = server.sign_up(&address).await;
     // An unknown address gets the same 200 and body, without a token.
     let unknown = server
-        .post_unproven("/auth/password/reset-request", json!({ "email": email("nobody") }))
+        .post_unproven(
+            "/auth/password/reset-request",
+            json!({ "email": email("nobody") }),
+        )
         .await
         .expect_status(200);
     assert_eq!(unknown.data(), &json!({ "success": true }));
@@ -172,9 +189,14 @@ pub async fn reset_requests_answer_alike_and_store_only_hashes(kind: Kind) {
     assert_eq!(rows.len(), 2, "{rows:?}");
     for token in [&reset, &verify] {
         let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()));
-        assert!(rows.iter().any(|row| row[0] == hash), "the hash is stored: {rows:?}");
         assert!(
-            rows.iter().flatten().all(|column| !column.contains(token.as_str())),
+            rows.iter().any(|row| row[0] == hash),
+            "the hash is stored: {rows:?}"
+        );
+        assert!(
+            rows.iter()
+                .flatten()
+                .all(|column| !column.contains(token.as_str())),
             "the token itself is stored nowhere: {rows:?}"
         );
     }

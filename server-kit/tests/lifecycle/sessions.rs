@@ -60,7 +60,12 @@ pub async fn sessions_are_listed_newest_first_with_the_callers_marked(kind: Kind
     assert_eq!(listed[1]["current"], false);
     // The sign-up sent no user agent.
     assert_eq!(listed[2]["userAgent"], Value::Null);
-    let members: Vec<&str> = newest.as_object().expect("object").keys().map(String::as_str).collect();
+    let members: Vec<&str> = newest
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         members.len(),
         8,
@@ -71,7 +76,10 @@ pub async fn sessions_are_listed_newest_first_with_the_callers_marked(kind: Kind
     server.clock.advance_ms(5_000);
     server.refresh(&phone.refresh).await.expect_status(200);
     let listed = list(&server, &laptop.access).await;
-    let phone_row = listed.iter().find(|s| s["id"] == family(&phone)).expect("phone listed");
+    let phone_row = listed
+        .iter()
+        .find(|s| s["id"] == family(&phone))
+        .expect("phone listed");
     assert_eq!(phone_row["lastUsedAt"], server.now_ms());
     assert!(phone_row["createdAt"].as_i64() < phone_row["lastUsedAt"].as_i64());
 }
@@ -84,11 +92,24 @@ pub async fn one_session_ends_and_says_so_at_its_refresh(kind: Kind) {
     let laptop = sign_in(&server, &address, "laptop").await;
 
     let path = format!("/auth/sessions/{}", family(&phone));
-    let reply = server.delete_auth(&path, &laptop.access, None).await.expect_status(200);
+    let reply = server
+        .delete_auth(&path, &laptop.access, None)
+        .await
+        .expect_status(200);
     assert_eq!(reply.data(), &json!({ "success": true }));
-    refused(&server.refresh(&phone.refresh).await, 401, "TOKEN_REVOKED", "revoked");
+    refused(
+        &server.refresh(&phone.refresh).await,
+        401,
+        "TOKEN_REVOKED",
+        "revoked",
+    );
     server.me(&phone.access).await.expect_error(401, "TOKEN_REVOKED");
-    assert!(list(&server, &laptop.access).await.iter().all(|s| s["id"] != family(&phone)));
+    assert!(
+        list(&server, &laptop.access)
+            .await
+            .iter()
+            .all(|s| s["id"] != family(&phone))
+    );
     // Ending it again, or a session that never was, is 404.
     server
         .delete_auth(&path, &laptop.access, None)
@@ -191,7 +212,12 @@ pub async fn an_idle_session_expires(kind: Kind) {
         ..busy
     };
     server.clock.advance_ms(2_000);
-    refused(&server.refresh(&session.refresh).await, 401, "SESSION_EXPIRED", "expired");
+    refused(
+        &server.refresh(&session.refresh).await,
+        401,
+        "SESSION_EXPIRED",
+        "expired",
+    );
     // Refreshed within the timeout, the other one lives on, and the list shows only it.
     server.refresh(&busy.refresh).await.expect_status(200);
     let fresh = sign_in(&server, &address, "fresh").await;
@@ -209,7 +235,12 @@ pub async fn a_session_ends_at_its_absolute_lifetime(kind: Kind) {
         session.refresh = reply.data()["refreshToken"].as_str().expect("token").to_owned();
     }
     server.clock.advance_ms(21_000);
-    refused(&server.refresh(&session.refresh).await, 401, "SESSION_EXPIRED", "expired");
+    refused(
+        &server.refresh(&session.refresh).await,
+        401,
+        "SESSION_EXPIRED",
+        "expired",
+    );
     // The maintenance sweep ends expired sessions too (here: none left to end).
     assert_eq!(server.service.expire_sessions().await.expect("sweep"), 0);
 }
@@ -225,7 +256,12 @@ pub async fn a_sign_in_beyond_the_maximum_ends_the_least_recently_used(kind: Kin
     let first_pair = server.refresh(&first.refresh).await.expect_status(200);
     server.clock.advance_ms(1_000);
     let third = sign_in(&server, &address, "third").await;
-    refused(&server.refresh(&second.refresh).await, 401, "TOKEN_REVOKED", "session_limit");
+    refused(
+        &server.refresh(&second.refresh).await,
+        401,
+        "TOKEN_REVOKED",
+        "session_limit",
+    );
     server
         .refresh(first_pair.data()["refreshToken"].as_str().expect("token"))
         .await
@@ -240,13 +276,27 @@ pub async fn sign_out_and_device_revocation_say_why(kind: Kind) {
     let first = server.sign_up(&address).await;
     let phone = sign_in(&server, &address, "phone").await;
     server
-        .post_auth("/auth/signout", &first.access, json!({ "refreshToken": first.refresh }))
+        .post_auth(
+            "/auth/signout",
+            &first.access,
+            json!({ "refreshToken": first.refresh }),
+        )
         .await
         .expect_status(200);
-    refused(&server.refresh(&first.refresh).await, 401, "TOKEN_REVOKED", "signed_out");
+    refused(
+        &server.refresh(&first.refresh).await,
+        401,
+        "TOKEN_REVOKED",
+        "signed_out",
+    );
     let laptop = sign_in(&server, &address, "laptop").await;
     server.revoke(&laptop.access, "phone").await.expect_status(200);
-    refused(&server.refresh(&phone.refresh).await, 403, "DEVICE_REVOKED", "device_revoked");
+    refused(
+        &server.refresh(&phone.refresh).await,
+        403,
+        "DEVICE_REVOKED",
+        "device_revoked",
+    );
     let listed = list(&server, &laptop.access).await;
     assert_eq!(listed.len(), 1, "only the laptop's session is live: {listed:?}");
 }
@@ -271,7 +321,10 @@ pub async fn a_session_ended_on_purpose_is_not_undone_by_device_relogin(kind: Ki
         .verify("phone", &challenge, &key.sign(&challenge))
         .await
         .expect_status(200);
-    let access = relogin.data()["tokens"]["accessToken"].as_str().expect("access").to_owned();
+    let access = relogin.data()["tokens"]["accessToken"]
+        .as_str()
+        .expect("access")
+        .to_owned();
 
     // Ended from the laptop: the key cannot bring it back, and says why.
     let family = super::support::claims(&access).fam.expect("family");

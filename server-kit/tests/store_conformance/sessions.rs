@@ -404,7 +404,13 @@ pub async fn the_latest_session_on_a_device_is_found_live_or_ended(stores: &Stor
     // Once every session of the device ended, the latest ended one decides.
     stores
         .sessions
-        .end_sessions("u1", SessionScope::Device("d1"), EndReason::Revoked, 2_000, REVOKE_UNTIL)
+        .end_sessions(
+            "u1",
+            SessionScope::Device("d1"),
+            EndReason::Revoked,
+            2_000,
+            REVOKE_UNTIL,
+        )
         .await
         .expect("end");
     let latest = decisive("d1").await.expect("a session");
@@ -426,7 +432,13 @@ pub async fn a_live_session_on_a_device_comes_before_a_later_ended_one(stores: &
     start(stores, session("s-late", "u1", "d1", 2_000)).await;
     stores
         .sessions
-        .end_sessions("u1", SessionScope::One("s-late"), EndReason::Revoked, 3_000, REVOKE_UNTIL)
+        .end_sessions(
+            "u1",
+            SessionScope::One("s-late"),
+            EndReason::Revoked,
+            3_000,
+            REVOKE_UNTIL,
+        )
         .await
         .expect("end");
     let decisive = stores

@@ -443,7 +443,10 @@ impl Reply {
         let reason = object.get("reason");
         if let Some(reason) = reason {
             assert!(
-                reason.as_str().and_then(holdfast_protocol::EndReason::parse).is_some(),
+                reason
+                    .as_str()
+                    .and_then(holdfast_protocol::EndReason::parse)
+                    .is_some(),
                 "a known reason: {}",
                 self.text
             );

@@ -97,7 +97,11 @@ pub(crate) async fn run(args: &Args, command: &UsersCommand) -> Result<(), Strin
         }
     };
     match command {
-        UsersCommand::List { contains, after, limit } => {
+        UsersCommand::List {
+            contains,
+            after,
+            limit,
+        } => {
             let query = UserQuery {
                 email_contains: contains.as_ref().map(|text| text.to_lowercase()),
                 after: after.clone(),

@@ -239,7 +239,8 @@ impl TokenStore for MemoryStore {
         };
         // A revoked family, or this token revoked on its own (a password change renewed
         // its session), cannot rotate.
-        if state.revoked_families.contains_key(&parent.record.family) || state.revoked_tokens.contains_key(parent_jti)
+        if state.revoked_families.contains_key(&parent.record.family)
+            || state.revoked_tokens.contains_key(parent_jti)
         {
             return Ok(RotateOutcome::FamilyRevoked);
         }
