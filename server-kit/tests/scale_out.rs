@@ -327,14 +327,12 @@ async fn sessions_ended_on_one_instance_close_their_watches_on_the_other() {
     let phone = pair.a.server.sign_in_device(&address, "phone-1").await;
     let laptop = pair.a.server.sign_in_device(&address, "laptop-1").await;
     let tablet = pair.a.server.sign_in_device(&address, "tablet-1").await;
-    let watch = |access: &str| {
+    let admitted = |access: &str| {
         let access = access.to_owned();
         let b = &pair.b;
-        async move {
-            let principal = b.admit(&access, None).await.expect("admitted on B");
-            tokio::spawn(b.gate.watch(&principal))
-        }
+        async move { b.admit(&access, None).await.expect("admitted on B") }
     };
+    let watch = |principal| tokio::spawn(pair.b.gate.watch(&principal));
     let closes_within = |handle: tokio::task::JoinHandle<Closed>| async move {
         tokio::time::timeout(Duration::from_secs(5), handle)
             .await
@@ -343,8 +341,8 @@ async fn sessions_ended_on_one_instance_close_their_watches_on_the_other() {
     };
 
     // One session, ended from another on instance A.
-    let phone_watch = watch(&phone.access).await;
-    let tablet_watch = watch(&tablet.access).await;
+    let phone_watch = watch(admitted(&phone.access).await);
+    let tablet_watch = watch(admitted(&tablet.access).await);
     let family = support::claims(&phone.refresh).fam.expect("family");
     let started = Instant::now();
     pair.a
@@ -374,7 +372,7 @@ async fn sessions_ended_on_one_instance_close_their_watches_on_the_other() {
         .as_str()
         .expect("a development-mode token")
         .to_owned();
-    let laptop_watch = watch(&laptop.access).await;
+    let laptop_watch = watch(admitted(&laptop.access).await);
     pair.b
         .server
         .post_unproven(
