@@ -125,7 +125,9 @@ fn from_code(status: u16, code: ErrorCode, message: String) -> AuthError {
         | ErrorCode::RefreshReused
         | ErrorCode::SignatureInvalid
         | ErrorCode::DeviceRevoked
-        | ErrorCode::UserNotFound => AuthError::SignInRequired { code },
+        | ErrorCode::UserNotFound
+        | ErrorCode::SessionExpired
+        | ErrorCode::AccountDisabled => AuthError::SignInRequired { code },
         ErrorCode::ChallengeInvalid
         | ErrorCode::ProofInvalid
         | ErrorCode::Forbidden
@@ -133,6 +135,8 @@ fn from_code(status: u16, code: ErrorCode, message: String) -> AuthError {
         | ErrorCode::DeviceNotFound
         | ErrorCode::EmailTaken
         | ErrorCode::DeviceConflict
+        | ErrorCode::ResetTokenInvalid
+        | ErrorCode::VerifyTokenInvalid
         // A sync quota: only freeing space lifts it, so it is no reason to retry.
         | ErrorCode::QuotaExceeded => AuthError::Refused { code, message },
         // A 429 or 5xx never becomes `Rejected`; these arms keep a server that sends
@@ -199,6 +203,8 @@ mod tests {
                     | ErrorCode::SignatureInvalid
                     | ErrorCode::DeviceRevoked
                     | ErrorCode::UserNotFound
+                    | ErrorCode::SessionExpired
+                    | ErrorCode::AccountDisabled
             );
             assert_eq!(signs_out, expected, "{code}: {error:?}");
         }
