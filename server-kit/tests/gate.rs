@@ -11,7 +11,7 @@ use holdfast_server_kit::gate::{
     Closed, GateConfig, GateError, Handshake, Principal, ProoflessPolicy, SyncGate,
 };
 use serde_json::json;
-use support::{DeviceKey, Session, TestServer, email};
+use support::{DeviceKey, PASSWORD, Session, TestServer, email};
 
 const SYNC_URL: &str = "https://sync.example.com/sync";
 
@@ -526,6 +526,50 @@ async fn watch_fires_when_the_device_is_revoked_the_session_ends_or_the_user_is_
     let (closed, _) = closed_within(watch, started, Duration::from_secs(2)).await;
     assert_eq!(closed, Closed::AccountDeleted);
     assert_eq!(closed.close_code(), 4003);
+
+    // PROTOCOL 8: the session ended from another one, its password changed elsewhere, the
+    // account disabled: each closes the connection at once.
+    for how in ["revoke session", "password change", "disable"] {
+        let fixture = Fixture::start(GateConfig::default()).await;
+        let principal = fixture.admit_with_proof().await.unwrap();
+        let watch = fixture.gate.watch(&principal);
+        let other = fixture.other_device().await;
+        let started = Instant::now();
+        match how {
+            "revoke session" => {
+                let family = principal.family.clone().expect("a session");
+                fixture
+                    .server
+                    .delete_auth(&format!("/auth/sessions/{family}"), &other.access, None)
+                    .await
+                    .expect_status(200);
+            }
+            "password change" => {
+                fixture
+                    .server
+                    .post_auth(
+                        "/auth/password/change",
+                        &other.access,
+                        serde_json::json!({ "currentPassword": PASSWORD, "newPassword": "a brand new passphrase" }),
+                    )
+                    .await
+                    .expect_status(200);
+            }
+            _ => {
+                assert!(
+                    fixture
+                        .server
+                        .service
+                        .disable_user(fixture.session.user_id())
+                        .await
+                        .unwrap()
+                );
+            }
+        }
+        let (closed, delay) = closed_within(watch, started, Duration::from_secs(2)).await;
+        assert_eq!(closed, Closed::SessionEnded, "{how}");
+        println!("{how} -> watch fired in {delay:?}");
+    }
 
     // Another user's revocation does not disturb this connection.
     let fixture = Fixture::start(GateConfig::default()).await;

@@ -75,7 +75,10 @@ async fn main() -> Result<()> {
     if bodies[0] != bodies[1] {
         return Err(format!("the answers differ: {:?} / {:?}", bodies[0], bodies[1]).into());
     }
-    let mails = mailer.wait_for(3, Duration::from_secs(10)).await.map_or(0, |m| m.len());
+    let mails = mailer
+        .wait_for(3, Duration::from_secs(10))
+        .await
+        .map_or(0, |m| m.len());
     println!(
         "{requests} requests of each kind; identical bodies: {}; mails sent: {mails} (at most 3 live reset tokens per account)",
         bodies[0].as_deref().unwrap_or_default()
