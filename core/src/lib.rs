@@ -28,7 +28,9 @@
 //! - [`transport`]: HTTP to the auth server, and the split of every failure into
 //!   "keep the session" (transient) and "the server said no" (rejected);
 //! - [`session`]: the [`AuthClient`] apps hold: restore, sign-in, single-flight refresh,
-//!   device re-login, sign-out through the outbox, events;
+//!   device re-login, sign-out through the outbox, events; the user's sessions and the
+//!   account lifecycle (password change and reset, email verification, deletion), and why a
+//!   session ended;
 //! - [`vault`]: AES-256-GCM envelopes for every stored record, and the vault key from the
 //!   OS credential store, the host app, or a passphrase.
 
@@ -47,7 +49,7 @@ pub mod fuzzing;
 
 pub use error::AuthError;
 pub use session::{
-    AuthClient, AuthEvent, AuthState, ClientConfig, RequestHeaders, SignOutReason, Subscription,
-    SyncCredentials, SyncRefusal,
+    AuthClient, AuthEvent, AuthState, ClientConfig, RequestHeaders, SignOutReason, SignUpOptions,
+    Subscription, SyncCredentials, SyncRefusal,
 };
 pub use vault::{KeyProvider, KeySource};

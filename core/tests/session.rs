@@ -1,6 +1,7 @@
 //! The client session against the real server kit on loopback, with faults injected by a
 //! proxy the test owns: single-flight refresh, offline start, transient failures, device
-//! re-login, revocation, cancellation, and sign-out while offline.
+//! re-login, revocation, cancellation, sign-out while offline, and late refresh answers,
+//! which never bring back a session ended meanwhile (here or elsewhere).
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use holdfast_core::error::TransientCause;
 use holdfast_core::{AuthError, AuthEvent, AuthState, SignOutReason};
-use holdfast_protocol::ErrorCode;
+use holdfast_protocol::{EndReason, ErrorCode};
 use support::{Device, Events, Fault, FaultProxy, PAST_ACCESS_EXPIRY_MS, Server, clock, email};
 
 const REFRESH: &str = "/auth/refresh";
@@ -443,6 +444,171 @@ async fn a_refresh_answered_after_another_sign_in_keeps_the_new_session() {
     let claims = holdfast_protocol::Claims::decode_unverified(&token).unwrap();
     assert_eq!(claims.sub, user.id);
     assert_eq!(client.current_user().map(|u| u.id), Some(user.id.clone()));
+    let restarted = device.client(&proxy.url(), &clock);
+    assert!(matches!(
+        restarted.initialize().await,
+        AuthState::SignedIn { user: stored, .. } if stored.id == user.id
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_answered_after_signing_out_everywhere_or_deleting_the_account_keeps_the_reason() {
+    for deletes in [false, true] {
+        let server = Server::start().await;
+        let proxy = FaultProxy::start(server.addr).await;
+        let device = Device::new();
+        let clock = clock();
+        let client = device.client(&proxy.url(), &clock);
+        client.initialize().await;
+        client
+            .sign_up(&email("late-everywhere"), support::PASSWORD, None)
+            .await
+            .unwrap();
+        let events = Events::record(&client);
+
+        // The server rotates, but its answer arrives after the user ended everything here.
+        let refreshing = refresh_with_a_late_answer(&client, &proxy).await;
+        let reason = if deletes {
+            client.delete_account(support::PASSWORD).await.unwrap();
+            SignOutReason::AccountDeleted
+        } else {
+            client.sign_out_everywhere().await.unwrap();
+            SignOutReason::SessionEnded {
+                reason: EndReason::SignedOutEverywhere,
+            }
+        };
+
+        assert_eq!(refreshing.await.unwrap(), Err(AuthError::NotSignedIn));
+        // Neither back in, nor signed out for another reason than the one given here.
+        assert_eq!(client.state(), AuthState::SignedOut { reason });
+        assert_eq!(client.access_token().await, Err(AuthError::NotSignedIn));
+        assert_eq!(events.count(|e| *e == AuthEvent::Refreshed), 0);
+        let restarted = device.client(&proxy.url(), &clock);
+        assert_eq!(
+            restarted.initialize().await,
+            AuthState::SignedOut {
+                reason: SignOutReason::NoStoredSession
+            }
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_in_flight_while_the_session_is_ended_elsewhere_cannot_bring_it_back() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let clock = clock();
+    let (device, elsewhere) = (Device::new(), Device::new());
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    let address = email("late-ended");
+    client.sign_up(&address, support::PASSWORD, None).await.unwrap();
+    let other = elsewhere.client(&server.url(), &clock);
+    other.initialize().await;
+    other.sign_in(&address, support::PASSWORD).await.unwrap();
+
+    // The server rotates this client's pair; before the answer arrives, another session
+    // ends this one. The late pair is adopted (the server issued it), but it is dead.
+    let refreshing = refresh_with_a_late_answer(&client, &proxy).await;
+    let own = other
+        .sessions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|session| !session.current)
+        .expect("this client's session")
+        .id;
+    other.revoke_session(&own).await.unwrap();
+    refreshing.await.unwrap().expect("the late pair is adopted");
+    assert!(matches!(
+        client.list_devices().await,
+        Err(AuthError::SignInRequired {
+            code: ErrorCode::TokenRevoked
+        })
+    ));
+
+    // Its next refresh learns why, and signs out without a device re-login.
+    assert_eq!(
+        client.refresh().await,
+        Err(AuthError::SignInRequired {
+            code: ErrorCode::TokenRevoked
+        })
+    );
+    assert_eq!(proxy.count("/auth/device/challenge"), 0);
+    assert_eq!(
+        client.state(),
+        AuthState::SignedOut {
+            reason: SignOutReason::SessionEnded {
+                reason: EndReason::Revoked
+            }
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_change_waits_for_a_refresh_in_flight_and_renews_after_it() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let clock = clock();
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    let address = email("late-change");
+    client.sign_up(&address, support::PASSWORD, None).await.unwrap();
+
+    // The password change starts while a rotation's answer is on its way: it waits for the
+    // refresh to persist its pair, then renews over it. Neither pair is lost, and no copy
+    // of a spent refresh token is kept.
+    let refreshing = refresh_with_a_late_answer(&client, &proxy).await;
+    let changing = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .change_password(support::PASSWORD, "a new passphrase")
+                .await
+        })
+    };
+    let rotated = refreshing.await.unwrap().unwrap();
+    changing.await.unwrap().unwrap();
+    let renewed = client.access_token().await.unwrap();
+    assert_ne!(renewed, rotated, "the change's pair came last");
+    assert_eq!(proxy.count(REFRESH), 1);
+    // The stored pair is the change's, and it refreshes (a spent token would be reuse).
+    let restarted = device.client(&proxy.url(), &clock);
+    restarted.initialize().await;
+    assert_eq!(restarted.access_token().await.unwrap(), renewed);
+    restarted.refresh().await.unwrap();
+    assert!(restarted.state().is_signed_in());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_answered_after_another_sign_in_does_not_end_the_new_session() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let clock = clock();
+    let (device, elsewhere) = (Device::new(), Device::new());
+    let client = device.client(&proxy.url(), &clock);
+    client.initialize().await;
+    let first = email("late-refusal");
+    client.sign_up(&first, support::PASSWORD, None).await.unwrap();
+    let second = email("late-refusal-next");
+    let other = elsewhere.client(&server.url(), &clock);
+    other.initialize().await;
+    other.sign_up(&second, support::PASSWORD, None).await.unwrap();
+    other.sign_out().await.unwrap();
+    // The first user's session is ended elsewhere: its refresh will be refused, with why.
+    other.sign_in(&first, support::PASSWORD).await.unwrap();
+    other.sign_out_everywhere().await.unwrap();
+
+    // The refusal reaches the client after it signed out and in as someone else: it is a
+    // verdict on the old session, and the new one stays, in memory and in the store.
+    let refreshing = refresh_with_a_late_answer(&client, &proxy).await;
+    client.sign_out().await.unwrap();
+    let user = client.sign_in(&second, support::PASSWORD).await.unwrap();
+    let token = refreshing.await.unwrap().expect("the session that is current");
+    let claims = holdfast_protocol::Claims::decode_unverified(&token).unwrap();
+    assert_eq!(claims.sub, user.id);
+    assert!(matches!(client.state(), AuthState::SignedIn { user: current, .. } if current.id == user.id));
     let restarted = device.client(&proxy.url(), &clock);
     assert!(matches!(
         restarted.initialize().await,

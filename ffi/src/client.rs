@@ -1,4 +1,5 @@
-//! The [`AuthClient`] object: every method of the core's client, converted at the edge.
+//! The [`AuthClient`] object: every method of the core's client, converted at the edge
+//! (the sessions and account lifecycle methods are in `lifecycle.rs`).
 //!
 //! The constructor is synchronous (async primary constructors break Kotlin and Python);
 //! everything that touches storage or the network is async and runs on tokio, which the
@@ -7,8 +8,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use holdfast_core::Subscription;
 use holdfast_core::vault::Passphrase;
+use holdfast_core::{SignUpOptions, Subscription};
 
 use crate::config::ClientConfig;
 use crate::error::HoldfastError;
@@ -21,7 +22,7 @@ use crate::records::{AuthState, Device, RequestHeaders, SyncCredentials, SyncRef
 /// `sign_in`/`sign_up` if signed out, and `access_token()` before each server call.
 #[derive(Debug, uniffi::Object)]
 pub struct AuthClient {
-    core: holdfast_core::AuthClient,
+    pub(crate) core: holdfast_core::AuthClient,
     /// Whether `initialize()` was called: every other call that reads storage or the
     /// network is a usage error before it.
     initialized: AtomicBool,
@@ -70,20 +71,26 @@ impl AuthClient {
         })
     }
 
-    /// Creates an account and signs in.
-    #[uniffi::method(default(name = None))]
+    /// Creates an account and signs in. `metadata_json`: the application's data about the
+    /// user, a JSON object (at most 4096 bytes) the server keeps and returns with the user.
+    #[uniffi::method(default(name = None, metadata_json = None))]
     pub async fn sign_up(
         &self,
         email: String,
         password: String,
         name: Option<String>,
+        metadata_json: Option<String>,
     ) -> Result<User, HoldfastError> {
         self.ready()?;
-        Ok(self
-            .core
-            .sign_up(&email, &password, name.as_deref())
-            .await?
-            .into())
+        let metadata = metadata_json
+            .map(|text| {
+                serde_json::from_str(&text).map_err(|_| HoldfastError::InvalidInput {
+                    message: "the metadata is not JSON".to_owned(),
+                })
+            })
+            .transpose()?;
+        let options = SignUpOptions { name, metadata };
+        Ok(self.core.sign_up_with(&email, &password, options).await?.into())
     }
 
     /// Signs in with email and password.
@@ -242,7 +249,7 @@ impl AuthClient {
 }
 
 impl AuthClient {
-    fn ready(&self) -> Result<(), HoldfastError> {
+    pub(crate) fn ready(&self) -> Result<(), HoldfastError> {
         if self.initialized.load(Ordering::SeqCst) {
             Ok(())
         } else {

@@ -5,7 +5,11 @@
 //!   tokio) and the [`SubscriptionHandle`] its `subscribe` returns;
 //! - [`config`]: the [`ClientConfig`] record and the [`KeySource`] the vault key comes from;
 //! - [`records`]: users, devices, sync credentials, [`AuthState`] and [`AuthEvent`], each
-//!   converted from the core's type;
+//!   converted from the core's type; [`sessions`]: the user's [`Session`]s and why one
+//!   ends ([`SessionEndReason`]);
+//! - [`lifecycle`]: the client's sessions and account methods (list and end sessions,
+//!   sign out everywhere, change or reset the password, verify the email, delete the
+//!   account);
 //! - [`error`]: the one [`HoldfastError`], whose variants say what the app should do;
 //! - [`foreign`]: the traits the host app implements ([`KeyProvider`] for a key it keeps,
 //!   [`DeviceSigner`] for a hardware key, [`AuthEventListener`]), each bridged to the
@@ -23,7 +27,9 @@ pub mod config;
 pub mod error;
 pub mod exit;
 pub mod foreign;
+pub mod lifecycle;
 pub mod records;
+pub mod sessions;
 
 pub use client::{AuthClient, SubscriptionHandle};
 pub use config::{ClientConfig, KeySource};
@@ -31,3 +37,4 @@ pub use error::HoldfastError;
 pub use exit::quiesce_for_exit;
 pub use foreign::{AuthEventListener, DeviceSigner, KeyProvider};
 pub use records::{AuthEvent, AuthState, Device, SignOutReason, SyncCredentials, User};
+pub use sessions::{Session, SessionEndReason};

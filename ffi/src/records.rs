@@ -1,11 +1,13 @@
 //! What crosses to the app as plain values: users, devices, sync credentials, the session
-//! state and events, each converted from the core's (or the protocol's) type.
+//! state and events, each converted from the core's (or the protocol's) type. Sessions and
+//! why they end are in `sessions.rs`.
 
 use holdfast_core::error::TransientCause;
 use holdfast_core::session as core;
 use holdfast_protocol::wire;
 
 use crate::error::retry_after_secs;
+use crate::sessions::SessionEndReason;
 
 /// A user, as the server describes them.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -20,6 +22,10 @@ pub struct User {
     pub email_verified: bool,
     /// Creation time, ms since the epoch.
     pub created_at_ms: i64,
+    /// The application's data about the user (given at sign-up), as JSON text; `None` when
+    /// there is none.
+    #[uniffi(default = None)]
+    pub metadata_json: Option<String>,
 }
 
 impl From<wire::User> for User {
@@ -30,6 +36,7 @@ impl From<wire::User> for User {
             name: user.name,
             email_verified: user.email_verified,
             created_at_ms: user.created_at,
+            metadata_json: user.metadata.map(|metadata| metadata.to_string()),
         }
     }
 }
@@ -221,10 +228,19 @@ pub enum SignOutReason {
         /// The server's error code.
         code: String,
     },
-    /// This device was revoked; its secrets were wiped.
+    /// This device was revoked; its secrets were wiped, its key too.
     DeviceRevoked,
-    /// The account no longer exists.
+    /// The account no longer exists; its secrets were wiped, the device key too.
     AccountDeleted,
+    /// The server ended this session and said why (revoked from another session, signed
+    /// out everywhere, password changed or reset, session limit, expired); the session's
+    /// secrets were wiped, the device key kept.
+    SessionEnded {
+        /// Why.
+        reason: SessionEndReason,
+    },
+    /// An operator disabled the account; signing in is refused until it is enabled again.
+    AccountDisabled,
 }
 
 impl From<core::SignOutReason> for SignOutReason {
@@ -238,6 +254,10 @@ impl From<core::SignOutReason> for SignOutReason {
             },
             core::SignOutReason::DeviceRevoked => SignOutReason::DeviceRevoked,
             core::SignOutReason::AccountDeleted => SignOutReason::AccountDeleted,
+            core::SignOutReason::SessionEnded { reason } => SignOutReason::SessionEnded {
+                reason: reason.into(),
+            },
+            core::SignOutReason::AccountDisabled => SignOutReason::AccountDisabled,
         }
     }
 }

@@ -85,6 +85,37 @@ fn sign_out_reasons_and_unavailable_keep_their_meaning() {
         }
     );
     assert_eq!(AuthState::from(core::AuthState::Restoring), AuthState::Restoring);
+    assert_eq!(
+        SignOutReason::from(core::SignOutReason::SessionEnded {
+            reason: holdfast_protocol::EndReason::PasswordChanged
+        }),
+        SignOutReason::SessionEnded {
+            reason: SessionEndReason::PasswordChanged
+        }
+    );
+    assert_eq!(
+        SignOutReason::from(core::SignOutReason::AccountDisabled),
+        SignOutReason::AccountDisabled
+    );
+    assert_eq!(
+        AuthState::SignedOut {
+            reason: SignOutReason::SessionEnded {
+                reason: SessionEndReason::Revoked
+            }
+        }
+        .to_string(),
+        "SignedOut { reason: SessionEnded { reason: Revoked } }"
+    );
+}
+
+#[test]
+fn a_users_metadata_crosses_as_json_text() {
+    let user = User::from(wire::User {
+        metadata: Some(serde_json::json!({"plan": "pro"})),
+        ..wire_user()
+    });
+    assert_eq!(user.metadata_json.as_deref(), Some(r#"{"plan":"pro"}"#));
+    assert_eq!(User::from(wire_user()).metadata_json, None);
 }
 
 #[test]

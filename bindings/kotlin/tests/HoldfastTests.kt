@@ -1,6 +1,7 @@
 // The generated Kotlin bindings (package dev.holdfast) against a real holdfast-server:
 // sessions, offline restore, devices and proofs, a Kotlin key provider, events, closing,
-// and errors as exceptions. No test framework: `main` runs each test in `runBlocking`
+// errors as exceptions, and the sessions and account lifecycle (each session ended
+// elsewhere says why). No test framework: `main` runs each test in `runBlocking`
 // (under a timeout), prints PASS/FAIL and exits non-zero when any failed.
 // run_tests.sh sets HOLDFAST_SERVER_BIN; the native library comes from the classpath.
 
@@ -14,6 +15,7 @@ import dev.holdfast.ClientConfig
 import dev.holdfast.HoldfastException
 import dev.holdfast.KeyProvider
 import dev.holdfast.KeySource
+import dev.holdfast.SessionEndReason
 import dev.holdfast.SignOutReason
 import dev.holdfast.RequestHeaders
 import dev.holdfast.SyncCredentials
@@ -468,6 +470,102 @@ suspend fun usageErrorBeforeInitialize(server: Server, dir: File) {
     }
 }
 
+const val NEW_PASSWORD = "a brand new passphrase"
+
+/** A signed-in client of [email] on its own store in [dir], named [name]. */
+suspend fun signedIn(server: Server, dir: File, name: String, email: String, signUp: Boolean = false): AuthClient {
+    val client = passphraseClient(server.url, File(dir, "$name.db"))
+    client.initialize()
+    if (signUp) client.signUp(email, PASSWORD) else client.signIn(email, PASSWORD)
+    return client
+}
+
+/** [client]'s next refresh finds its session ended elsewhere and signs it out, saying why. */
+suspend fun checkEndedElsewhere(client: AuthClient, reason: SessionEndReason, what: String) {
+    val refused = expectThrows<HoldfastException.SignInRequired>("$what: refresh") { client.refresh() }
+    checkEqual("TOKEN_REVOKED", refused.code, "$what: code")
+    checkEqual(AuthState.SignedOut(SignOutReason.SessionEnded(reason)), client.state(), "$what: state")
+    checkEqual(null, client.currentUser(), "$what: user")
+}
+
+suspend fun sessionsEndedElsewhereSayWhy(server: Server, dir: File) {
+    val email = newEmail()
+    signedIn(server, dir, "here", email, signUp = true).use { here ->
+        val sessions = signedIn(server, dir, "there", email).use { there ->
+            val sessions = here.sessions()
+            checkEqual(2, sessions.size, "sessions listed")
+            checkEqual(1, sessions.count { it.current }, "one is this client's")
+            val theirs = sessions.first { !it.current }
+            checkEqual(there.deviceId(), theirs.deviceId, "the other session's device")
+            check(theirs.toString().contains(theirs.id)) { "a session prints: $theirs" }
+            val unknown = expectThrows<HoldfastException.Refused>("an unknown session") { here.revokeSession("no-such-session") }
+            checkEqual("NOT_FOUND", unknown.code, "unknown session code")
+
+            here.revokeSession(theirs.id)
+            checkEndedElsewhere(there, SessionEndReason.REVOKED, "revoked by id")
+            checkEqual("SignedOut { reason: SessionEnded { reason: Revoked } }", there.state().toString(), "the state reads as text")
+            sessions
+        }
+        checkEqual(2, sessions.size, "listed before")
+        signedIn(server, dir, "again", email).use { again ->
+            checkEqual(1uL, here.revokeOtherSessions(), "others revoked")
+            checkEndedElsewhere(again, SessionEndReason.REVOKED_BY_OTHER_SESSION, "revoked with the others")
+        }
+        check(isJwt(here.refresh())) { "this session lives on" }
+        signedIn(server, dir, "last", email).use { last ->
+            checkEqual(2uL, here.signOutEverywhere(), "every session ended")
+            checkEqual(AuthState.SignedOut(SignOutReason.SessionEnded(SessionEndReason.SIGNED_OUT_EVERYWHERE)), here.state(), "signed out here too")
+            checkEndedElsewhere(last, SessionEndReason.SIGNED_OUT_EVERYWHERE, "signed out everywhere")
+        }
+    }
+}
+
+suspend fun passwordsAndEmailVerification(server: Server, dir: File) {
+    val email = newEmail()
+    signedIn(server, dir, "here", email, signUp = true).use { here ->
+        val token = here.sendVerification() ?: throw Failure("a development server answers the token")
+        check(here.sendVerification(email) != null) { "sent to the account's own address" }
+        val again = here.resendVerification() ?: throw Failure("a resent token")
+        check(again != token) { "a new token" }
+        val bad = expectThrows<HoldfastException.Refused>("a bad verification token") { here.confirmEmail("not-a-token") }
+        checkEqual("VERIFY_TOKEN_INVALID", bad.code, "bad verification token code")
+        val verified = here.confirmEmail(again)
+        check(verified.emailVerified) { "verified: $verified" }
+        check(here.currentUser()?.emailVerified == true) { "the stored user follows: ${here.currentUser()}" }
+
+        signedIn(server, dir, "there", email).use { there ->
+            expectThrows<HoldfastException.InvalidCredentials>("a wrong current password") { here.changePassword("not the password", NEW_PASSWORD) }
+            check(here.state() is AuthState.SignedIn) { "still signed in after a wrong password" }
+            here.changePassword(PASSWORD, NEW_PASSWORD)
+            check(isJwt(here.refresh())) { "this session goes on after the change" }
+            checkEndedElsewhere(there, SessionEndReason.PASSWORD_CHANGED, "password changed elsewhere")
+        }
+
+        val reset = here.requestPasswordReset(email) ?: throw Failure("a development server answers the token")
+        checkEqual(null, here.requestPasswordReset(newEmail()), "an unknown address, the same answer")
+        val invalid = expectThrows<HoldfastException.Refused>("a bad reset token") { here.resetPassword("not-a-token", PASSWORD) }
+        checkEqual("RESET_TOKEN_INVALID", invalid.code, "bad reset token code")
+        here.resetPassword(reset, PASSWORD)
+        checkEndedElsewhere(here, SessionEndReason.PASSWORD_RESET, "password reset")
+        checkEqual(verified.id, here.signIn(email, PASSWORD).id, "signed in with the reset password")
+    }
+}
+
+suspend fun deletingTheAccount(server: Server, dir: File) {
+    passphraseClient(server.url, File(dir, "client.db")).use { client ->
+        client.initialize()
+        val email = newEmail()
+        val user = client.signUp(email, PASSWORD, "Ada", "{\"plan\":\"pro\"}")
+        checkEqual("{\"plan\":\"pro\"}", user.metadataJson, "sign-up metadata")
+        expectThrows<HoldfastException.InvalidInput>("metadata that is not an object") { client.signUp(newEmail(), PASSWORD, null, "[1]") }
+        expectThrows<HoldfastException.InvalidCredentials>("delete with a wrong password") { client.deleteAccount("not the password") }
+        check(client.state() is AuthState.SignedIn) { "still signed in" }
+        client.deleteAccount(PASSWORD)
+        checkEqual(AuthState.SignedOut(SignOutReason.AccountDeleted), client.state(), "signed out, account deleted")
+        expectThrows<HoldfastException.InvalidCredentials>("the account is gone") { client.signIn(email, PASSWORD) }
+    }
+}
+
 /** The native library came from the classpath jar (extracted by JNA), not a library path. */
 fun libraryLoadedFromTheJar() {
     checkEqual(null, System.getProperty("jna.library.path"), "jna.library.path")
@@ -511,6 +609,9 @@ fun main() {
             test("request headers open the app's backend") { requestHeadersOpenTheBackend(server, it) }
             test("sync renewal and a sync refusal") { syncRenewalAndRefusal(server, it) }
             test("a call before initialize() is a usage error") { usageErrorBeforeInitialize(server, it) }
+            test("sessions ended elsewhere say why") { sessionsEndedElsewhereSayWhy(server, it) }
+            test("password change and reset, email verification") { passwordsAndEmailVerification(server, it) }
+            test("deleting the account, sign-up metadata") { deletingTheAccount(server, it) }
         }
     } finally {
         root.deleteRecursively()

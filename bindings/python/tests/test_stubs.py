@@ -38,11 +38,16 @@ def stub_parameters(node):
 
 
 def members(node):
-    return {
+    found = {
         item.name: item
         for item in node.body
         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
     }
+    # The members of an enum (`SIGNED_OUT = 0`): plain assignments in the class body.
+    for item in node.body:
+        if isinstance(item, ast.Assign):
+            found.update({target.id: item for target in item.targets if isinstance(target, ast.Name)})
+    return found
 
 
 def check_class(node, runtime, path, problems, top):
@@ -60,6 +65,9 @@ def check_class(node, runtime, path, problems, top):
         value = getattr(runtime, name, None)
         if value is None:
             problems.append(f"{path}.{name} is missing from the module")
+        elif isinstance(item, ast.Assign):
+            if not isinstance(value, runtime) or value.value != ast.literal_eval(item.value):
+                problems.append(f"{path}.{name} is not the member the stub says")
         elif isinstance(item, ast.ClassDef):
             if isinstance(value, type) and isinstance(runtime, type) and not issubclass(value, runtime) and node.name != "HoldfastError":
                 problems.append(f"{path}.{name} is not a {path}")
@@ -94,6 +102,8 @@ def test_the_stub_names_what_the_module_has():
 def test_variants_and_error_kinds_are_subclasses():
     assert isinstance(holdfast.KeySource.PASSPHRASE(passphrase="p"), holdfast.KeySource)
     assert isinstance(holdfast.AuthEvent.REFRESHED(), holdfast.AuthEvent)
+    ended = holdfast.SignOutReason.SESSION_ENDED(reason=holdfast.SessionEndReason.EXPIRED)
+    assert isinstance(ended, holdfast.SignOutReason) and ended.is_session_ended()
     for kind in ("InvalidInput", "WrongPassphrase", "Usage"):
         assert issubclass(getattr(holdfast.HoldfastError, kind), holdfast.HoldfastError)
 

@@ -2,28 +2,63 @@
 //! outbox) and delivering the outbox. The state changes behind them are in `lifecycle.rs`.
 
 use holdfast_protocol::endpoint::{SignIn, SignUp};
-use holdfast_protocol::validate::{check_password_length, normalize_email};
+use holdfast_protocol::validate::{check_metadata, check_password_length, normalize_email};
 use holdfast_protocol::wire::{SignInRequest, SignUpRequest, User};
 
 use super::AuthClient;
 use super::state::{AuthState, SignOutReason};
 use crate::error::AuthError;
 
+/// What a sign-up may carry beyond the email and password ([`AuthClient::sign_up_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignUpOptions {
+    /// The user's display name.
+    pub name: Option<String>,
+    /// The application's data about the user: a JSON object of at most
+    /// [`MAX_METADATA_BYTES`](holdfast_protocol::validate::MAX_METADATA_BYTES) bytes, kept by the server and returned with the user
+    /// (Holdfast; a Kora server ignores it).
+    pub metadata: Option<serde_json::Value>,
+}
+
 impl AuthClient {
     /// Creates an account and signs in, registering this device with its key.
     pub async fn sign_up(&self, email: &str, password: &str, name: Option<&str>) -> Result<User, AuthError> {
+        let options = SignUpOptions {
+            name: name.map(str::to_owned),
+            metadata: None,
+        };
+        self.sign_up_with(email, password, options).await
+    }
+
+    /// [`AuthClient::sign_up`] with the options of [`SignUpOptions`]: a display name and
+    /// the application's metadata about the user. Metadata that is not a JSON object, or
+    /// is larger than
+    /// [`MAX_METADATA_BYTES`](holdfast_protocol::validate::MAX_METADATA_BYTES), is [`AuthError::InvalidInput`] before
+    /// anything is sent.
+    pub async fn sign_up_with(
+        &self,
+        email: &str,
+        password: &str,
+        options: SignUpOptions,
+    ) -> Result<User, AuthError> {
         check_credentials(email, password)?;
+        if let Some(metadata) = &options.metadata {
+            check_metadata(metadata).map_err(|message| AuthError::InvalidInput {
+                message: message.to_owned(),
+            })?;
+        }
+        let SignUpOptions { name, metadata } = options;
         let inner = &self.inner;
         let answer = inner
             .with_device(|device, public_key| {
                 let request = SignUpRequest {
                     email: email.to_owned(),
                     password: password.to_owned(),
-                    name: name.map(str::to_owned),
+                    name: name.clone(),
                     device_id: Some(device.id.clone()),
                     device_public_key: Some(public_key),
                     device_name: inner.device_name.clone(),
-                    metadata: None,
+                    metadata: metadata.clone(),
                 };
                 let proof = inner.token_request_proof(device, &SignUp);
                 async move {

@@ -93,24 +93,47 @@ impl Inner {
         Ok(session.user)
     }
 
-    /// Ends the session locally: secrets are wiped; on revocation the device key too (it
-    /// can no longer sign in, and a new sign-in starts a new identity).
+    /// Ends the session locally: secrets are wiped; on a device revocation or an account
+    /// deletion the device key too (it can no longer sign in, and a new sign-in starts a
+    /// new identity).
     pub(super) async fn sign_out_locally(&self, reason: SignOutReason) {
+        self.sign_out_locally_at(reason, None).await;
+    }
+
+    /// [`Inner::sign_out_locally`], only if the stored session is still at
+    /// `expected_version` (`None`: whatever is stored). Returns whether it signed out:
+    /// `false` when the stored session changed meanwhile (a sign-out, or a sign-in since),
+    /// and nothing was touched.
+    pub(super) async fn sign_out_locally_at(
+        &self,
+        reason: SignOutReason,
+        expected_version: Option<i64>,
+    ) -> bool {
         let ns = self.namespace.clone();
-        let wipe_device = reason == SignOutReason::DeviceRevoked;
+        let wipe_device = reason.wipes_device();
         let write = self.session_write.lock().await;
         let result = self
             .blocking(move |opened| {
+                if let Some(expected) = expected_version {
+                    let stored = opened.store.get(&ns, SESSION)?.map(|record| record.version);
+                    if stored != Some(expected) {
+                        return Ok(false);
+                    }
+                }
                 let names: &[&str] = if wipe_device {
                     &[SESSION, DEVICE]
                 } else {
                     &[SESSION]
                 };
-                Ok(opened.store.delete_namespace_secrets(&ns, names)?)
+                opened.store.delete_namespace_secrets(&ns, names)?;
+                Ok(true)
             })
             .await;
-        if let Err(error) = result {
-            tracing::error!(%error, "could not wipe the stored session");
+        match result {
+            Ok(false) => return false,
+            Ok(true) => {}
+            // Signed out in memory whatever the store says: the server ended the session.
+            Err(error) => tracing::error!(%error, "could not wipe the stored session"),
         }
         self.clear_session();
         self.set_state(AuthState::SignedOut { reason });
@@ -118,6 +141,7 @@ impl Inner {
         if wipe_device {
             *self.device.lock().await = None;
         }
+        true
     }
 
     /// The user signed out: the session is deleted and its revocation queued (one

@@ -19,22 +19,36 @@
 //!
 //! 1. **The public facade**: [`AuthClient`] (here: construction, start-up, state, tokens),
 //!    [`ClientConfig`] (`config.rs`), and the rest of the API by topic: `account.rs`
-//!    (sign-up, sign-in, sign-out), `device_ops.rs` (the device, proofs, request headers),
-//!    `sync.rs` (sync connections), `vault_ops.rs` (changing the passphrase); and what the
-//!    app sees of the session (`state.rs`, `listeners.rs`). These only check input and
-//!    call the state machine.
+//!    (sign-up, sign-in, sign-out), `sessions_ops.rs` (the user's sessions: list, end one,
+//!    the others, all), `account_ops.rs` (password change and reset, email verification,
+//!    account deletion), `device_ops.rs` (the device, proofs, request headers), `sync.rs`
+//!    (sync connections), `vault_ops.rs` (changing the passphrase); and what the app sees
+//!    of the session (`state.rs`, `listeners.rs`). These only check input and call the
+//!    state machine.
 //! 2. **The state machine**: `Inner` (`inner.rs`), the state every clone shares, and its
 //!    transitions, one concern per file: the clock offset (`clock_offset.rs`), start-up
 //!    (`restore.rs`), the sealed records it keeps (`persist.rs`), starting and ending
 //!    sessions (`lifecycle.rs`), refresh (`refresh.rs`), device re-login (`relogin.rs`),
-//!    the device identity (`device_identity.rs`), device proofs (`proofs.rs`), the outbox
-//!    (`outbox.rs`) and the background refresh (`schedule.rs`).
+//!    changes that must not cross a refresh (`renew.rs`: a password change's new pair, a
+//!    newer copy of the user), the device identity (`device_identity.rs`), device proofs
+//!    (`proofs.rs`), the outbox (`outbox.rs`) and the background refresh (`schedule.rs`).
+//!
+//! # Why a session ends
+//!
+//! A Holdfast server says why it refused a refresh (PROTOCOL 8): the session was revoked
+//! from another one, the user signed out everywhere, the password changed or was reset,
+//! a newer sign-in went past the session limit, the session expired, the device was
+//! revoked, the account disabled or deleted. The client then signs out with that reason
+//! ([`SignOutReason::SessionEnded`] and its siblings), without trying device re-login, which
+//! the server would refuse: what the user or an operator ended stays ended. A refusal without
+//! a reason (a Kora server, or refresh-token reuse) still goes to device re-login first.
 //! 3. **Sealed persistence**: the one typed pair that turns a record into a sealed, versioned
 //!    blob and back, and quarantines what cannot be read (`sealed.rs`), and the records
 //!    themselves (`records.rs`). Below it: the [store](crate::store) and the
 //!    [vault](crate::vault).
 
 mod account;
+mod account_ops;
 mod clock_offset;
 mod config;
 mod device_identity;
@@ -48,13 +62,16 @@ mod proofs;
 mod records;
 mod refresh;
 mod relogin;
+mod renew;
 mod restore;
 mod schedule;
 mod sealed;
+mod sessions_ops;
 mod state;
 mod sync;
 mod vault_ops;
 
+pub use account::SignUpOptions;
 pub use config::ClientConfig;
 pub use device_ops::RequestHeaders;
 pub use listeners::{Listener, Subscription};
@@ -252,6 +269,19 @@ impl AuthClient {
             .await?
             .map_err(Failure::into_auth_error)?;
         Ok(answer.value)
+    }
+
+    /// One call of a public route (no bearer token: nothing authorizes it, or a mailed
+    /// token in its body does), learning the server's clock from the answer, the failure
+    /// mapped to what the app should do.
+    async fn public<E: Endpoint>(&self, endpoint: &E, body: &E::Request) -> Result<E::Response, AuthError> {
+        let result = self.inner.transport.send(endpoint, body, None, None).await;
+        let server_time_ms = match &result {
+            Ok(answer) => answer.server_time_ms,
+            Err(failure) => failure.server_time_ms(),
+        };
+        self.inner.observe_server_time(server_time_ms);
+        Ok(result.map_err(Failure::into_auth_error)?.value)
     }
 
     /// Runs the refresh in a detached task: a caller that gives up (a cancelled future, a

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use holdfast_protocol::ErrorCode;
 use holdfast_protocol::endpoint::{Endpoint, Refresh};
 use holdfast_protocol::wire::{RefreshRequest, TokenPair, User};
+use holdfast_protocol::{EndReason, ErrorCode};
 
 use super::inner::Inner;
 use super::records::{SessionRecord, Tokens};
 use super::state::{AuthEvent, AuthState, SignOutReason};
 use crate::error::AuthError;
-use crate::store::RefreshLock;
+use crate::store::{RefreshGuard, RefreshLock};
 use crate::transport::Failure;
 
 /// How long a refresh waits for another process's refresh to finish.
@@ -92,12 +92,7 @@ impl Inner {
         let Some(held) = self.current_tokens() else {
             return Err(self.no_session_error());
         };
-        let path = self.storage_path.clone();
-        let _lock = tokio::task::spawn_blocking(move || RefreshLock::acquire_within(&path, LOCK_WAIT))
-            .await
-            .map_err(|_| AuthError::StorageUnavailable {
-                message: "waiting for the refresh lock failed".to_owned(),
-            })??;
+        let _lock = self.refresh_lock().await?;
         // Under the lock, the store is the truth: another process may have refreshed (or
         // signed out) since this one read it.
         let Some((stored, version)) = self.load_session().await? else {
@@ -155,13 +150,30 @@ impl Inner {
         }
     }
 
+    /// The store's refresh lock, waited for off the executor: while it is held no process
+    /// sharing the store refreshes, so the stored session is the truth. The process's
+    /// refresh gate is taken first, by the caller.
+    pub(super) async fn refresh_lock(&self) -> Result<RefreshGuard, AuthError> {
+        let path = self.storage_path.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || RefreshLock::acquire_within(&path, LOCK_WAIT))
+                .await
+                .map_err(|_| AuthError::StorageUnavailable {
+                    message: "waiting for the refresh lock failed".to_owned(),
+                })??,
+        )
+    }
+
     /// The stored session went away (a sign-out here or in another process): so does the
-    /// one in memory.
-    fn signed_out_meanwhile(&self) -> AuthError {
+    /// one in memory. A sign-out here already said why (the user, or a server's reason),
+    /// and that stands; otherwise another process signed out.
+    pub(super) fn signed_out_meanwhile(&self) -> AuthError {
         self.clear_session();
-        self.set_state(AuthState::SignedOut {
-            reason: SignOutReason::UserSignedOut,
-        });
+        if !matches!(self.current_state(), AuthState::SignedOut { .. }) {
+            self.set_state(AuthState::SignedOut {
+                reason: SignOutReason::UserSignedOut,
+            });
+        }
         AuthError::NotSignedIn
     }
 
@@ -198,7 +210,7 @@ impl Inner {
 
     /// The stored session changed while a refresh was in flight: whatever is stored now
     /// is the session (a sign-in's, or none after a sign-out).
-    async fn superseded(&self) -> Result<String, AuthError> {
+    pub(super) async fn superseded(&self) -> Result<String, AuthError> {
         let _write = self.session_write.lock().await;
         match self.load_session().await? {
             Some((record, _)) => {
@@ -211,30 +223,20 @@ impl Inner {
         }
     }
 
+    /// A refresh of the session stored at `version` failed. A transient failure keeps it;
+    /// a rejection that says the session ended (see [`session_end`]) signs out with that
+    /// reason, with no device re-login (the server would refuse it, and must not be asked
+    /// to bring back what the user or an operator ended); any other 401 or 403 (a Kora
+    /// server, which gives no reason) goes to device re-login.
     async fn after_refresh_failure(&self, failure: Failure, version: i64) -> Result<String, AuthError> {
+        if let Some((reason, code)) = session_end(&failure) {
+            return self.end_session_at(Some(version), reason, code).await;
+        }
         match failure {
             Failure::Transient { cause, .. } => {
                 self.mark_stale();
                 self.emit(AuthEvent::RefreshFailed { cause: cause.clone() });
                 Err(AuthError::Transient { cause })
-            }
-            Failure::Rejected {
-                code: Some(ErrorCode::DeviceRevoked),
-                ..
-            } => {
-                self.sign_out_locally(SignOutReason::DeviceRevoked).await;
-                Err(AuthError::SignInRequired {
-                    code: ErrorCode::DeviceRevoked,
-                })
-            }
-            Failure::Rejected {
-                code: Some(ErrorCode::UserNotFound),
-                ..
-            } => {
-                self.sign_out_locally(SignOutReason::AccountDeleted).await;
-                Err(AuthError::SignInRequired {
-                    code: ErrorCode::UserNotFound,
-                })
             }
             Failure::Rejected { status, code, .. } if status == 401 || status == 403 => {
                 let code = code.unwrap_or(ErrorCode::TokenInvalid);
@@ -251,4 +253,56 @@ impl Inner {
             }
         }
     }
+
+    /// The server ended the session stored at `expected_version` (`None`: whatever is
+    /// stored): signs out with `reason` and fails with `code`. If the stored session changed
+    /// meanwhile (signed out, or another sign-in since), that stands instead: a late
+    /// verdict on an old session neither ends a new one nor rewrites why it ended.
+    pub(super) async fn end_session_at(
+        &self,
+        expected_version: Option<i64>,
+        reason: SignOutReason,
+        code: ErrorCode,
+    ) -> Result<String, AuthError> {
+        if self.sign_out_locally_at(reason, expected_version).await {
+            Err(AuthError::SignInRequired { code })
+        } else {
+            self.superseded().await
+        }
+    }
+}
+
+/// What a definitive rejection of a refresh or a device re-login says of the session, when
+/// it says the session is over: how the client signs out, and the code its caller gets.
+///
+/// - A `reason` (PROTOCOL 8: only a Holdfast server sends one) on a 401, 403 or 404: the
+///   session ended for it, and device re-login would be refused too. Except
+///   [`EndReason::RefreshReused`]: a copy of the refresh token was used, not the device's
+///   key, so the device may sign in again with it (PROTOCOL 6.4).
+/// - Without one, the codes that end the session whatever the device key could do: a
+///   revoked device, a deleted or disabled account, a session past its idle timeout or
+///   lifetime (`SESSION_EXPIRED`).
+///
+/// `None` for everything else: a Kora server's 401 (no reason, ever), a transient failure.
+pub(super) fn session_end(failure: &Failure) -> Option<(SignOutReason, ErrorCode)> {
+    let Failure::Rejected {
+        status, code, reason, ..
+    } = failure
+    else {
+        return None;
+    };
+    if let Some(reason) = *reason
+        && reason != EndReason::RefreshReused
+        && matches!(*status, 401 | 403 | 404)
+    {
+        return Some((SignOutReason::ended(reason), code.unwrap_or(reason.code())));
+    }
+    let reason = match (*code)? {
+        ErrorCode::DeviceRevoked => EndReason::DeviceRevoked,
+        ErrorCode::UserNotFound => EndReason::AccountDeleted,
+        ErrorCode::AccountDisabled => EndReason::AccountDisabled,
+        ErrorCode::SessionExpired => EndReason::Expired,
+        _ => return None,
+    };
+    Some((SignOutReason::ended(reason), reason.code()))
 }

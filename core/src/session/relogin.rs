@@ -1,12 +1,14 @@
-//! Silent device re-login (PROTOCOL 6.4): when the refresh token is refused, the device
-//! signs in again with its key alone (a challenge it signs, then fresh tokens), if it is
-//! registered and not revoked; otherwise the session ends with the server's reason.
+//! Silent device re-login (PROTOCOL 6.4): when the refresh token is refused without a
+//! reason the session ended (a Kora server, a lost or reused token), the device signs in
+//! again with its key alone (a challenge it signs, then fresh tokens), if it is registered
+//! and not revoked; otherwise the session ends with the server's reason.
 
 use holdfast_protocol::ErrorCode;
 use holdfast_protocol::endpoint::{Challenge, Verify};
 use holdfast_protocol::wire::{ChallengeRequest, TokenPair, VerifyRequest};
 
 use super::inner::Inner;
+use super::refresh::session_end;
 use super::state::{AuthEvent, SignOutReason};
 use crate::device::sign_challenge;
 use crate::error::AuthError;
@@ -24,9 +26,8 @@ impl Inner {
         let device = match self.stored_device().await {
             Ok(Some(device)) => device,
             Ok(None) | Err(_) => {
-                self.sign_out_locally(SignOutReason::SessionRejected { code: refused })
-                    .await;
-                return Err(AuthError::SignInRequired { code: refused });
+                let reason = SignOutReason::SessionRejected { code: refused };
+                return self.end_session_at(expected_version, reason, refused).await;
             }
         };
         let attempt = || async {
@@ -98,29 +99,19 @@ impl Inner {
                 self.emit(AuthEvent::RefreshFailed { cause: cause.clone() });
                 Err(AuthError::Transient { cause })
             }
-            Err(Failure::Rejected {
-                code: Some(ErrorCode::DeviceRevoked),
-                ..
-            }) => {
-                self.sign_out_locally(SignOutReason::DeviceRevoked).await;
-                Err(AuthError::SignInRequired {
-                    code: ErrorCode::DeviceRevoked,
-                })
-            }
-            Err(Failure::Rejected {
-                code: Some(ErrorCode::UserNotFound),
-                ..
-            }) => {
-                self.sign_out_locally(SignOutReason::AccountDeleted).await;
-                Err(AuthError::SignInRequired {
-                    code: ErrorCode::UserNotFound,
-                })
-            }
-            Err(_) => {
-                self.sign_out_locally(SignOutReason::SessionRejected { code: refused })
-                    .await;
-                Err(AuthError::SignInRequired { code: refused })
-            }
+            // Refused because the session was ended deliberately (the server says why), the
+            // device revoked, the account disabled or deleted: signed out for that reason.
+            Err(failure) => match session_end(&failure) {
+                Some((reason, code)) => self.end_session_at(expected_version, reason, code).await,
+                None => {
+                    self.end_session_at(
+                        expected_version,
+                        SignOutReason::SessionRejected { code: refused },
+                        refused,
+                    )
+                    .await
+                }
+            },
         }
     }
 }

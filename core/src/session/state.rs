@@ -1,11 +1,18 @@
 //! What the app sees of the session: [`AuthState`] and the [`AuthEvent`]s subscribers get.
 
-use holdfast_protocol::ErrorCode;
 use holdfast_protocol::wire::User;
+use holdfast_protocol::{EndReason, ErrorCode};
 
 use crate::error::TransientCause;
 
-/// Why the client is signed out.
+/// Why the client is signed out: what the app tells its user.
+///
+/// A session the server ended says why (PROTOCOL 8): [`SignOutReason::SessionEnded`] with
+/// the server's reason, or, for the reasons that are about more than the session, their
+/// own variants ([`SignOutReason::DeviceRevoked`], [`SignOutReason::AccountDisabled`],
+/// [`SignOutReason::AccountDeleted`]). [`SignOutReason::ended`] makes the one from the
+/// other. [`SignOutReason::SessionRejected`] is left for a rejection that gave no reason (a
+/// Kora server, a lost refresh token) when device re-login was not possible either.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignOutReason {
     /// No session is stored for this server (never signed in, or signed out earlier).
@@ -21,10 +28,47 @@ pub enum SignOutReason {
         code: ErrorCode,
     },
     /// This device was revoked (from another device or by the server); its secrets were
-    /// wiped.
+    /// wiped, its key too.
     DeviceRevoked,
-    /// The account no longer exists.
+    /// The account no longer exists (deleted here, elsewhere or by the deployment); its
+    /// secrets were wiped, the device key too (the server forgot the device with the
+    /// account).
     AccountDeleted,
+    /// The server ended this session, and said why: revoked from another session
+    /// ([`EndReason::Revoked`], [`EndReason::RevokedByOtherSession`]), signed out
+    /// everywhere (from another session, or here by
+    /// [`AuthClient::sign_out_everywhere`](super::AuthClient::sign_out_everywhere)), the
+    /// password changed elsewhere or reset, a newer sign-in past the session limit, idle or
+    /// too old ([`EndReason::Expired`]). The session's secrets were wiped; the device key
+    /// is kept (the next sign-in reuses this device's identity). Never one of the reasons
+    /// with a variant of their own.
+    SessionEnded {
+        /// The server's reason; [`EndReason::message`] is a sentence to show.
+        reason: EndReason,
+    },
+    /// An operator disabled the account: every session of it ended, and signing in is
+    /// refused until the account is enabled again. The device key is kept.
+    AccountDisabled,
+}
+
+impl SignOutReason {
+    /// The sign-out a session ended for `reason` makes: the variant of its own for a device
+    /// revocation, a disabled or a deleted account, [`SignOutReason::SessionEnded`]
+    /// otherwise.
+    pub fn ended(reason: EndReason) -> SignOutReason {
+        match reason {
+            EndReason::DeviceRevoked => SignOutReason::DeviceRevoked,
+            EndReason::AccountDisabled => SignOutReason::AccountDisabled,
+            EndReason::AccountDeleted => SignOutReason::AccountDeleted,
+            other => SignOutReason::SessionEnded { reason: other },
+        }
+    }
+
+    /// Whether this sign-out wipes the device key as well as the session: the device can
+    /// no longer sign in (revoked), or the server forgot it with the account.
+    pub(super) fn wipes_device(&self) -> bool {
+        matches!(self, SignOutReason::DeviceRevoked | SignOutReason::AccountDeleted)
+    }
 }
 
 /// The session as the app sees it.

@@ -76,8 +76,9 @@ impl AuthClient {
     /// Tells the client that a sync server refused or closed this device's connection, so
     /// the session follows at once rather than at its next refresh: a revoked device or a
     /// deleted account signs out (secrets wiped, with that reason), and a token the sync
-    /// server found expired, revoked or invalid is refreshed now, which ends in a device
-    /// re-login or a sign-out exactly as a refused refresh would. Anything else (a
+    /// server found expired, revoked or invalid, a session it found expired or an account
+    /// disabled is refreshed now, which ends in a device re-login or a sign-out (with the
+    /// server's reason) exactly as a refused refresh would. Anything else (a
     /// rate limit, a server going away, an unknown code) changes nothing. Returns the
     /// refresh's error when one was made and failed.
     pub async fn handle_sync_refusal(&self, refusal: SyncRefusal) -> Result<(), AuthError> {
@@ -90,11 +91,14 @@ impl AuthClient {
                 self.inner.sign_out_locally(SignOutReason::AccountDeleted).await;
                 Ok(())
             }
+            // The refresh learns why a session ended (PROTOCOL 8) and signs out with it.
             Some(
                 ErrorCode::TokenExpired
                 | ErrorCode::TokenRevoked
                 | ErrorCode::TokenInvalid
-                | ErrorCode::ProofInvalid,
+                | ErrorCode::ProofInvalid
+                | ErrorCode::SessionExpired
+                | ErrorCode::AccountDisabled,
             ) => {
                 if self.inner.current_tokens().is_none() {
                     return Ok(());

@@ -1,7 +1,7 @@
 //! What went wrong with one request, split by the one question the session asks: keep
 //! the session (transient) or believe the server's "no" (rejected)?
 
-use holdfast_protocol::ErrorCode;
+use holdfast_protocol::{EndReason, ErrorCode};
 
 use crate::error::{AuthError, TransientCause};
 
@@ -26,6 +26,10 @@ pub enum Failure {
         code: Option<ErrorCode>,
         /// The server's message, safe to show.
         message: String,
+        /// Why the session ended, when the server said (PROTOCOL 8: the `reason` member of
+        /// a refused refresh or device re-login). `None` from a Kora server, which sends
+        /// none, and for a reason this version does not know.
+        reason: Option<EndReason>,
         /// The server's clock (`Date` header), when the answer carried one.
         server_time_ms: Option<i64>,
     },
@@ -70,9 +74,9 @@ impl Failure {
     /// | `Misconfigured` | `Configuration` |
     /// | `VALIDATION_ERROR`, or no code and 400 / 413 / 422 | `InvalidInput` |
     /// | `INVALID_CREDENTIALS` | `InvalidCredentials` |
-    /// | `TOKEN_INVALID`, `TOKEN_EXPIRED`, `TOKEN_REVOKED`, `REFRESH_REUSED`, `SIGNATURE_INVALID`, `DEVICE_REVOKED`, `USER_NOT_FOUND` | `SignInRequired { code }` |
+    /// | `TOKEN_INVALID`, `TOKEN_EXPIRED`, `TOKEN_REVOKED`, `REFRESH_REUSED`, `SESSION_EXPIRED`, `SIGNATURE_INVALID`, `DEVICE_REVOKED`, `ACCOUNT_DISABLED`, `USER_NOT_FOUND` | `SignInRequired { code }` |
     /// | no code and 401 | `SignInRequired { TOKEN_INVALID }` |
-    /// | `CHALLENGE_INVALID`, `PROOF_INVALID`, `FORBIDDEN`, `NOT_FOUND`, `DEVICE_NOT_FOUND`, `EMAIL_TAKEN`, `DEVICE_CONFLICT` | `Refused { code, message }` |
+    /// | `CHALLENGE_INVALID`, `PROOF_INVALID`, `FORBIDDEN`, `NOT_FOUND`, `DEVICE_NOT_FOUND`, `EMAIL_TAKEN`, `DEVICE_CONFLICT`, `RESET_TOKEN_INVALID`, `VERIFY_TOKEN_INVALID` | `Refused { code, message }` |
     /// | no code and 403 | `Refused { FORBIDDEN }` |
     /// | no code and 404 | `Refused { NOT_FOUND }` |
     /// | no code and 409 (Kora's only 409 is a taken email) | `Refused { EMAIL_TAKEN }` |
@@ -82,8 +86,10 @@ impl Failure {
     ///
     /// `SIGNATURE_INVALID` signs out because the device key no longer proves this device;
     /// `CHALLENGE_INVALID` and `PROOF_INVALID` do not, since a fresh challenge or a proof
-    /// with a corrected clock may pass. On the sign-in and sign-up routes, a 401 means a
-    /// wrong email or password: use [`Failure::into_sign_in_error`] there.
+    /// with a corrected clock may pass. A reset or verification token that is invalid,
+    /// used or expired is refused (the app asks for a new mail), not a sign-out. On the
+    /// sign-in and sign-up routes, a 401 means a wrong email or password: use
+    /// [`Failure::into_sign_in_error`] there.
     pub fn into_auth_error(self) -> AuthError {
         match self {
             Failure::Transient { cause, .. } => AuthError::Transient { cause },
@@ -102,7 +108,9 @@ impl Failure {
     }
 
     /// Like [`Failure::into_auth_error`], for `/signin` and `/signup`: a 401 there means a
-    /// wrong email or password, also from a Kora server that sends no code.
+    /// wrong email or password, also from a Kora server that sends no code; and
+    /// `ACCOUNT_DISABLED` there (answered only after a correct password) is a refusal to
+    /// show, not a session to end: none was started.
     pub fn into_sign_in_error(self) -> AuthError {
         match self {
             Failure::Rejected {
@@ -110,6 +118,11 @@ impl Failure {
             } if code.is_none() || code == Some(ErrorCode::InvalidCredentials) => {
                 AuthError::InvalidCredentials
             }
+            Failure::Rejected {
+                code: Some(code @ ErrorCode::AccountDisabled),
+                message,
+                ..
+            } => AuthError::Refused { code, message },
             other => other.into_auth_error(),
         }
     }
@@ -123,11 +136,11 @@ fn from_code(status: u16, code: ErrorCode, message: String) -> AuthError {
         | ErrorCode::TokenExpired
         | ErrorCode::TokenRevoked
         | ErrorCode::RefreshReused
+        | ErrorCode::SessionExpired
         | ErrorCode::SignatureInvalid
         | ErrorCode::DeviceRevoked
-        | ErrorCode::UserNotFound
-        | ErrorCode::SessionExpired
-        | ErrorCode::AccountDisabled => AuthError::SignInRequired { code },
+        | ErrorCode::AccountDisabled
+        | ErrorCode::UserNotFound => AuthError::SignInRequired { code },
         ErrorCode::ChallengeInvalid
         | ErrorCode::ProofInvalid
         | ErrorCode::Forbidden
@@ -185,6 +198,7 @@ mod tests {
             status,
             code,
             message: "m".into(),
+            reason: None,
             server_time_ms: None,
         }
     }
@@ -200,14 +214,32 @@ mod tests {
                     | ErrorCode::TokenExpired
                     | ErrorCode::TokenRevoked
                     | ErrorCode::RefreshReused
+                    | ErrorCode::SessionExpired
                     | ErrorCode::SignatureInvalid
                     | ErrorCode::DeviceRevoked
-                    | ErrorCode::UserNotFound
-                    | ErrorCode::SessionExpired
                     | ErrorCode::AccountDisabled
+                    | ErrorCode::UserNotFound
             );
             assert_eq!(signs_out, expected, "{code}: {error:?}");
         }
+        for code in [ErrorCode::ResetTokenInvalid, ErrorCode::VerifyTokenInvalid] {
+            assert_eq!(
+                rejected(400, Some(code)).into_auth_error(),
+                AuthError::Refused {
+                    code,
+                    message: "m".into()
+                },
+                "a bad mailed token asks for a new mail"
+            );
+        }
+        assert_eq!(
+            rejected(403, Some(ErrorCode::AccountDisabled)).into_sign_in_error(),
+            AuthError::Refused {
+                code: ErrorCode::AccountDisabled,
+                message: "m".into()
+            },
+            "a disabled account's sign-in is refused, not a session to end"
+        );
         assert_eq!(
             rejected(409, Some(ErrorCode::DeviceConflict)).into_auth_error(),
             AuthError::Refused {

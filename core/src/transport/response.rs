@@ -89,6 +89,7 @@ pub(crate) async fn read_answer<T: DeserializeOwned>(
         status,
         code: error.code(),
         message: truncate(&error.error),
+        reason: error.reason(),
         server_time_ms,
     })
 }

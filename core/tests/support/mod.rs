@@ -13,7 +13,7 @@ use std::time::Duration;
 use holdfast_core::clock::{Clock, ManualClock, SystemClock};
 use holdfast_core::vault::Passphrase;
 use holdfast_core::{AuthClient, AuthEvent, ClientConfig, KeySource, Subscription};
-use holdfast_server_kit::{ServerConfig, Stores};
+use holdfast_server_kit::{AuthService, ServerConfig, Stores};
 
 #[allow(unused_imports)] // Not every suite injects faults.
 pub use proxy::{Fault, FaultProxy};
@@ -21,11 +21,13 @@ pub use proxy::{Fault, FaultProxy};
 pub const PASSWORD: &str = "correct horse battery";
 
 /// The server kit on a loopback port, over SQLite in a temporary folder: the shared
-/// fixture ([`holdfast_testing::TestServer`]) on the system clock.
+/// fixture ([`holdfast_testing::TestServer`]) on the system clock, or on a clock the test
+/// moves ([`Server::start_clocked`]). No mailer: it answers reset and verification tokens
+/// (development mode).
 pub struct Server {
     pub addr: SocketAddr,
     pub stores: Stores,
-    _server: holdfast_testing::TestServer,
+    server: holdfast_testing::TestServer,
 }
 
 impl Server {
@@ -35,21 +37,45 @@ impl Server {
 
     /// A server whose configuration `configure` adjusts after the test defaults.
     pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Server {
-        let server = holdfast_testing::TestServer::builder()
+        Server::launch(Server::builder().configure(configure)).await
+    }
+
+    /// [`Server::start_with`] on a manual clock set to the real time ([`Server::clock`]).
+    pub async fn start_clocked(configure: impl FnOnce(&mut ServerConfig)) -> Server {
+        let clock = holdfast_server_kit::clock::ManualClock::new(SystemClock.now_ms());
+        Server::launch(Server::builder().clock(clock).configure(configure)).await
+    }
+
+    fn builder() -> holdfast_testing::TestServerBuilder {
+        holdfast_testing::TestServer::builder()
             .secrets(vec!["holdfast-core-test-secret-0123456789abcdef".into()])
             .quick()
-            .configure(configure)
-            .start()
-            .await;
+    }
+
+    async fn launch(builder: holdfast_testing::TestServerBuilder) -> Server {
+        let server = builder.start().await;
         Server {
             addr: server.addr,
             stores: server.stores.clone(),
-            _server: server,
+            server,
         }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The service behind the routes, for what an operator does (disable an account).
+    pub fn service(&self) -> &AuthService {
+        self.server.kit.service()
+    }
+
+    /// The server's clock, of a server started with [`Server::start_clocked`].
+    pub fn clock(&self) -> &holdfast_server_kit::clock::ManualClock {
+        self.server
+            .clock
+            .as_ref()
+            .expect("a server started with start_clocked")
     }
 }
 

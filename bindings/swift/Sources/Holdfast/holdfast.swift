@@ -471,6 +471,22 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt8: FfiConverterPrimitive {
+    typealias FfiType = UInt8
+    typealias SwiftType = UInt8
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt8 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: UInt8, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
     typealias FfiType = UInt16
     typealias SwiftType = UInt16
@@ -740,9 +756,10 @@ public protocol AuthClientProtocol: AnyObject, Sendable {
     func signOut() async throws 
     
     /**
-     * Creates an account and signs in.
+     * Creates an account and signs in. `metadata_json`: the application's data about the
+     * user, a JSON object (at most 4096 bytes) the server keeps and returns with the user.
      */
-    func signUp(email: String, password: String, name: String?) async throws  -> User
+    func signUp(email: String, password: String, name: String?, metadataJson: String?) async throws  -> User
     
     /**
      * The current state.
@@ -766,6 +783,72 @@ public protocol AuthClientProtocol: AnyObject, Sendable {
      * proof. Send `{"type":"reauth","authToken":…,"proof":…}` with them.
      */
     func syncRenewal(syncUrl: String, expiresAtMs: Int64) async throws  -> SyncCredentials
+    
+    /**
+     * Changes the password: every other session ends, this one goes on with a fresh token
+     * pair. A wrong current password is `InvalidCredentials` and signs nothing out.
+     */
+    func changePassword(currentPassword: String, newPassword: String) async throws 
+    
+    /**
+     * Marks the email verified with the token of a verification link and returns the
+     * user (the stored one too, when signed in as them). A used, expired or unknown token
+     * is `Refused` with `VERIFY_TOKEN_INVALID`.
+     */
+    func confirmEmail(token: String) async throws  -> User
+    
+    /**
+     * Deletes the account with its password, then signs out (`AccountDeleted`, secrets
+     * and device key wiped). A wrong password is `InvalidCredentials`.
+     */
+    func deleteAccount(password: String) async throws 
+    
+    /**
+     * Asks the server to mail a password reset link to `email` (the same answer whether
+     * or not the account exists). Returns the token only from a development server.
+     */
+    func requestPasswordReset(email: String) async throws  -> String?
+    
+    /**
+     * Mails the verification link again. Returns the token only from a development
+     * server.
+     */
+    func resendVerification() async throws  -> String?
+    
+    /**
+     * Sets a new password with the token of a reset link; every session of the user ends.
+     * A used, expired or unknown token is `Refused` with `RESET_TOKEN_INVALID`.
+     */
+    func resetPassword(token: String, newPassword: String) async throws 
+    
+    /**
+     * Ends every session of the user but this one; returns how many ended.
+     */
+    func revokeOtherSessions() async throws  -> UInt64
+    
+    /**
+     * Ends one of the user's sessions; its client signs out at its next refresh, saying
+     * it was revoked. Ending this client's own session signs it out now. An unknown id is
+     * `Refused` with `NOT_FOUND`.
+     */
+    func revokeSession(sessionId: String) async throws 
+    
+    /**
+     * Asks the server to mail a verification link for the user's email (`email`, when
+     * given, must be that address). Returns the token only from a development server.
+     */
+    func sendVerification(email: String?) async throws  -> String?
+    
+    /**
+     * The user's live sessions, newest sign-in first; this client's is marked `current`.
+     */
+    func sessions() async throws  -> [Session]
+    
+    /**
+     * Ends every session of the user, this one too (signed out with `SessionEnded
+     * { SignedOutEverywhere }`); returns how many ended. Offline, nothing changes.
+     */
+    func signOutEverywhere() async throws  -> UInt64
     
 }
 /**
@@ -1215,14 +1298,15 @@ open func signOut()async throws   {
 }
     
     /**
-     * Creates an account and signs in.
+     * Creates an account and signs in. `metadata_json`: the application's data about the
+     * user, a JSON object (at most 4096 bytes) the server keeps and returns with the user.
      */
-open func signUp(email: String, password: String, name: String? = nil)async throws  -> User  {
+open func signUp(email: String, password: String, name: String? = nil, metadataJson: String? = nil)async throws  -> User  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_holdfast_ffi_fn_method_authclient_sign_up(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(email),FfiConverterString.lower(password),FfiConverterOptionString.lower(name)
+                        self.uniffiCloneHandle(),FfiConverterString.lower(email),FfiConverterString.lower(password),FfiConverterOptionString.lower(name),FfiConverterOptionString.lower(metadataJson)
                 )
             },
             pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
@@ -1295,6 +1379,226 @@ open func syncRenewal(syncUrl: String, expiresAtMs: Int64)async throws  -> SyncC
             completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeSyncCredentials_lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Changes the password: every other session ends, this one goes on with a fresh token
+     * pair. A wrong current password is `InvalidCredentials` and signs nothing out.
+     */
+open func changePassword(currentPassword: String, newPassword: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_change_password(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(currentPassword),FfiConverterString.lower(newPassword)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_void,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_void,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Marks the email verified with the token of a verification link and returns the
+     * user (the stored one too, when signed in as them). A used, expired or unknown token
+     * is `Refused` with `VERIFY_TOKEN_INVALID`.
+     */
+open func confirmEmail(token: String)async throws  -> User  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_confirm_email(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(token)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUser_lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Deletes the account with its password, then signs out (`AccountDeleted`, secrets
+     * and device key wiped). A wrong password is `InvalidCredentials`.
+     */
+open func deleteAccount(password: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_delete_account(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(password)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_void,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_void,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Asks the server to mail a password reset link to `email` (the same answer whether
+     * or not the account exists). Returns the token only from a development server.
+     */
+open func requestPasswordReset(email: String)async throws  -> String?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_request_password_reset(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(email)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionString.lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Mails the verification link again. Returns the token only from a development
+     * server.
+     */
+open func resendVerification()async throws  -> String?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_resend_verification(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionString.lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Sets a new password with the token of a reset link; every session of the user ends.
+     * A used, expired or unknown token is `Refused` with `RESET_TOKEN_INVALID`.
+     */
+open func resetPassword(token: String, newPassword: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_reset_password(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(token),FfiConverterString.lower(newPassword)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_void,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_void,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Ends every session of the user but this one; returns how many ended.
+     */
+open func revokeOtherSessions()async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_revoke_other_sessions(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_u64,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_u64,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Ends one of the user's sessions; its client signs out at its next refresh, saying
+     * it was revoked. Ending this client's own session signs it out now. An unknown id is
+     * `Refused` with `NOT_FOUND`.
+     */
+open func revokeSession(sessionId: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_revoke_session(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(sessionId)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_void,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_void,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Asks the server to mail a verification link for the user's email (`email`, when
+     * given, must be that address). Returns the token only from a development server.
+     */
+open func sendVerification(email: String? = nil)async throws  -> String?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_send_verification(
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(email)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionString.lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * The user's live sessions, newest sign-in first; this client's is marked `current`.
+     */
+open func sessions()async throws  -> [Session]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_sessions(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeSession.lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Ends every session of the user, this one too (signed out with `SessionEnded
+     * { SignedOutEverywhere }`); returns how many ended. Offline, nothing changes.
+     */
+open func signOutEverywhere()async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_sign_out_everywhere(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_u64,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_u64,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
             errorHandler: FfiConverterTypeHoldfastError_lift
         )
 }
@@ -2594,6 +2898,146 @@ public func FfiConverterTypeRequestHeaders_lower(_ value: RequestHeaders) -> Rus
 
 
 /**
+ * One of the user's sessions: one sign-in on one device. Holds no secret.
+ */
+public struct Session: Equatable, Hashable, CustomStringConvertible {
+    /**
+     * The session's id (for `revoke_session`).
+     */
+    public var id: String
+    /**
+     * The device it was signed in on.
+     */
+    public var deviceId: String
+    /**
+     * Sign-in time, ms since the epoch.
+     */
+    public var createdAtMs: Int64
+    /**
+     * Last refresh, ms since the epoch (the sign-in time until the first).
+     */
+    public var lastUsedAtMs: Int64
+    /**
+     * The client address of the sign-in, when known.
+     */
+    public var ipAddress: String?
+    /**
+     * The user agent of the sign-in, when known.
+     */
+    public var userAgent: String?
+    /**
+     * Authentication assurance level: 1, or 2 after a second factor.
+     */
+    public var aal: UInt8
+    /**
+     * Whether this is this client's own session.
+     */
+    public var current: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The session's id (for `revoke_session`).
+         */id: String, 
+        /**
+         * The device it was signed in on.
+         */deviceId: String, 
+        /**
+         * Sign-in time, ms since the epoch.
+         */createdAtMs: Int64, 
+        /**
+         * Last refresh, ms since the epoch (the sign-in time until the first).
+         */lastUsedAtMs: Int64, 
+        /**
+         * The client address of the sign-in, when known.
+         */ipAddress: String?, 
+        /**
+         * The user agent of the sign-in, when known.
+         */userAgent: String?, 
+        /**
+         * Authentication assurance level: 1, or 2 after a second factor.
+         */aal: UInt8, 
+        /**
+         * Whether this is this client's own session.
+         */current: Bool) {
+        self.id = id
+        self.deviceId = deviceId
+        self.createdAtMs = createdAtMs
+        self.lastUsedAtMs = lastUsedAtMs
+        self.ipAddress = ipAddress
+        self.userAgent = userAgent
+        self.aal = aal
+        self.current = current
+    }
+
+    
+
+    
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_session_uniffi_trait_display(
+            FfiConverterTypeSession_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+#if compiler(>=6)
+extension Session: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSession: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Session {
+        return
+            try Session(
+                id: FfiConverterString.read(from: &buf), 
+                deviceId: FfiConverterString.read(from: &buf), 
+                createdAtMs: FfiConverterInt64.read(from: &buf), 
+                lastUsedAtMs: FfiConverterInt64.read(from: &buf), 
+                ipAddress: FfiConverterOptionString.read(from: &buf), 
+                userAgent: FfiConverterOptionString.read(from: &buf), 
+                aal: FfiConverterUInt8.read(from: &buf), 
+                current: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Session, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.deviceId, into: &buf)
+        FfiConverterInt64.write(value.createdAtMs, into: &buf)
+        FfiConverterInt64.write(value.lastUsedAtMs, into: &buf)
+        FfiConverterOptionString.write(value.ipAddress, into: &buf)
+        FfiConverterOptionString.write(value.userAgent, into: &buf)
+        FfiConverterUInt8.write(value.aal, into: &buf)
+        FfiConverterBool.write(value.current, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSession_lift(_ buf: RustBuffer) throws -> Session {
+    return try FfiConverterTypeSession.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSession_lower(_ value: Session) -> RustBuffer {
+    return FfiConverterTypeSession.lower(value)
+}
+
+
+/**
  * What a sync connection's handshake presents (PROTOCOL 5 and 6.1). Holds a bearer token
  * and a proof: it prints (`Debug`, `Display`, and in every binding `str`/`repr`/`toString`/
  * `description`) with both redacted, so it cannot end up in a log by accident.
@@ -2720,6 +3164,11 @@ public struct User: Equatable, Hashable {
      * Creation time, ms since the epoch.
      */
     public var createdAtMs: Int64
+    /**
+     * The application's data about the user (given at sign-up), as JSON text; `None` when
+     * there is none.
+     */
+    public var metadataJson: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2738,12 +3187,17 @@ public struct User: Equatable, Hashable {
          */emailVerified: Bool, 
         /**
          * Creation time, ms since the epoch.
-         */createdAtMs: Int64) {
+         */createdAtMs: Int64, 
+        /**
+         * The application's data about the user (given at sign-up), as JSON text; `None` when
+         * there is none.
+         */metadataJson: String? = nil) {
         self.id = id
         self.email = email
         self.name = name
         self.emailVerified = emailVerified
         self.createdAtMs = createdAtMs
+        self.metadataJson = metadataJson
     }
 
     
@@ -2766,7 +3220,8 @@ public struct FfiConverterTypeUser: FfiConverterRustBuffer {
                 email: FfiConverterString.read(from: &buf), 
                 name: FfiConverterOptionString.read(from: &buf), 
                 emailVerified: FfiConverterBool.read(from: &buf), 
-                createdAtMs: FfiConverterInt64.read(from: &buf)
+                createdAtMs: FfiConverterInt64.read(from: &buf), 
+                metadataJson: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2776,6 +3231,7 @@ public struct FfiConverterTypeUser: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.name, into: &buf)
         FfiConverterBool.write(value.emailVerified, into: &buf)
         FfiConverterInt64.write(value.createdAtMs, into: &buf)
+        FfiConverterOptionString.write(value.metadataJson, into: &buf)
     }
 }
 
@@ -3454,6 +3910,193 @@ public func FfiConverterTypeKeySource_lower(_ value: KeySource) -> RustBuffer {
 
 
 /**
+ * Why the server ended a session (PROTOCOL 8).
+ */
+
+public enum SessionEndReason: Equatable, Hashable, CustomStringConvertible {
+    
+    /**
+     * The session signed out.
+     */
+    case signedOut
+    /**
+     * Another session of the user ended this one.
+     */
+    case revoked
+    /**
+     * Another session ended every other one.
+     */
+    case revokedByOtherSession
+    /**
+     * The user signed out everywhere (here or in another session), or an operator ended
+     * every session.
+     */
+    case signedOutEverywhere
+    /**
+     * The password was changed in another session.
+     */
+    case passwordChanged
+    /**
+     * The password was reset.
+     */
+    case passwordReset
+    /**
+     * A copy of the refresh token was used (theft suspected).
+     */
+    case refreshReused
+    /**
+     * A newer sign-in went past the number of sessions allowed.
+     */
+    case sessionLimit
+    /**
+     * Idle longer than the server allows, or older than its lifetime.
+     */
+    case expired
+    /**
+     * The device was revoked.
+     */
+    case deviceRevoked
+    /**
+     * An operator disabled the account.
+     */
+    case accountDisabled
+    /**
+     * The account was deleted.
+     */
+    case accountDeleted
+
+
+
+
+
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_sessionendreason_uniffi_trait_display(
+            FfiConverterTypeSessionEndReason_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+#if compiler(>=6)
+extension SessionEndReason: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSessionEndReason: FfiConverterRustBuffer {
+    typealias SwiftType = SessionEndReason
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SessionEndReason {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .signedOut
+        
+        case 2: return .revoked
+        
+        case 3: return .revokedByOtherSession
+        
+        case 4: return .signedOutEverywhere
+        
+        case 5: return .passwordChanged
+        
+        case 6: return .passwordReset
+        
+        case 7: return .refreshReused
+        
+        case 8: return .sessionLimit
+        
+        case 9: return .expired
+        
+        case 10: return .deviceRevoked
+        
+        case 11: return .accountDisabled
+        
+        case 12: return .accountDeleted
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SessionEndReason, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .signedOut:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .revoked:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .revokedByOtherSession:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .signedOutEverywhere:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .passwordChanged:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .passwordReset:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .refreshReused:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .sessionLimit:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .deviceRevoked:
+            writeInt(&buf, Int32(10))
+        
+        
+        case .accountDisabled:
+            writeInt(&buf, Int32(11))
+        
+        
+        case .accountDeleted:
+            writeInt(&buf, Int32(12))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionEndReason_lift(_ buf: RustBuffer) throws -> SessionEndReason {
+    return try FfiConverterTypeSessionEndReason.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionEndReason_lower(_ value: SessionEndReason) -> RustBuffer {
+    return FfiConverterTypeSessionEndReason.lower(value)
+}
+
+
+
+/**
  * Why the client is signed out.
  */
 
@@ -3481,13 +4124,27 @@ public enum SignOutReason: Equatable, Hashable, CustomStringConvertible {
          */code: String
     )
     /**
-     * This device was revoked; its secrets were wiped.
+     * This device was revoked; its secrets were wiped, its key too.
      */
     case deviceRevoked
     /**
-     * The account no longer exists.
+     * The account no longer exists; its secrets were wiped, the device key too.
      */
     case accountDeleted
+    /**
+     * The server ended this session and said why (revoked from another session, signed
+     * out everywhere, password changed or reset, session limit, expired); the session's
+     * secrets were wiped, the device key kept.
+     */
+    case sessionEnded(
+        /**
+         * Why.
+         */reason: SessionEndReason
+    )
+    /**
+     * An operator disabled the account; signing in is refused until it is enabled again.
+     */
+    case accountDisabled
 
 
 
@@ -3533,6 +4190,11 @@ public struct FfiConverterTypeSignOutReason: FfiConverterRustBuffer {
         
         case 6: return .accountDeleted
         
+        case 7: return .sessionEnded(reason: try FfiConverterTypeSessionEndReason.read(from: &buf)
+        )
+        
+        case 8: return .accountDisabled
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -3564,6 +4226,15 @@ public struct FfiConverterTypeSignOutReason: FfiConverterRustBuffer {
         
         case .accountDeleted:
             writeInt(&buf, Int32(6))
+        
+        
+        case let .sessionEnded(reason):
+            writeInt(&buf, Int32(7))
+            FfiConverterTypeSessionEndReason.write(reason, into: &buf)
+            
+        
+        case .accountDisabled:
+            writeInt(&buf, Int32(8))
         
         }
     }
@@ -3837,6 +4508,31 @@ fileprivate struct FfiConverterSequenceTypeDevice: FfiConverterRustBuffer {
         return seq
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSession: FfiConverterRustBuffer {
+    typealias SwiftType = [Session]
+
+    public static func write(_ value: [Session], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSession.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Session] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Session]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSession.read(from: &buf))
+        }
+        return seq
+    }
+}
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -3980,7 +4676,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_holdfast_ffi_checksum_method_authclient_sign_out() != 28709) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_holdfast_ffi_checksum_method_authclient_sign_up() != 33647) {
+    if (uniffi_holdfast_ffi_checksum_method_authclient_sign_up() != 9208) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_state() != 33345) {
@@ -3993,6 +4689,39 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_sync_renewal() != 28253) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_change_password() != 45770) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_confirm_email() != 36145) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_delete_account() != 45979) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_request_password_reset() != 45597) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_resend_verification() != 43312) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_reset_password() != 11343) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_revoke_other_sessions() != 55094) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_revoke_session() != 63621) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_send_verification() != 13265) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_sessions() != 31607) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_sign_out_everywhere() != 52039) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_subscriptionhandle_cancel() != 29321) {
