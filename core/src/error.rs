@@ -81,7 +81,12 @@ pub enum AuthError {
         /// Why.
         cause: TransientCause,
     },
-    /// The server definitively refused the session: the user must sign in again.
+    /// The server definitively refused the session: the user must sign in again. When the
+    /// refusal came from a refresh or a device re-login, the client is signed out by then
+    /// and its state says why
+    /// ([`SignOutReason`](crate::SignOutReason), e.g. the session was revoked elsewhere or
+    /// the password changed, when the server said); a bearer call refused this way leaves
+    /// that to the next refresh.
     #[error("signed out: {code}")]
     SignInRequired {
         /// The server's reason.

@@ -359,3 +359,29 @@ async fn sign_up_carries_the_applications_metadata() {
         ));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_no_session_or_account_call_signs_out() {
+    let server = Server::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let device = Device::new();
+    let client = client_on(&device, &proxy.url()).await;
+    client.sign_up(&email("offline"), PASSWORD, None).await.unwrap();
+    let stored = stored_record(&device.path(), "session");
+
+    proxy.set(Fault::Drop);
+    let offline = |result: Result<(), AuthError>| {
+        assert!(matches!(result, Err(AuthError::Transient { .. })), "{result:?}")
+    };
+    offline(client.sessions().await.map(|_| ()));
+    offline(client.revoke_other_sessions().await.map(|_| ()));
+    offline(client.sign_out_everywhere().await.map(|_| ()));
+    offline(client.delete_account(PASSWORD).await);
+    offline(client.send_verification(None).await.map(|_| ()));
+    offline(client.request_password_reset("ada@example.com").await.map(|_| ()));
+    offline(client.confirm_email("some-token").await.map(|_| ()));
+    assert!(client.state().is_signed_in());
+    assert_eq!(stored_record(&device.path(), "session"), stored);
+    proxy.set(Fault::Pass);
+    assert_eq!(client.sessions().await.unwrap().len(), 1);
+}

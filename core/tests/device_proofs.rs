@@ -69,13 +69,11 @@ async fn bearer_calls_carry_a_proof_the_server_accepts() {
     let other_id = other.device_id().await.unwrap();
     assert_eq!(client.list_devices().await.unwrap().len(), 2);
     client.revoke_device(&other_id).await.unwrap();
-    // The revoked device's proof is good; its device is not. Its session ended with the
-    // device: a bearer call with its token is refused as revoked, and the refresh says why
-    // (PROTOCOL 8).
+    // The revoked device's proof is good; its device is not, and its refresh says so.
     assert_eq!(
         other.list_devices().await,
         Err(AuthError::SignInRequired {
-            code: ErrorCode::TokenRevoked
+            code: ErrorCode::DeviceRevoked
         })
     );
     assert_eq!(
