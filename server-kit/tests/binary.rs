@@ -484,6 +484,14 @@ fn help_documents_every_flag_and_the_secret_variable() {
         "--password-require",
         "--hashing-concurrency",
         "--shutdown-timeout",
+        "--session-idle-timeout",
+        "--session-lifetime",
+        "--max-sessions-per-user",
+        "--smtp-url",
+        "--mail-from",
+        "--reset-link",
+        "--verify-link",
+        "users",
         "HOLDFAST_SECRET",
         "listening on http://",
     ] {
@@ -1458,4 +1466,28 @@ async fn operators_list_find_disable_enable_and_sign_out_accounts() {
     reply.assert_error(401, "TOKEN_REVOKED");
     assert_eq!(reply.json()["reason"], "signed_out_everywhere");
     server.stop();
+}
+
+#[tokio::test]
+async fn session_flags_limit_the_sessions() {
+    let dir = temp_dir();
+    let server = Launch::new(&dir.path().join("db"), Some(SECRET_A))
+        .args(&["--max-sessions-per-user", "1", "--session-idle-timeout", "3600"])
+        .start();
+    let (_, first) = sign_up(&server, "limit@example.com").await;
+    let second = server
+        .post("/auth/signin", &json!({ "email": "limit@example.com", "password": PASSWORD }))
+        .await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    // One session allowed: the sign-in ended the first.
+    let refused = server.post("/auth/refresh", &json!({ "refreshToken": first })).await;
+    refused.assert_error(401, "TOKEN_REVOKED");
+    assert_eq!(refused.json()["reason"], "session_limit");
+    server.stop();
+
+    let (status, stderr) = Launch::new(&dir.path().join("db2"), Some(SECRET_A))
+        .args(&["--session-lifetime=999999999999"])
+        .fail();
+    assert!(!status.success());
+    assert!(stderr.contains("session-lifetime"), "{stderr}");
 }

@@ -20,7 +20,7 @@ use holdfast_core::vault::Passphrase;
 use holdfast_core::{AuthClient, AuthError, AuthState, ClientConfig, KeySource, SignOutReason};
 use holdfast_examples::narrator::Narrator;
 use holdfast_examples::sync_client::{SyncClient, SyncEvent};
-use holdfast_protocol::Claims;
+use holdfast_protocol::{Claims, EndReason};
 use holdfast_server_kit::sync::{SharedCollection, SyncOptions};
 use holdfast_server_kit::{Kit, ServerConfig, Stores, server, tokens};
 use serde_json::json;
@@ -30,6 +30,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// Access tokens live this long here, so the demo can wait for one to expire.
 const ACCESS_TTL_SECS: i64 = 4;
 const PASSWORD: &str = "correct horse battery staple";
+const NEW_PASSWORD: &str = "a brand new passphrase for ada";
 
 /// The server kit in a runtime of its own, on a thread of its own.
 struct DemoServer {
@@ -400,16 +401,115 @@ async fn run() -> Result<()> {
         ),
     );
 
-    // 13. The laptop revokes the phone; its live connection is closed.
+    // 13. Second act: sessions. The laptop lists the user's sessions and ends the phone's.
+    let t = Instant::now();
+    let sessions = laptop.sessions().await?;
+    let phone_session = sessions
+        .iter()
+        .find(|session| session.device_id == device.id && !session.current)
+        .ok_or("the laptop lists the phone's session")?
+        .clone();
+    laptop.revoke_session(&phone_session.id).await?;
+    let ended_at = Instant::now();
+    let closed = closed_connection(&mut phone_sync).await?;
+    let cut_off = ended_at.elapsed();
+    check(
+        closed.0 == 4002,
+        "the phone's connection closes with 4002 TOKEN_REVOKED",
+    )?;
+    narrator.step(
+        "laptop: list the sessions, end the phone's",
+        t,
+        format!(
+            "{} sessions listed; the phone's live connection closed with {} {} {:.1} ms after",
+            sessions.len(),
+            closed.0,
+            closed.1,
+            cut_off.as_secs_f64() * 1000.0
+        ),
+    );
+
+    // 14. The phone learns why at its next refresh, and signs out without a device re-login.
+    let t = Instant::now();
+    let _ = phone.refresh().await;
+    let state = phone.state();
+    let expected = SignOutReason::SessionEnded {
+        reason: EndReason::Revoked,
+    };
+    check(
+        state
+            == AuthState::SignedOut {
+                reason: expected.clone(),
+            },
+        "the phone is signed out: its session was ended elsewhere",
+    )?;
+    narrator.step(
+        "phone: next refresh",
+        t,
+        format!("signed out: \"{}\"", EndReason::Revoked.message()),
+    );
+
+    // 15. A password reset (the demo's server has no mailer: development mode hands the
+    // token back instead of mailing it) ends every session; the laptop's connection closes.
+    let t = Instant::now();
+    phone.sign_in(&email, PASSWORD).await?;
+    let (phone_again, _) = connect(&phone, &sync_url).await?;
+    drop(phone_again);
+    let token = phone
+        .request_password_reset(&email)
+        .await?
+        .ok_or("a development-mode server answers the reset token")?;
+    phone.reset_password(&token, NEW_PASSWORD).await?;
+    let reset_at = Instant::now();
+    let closed = closed_connection(&mut laptop_sync).await?;
+    let cut_off = reset_at.elapsed();
+    check(closed.0 == 4002, "the laptop's connection closes with 4002")?;
+    let _ = laptop.refresh().await;
+    let _ = phone.refresh().await;
+    let reset_reason = AuthState::SignedOut {
+        reason: SignOutReason::SessionEnded {
+            reason: EndReason::PasswordReset,
+        },
+    };
+    check(
+        laptop.state() == reset_reason,
+        "the laptop is signed out: password reset",
+    )?;
+    check(
+        phone.state() == reset_reason,
+        "the phone is signed out: password reset",
+    )?;
+    narrator.step(
+        "phone: reset the password",
+        t,
+        format!(
+            "laptop's connection closed {:.1} ms after; both signed out: \"{}\"",
+            cut_off.as_secs_f64() * 1000.0,
+            EndReason::PasswordReset.message()
+        ),
+    );
+
+    // 16. Both sign in with the new password and connect again.
+    let t = Instant::now();
+    laptop.sign_in(&email, NEW_PASSWORD).await?;
+    phone.sign_in(&email, NEW_PASSWORD).await?;
+    let (laptop_sync, _) = connect(&laptop, &sync_url).await?;
+    let (mut phone_sync, keys) = connect(&phone, &sync_url).await?;
+    check(keys.contains(&"todo".to_owned()), "the items are still there")?;
+    narrator.step(
+        "laptop and phone: sign in with the new password",
+        t,
+        format!(
+            "{} live sessions; snapshot {keys:?}",
+            laptop.sessions().await?.len()
+        ),
+    );
+
+    // 17. The laptop revokes the phone; its live connection is closed.
     let t = Instant::now();
     laptop.revoke_device(&device.id).await?;
     let revoked_at = Instant::now();
-    let closed = loop {
-        match next_event(&mut phone_sync, Duration::from_secs(5)).await? {
-            SyncEvent::Closed { code, reason } => break (code, reason),
-            _ => continue,
-        }
-    };
+    let closed = closed_connection(&mut phone_sync).await?;
     let cut_off = revoked_at.elapsed();
     check(closed.0 == 4001, "closed with 4001 DEVICE_REVOKED")?;
     narrator.step(
@@ -423,7 +523,7 @@ async fn run() -> Result<()> {
         ),
     );
 
-    // 14. The phone learns it at its next request and wipes its secrets.
+    // 18. The phone learns it at its next request and wipes its secrets.
     let t = Instant::now();
     let _ = phone.refresh().await;
     let state = phone.state();
@@ -444,6 +544,15 @@ async fn run() -> Result<()> {
     server.stop().await;
     narrator.summary();
     Ok(())
+}
+
+/// Waits for the server to close `connection`: its close code and reason.
+async fn closed_connection(connection: &mut SyncClient) -> Result<(u16, String)> {
+    loop {
+        if let SyncEvent::Closed { code, reason } = next_event(connection, Duration::from_secs(5)).await? {
+            return Ok((code, reason));
+        }
+    }
 }
 
 fn server_port(base: &str) -> Result<u16> {

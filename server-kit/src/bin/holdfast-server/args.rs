@@ -85,6 +85,21 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub(crate) grace_window: i64,
 
+    /// A session not refreshed for this many seconds ends (its refresh answers
+    /// SESSION_EXPIRED); 0: no idle timeout.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(0..=MAX_SESSION_SECS))]
+    pub(crate) session_idle_timeout: i64,
+
+    /// A session ends this many seconds after its sign-in, however often it is refreshed;
+    /// 0: no absolute lifetime.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(0..=MAX_SESSION_SECS))]
+    pub(crate) session_lifetime: i64,
+
+    /// Live sessions one user may have; a sign-in beyond it ends the least recently used.
+    /// 0: no maximum.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub(crate) max_sessions_per_user: u32,
+
     /// Rate limit on sign-in, sign-up, refresh, challenge and verify: `off`, or MAX/SECONDS
     /// for the same sliding window on each. Default: 10/60 on sign-in and sign-up, 120/60 on
     /// refresh, 30/60 on challenge and verify.
@@ -218,6 +233,9 @@ pub(crate) enum RateLimitArg {
     Off,
     Limit(RateLimit),
 }
+
+/// Longest session idle timeout or lifetime accepted from a flag (ten years).
+pub(crate) const MAX_SESSION_SECS: i64 = 10 * 365 * 86_400;
 
 /// Longest rate-limit, block or lockout window accepted from a flag (one year).
 pub(crate) const MAX_WINDOW_SECS: i64 = 365 * 86_400;

@@ -17,7 +17,7 @@ use holdfast_server_kit::gate::{GateConfig, ProoflessPolicy};
 use holdfast_server_kit::mail::Outbox;
 use holdfast_server_kit::server::GoingAway;
 use holdfast_server_kit::store::postgres::PostgresStore;
-use holdfast_server_kit::store::redact_url_password;
+use holdfast_server_kit::store::{SessionLimits, redact_url_password};
 use holdfast_server_kit::sync::{Quota, SYNC_PATH, SharedCollection, SyncOptions};
 use holdfast_server_kit::{Kit, KitError, ServerConfig, Stores, server};
 
@@ -328,6 +328,12 @@ fn build_config(args: &Args, secrets: Vec<String>) -> ServerConfig {
     if let Some(LockoutArg(lockout)) = args.account_lockout {
         config.account_lockout = lockout;
     }
+    let seconds = |value: i64| (value > 0).then(|| value.saturating_mul(1000));
+    config.sessions = SessionLimits {
+        idle_timeout_ms: seconds(args.session_idle_timeout),
+        max_lifetime_ms: seconds(args.session_lifetime),
+        max_per_user: (args.max_sessions_per_user > 0).then_some(args.max_sessions_per_user),
+    };
     config.trusted_proxies = args.trusted_proxies.clone();
     config.route_prefix = args.prefix.clone();
     config.public_url = args.public_url.clone();
