@@ -1476,11 +1476,16 @@ async fn session_flags_limit_the_sessions() {
         .start();
     let (_, first) = sign_up(&server, "limit@example.com").await;
     let second = server
-        .post("/auth/signin", &json!({ "email": "limit@example.com", "password": PASSWORD }))
+        .post(
+            "/auth/signin",
+            &json!({ "email": "limit@example.com", "password": PASSWORD }),
+        )
         .await;
     assert_eq!(second.status, 200, "{}", second.text);
     // One session allowed: the sign-in ended the first.
-    let refused = server.post("/auth/refresh", &json!({ "refreshToken": first })).await;
+    let refused = server
+        .post("/auth/refresh", &json!({ "refreshToken": first }))
+        .await;
     refused.assert_error(401, "TOKEN_REVOKED");
     assert_eq!(refused.json()["reason"], "session_limit");
     server.stop();
