@@ -117,6 +117,8 @@ struct Pair {
     a: Instance,
     b: Instance,
     clock: ManualClock,
+    /// The Redis key prefix and channel prefix both instances share.
+    prefix: String,
     // Dropped last, after the pools.
     _schema: TestSchema,
 }
@@ -133,6 +135,7 @@ impl Pair {
             a,
             b,
             clock,
+            prefix,
             _schema: schema,
         }
     }
@@ -391,6 +394,49 @@ async fn sessions_ended_on_one_instance_close_their_watches_on_the_other() {
         .post_unproven("/auth/signin", json!({ "email": address, "password": PASSWORD }))
         .await
         .expect_error(401, "INVALID_CREDENTIALS");
+}
+
+/// `holdfast-server users sign-out` run against the instances' database and Redis relays
+/// the end of the sessions before it exits: a connection on a running instance closes within
+/// a pub/sub hop (its re-check interval is a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_command_ends_sessions_on_the_running_instances_at_once() {
+    let pair = Pair::start(|_| {}).await;
+    let address = email("operator");
+    let phone = pair.a.server.sign_up(&address).await;
+    let principal = pair.b.admit(&phone.access, None).await.expect("admitted on B");
+    let watch = tokio::spawn(pair.b.gate.watch(&principal));
+    let schema = &pair._schema;
+    let started = Instant::now();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast-server"));
+    command
+        .args(["--database", &schema.url, "--database-schema", &schema.name])
+        .args(["--redis", &redis_url(), "--redis-prefix", &pair.prefix])
+        .args(["users", "sign-out", &address])
+        .env_remove("HOLDFAST_SECRET")
+        .env_remove("RUST_LOG");
+    let output = support::blocking(move || command.output())
+        .await
+        .expect("run holdfast-server users sign-out");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    assert_eq!(printed["sessionsEnded"], 1);
+    let closed = tokio::time::timeout(Duration::from_secs(10), watch)
+        .await
+        .expect("the watch on B closes well within its one-minute re-check")
+        .expect("watch task");
+    assert_eq!(closed, Closed::SessionEnded);
+    println!(
+        "operator sign-out: watch on B closed {:?} after the command started",
+        started.elapsed()
+    );
+    let refused = pair.a.server.refresh(&phone.refresh).await;
+    refused.expect_error(401, "TOKEN_REVOKED");
+    assert_eq!(refused.reason(), Some("signed_out_everywhere"));
 }
 
 // ---------------------------------------------------------------------------------------
