@@ -21,6 +21,7 @@ mod admin;
 mod device_routes;
 mod email_verification;
 mod mail_out;
+mod maintenance;
 mod password;
 mod session;
 mod sessions;
@@ -31,7 +32,6 @@ pub use crate::authn::Authenticated;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use holdfast_protocol::endpoint::{self, Endpoint, Route};
 use http::Method;
@@ -294,52 +294,6 @@ impl AuthService {
             .find_map(|(route, handler)| route.matches(method, rest).map(|param| (*handler, param)))
     }
 
-    /// Ends sessions past their idle timeout or lifetime ([`AuthService::expire_sessions`]),
-    /// and forgets expired refresh records, revocations, challenges, rate windows, account
-    /// tokens, and sessions that ended (or were last used) longer ago than a refresh token
-    /// lives.
-    pub async fn purge_expired(&self) -> Result<u64, crate::store::StoreError> {
-        if let Err(error) = self.expire_sessions().await {
-            tracing::warn!(code = %error.code, "ending expired sessions failed");
-        }
-        let now_ms = self.now_ms();
-        let stores = self.stores();
-        let session_horizon_ms = self
-            .tokens()
-            .policy()
-            .refresh_ttl_secs
-            .saturating_add(self.tokens().policy().leeway_secs)
-            .saturating_mul(1000);
-        Ok(stores
-            .tokens
-            .purge_expired_tokens(now_ms.div_euclid(1000))
-            .await?
-            + stores.challenges.purge_expired_challenges(now_ms).await?
-            + stores.rate_limits.purge_expired_limits(now_ms).await?
-            + stores.one_time.purge_expired_one_time_tokens(now_ms).await?
-            + stores
-                .sessions
-                .purge_sessions(now_ms.saturating_sub(session_horizon_ms))
-                .await?)
-    }
-
-    /// Runs [`AuthService::purge_expired`] every `period` until the task is dropped or aborted.
-    pub fn spawn_maintenance(&self, period: Duration) -> tokio::task::JoinHandle<()> {
-        let service = self.clone();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(period);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                match service.purge_expired().await {
-                    Ok(0) => {}
-                    Ok(purged) => tracing::debug!(purged, "purged expired auth state"),
-                    Err(error) => tracing::warn!(%error, "purging expired auth state failed"),
-                }
-            }
-        })
-    }
-
     fn now_ms(&self) -> i64 {
         self.config().clock.now_ms()
     }
@@ -411,15 +365,5 @@ fn ip_key(route: &str, client: Option<IpAddr>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_table_serves_every_declared_route_once() {
-        for route in endpoint::ROUTES {
-            let handlers = TABLE.iter().filter(|(served, _)| *served == route).count();
-            assert_eq!(handlers, 1, "{route:?}");
-        }
-        assert_eq!(TABLE.len(), endpoint::ROUTES.len());
-    }
-}
+#[path = "tests.rs"]
+mod tests;

@@ -31,6 +31,8 @@ pub mod sync_items;
 
 mod records;
 mod replay;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod rotation;
 mod sessions;
 
 pub use records::*;

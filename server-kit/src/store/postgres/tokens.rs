@@ -1,7 +1,7 @@
 //! Refresh rotation state and revocations on PostgreSQL.
 
 use super::{Fail, PostgresStore, get};
-use crate::store::records::{RotationState, rotation_refusal};
+use crate::store::rotation::{RotationState, rotation_refusal};
 use crate::store::{ChildPair, RefreshRecord, RotateOutcome, StoreError, TokenStore};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;

@@ -1,7 +1,7 @@
 //! Refresh rotation state and revocations on SQLite.
 
 use super::{Fail, SqliteStore};
-use crate::store::records::{RotationState, rotation_refusal};
+use crate::store::rotation::{RotationState, rotation_refusal};
 use crate::store::{ChildPair, RefreshRecord, RotateOutcome, StoreError, TokenStore};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};

@@ -5,7 +5,13 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::passwords::Argon2Params;
-use crate::store::{RateLimit, SessionLimits};
+use crate::store::SessionLimits;
+
+mod accounts;
+mod guards;
+
+pub use accounts::AccountTokenPolicy;
+pub use guards::{AccountLockout, IpBlockPolicy, PasswordPolicy, RateLimits};
 
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,186 +25,6 @@ pub enum ConfigError {
     /// Another setting is out of range.
     #[error("invalid setting: {0}")]
     Invalid(String),
-}
-
-/// The rate limit of each guarded route; `None` turns that limit off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    /// Sign-in, per client address (every attempt, malformed ones included; failures are
-    /// also counted per account, see [`AccountLockout`]).
-    pub sign_in: Option<RateLimit>,
-    /// Sign-up, per client address.
-    pub sign_up: Option<RateLimit>,
-    /// Refresh, per client address.
-    pub refresh: Option<RateLimit>,
-    /// Challenge, per client address; per device and address for anonymous challenges
-    /// (with a ceiling of ten times this per device), and per device and user for
-    /// challenges with a bearer token, so strangers cannot use up a device's own budget.
-    pub challenge: Option<RateLimit>,
-    /// Verify, per client address (a verify needs a challenge, limited per device).
-    pub verify: Option<RateLimit>,
-    /// Account recovery, per client address and route: password reset requests, password
-    /// resets and email confirmations (tokens are also limited per account, see
-    /// [`AccountTokenPolicy`]).
-    pub account_recovery: Option<RateLimit>,
-}
-
-impl RateLimits {
-    /// Every limit off.
-    pub const OFF: RateLimits = RateLimits {
-        sign_in: None,
-        sign_up: None,
-        refresh: None,
-        challenge: None,
-        verify: None,
-        account_recovery: None,
-    };
-
-    /// The same limit on every guarded route.
-    pub fn uniform(limit: RateLimit) -> RateLimits {
-        RateLimits {
-            sign_in: Some(limit),
-            sign_up: Some(limit),
-            refresh: Some(limit),
-            challenge: Some(limit),
-            verify: Some(limit),
-            account_recovery: Some(limit),
-        }
-    }
-}
-
-impl Default for RateLimits {
-    /// Kora's 10 per minute on sign-in and sign-up; refreshes and device re-login are
-    /// legitimately more frequent behind a shared address, so they get more room.
-    fn default() -> Self {
-        let minute = 60_000;
-        RateLimits {
-            sign_in: Some(RateLimit {
-                max: 10,
-                window_ms: minute,
-            }),
-            sign_up: Some(RateLimit {
-                max: 10,
-                window_ms: minute,
-            }),
-            refresh: Some(RateLimit {
-                max: 120,
-                window_ms: minute,
-            }),
-            challenge: Some(RateLimit {
-                max: 30,
-                window_ms: minute,
-            }),
-            verify: Some(RateLimit {
-                max: 30,
-                window_ms: minute,
-            }),
-            account_recovery: Some(RateLimit {
-                max: 10,
-                window_ms: minute,
-            }),
-        }
-    }
-}
-
-/// Lifetimes and limits of password-reset and email-verification tokens (PROTOCOL 8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccountTokenPolicy {
-    /// How long a reset token works, ms (default 1 h).
-    pub reset_ttl_ms: i64,
-    /// At most this many live reset tokens per account (default 3); a request beyond it
-    /// sends nothing (and answers as always).
-    pub reset_max_live: u32,
-    /// How long a verification token works, ms (default 24 h).
-    pub verify_ttl_ms: i64,
-    /// At most this many verification mails per account per hour (default 3).
-    pub verify_per_hour: u32,
-}
-
-impl Default for AccountTokenPolicy {
-    fn default() -> Self {
-        AccountTokenPolicy {
-            reset_ttl_ms: 3_600_000,
-            reset_max_live: 3,
-            verify_ttl_ms: 24 * 3_600_000,
-            verify_per_hour: 3,
-        }
-    }
-}
-
-/// Temporary blocking of a client address after repeated failures (wrong passwords, bad
-/// signatures, reused refresh tokens).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpBlockPolicy {
-    /// Failures that trigger a block.
-    pub max_failures: u32,
-    /// Window in which they are counted, ms.
-    pub window_ms: i64,
-    /// How long the block lasts, ms.
-    pub block_ms: i64,
-}
-
-impl Default for IpBlockPolicy {
-    fn default() -> Self {
-        IpBlockPolicy {
-            max_failures: 50,
-            window_ms: 15 * 60_000,
-            block_ms: 15 * 60_000,
-        }
-    }
-}
-
-/// Failed sign-ins counted per account, so that guessing one account's password stays
-/// slow from any number of addresses while its owner can still sign in (README, "Limits").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccountLockout {
-    /// Failures for one account from one address within the window after which that
-    /// address is refused (429) for that account until the window passes.
-    pub per_address: u32,
-    /// Failures for one account from all addresses within the window after which only an
-    /// address with no failure for it in the window, or a device proving its registered key
-    /// with a `DPoP` proof, may try a password for it.
-    pub per_account: u32,
-    /// The window, ms.
-    pub window_ms: i64,
-}
-
-impl Default for AccountLockout {
-    fn default() -> Self {
-        AccountLockout {
-            per_address: 5,
-            per_account: 20,
-            window_ms: 15 * 60_000,
-        }
-    }
-}
-
-/// What a new password must contain beyond the protocol's 8 to 128 characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PasswordPolicy {
-    /// Minimum length in characters (at least 8).
-    pub min_length: usize,
-    /// Requires a lower-case letter.
-    pub require_lowercase: bool,
-    /// Requires an upper-case letter.
-    pub require_uppercase: bool,
-    /// Requires a digit.
-    pub require_digit: bool,
-    /// Requires a character that is neither a letter nor a digit.
-    pub require_symbol: bool,
-}
-
-impl Default for PasswordPolicy {
-    /// Kora's rule: 8 characters, no required classes.
-    fn default() -> Self {
-        PasswordPolicy {
-            min_length: 8,
-            require_lowercase: false,
-            require_uppercase: false,
-            require_digit: false,
-            require_symbol: false,
-        }
-    }
 }
 
 /// Everything the server kit is configured with.
@@ -429,41 +255,6 @@ impl ServerConfig {
     }
 }
 
-impl ServerConfig {
-    /// Session limits and account-token lifetimes that can work: positive times of at most
-    /// [`MAX_LIFETIME_SECS`], at least one session per user.
-    fn validate_sessions(&self) -> Result<(), ConfigError> {
-        let max_ms = MAX_LIFETIME_SECS.saturating_mul(1000);
-        let limits = self.sessions;
-        let tokens = self.account_tokens;
-        for (name, value) in [
-            ("session idle timeout", limits.idle_timeout_ms),
-            ("session lifetime", limits.max_lifetime_ms),
-            ("reset token lifetime", Some(tokens.reset_ttl_ms)),
-            ("verification token lifetime", Some(tokens.verify_ttl_ms)),
-        ] {
-            if let Some(value) = value
-                && !(1..=max_ms).contains(&value)
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be between 1 ms and 100 years, not {value} ms"
-                )));
-            }
-        }
-        if limits.max_per_user == Some(0) {
-            return Err(ConfigError::Invalid(
-                "the most sessions per user must be at least 1".into(),
-            ));
-        }
-        if tokens.reset_max_live == 0 || tokens.verify_per_hour == 0 {
-            return Err(ConfigError::Invalid(
-                "reset tokens per account and verification mails per hour must be at least 1".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// A public base URL is an absolute `http` or `https` URL with a host and no user info,
 /// query or fragment (a trailing slash is ignored).
 fn check_public_base_url(url: &str) -> Result<(), &'static str> {
@@ -482,5 +273,4 @@ fn check_public_base_url(url: &str) -> Result<(), &'static str> {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;
