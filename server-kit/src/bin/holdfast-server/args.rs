@@ -211,7 +211,7 @@ pub(crate) struct Args {
 
     /// An operator command instead of serving (see `holdfast-server users --help`).
     #[command(subcommand)]
-    pub(crate) command: Option<crate::operator::Command>,
+    pub(crate) command: Option<Command>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -285,4 +285,51 @@ pub(crate) fn parse_account_lockout(text: &str) -> Result<LockoutArg, String> {
         per_account,
         window_ms,
     })))
+}
+
+/// Operator commands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Accounts: list, find, disable, enable, sign out everywhere. Give the same
+    /// --database (and --redis, --redis-prefix) as the servers.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+/// What to do to accounts.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum UsersCommand {
+    /// Lists accounts in email order, one JSON object per line.
+    List {
+        /// Only emails containing this text.
+        #[arg(long, value_name = "TEXT")]
+        contains: Option<String>,
+        /// Only emails after this one (the last of the previous page).
+        #[arg(long, value_name = "EMAIL")]
+        after: Option<String>,
+        /// At most this many (at most 1000).
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u32,
+    },
+    /// Shows one account, by id or email; fails when there is none.
+    Find {
+        /// The account's id or email.
+        user: String,
+    },
+    /// Disables an account: every session ends now, and sign-in, refresh and every
+    /// route refuse it (403 ACCOUNT_DISABLED) until it is enabled.
+    Disable {
+        /// The account's id or email.
+        user: String,
+    },
+    /// Enables a disabled account (its user signs in again).
+    Enable {
+        /// The account's id or email.
+        user: String,
+    },
+    /// Ends every session of an account (its devices stay registered).
+    SignOut {
+        /// The account's id or email.
+        user: String,
+    },
 }

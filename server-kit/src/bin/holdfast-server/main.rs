@@ -26,11 +26,13 @@ use holdfast_server_kit::{Kit, KitError, ServerConfig, Stores, server};
 const SYNC_CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 mod args;
+mod database;
 mod mail_args;
 mod operator;
 mod secrets;
 
-use args::{Args, LockoutArg, PasswordClass, RateLimitArg, SyncProofless};
+use args::{Args, Command, LockoutArg, PasswordClass, RateLimitArg, SyncProofless};
+use database::{Database, parse_database};
 use secrets::{Secrets, check_config, env_secrets, find_secrets, persist_secret};
 
 fn main() -> ExitCode {
@@ -55,7 +57,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match &args.command {
-            Some(operator::Command::Users(command)) => operator::run(&args, command).await,
+            Some(Command::Users(command)) => operator::run(&args, command).await,
             None => run(args).await,
         }
     });
@@ -251,51 +253,6 @@ async fn run(args: Args) -> Result<(), String> {
     }
     tracing::info!("holdfast-server stopped");
     result.map_err(|e| format!("server failed: {e}"))
-}
-
-/// Where the stores live.
-enum Database {
-    Sqlite(PathBuf),
-    /// The URL as given.
-    Postgres(String),
-}
-
-impl Database {
-    /// For logs: the path, or the URL without its password.
-    fn describe(&self) -> String {
-        match self {
-            Database::Sqlite(path) => path.display().to_string(),
-            Database::Postgres(url) => redact_url_password(url),
-        }
-    }
-}
-
-fn parse_database(database: &str) -> Result<Database, String> {
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        return Ok(Database::Postgres(database.to_owned()));
-    }
-    sqlite_path(database).map(Database::Sqlite)
-}
-
-fn sqlite_path(database: &str) -> Result<PathBuf, String> {
-    let path = database
-        .strip_prefix("sqlite://")
-        .or_else(|| database.strip_prefix("sqlite:"))
-        .ok_or_else(|| {
-            format!(
-                "unsupported database `{}`: this build supports sqlite:PATH and postgres://URL",
-                redact_url_password(database)
-            )
-        })?;
-    if path.is_empty() {
-        return Err("the database path is empty".into());
-    }
-    if path == ":memory:" {
-        // Each connection would get its own empty database, and nothing would survive a
-        // restart (PROTOCOL 6.2 needs the grace window state to).
-        return Err("an in-memory database is not supported: give a file, like sqlite:./holdfast.db".into());
-    }
-    Ok(PathBuf::from(path))
 }
 
 /// The sync endpoint's items live beside the database: `DATABASE.sync.db`.

@@ -15,59 +15,12 @@ use holdfast_server_kit::store::{UserQuery, UserRecord, redact_url_password};
 use holdfast_server_kit::{Kit, ServerConfig, Stores, tokens};
 use serde_json::json;
 
-use crate::args::Args;
+use crate::args::{Args, UsersCommand};
+use crate::database::{Database, parse_database};
 use crate::secrets::{Secrets, env_secrets, find_secrets};
-use crate::{Database, parse_database};
 
 /// How long a command waits for its revocations to reach Redis before exiting.
 const RELAY_FLUSH: Duration = Duration::from_secs(5);
-
-/// Operator commands.
-#[derive(Debug, clap::Subcommand)]
-pub(crate) enum Command {
-    /// Accounts: list, find, disable, enable, sign out everywhere. Give the same
-    /// --database (and --redis, --redis-prefix) as the servers.
-    #[command(subcommand)]
-    Users(UsersCommand),
-}
-
-/// What to do to accounts.
-#[derive(Debug, clap::Subcommand)]
-pub(crate) enum UsersCommand {
-    /// Lists accounts in email order, one JSON object per line.
-    List {
-        /// Only emails containing this text.
-        #[arg(long, value_name = "TEXT")]
-        contains: Option<String>,
-        /// Only emails after this one (the last of the previous page).
-        #[arg(long, value_name = "EMAIL")]
-        after: Option<String>,
-        /// At most this many (at most 1000).
-        #[arg(long, default_value_t = 100, value_name = "N")]
-        limit: u32,
-    },
-    /// Shows one account, by id or email; fails when there is none.
-    Find {
-        /// The account's id or email.
-        user: String,
-    },
-    /// Disables an account: every session ends now, and sign-in, refresh and every
-    /// route refuse it (403 ACCOUNT_DISABLED) until it is enabled.
-    Disable {
-        /// The account's id or email.
-        user: String,
-    },
-    /// Enables a disabled account (its user signs in again).
-    Enable {
-        /// The account's id or email.
-        user: String,
-    },
-    /// Ends every session of an account (its devices stay registered).
-    SignOut {
-        /// The account's id or email.
-        user: String,
-    },
-}
 
 /// An account as the commands print it (never its password hash).
 fn describe(user: &UserRecord) -> serde_json::Value {
