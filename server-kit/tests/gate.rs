@@ -627,3 +627,36 @@ async fn watch_fires_when_the_token_expires_and_catches_silent_revocations_by_re
     assert_eq!(closed, Closed::TokenExpired);
     assert!(closed.may_reconnect());
 }
+
+/// PROTOCOL 8: a session past its idle timeout ends at the maintenance sweep, and its
+/// connection closes then, without waiting for a refresh or a re-check.
+#[tokio::test]
+async fn the_sweep_ends_an_idle_session_and_closes_its_connection() {
+    let fixture = Fixture::start_with(
+        GateConfig {
+            recheck_interval: Duration::from_secs(60),
+            ..GateConfig::default()
+        },
+        |config| config.sessions.idle_timeout_ms = Some(60_000),
+    )
+    .await;
+    let principal = fixture.admit_with_proof().await.unwrap();
+    let mut watch = fixture.gate.watch(&principal);
+    // Within the timeout the sweep ends nothing.
+    fixture.server.clock.advance_ms(59_000);
+    assert_eq!(fixture.server.service.expire_sessions().await.unwrap(), 0);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut watch)
+            .await
+            .is_err()
+    );
+    fixture.server.clock.advance_ms(2_000);
+    let started = Instant::now();
+    assert_eq!(fixture.server.service.expire_sessions().await.unwrap(), 1);
+    let (closed, delay) = closed_within(watch, started, Duration::from_secs(2)).await;
+    assert_eq!(closed, Closed::SessionEnded);
+    println!("idle session swept -> watch fired in {delay:?}");
+    let refused = fixture.server.refresh(&fixture.session.refresh).await;
+    refused.expect_error(401, "SESSION_EXPIRED");
+    assert_eq!(refused.reason(), Some("expired"));
+}
