@@ -40,6 +40,7 @@ pub mod hooks;
 pub mod kit;
 pub mod mail;
 pub mod passwords;
+mod percent;
 pub mod proofs;
 #[cfg(feature = "redis")]
 pub mod relay;
