@@ -25,6 +25,8 @@
 //! - [`files`]: secret files created 0600, and warnings about exposed ones;
 //! - [`mail`]: password reset and verification mails: the mailer (SMTP, in memory), the
 //!   settings and the templates;
+//! - [`mfa`]: one-time passwords (HOTP, TOTP), `otpauth://` URIs and secrets sealed at rest,
+//!   for multi-factor authentication;
 //! - [`clock`]: time, injectable for tests.
 
 pub mod authn;
@@ -39,7 +41,9 @@ pub mod guards;
 pub mod hooks;
 pub mod kit;
 pub mod mail;
+pub mod mfa;
 pub mod passwords;
+mod percent;
 pub mod proofs;
 #[cfg(feature = "redis")]
 pub mod relay;

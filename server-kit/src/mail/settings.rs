@@ -108,7 +108,7 @@ impl MailSettings {
             Some(_) => link.push('&'),
         }
         link.push_str("token=");
-        percent_encode_into(token, &mut link);
+        crate::percent::encode_into(token, &mut link);
         if let Some(fragment) = fragment {
             link.push('#');
             link.push_str(fragment);
@@ -157,20 +157,6 @@ fn mail(to: &str, rendered: Rendered) -> Mail {
         subject: rendered.subject,
         text: rendered.text,
         html: rendered.html,
-    }
-}
-
-/// Percent-encodes all but the unreserved characters of RFC 3986 (`A-Z a-z 0-9 - . _ ~`).
-fn percent_encode_into(text: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in text.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xF)]));
-        }
     }
 }
 
