@@ -256,17 +256,8 @@ fn path_segment(id: &str) -> Option<String> {
     if matches!(id, "" | "." | "..") {
         return None;
     }
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut segment = String::with_capacity(id.len());
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            segment.push(char::from(byte));
-        } else {
-            segment.push('%');
-            segment.push(char::from(HEX[usize::from(byte >> 4)]));
-            segment.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-    }
+    crate::percent::encode_into(id, &mut segment);
     Some(segment)
 }
 

@@ -27,6 +27,7 @@ pub mod clock;
 pub mod endpoint;
 pub mod error;
 pub mod jwk;
+pub mod percent;
 pub mod proof;
 pub mod signature;
 pub mod validate;

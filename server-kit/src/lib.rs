@@ -43,7 +43,6 @@ pub mod kit;
 pub mod mail;
 pub mod mfa;
 pub mod passwords;
-mod percent;
 pub mod proofs;
 #[cfg(feature = "redis")]
 pub mod relay;

@@ -108,7 +108,7 @@ impl MailSettings {
             Some(_) => link.push('&'),
         }
         link.push_str("token=");
-        crate::percent::encode_into(token, &mut link);
+        holdfast_protocol::percent::encode_into(token, &mut link);
         if let Some(fragment) = fragment {
             link.push('#');
             link.push_str(fragment);

@@ -8,7 +8,7 @@ use data_encoding::{BASE32_NOPAD, BASE32_NOPAD_NOCASE};
 use zeroize::Zeroizing;
 
 use super::{OtpSecret, TotpConfig};
-use crate::percent;
+use holdfast_protocol::percent;
 
 /// Longest issuer or account name in a URI, in bytes. Percent-encoded, a URI of that size
 /// still fits a QR code an app can scan.
