@@ -96,4 +96,15 @@ write("client_answer", "busy", answer(503, "120", {"error": "busy", "code": "SER
 write("sync_message", "auth", json.dumps({"type": "auth", "authToken": access, "proof": proof("GET", "ws://localhost/sync", access)}))
 write("sync_message", "put", json.dumps({"type": "put", "key": "note-1", "value": {"text": "hello", "n": [1, 2, 3]}}))
 write("sync_message", "reauth", json.dumps({"type": "reauth", "authToken": access}))
+# mfa: the code of the target's fixed secret at its fixed time (RFC 6238, SHA-1, 6 digits),
+# base32 text, and sealed-secret shapes.
+import hmac
+def totp(secret: bytes, unix: int, digits: int = 6) -> str:
+    mac = hmac.new(secret, struct.pack(">Q", unix // 30), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = (struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % (10 ** digits)
+    return str(value).zfill(digits)
+write("mfa", "code", totp(b"12345678901234567890", 1_700_000_000))
+write("mfa", "base32", base64.b32encode(b"12345678901234567890").decode().rstrip("="))
+write("mfa", "sealed-shape", "v1." + b64u(os.urandom(12 + 20 + 16)))
 print("seeds written to", CORPUS)
