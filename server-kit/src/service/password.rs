@@ -12,6 +12,7 @@ use holdfast_protocol::wire::{
 use holdfast_protocol::{EndReason, ErrorCode};
 
 use super::AuthService;
+use super::account::check_not_too_long;
 use super::session::refresh_record;
 use crate::authn::Authenticated;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_json};
@@ -42,11 +43,7 @@ impl AuthService {
         guards
             .check_account(&account, &address, std::future::ready(false))
             .await?;
-        if password.encode_utf16().count() > holdfast_protocol::validate::MAX_PASSWORD_LEN {
-            return Err(ApiError::validation(
-                "Password must be at most 128 characters long.",
-            ));
-        }
+        check_not_too_long(password)?;
         let check = self
             .inner
             .hasher

@@ -140,6 +140,19 @@ pub enum SessionScope<'a> {
     All,
 }
 
+impl<'a> SessionScope<'a> {
+    /// The scope as the SQL backends bind it: `(one, all_but, device)`, each `None` unless
+    /// the scope is that kind (all three `None`: every session).
+    pub fn as_filters(self) -> (Option<&'a str>, Option<&'a str>, Option<&'a str>) {
+        match self {
+            SessionScope::One(id) => (Some(id), None, None),
+            SessionScope::AllBut(id) => (None, Some(id), None),
+            SessionScope::Device(id) => (None, None, Some(id)),
+            SessionScope::All => (None, None, None),
+        }
+    }
+}
+
 /// A session that [`SessionStore`] ended: whose, and which.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndedSession {

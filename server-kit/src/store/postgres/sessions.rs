@@ -314,13 +314,7 @@ impl SessionStore for PostgresStore {
         now_ms: i64,
         revoke_until: i64,
     ) -> Result<Vec<EndedSession>, StoreError> {
-        let (mut one, mut all_but, mut device) = (None, None, None);
-        match scope {
-            SessionScope::One(id) => one = Some(id),
-            SessionScope::AllBut(id) => all_but = Some(id),
-            SessionScope::Device(id) => device = Some(id),
-            SessionScope::All => {}
-        }
+        let (one, all_but, device) = scope.as_filters();
         self.end_selected(
             LOCK_IN_SCOPE,
             &[&user_id, &one, &all_but, &device],

@@ -229,13 +229,12 @@ impl SessionStore for SqliteStore {
         revoke_until: i64,
     ) -> Result<Vec<EndedSession>, StoreError> {
         let user_id = user_id.to_owned();
-        let (mut one, mut all_but, mut device) = (None, None, None);
-        match scope {
-            SessionScope::One(id) => one = Some(id.to_owned()),
-            SessionScope::AllBut(id) => all_but = Some(id.to_owned()),
-            SessionScope::Device(id) => device = Some(id.to_owned()),
-            SessionScope::All => {}
-        }
+        let (one, all_but, device) = scope.as_filters();
+        let (one, all_but, device) = (
+            one.map(str::to_owned),
+            all_but.map(str::to_owned),
+            device.map(str::to_owned),
+        );
         self.write("end_sessions", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let chosen = select_sessions(&tx, SELECT_IN_SCOPE, params![user_id, one, all_but, device])?;
