@@ -389,6 +389,10 @@ fn mint(facts: &Facts, token_type: TokenType, lifetime_secs: i64, jkt: &str) -> 
         must_checkin_by: None,
         fam: Some("fam-upgrade-test".to_owned()),
         cnf: Some(Cnf { jkt: jkt.to_owned() }),
+        aal: None,
+        amr: None,
+        auth_time: None,
+        mfa: None,
         ext: None,
     };
     format!(

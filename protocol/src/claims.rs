@@ -58,11 +58,48 @@ pub struct Claims {
     /// Holdfast: binding to the device key (present when the device has a key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Cnf>,
+    /// Holdfast: authentication assurance level (PROTOCOL 9): 1 after a password (or a
+    /// device key), 2 after a second factor. Access and refresh tokens of a Holdfast server
+    /// always carry it; a Kora token has none (read it as 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aal: Option<u8>,
+    /// Holdfast: the authentication methods of the session (RFC 8176 names: `pwd`, `otp`;
+    /// `rec` for a recovery code, `swk` for a device key), with `aal: 2` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// Holdfast: when the session's user last proved who they are (a password or a second
+    /// factor), seconds since the epoch; step-up (PROTOCOL 9) is measured from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// Holdfast: `pending` while the session still owes its second factor (PROTOCOL 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<MfaClaim>,
     /// Holdfast: the application's own claims (the server kit's `AuthHooks::extra_claims`),
     /// in one member of their own so they never collide with the protocol's. Access tokens
     /// only; absent unless an application adds some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The `mfa` claim (PROTOCOL 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaClaim {
+    /// The user has a second factor and this session has not presented it yet: the token
+    /// is good only for `/me`, `/signout`, `/mfa/verify` and `/mfa/recover`.
+    Pending,
+}
+
+impl Claims {
+    /// Whether the session still owes its second factor (`mfa: "pending"`).
+    pub fn mfa_pending(&self) -> bool {
+        self.mfa == Some(MfaClaim::Pending)
+    }
+
+    /// The assurance level, 1 when the token says none (a Kora token).
+    pub fn assurance(&self) -> u8 {
+        self.aal.unwrap_or(1)
+    }
 }
 
 /// Why a token could not be decoded.
@@ -139,12 +176,40 @@ mod tests {
             must_checkin_by: None,
             fam: Some("f".into()),
             cnf: Some(Cnf { jkt: "t".into() }),
+            aal: None,
+            amr: None,
+            auth_time: None,
+            mfa: None,
             ext: None,
         };
         assert_eq!(
             claims.to_json(),
             r#"{"jti":"j","sub":"u","dev":"d","type":"access","iat":1,"exp":2,"fam":"f","cnf":{"jkt":"t"}}"#
         );
+        let pending = Claims {
+            aal: Some(1),
+            mfa: Some(MfaClaim::Pending),
+            ..claims.clone()
+        };
+        assert!(
+            pending.to_json().ends_with(r#""aal":1,"mfa":"pending"}"#),
+            "{}",
+            pending.to_json()
+        );
+        assert!(pending.mfa_pending() && !claims.mfa_pending());
+        let verified = Claims {
+            aal: Some(2),
+            amr: Some(vec!["pwd".into(), "otp".into()]),
+            auth_time: Some(5),
+            ..claims.clone()
+        };
+        assert!(
+            verified
+                .to_json()
+                .ends_with(r#""aal":2,"amr":["pwd","otp"],"auth_time":5}"#)
+        );
+        assert_eq!(verified.assurance(), 2);
+        assert_eq!(claims.assurance(), 1);
     }
 
     #[test]

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::wire::{
     AuthSession, ChallengeRequest, ChallengeResponse, DeleteAccountRequest, Device, DeviceRegisterRequest,
-    DeviceRegistration, Empty, MailSent, PasswordChangeRequest, PasswordResetRequest, RefreshRequest,
+    DeviceRegistration, Empty, MailSent, MfaChanged, MfaCodeRequest, MfaEnableRequest, MfaEnrollment,
+    MfaRecoverRequest, MfaStatus, PasswordChangeRequest, PasswordResetRequest, RecoveryCodes, RefreshRequest,
     ResetRequest, Revoked, Session, SignInRequest, SignOutRequest, SignUpRequest, Success, TokenPair, Tokens,
     User, UserBody, VerifyConfirmRequest, VerifyRequest, VerifyResponse, VerifySendRequest,
 };
@@ -234,6 +235,41 @@ endpoint!(
     ConfirmEmail, Post "/verify/confirm", Public, 200, VerifyConfirmRequest => UserBody
 );
 
+endpoint!(
+    /// `POST /mfa/enable`: starts enrolment in a TOTP second factor (PROTOCOL 9); MFA is on
+    /// only once `/mfa/verify-setup` confirms a code.
+    MfaEnable, Post "/mfa/enable", Bearer, 200, MfaEnableRequest => MfaEnrollment
+);
+endpoint!(
+    /// `POST /mfa/verify-setup`: a code from the new authenticator turns MFA on.
+    MfaVerifySetup, Post "/mfa/verify-setup", Bearer, 200, MfaCodeRequest => MfaChanged
+);
+endpoint!(
+    /// `GET /mfa/status`: whether MFA is on, and how many recovery codes are left.
+    GetMfaStatus, Get "/mfa/status", Bearer, 200, NoBody => MfaStatus
+);
+endpoint!(
+    /// `POST /mfa/regenerate-codes`: new recovery codes for a TOTP code; the old ones die.
+    MfaRegenerateCodes, Post "/mfa/regenerate-codes", Bearer, 200, MfaCodeRequest => RecoveryCodes
+);
+endpoint!(
+    /// `POST /mfa/disable`: turns MFA off, with a TOTP or a recovery code.
+    MfaDisable, Post "/mfa/disable", Bearer, 200, MfaCodeRequest => MfaChanged
+);
+endpoint!(
+    /// `POST /mfa/verify`: a pending session's TOTP code for `aal: 2` tokens.
+    MfaVerify, Post "/mfa/verify", Bearer, 200, MfaCodeRequest => Tokens
+);
+endpoint!(
+    /// `POST /mfa/recover`: a pending session's recovery code for `aal: 2` tokens.
+    MfaRecover, Post "/mfa/recover", Bearer, 200, MfaRecoverRequest => Tokens
+);
+endpoint!(
+    /// `POST /mfa/step-up`: a code (TOTP or recovery) renews the session's `auth_time` for
+    /// the sensitive routes.
+    MfaStepUp, Post "/mfa/step-up", Bearer, 200, MfaCodeRequest => Tokens
+);
+
 /// `DELETE /me`: deletes the account (its sessions, devices and data), with its password.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeleteAccount;
@@ -306,7 +342,7 @@ endpoint_with_id!(
 );
 
 /// Every route, for a server's route table.
-pub const ROUTES: [Route; 21] = [
+pub const ROUTES: [Route; 29] = [
     SignUp::ROUTE,
     SignIn::ROUTE,
     Refresh::ROUTE,
@@ -328,6 +364,14 @@ pub const ROUTES: [Route; 21] = [
     ResendVerification::ROUTE,
     ConfirmEmail::ROUTE,
     DeleteAccount::ROUTE,
+    MfaEnable::ROUTE,
+    MfaVerifySetup::ROUTE,
+    GetMfaStatus::ROUTE,
+    MfaRegenerateCodes::ROUTE,
+    MfaDisable::ROUTE,
+    MfaVerify::ROUTE,
+    MfaRecover::ROUTE,
+    MfaStepUp::ROUTE,
 ];
 
 #[cfg(test)]

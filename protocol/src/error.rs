@@ -33,6 +33,17 @@ pub enum ErrorCode {
     VerifyTokenInvalid,
     /// 403: the account was disabled by an operator; every session of it ended.
     AccountDisabled,
+    /// 400: the second-factor code is wrong, already used, or from before a regeneration
+    /// (PROTOCOL 9).
+    MfaCodeInvalid,
+    /// 403: the session still owes its second factor: only `/me`, `/signout`, `/mfa/verify`
+    /// and `/mfa/recover` accept its token (PROTOCOL 9).
+    MfaRequired,
+    /// 403: this action needs a recent password or code check: `/mfa/step-up` first
+    /// (PROTOCOL 9).
+    StepUpRequired,
+    /// 409: the account already has a second factor.
+    MfaAlreadyEnabled,
     /// 403: the device was revoked.
     DeviceRevoked,
     /// 403: the caller may not do this.
@@ -62,7 +73,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::ValidationError,
         ErrorCode::InvalidCredentials,
         ErrorCode::TokenInvalid,
@@ -76,6 +87,10 @@ impl ErrorCode {
         ErrorCode::ResetTokenInvalid,
         ErrorCode::VerifyTokenInvalid,
         ErrorCode::AccountDisabled,
+        ErrorCode::MfaCodeInvalid,
+        ErrorCode::MfaRequired,
+        ErrorCode::StepUpRequired,
+        ErrorCode::MfaAlreadyEnabled,
         ErrorCode::DeviceRevoked,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -105,6 +120,10 @@ impl ErrorCode {
             ErrorCode::ResetTokenInvalid => "RESET_TOKEN_INVALID",
             ErrorCode::VerifyTokenInvalid => "VERIFY_TOKEN_INVALID",
             ErrorCode::AccountDisabled => "ACCOUNT_DISABLED",
+            ErrorCode::MfaCodeInvalid => "MFA_CODE_INVALID",
+            ErrorCode::MfaRequired => "MFA_REQUIRED",
+            ErrorCode::StepUpRequired => "STEP_UP_REQUIRED",
+            ErrorCode::MfaAlreadyEnabled => "MFA_ALREADY_ENABLED",
             ErrorCode::DeviceRevoked => "DEVICE_REVOKED",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotFound => "NOT_FOUND",
@@ -122,7 +141,10 @@ impl ErrorCode {
     /// The HTTP status this code is sent with.
     pub const fn status(self) -> u16 {
         match self {
-            ErrorCode::ValidationError | ErrorCode::ResetTokenInvalid | ErrorCode::VerifyTokenInvalid => 400,
+            ErrorCode::ValidationError
+            | ErrorCode::ResetTokenInvalid
+            | ErrorCode::VerifyTokenInvalid
+            | ErrorCode::MfaCodeInvalid => 400,
             ErrorCode::InvalidCredentials
             | ErrorCode::TokenInvalid
             | ErrorCode::TokenExpired
@@ -132,9 +154,13 @@ impl ErrorCode {
             | ErrorCode::SignatureInvalid
             | ErrorCode::ProofInvalid
             | ErrorCode::SessionExpired => 401,
-            ErrorCode::DeviceRevoked | ErrorCode::Forbidden | ErrorCode::AccountDisabled => 403,
+            ErrorCode::DeviceRevoked
+            | ErrorCode::Forbidden
+            | ErrorCode::AccountDisabled
+            | ErrorCode::MfaRequired
+            | ErrorCode::StepUpRequired => 403,
             ErrorCode::NotFound | ErrorCode::UserNotFound | ErrorCode::DeviceNotFound => 404,
-            ErrorCode::EmailTaken | ErrorCode::DeviceConflict => 409,
+            ErrorCode::EmailTaken | ErrorCode::DeviceConflict | ErrorCode::MfaAlreadyEnabled => 409,
             ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::Internal => 500,
             ErrorCode::ServiceUnavailable => 503,

@@ -41,6 +41,10 @@ fn claims() -> impl Strategy<Value = Claims> {
                 must_checkin_by,
                 fam,
                 cnf: jkt.map(|jkt| Cnf { jkt }),
+                aal: None,
+                amr: None,
+                auth_time: None,
+                mfa: None,
                 ext: None,
             },
         )

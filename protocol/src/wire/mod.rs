@@ -10,8 +10,10 @@ use std::fmt;
 use crate::redact::{Redacted, RedactedOpt};
 
 mod lifecycle;
+mod mfa;
 
 pub use lifecycle::*;
+pub use mfa::*;
 
 /// The success envelope: `{"data": <value>}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

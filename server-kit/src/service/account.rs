@@ -16,6 +16,7 @@ use crate::guards::{address_key, check_password_policy, digest_key};
 use crate::hooks::SignUpAttempt;
 use crate::proofs::{ProofCheck, check_proof};
 use crate::store::{DeviceKey, DeviceRecord, NewDevice, NewUser, StoreError, UserRecord};
+use crate::tokens::Assurance;
 
 /// A device named in a sign-up or sign-in, validated before anything is stored.
 pub(super) struct PendingDevice {
@@ -185,6 +186,7 @@ impl AuthService {
                 &device,
                 binding.as_deref(),
                 ext.as_ref(),
+                Assurance::password(self.now_secs(), false),
                 (request, client),
             )
             .await?;
@@ -278,6 +280,7 @@ impl AuthService {
                 &device,
                 binding.as_deref(),
                 ext.as_ref(),
+                Assurance::password(self.now_secs(), self.mfa_enabled(&user.id).await?),
                 (request, client),
             )
             .await?;

@@ -20,6 +20,7 @@ use crate::events::Revocation;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json};
 use crate::guards::{address_key, digest_key};
 use crate::store::{ConsumeOutcome, DeviceRecord, NewDevice, RateLimit, SessionScope};
+use crate::tokens::Assurance;
 
 /// Anonymous challenges for one device from all addresses may reach this many times the
 /// per-address limit.
@@ -207,7 +208,8 @@ impl AuthService {
         // ended on purpose (revoked, signed out everywhere, password changed or reset, ...):
         // that device signs in with a password again. Only a session ended for refresh-token
         // reuse (the device itself lost the race to a thief) may be replaced by its key.
-        if let Some(latest) = stores.sessions.latest_session_on_device(&device.id).await? {
+        let latest = stores.sessions.latest_session_on_device(&device.id).await?;
+        if let Some(latest) = &latest {
             let ended = match latest.ended {
                 Some(ending) => Some(ending.reason),
                 None => self
@@ -228,6 +230,11 @@ impl AuthService {
                 &device,
                 binding.as_deref(),
                 ext.as_ref(),
+                Assurance::device_key(
+                    latest.map(|latest| latest.assurance),
+                    self.mfa_enabled(&user.id).await?,
+                    now_secs,
+                ),
                 (request, client),
             )
             .await?;

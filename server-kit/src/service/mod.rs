@@ -22,6 +22,7 @@ mod device_routes;
 mod email_verification;
 mod mail_out;
 mod maintenance;
+mod mfa;
 mod password;
 mod session;
 mod sessions;

@@ -18,6 +18,7 @@ use crate::authn::Authenticated;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_json};
 use crate::guards::{address_key, check_password_policy, digest_key};
 use crate::store::{OneTimeKind, SessionScope, UserRecord};
+use crate::tokens::Assurance;
 
 impl AuthService {
     /// A new password passes the protocol's length rule and the server's policy.
@@ -102,13 +103,28 @@ impl AuthService {
         // access token lives out its short lifetime.
         let ext = self.extra_claims(&user, &claims.dev).await?;
         let jkt = claims.cnf.as_ref().map(|c| c.jkt.as_str());
-        let pair =
-            self.tokens()
-                .issue_pair_with(&user.id, &claims.dev, &family, jkt, ext.as_ref(), self.now_secs());
+        // The current password was just checked: the session's `auth_time` moves to now.
+        let assurance = Assurance {
+            auth_time: self.now_secs(),
+            ..Assurance::of(&claims)
+        };
+        let pair = self.tokens().issue_pair_with(
+            &user.id,
+            &claims.dev,
+            &family,
+            jkt,
+            ext.as_ref(),
+            &assurance,
+            self.now_secs(),
+        );
         let renewed = self
             .stores()
             .sessions
-            .renew_session(refresh_record(&pair.refresh_claims), self.revocation_horizon())
+            .renew_session(
+                refresh_record(&pair.refresh_claims),
+                &assurance,
+                self.revocation_horizon(),
+            )
             .await?;
         if !renewed {
             return Err(ApiError::new(

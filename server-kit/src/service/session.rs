@@ -12,7 +12,7 @@ use crate::authn::access_token_error;
 use crate::events::Revocation;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json};
 use crate::store::{DeviceRecord, NewSession, RefreshRecord, RotateOutcome, SessionScope, UserRecord};
-use crate::tokens::{ExtraClaims, IssuedPair, TokenError};
+use crate::tokens::{Assurance, ExtraClaims, IssuedPair, TokenError};
 
 /// Most bytes of JSON the application's claims may take in an access token.
 pub const MAX_EXTRA_CLAIMS_BYTES: usize = 2048;
@@ -53,7 +53,8 @@ impl AuthService {
     /// Issues the first pair of a new token family for `device` and records its refresh
     /// token. The pair is bound (`cnf.jkt`) to `binding`, the key whose proof came with the
     /// request ([`AuthService::token_request_binding`]); without one it is unbound.
-    /// `ext`: the application's claims, from [`AuthService::extra_claims`].
+    /// `ext`: the application's claims, from [`AuthService::extra_claims`]; `assurance`:
+    /// how the user proved who they are (PROTOCOL 9).
     /// The session is recorded with the request's client address and user agent; when
     /// the user would have more live sessions than allowed, the least recently used end.
     pub(super) async fn start_session(
@@ -62,12 +63,19 @@ impl AuthService {
         device: &DeviceRecord,
         binding: Option<&str>,
         ext: Option<&ExtraClaims>,
+        assurance: Assurance,
         origin: (&AuthRequest, Option<IpAddr>),
     ) -> Result<IssuedPair, ApiError> {
         let family = uuid::Uuid::new_v4().to_string();
-        let pair = self
-            .tokens()
-            .issue_pair_with(user_id, &device.id, &family, binding, ext, self.now_secs());
+        let pair = self.tokens().issue_pair_with(
+            user_id,
+            &device.id,
+            &family,
+            binding,
+            ext,
+            &assurance,
+            self.now_secs(),
+        );
         let (request, client) = origin;
         let session = NewSession {
             id: family,
@@ -76,7 +84,7 @@ impl AuthService {
             created_at_ms: self.now_ms(),
             ip_address: client.map(|address| address.to_string()),
             user_agent: user_agent(request),
-            aal: 1,
+            assurance,
         };
         let evicted = self
             .stores()
@@ -129,9 +137,17 @@ impl AuthService {
                 "This session is bound to a device key: send a DPoP proof with the refresh.",
             ));
         }
-        let child =
-            self.tokens()
-                .issue_pair_with(&parent.sub, &parent.dev, &family, jkt, ext.as_ref(), now_secs);
+        // The session's assurance rides on its tokens: a refresh neither raises nor lowers
+        // it (a pending session stays pending; a verified one stays verified, PROTOCOL 9).
+        let child = self.tokens().issue_pair_with(
+            &parent.sub,
+            &parent.dev,
+            &family,
+            jkt,
+            ext.as_ref(),
+            &Assurance::of(&parent),
+            now_secs,
+        );
         let outcome = stores
             .tokens
             .rotate_refresh(

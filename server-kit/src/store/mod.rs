@@ -11,6 +11,7 @@
 //! - [`TokenStore`]: refresh-token rotation state, revoked tokens and revoked families;
 //! - [`SessionStore`]: sessions (token families) with their limits and why they ended;
 //! - [`OneTimeTokenStore`]: hashed single-use password-reset and email-verification tokens;
+//! - [`MfaStore`]: second factors (sealed TOTP secrets, hashed recovery codes);
 //! - [`ChallengeStore`]: single-use device challenges;
 //! - [`RateLimitStore`]: sliding-window counters and temporary blocks.
 //!
@@ -29,12 +30,14 @@ pub mod redis;
 pub mod sqlite;
 pub mod sync_items;
 
+mod mfa;
 mod records;
 mod replay;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rotation;
 mod sessions;
 
+pub use mfa::{MfaStore, TotpFactor};
 pub use records::*;
 pub use replay::{MemoryReplayStore, ReplayStore};
 pub use sessions::{
@@ -243,6 +246,8 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// Password-reset and email-verification tokens.
     pub one_time: Arc<dyn OneTimeTokenStore>,
+    /// Second factors.
+    pub mfa: Arc<dyn MfaStore>,
     /// Challenges.
     pub challenges: Arc<dyn ChallengeStore>,
     /// Rate limits.
@@ -261,6 +266,7 @@ impl Stores {
             + TokenStore
             + SessionStore
             + OneTimeTokenStore
+            + MfaStore
             + ChallengeStore
             + RateLimitStore
             + 'static,
@@ -271,6 +277,7 @@ impl Stores {
             tokens: backend.clone(),
             sessions: backend.clone(),
             one_time: backend.clone(),
+            mfa: backend.clone(),
             challenges: backend.clone(),
             rate_limits: backend,
             replays: Arc::new(MemoryReplayStore::new()),

@@ -13,6 +13,7 @@ use holdfast_protocol::EndReason;
 use holdfast_protocol::wire;
 
 use super::{RefreshRecord, StoreError};
+use crate::tokens::Assurance;
 
 /// The server's limits on sessions (PROTOCOL 8). `None` is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,8 +59,8 @@ pub struct NewSession {
     pub ip_address: Option<String>,
     /// The user agent of the sign-in (at most 512 bytes), when sent.
     pub user_agent: Option<String>,
-    /// Assurance level (1, or 2 after a second factor).
-    pub aal: u8,
+    /// How the user proved who they are (PROTOCOL 9): what the session's tokens say.
+    pub assurance: Assurance,
 }
 
 impl NewSession {
@@ -73,7 +74,7 @@ impl NewSession {
             last_used_at_ms: self.created_at_ms,
             ip_address: self.ip_address.clone(),
             user_agent: self.user_agent.clone(),
-            aal: self.aal,
+            assurance: self.assurance.clone(),
             ended: None,
         }
     }
@@ -105,8 +106,9 @@ pub struct SessionRecord {
     pub ip_address: Option<String>,
     /// The user agent of the sign-in.
     pub user_agent: Option<String>,
-    /// Assurance level.
-    pub aal: u8,
+    /// How the user proved who they are, as of the session's latest tokens (a second
+    /// factor or a step-up changes it; a refresh does not).
+    pub assurance: Assurance,
     /// Set once the session ended.
     pub ended: Option<SessionEnding>,
 }
@@ -121,7 +123,7 @@ impl SessionRecord {
             last_used_at: self.last_used_at_ms,
             ip_address: self.ip_address.clone(),
             user_agent: self.user_agent.clone(),
-            aal: self.aal,
+            aal: self.assurance.aal,
             current,
         }
     }
@@ -217,11 +219,16 @@ pub trait SessionStore: Send + Sync {
         revoke_until: i64,
     ) -> Result<Vec<EndedSession>, StoreError>;
 
-    /// A fresh pair for a live session (a password change): revokes, until `revoke_until`
-    /// (seconds), every refresh token of the family that has not expired, rotated or not,
-    /// and inserts `next`, atomically. Returns `false`, changing nothing, when the session
-    /// is unknown or ended.
-    async fn renew_session(&self, next: RefreshRecord, revoke_until: i64) -> Result<bool, StoreError>;
+    /// A fresh pair for a live session (a password change, a second factor, a step-up):
+    /// revokes, until `revoke_until` (seconds), every refresh token of the family that has
+    /// not expired, rotated or not, inserts `next` and records `assurance` as the session's,
+    /// atomically. Returns `false`, changing nothing, when the session is unknown or ended.
+    async fn renew_session(
+        &self,
+        next: RefreshRecord,
+        assurance: &Assurance,
+        revoke_until: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Forgets sessions that ended, or were last used, before `before_ms`.
     async fn purge_sessions(&self, before_ms: i64) -> Result<u64, StoreError>;
@@ -321,6 +328,21 @@ pub(crate) fn read_ending(
             "a session has an end time without a reason, or a reason without a time".into(),
         )),
     }
+}
+
+/// A session's stored `amr` (methods joined by `,`, empty for none) back into a list.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn read_amr(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|method| !method.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A session's `amr` as stored: the methods joined by `,`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn write_amr(amr: &[String]) -> String {
+    amr.join(",")
 }
 
 /// A single-use token's stored kind back into a [`OneTimeKind`].

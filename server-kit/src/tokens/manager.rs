@@ -4,7 +4,7 @@
 use std::fmt;
 
 use holdfast_protocol::wire::TokenPair;
-use holdfast_protocol::{Claims, Cnf, TokenType};
+use holdfast_protocol::{Claims, Cnf, MfaClaim, TokenType};
 
 use super::{TokenError, TokenKeys};
 
@@ -12,6 +12,86 @@ use super::{TokenError, TokenKeys};
 pub type ExtraClaims = serde_json::Map<String, serde_json::Value>;
 use crate::config::{ConfigError, ServerConfig};
 use crate::store::ChildPair;
+
+/// How a session's user proved who they are (PROTOCOL 9): what its tokens say in `aal`,
+/// `amr`, `auth_time` and `mfa`. It belongs to the session: a refresh carries it over
+/// unchanged, and only a check (a password, a second factor) changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assurance {
+    /// 1 after a password or a device key alone, 2 after a second factor.
+    pub aal: u8,
+    /// The methods used, RFC 8176 names (`pwd`, `otp`), `rec` for a recovery code.
+    pub amr: Vec<String>,
+    /// When the user last passed a check (password or second factor), seconds.
+    pub auth_time: i64,
+    /// The user has a second factor this session has not presented yet.
+    pub mfa_pending: bool,
+}
+
+impl Assurance {
+    /// A password check at `now_secs`: `aal` 1, pending when the user has a second factor.
+    pub fn password(now_secs: i64, mfa_pending: bool) -> Assurance {
+        Assurance {
+            aal: 1,
+            amr: vec!["pwd".to_owned()],
+            auth_time: now_secs,
+            mfa_pending,
+        }
+    }
+
+    /// A silent re-login with the device key (PROTOCOL 6.4) at `now_secs`: the new session
+    /// carries on how the device's deciding session was proved (`previous`), so a device
+    /// that presented the second factor once stays verified; a device key alone never
+    /// raises it. With a second factor on and `previous` not at `aal` 2, the new session is
+    /// pending. Its `auth_time` is the previous one's (a key is no password check), `0`
+    /// without one.
+    pub fn device_key(previous: Option<Assurance>, mfa_on: bool, now_secs: i64) -> Assurance {
+        let mut assurance = previous.unwrap_or(Assurance {
+            aal: 1,
+            amr: vec!["swk".to_owned()],
+            auth_time: 0,
+            mfa_pending: false,
+        });
+        assurance.auth_time = assurance.auth_time.min(now_secs);
+        if assurance.aal < 2 {
+            assurance.mfa_pending = mfa_on;
+        }
+        assurance
+    }
+
+    /// What the tokens of a session say (`aal` 1 and no methods for a token without them,
+    /// as a token minted before PROTOCOL 9).
+    pub fn of(claims: &Claims) -> Assurance {
+        Assurance {
+            aal: claims.assurance(),
+            amr: claims.amr.clone().unwrap_or_default(),
+            auth_time: claims.auth_time.unwrap_or(claims.iat),
+            mfa_pending: claims.mfa_pending(),
+        }
+    }
+
+    /// This assurance after a second factor (`method`: `otp` or `rec`) passed at
+    /// `now_secs`: `aal` 2, no longer pending, the method added.
+    pub fn with_second_factor(&self, method: &str, now_secs: i64) -> Assurance {
+        let mut amr = self.amr.clone();
+        if !amr.iter().any(|m| m == method) {
+            amr.push(method.to_owned());
+        }
+        Assurance {
+            aal: 2,
+            amr,
+            auth_time: now_secs,
+            mfa_pending: false,
+        }
+    }
+
+    fn fill(&self, claims: &mut Claims) {
+        claims.aal = Some(self.aal);
+        claims.amr = (!self.amr.is_empty()).then(|| self.amr.clone());
+        claims.auth_time = Some(self.auth_time);
+        claims.mfa = self.mfa_pending.then_some(MfaClaim::Pending);
+    }
+}
 
 /// Token lifetimes and the expiry leeway, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,8 +210,8 @@ impl TokenManager {
         Ok(claims)
     }
 
-    /// Issues an access/refresh pair for one sign-in session (`family`), bound to the device
-    /// key `jkt` when the device has one.
+    /// Issues an access/refresh pair for one sign-in session (`family`) after a password
+    /// check, bound to the device key `jkt` when the device has one.
     pub fn issue_pair(
         &self,
         user_id: &str,
@@ -140,11 +220,14 @@ impl TokenManager {
         jkt: Option<&str>,
         now_secs: i64,
     ) -> IssuedPair {
-        self.issue_pair_with(user_id, device_id, family, jkt, None, now_secs)
+        let assurance = Assurance::password(now_secs, false);
+        self.issue_pair_with(user_id, device_id, family, jkt, None, &assurance, now_secs)
     }
 
     /// [`TokenManager::issue_pair`] with the application's claims in the access token
-    /// (`ext`, see [`crate::hooks::AuthHooks::extra_claims`]).
+    /// (`ext`, see [`crate::hooks::AuthHooks::extra_claims`]) and the session's
+    /// [`Assurance`].
+    #[allow(clippy::too_many_arguments)]
     pub fn issue_pair_with(
         &self,
         user_id: &str,
@@ -152,6 +235,7 @@ impl TokenManager {
         family: &str,
         jkt: Option<&str>,
         ext: Option<&ExtraClaims>,
+        assurance: &Assurance,
         now_secs: i64,
     ) -> IssuedPair {
         let pair = ChildPair {
@@ -161,7 +245,7 @@ impl TokenManager {
             access_expires_at: now_secs.saturating_add(self.policy.access_ttl_secs),
             refresh_expires_at: now_secs.saturating_add(self.policy.refresh_ttl_secs),
         };
-        self.sign_pair(user_id, device_id, Some(family), jkt, ext, &pair)
+        self.sign_pair(user_id, device_id, Some(family), jkt, ext, assurance, &pair)
     }
 
     /// Re-signs the children recorded when `parent` (a refresh token's claims) was rotated,
@@ -181,6 +265,7 @@ impl TokenManager {
             parent.fam.as_deref(),
             parent.cnf.as_ref().map(|cnf| cnf.jkt.as_str()),
             ext,
+            &Assurance::of(parent),
             pair,
         )
     }
@@ -206,11 +291,16 @@ impl TokenManager {
             must_checkin_by: Some(exp),
             fam: None,
             cnf: None,
+            aal: None,
+            amr: None,
+            auth_time: None,
+            mfa: None,
             ext: None,
         })
     }
 
     /// The one place pair claims are built, so issuing and re-issuing cannot drift apart.
+    #[allow(clippy::too_many_arguments)]
     fn sign_pair(
         &self,
         user_id: &str,
@@ -218,20 +308,29 @@ impl TokenManager {
         family: Option<&str>,
         jkt: Option<&str>,
         ext: Option<&ExtraClaims>,
+        assurance: &Assurance,
         pair: &ChildPair,
     ) -> IssuedPair {
-        let claims = |jti: &str, token_type: TokenType, exp: i64| Claims {
-            jti: jti.to_owned(),
-            sub: user_id.to_owned(),
-            dev: device_id.to_owned(),
-            token_type,
-            iat: pair.issued_at,
-            exp,
-            dpk: None,
-            must_checkin_by: None,
-            fam: family.map(str::to_owned),
-            cnf: jkt.map(|jkt| Cnf { jkt: jkt.to_owned() }),
-            ext: None,
+        let claims = |jti: &str, token_type: TokenType, exp: i64| {
+            let mut claims = Claims {
+                jti: jti.to_owned(),
+                sub: user_id.to_owned(),
+                dev: device_id.to_owned(),
+                token_type,
+                iat: pair.issued_at,
+                exp,
+                dpk: None,
+                must_checkin_by: None,
+                fam: family.map(str::to_owned),
+                cnf: jkt.map(|jkt| Cnf { jkt: jkt.to_owned() }),
+                aal: None,
+                amr: None,
+                auth_time: None,
+                mfa: None,
+                ext: None,
+            };
+            assurance.fill(&mut claims);
+            claims
         };
         let mut access_claims = claims(&pair.access_jti, TokenType::Access, pair.access_expires_at);
         access_claims.ext = ext.cloned();

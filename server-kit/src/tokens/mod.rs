@@ -208,7 +208,7 @@ pub fn generate_secret() -> String {
 
 mod manager;
 
-pub use manager::{ExtraClaims, IssuedPair, TokenManager, TokenPolicy};
+pub use manager::{Assurance, ExtraClaims, IssuedPair, TokenManager, TokenPolicy};
 
 #[cfg(test)]
 mod tests;

@@ -259,6 +259,10 @@ fn extreme_exp_does_not_overflow() {
         must_checkin_by: None,
         fam: None,
         cnf: None,
+        aal: None,
+        amr: None,
+        auth_time: None,
+        mfa: None,
         ext: None,
     };
     let token = tokens.keys().sign(&claims);

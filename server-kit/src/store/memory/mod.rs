@@ -4,6 +4,7 @@
 //! `tests/store_conformance.rs` runs against both), so a test written against it holds on
 //! the real thing.
 
+mod mfa;
 mod sessions;
 
 use super::{
@@ -41,6 +42,10 @@ struct State {
     sessions: HashMap<String, SessionRecord>,
     /// By hash.
     one_time: HashMap<String, OneTimeToken>,
+    /// By user id.
+    totp: HashMap<String, super::TotpFactor>,
+    /// By user id: the hashes of the unused recovery codes.
+    recovery_codes: HashMap<String, Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -112,6 +117,8 @@ impl UserStore for MemoryStore {
         };
         state.emails.remove(&user.email);
         state.devices.retain(|_, (_, device)| device.user_id != id);
+        state.totp.remove(id);
+        state.recovery_codes.remove(id);
         Ok(true)
     }
 

@@ -8,6 +8,7 @@ use crate::store::{
     EndedSession, NewSession, OneTimeKind, OneTimeToken, OneTimeTokenStore, RefreshRecord, SessionEnding,
     SessionLimits, SessionRecord, SessionScope, SessionStore, StoreError,
 };
+use crate::tokens::Assurance;
 
 impl State {
     fn live(&self, user_id: &str, limits: SessionLimits, now_ms: i64) -> Vec<&SessionRecord> {
@@ -174,7 +175,12 @@ impl SessionStore for MemoryStore {
         Ok(state.end(&ids, EndReason::Expired, now_ms, revoke_until))
     }
 
-    async fn renew_session(&self, next: RefreshRecord, revoke_until: i64) -> Result<bool, StoreError> {
+    async fn renew_session(
+        &self,
+        next: RefreshRecord,
+        assurance: &Assurance,
+        revoke_until: i64,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
         let live = state
             .sessions
@@ -193,6 +199,9 @@ impl SessionStore for MemoryStore {
         for jti in superseded {
             let until = state.revoked_tokens.entry(jti).or_insert(revoke_until);
             *until = (*until).max(revoke_until);
+        }
+        if let Some(session) = state.sessions.get_mut(&next.family) {
+            session.assurance = assurance.clone();
         }
         state.insert_refresh(next)?;
         Ok(true)
