@@ -12,7 +12,7 @@ use std::sync::Arc;
 use holdfast_protocol::{Claims, ErrorCode, TokenType};
 
 use crate::clock::Clock;
-use crate::config::{ConfigError, ServerConfig};
+use crate::config::{ConfigError, MfaKeys, ServerConfig};
 use crate::events::RevocationBus;
 use crate::exchange::{ApiError, AuthRequest, bearer_token, request_url};
 use crate::proofs::{ProofCheck, ProofError, ProofFailure, verify_proof};
@@ -69,6 +69,7 @@ struct Inner {
     config: ServerConfig,
     stores: Stores,
     tokens: TokenManager,
+    mfa_keys: MfaKeys,
     events: RevocationBus,
 }
 
@@ -85,11 +86,13 @@ impl Authenticator {
     pub fn new(config: ServerConfig, stores: Stores) -> Result<Authenticator, ConfigError> {
         config.validate()?;
         let tokens = TokenManager::from_config(&config)?;
+        let mfa_keys = config.mfa_keys()?;
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 config,
                 stores,
                 tokens,
+                mfa_keys,
                 events: RevocationBus::new(),
             }),
         })
@@ -110,6 +113,11 @@ impl Authenticator {
         &self.inner.tokens
     }
 
+    /// The keys second factors are sealed and hashed with (PROTOCOL 9).
+    pub(crate) fn mfa_keys(&self) -> &MfaKeys {
+        &self.inner.mfa_keys
+    }
+
     /// Where revocations are published (PROTOCOL 6.5).
     pub fn revocations(&self) -> &RevocationBus {
         &self.inner.events
@@ -127,7 +135,17 @@ impl Authenticator {
     /// Authenticates a request's bearer token: signature and expiry, `access` type, a valid
     /// `DPoP` proof for this request when the token is bound to a device key, not revoked
     /// (by `jti` or family), the user exists, the device is not revoked and is the user's.
+    ///
+    /// A pending token (a session that owes its second factor, PROTOCOL 9) is refused with
+    /// 403 `MFA_REQUIRED`, so an application's own routes behind this check are closed to
+    /// it too; [`Authenticator::authenticate_pending`] is for the few routes it may use.
     pub async fn authenticate(&self, request: &AuthRequest) -> Result<Authenticated, ApiError> {
+        refuse_pending(self.authenticate_pending(request).await?)
+    }
+
+    /// [`Authenticator::authenticate`] that also admits a pending token: for `/me`, sign-out
+    /// and completing the second factor.
+    pub async fn authenticate_pending(&self, request: &AuthRequest) -> Result<Authenticated, ApiError> {
         let token = bearer_token(&request.headers)
             .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "Missing bearer token."))?;
         let claims = self.verify_access(token)?;
@@ -137,7 +155,8 @@ impl Authenticator {
 
     /// [`Authenticator::authenticate`] for a token from another transport: the same checks,
     /// with the transport's device proof. A token bound to a device key without a valid
-    /// `proof` is refused (401 `PROOF_INVALID`), exactly as on the bearer routes.
+    /// `proof` is refused (401 `PROOF_INVALID`), exactly as on the bearer routes, and so is
+    /// a pending one (403 `MFA_REQUIRED`).
     pub async fn authenticate_token(
         &self,
         token: &str,
@@ -156,7 +175,7 @@ impl Authenticator {
             })
             .await?;
         }
-        self.check_standing(claims).await
+        refuse_pending(self.check_standing(claims).await?)
     }
 
     /// Verifies an access token's signature, type and expiry.
@@ -314,6 +333,18 @@ pub(crate) fn check_enabled(user: &crate::store::UserRecord) -> Result<(), ApiEr
         )),
         None => Ok(()),
     }
+}
+
+/// The message of 403 `MFA_REQUIRED`.
+pub(crate) const MFA_REQUIRED_MESSAGE: &str =
+    "This session needs its second factor: send a code to /mfa/verify (or a recovery code to /mfa/recover).";
+
+/// Refuses a pending token (PROTOCOL 9) with 403 `MFA_REQUIRED`.
+fn refuse_pending(authenticated: Authenticated) -> Result<Authenticated, ApiError> {
+    if authenticated.claims.mfa_pending() {
+        return Err(ApiError::new(ErrorCode::MfaRequired, MFA_REQUIRED_MESSAGE));
+    }
+    Ok(authenticated)
 }
 
 fn missing_proof() -> ApiError {

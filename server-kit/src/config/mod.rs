@@ -9,9 +9,11 @@ use crate::store::SessionLimits;
 
 mod accounts;
 mod guards;
+mod mfa;
 
 pub use accounts::AccountTokenPolicy;
 pub use guards::{AccountLockout, IpBlockPolicy, PasswordPolicy, RateLimits};
+pub use mfa::{MAX_STEP_UP_WINDOW_SECS, MfaConfig, MfaKeys};
 
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +90,8 @@ pub struct ServerConfig {
     pub sessions: SessionLimits,
     /// Password-reset and email-verification tokens.
     pub account_tokens: AccountTokenPolicy,
+    /// Second factors and step-up (PROTOCOL 9).
+    pub mfa: MfaConfig,
     /// Time source.
     pub clock: Arc<dyn Clock>,
 }
@@ -115,6 +119,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("argon2", &self.argon2)
             .field("sessions", &self.sessions)
             .field("account_tokens", &self.account_tokens)
+            .field("mfa", &self.mfa)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +162,7 @@ impl ServerConfig {
                 max_per_user: Some(10),
             },
             account_tokens: AccountTokenPolicy::default(),
+            mfa: MfaConfig::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -199,6 +205,7 @@ impl ServerConfig {
             )));
         }
         self.validate_sessions()?;
+        self.validate_mfa()?;
         if !(0..=MAX_GRACE_WINDOW_MS).contains(&self.grace_window_ms) {
             return Err(ConfigError::Invalid(
                 "grace window must be between 0 and 60 seconds".into(),

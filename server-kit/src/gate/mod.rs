@@ -158,6 +158,13 @@ impl SyncGate {
         if now_secs > claims.exp.saturating_add(tokens.policy().leeway_secs) {
             return Err(token_error(TokenError::Expired));
         }
+        // A session that owes its second factor syncs nothing (PROTOCOL 9).
+        if claims.mfa_pending() {
+            return Err(GateError::new(
+                ErrorCode::MfaRequired,
+                crate::authn::MFA_REQUIRED_MESSAGE,
+            ));
+        }
         // 2-4. Revocation, user and device: cached standing, or the stores.
         let standing = match inner
             .caches

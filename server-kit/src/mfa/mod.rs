@@ -11,6 +11,7 @@
 //!   from a QR code.
 //! - [`sealed`]: [`SecretSealer`], the secret encrypted at rest under a server key
 //!   (AES-256-GCM, bound to the user id), with key rotation.
+//! - [`recovery`]: [`RecoveryHasher`], recovery codes and their keyed hashes.
 //!
 //! ```
 //! use holdfast_server_kit::mfa::{
@@ -39,11 +40,13 @@
 //! ```
 
 pub mod otp;
+pub mod recovery;
 pub mod sealed;
 pub mod secret;
 pub mod uri;
 
 pub use otp::{OtpAlgorithm, OtpDigits, TotpConfig, hotp, totp_at, verify_totp};
+pub use recovery::{RECOVERY_CODE_CHARS, RecoveryHasher};
 pub use sealed::{MIN_KEY_MATERIAL_LEN, OpenedSecret, SealError, SecretSealer};
 pub use secret::{MAX_SECRET_LEN, MIN_SECRET_LEN, OtpSecret, SecretError, new_secret};
 pub use uri::{Base32Error, UriError, base32_decode, base32_encode, totp_uri};

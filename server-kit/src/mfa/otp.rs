@@ -43,6 +43,13 @@ impl OtpAlgorithm {
         }
     }
 
+    /// The algorithm `otpauth` URIs name `name` (see [`OtpAlgorithm::name`]).
+    pub fn from_name(name: &str) -> Option<OtpAlgorithm> {
+        [OtpAlgorithm::Sha1, OtpAlgorithm::Sha256, OtpAlgorithm::Sha512]
+            .into_iter()
+            .find(|algorithm| algorithm.name() == name)
+    }
+
     /// The secret length to generate, in bytes: the HMAC's output size (20, 32 or 64), as
     /// RFC 4226 recommends and RFC 6238's test seeds use.
     pub fn secret_len(self) -> usize {

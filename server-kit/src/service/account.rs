@@ -394,7 +394,8 @@ impl AuthService {
     }
 
     pub(super) async fn me(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
-        let authenticated = self.authenticate(request).await?;
+        // A pending session may read its user (PROTOCOL 9).
+        let authenticated = self.authenticate_pending(request).await?;
         Ok(AuthResponse::of::<Me>(&authenticated.user.to_wire()))
     }
 }

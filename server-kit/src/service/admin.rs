@@ -74,13 +74,26 @@ impl AuthService {
     ) -> Result<AuthResponse, ApiError> {
         let caller = self.authenticate(request).await?;
         let body: DeleteAccountRequest = parse_optional_json(request, "with a string member password")?;
-        let Some(password) = body.password.as_deref() else {
-            return Err(ApiError::validation(
-                "Send the account's password to delete it: {\"password\": \"...\"}.",
-            ));
+        // With MFA on, a recent step-up is required and stands in for the password
+        // (PROTOCOL 8 and 9); without it, the password is.
+        let stepped_up = if self.mfa_enabled(&caller.user.id).await? {
+            self.require_recent_auth(&caller.claims).await?;
+            true
+        } else {
+            false
         };
-        self.check_own_password(&caller.user, password, "delete-account", client)
-            .await?;
+        match body.password.as_deref() {
+            Some(password) => {
+                self.check_own_password(&caller.user, password, "delete-account", client)
+                    .await?;
+            }
+            None if stepped_up => {}
+            None => {
+                return Err(ApiError::validation(
+                    "Send the account's password to delete it: {\"password\": \"...\"}.",
+                ));
+            }
+        }
         self.delete_user(&caller.user.id).await?;
         Ok(AuthResponse::of::<DeleteAccount>(&Success { success: true }))
     }

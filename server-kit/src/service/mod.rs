@@ -23,6 +23,7 @@ mod email_verification;
 mod mail_out;
 mod maintenance;
 mod mfa;
+mod mfa_codes;
 mod password;
 mod session;
 mod sessions;
@@ -116,10 +117,18 @@ enum Handler {
     VerifyResend,
     VerifyConfirm,
     DeleteAccount,
+    MfaEnable,
+    MfaVerifySetup,
+    MfaStatus,
+    MfaRegenerateCodes,
+    MfaDisable,
+    MfaVerify,
+    MfaRecover,
+    MfaStepUp,
 }
 
 /// The route table: every route of `holdfast_protocol::endpoint`, with its handler.
-const TABLE: [(Route, Handler); 21] = [
+const TABLE: [(Route, Handler); 29] = [
     (endpoint::SignUp::ROUTE, Handler::SignUp),
     (endpoint::SignIn::ROUTE, Handler::SignIn),
     (endpoint::Refresh::ROUTE, Handler::Refresh),
@@ -147,6 +156,14 @@ const TABLE: [(Route, Handler); 21] = [
     (endpoint::ResendVerification::ROUTE, Handler::VerifyResend),
     (endpoint::ConfirmEmail::ROUTE, Handler::VerifyConfirm),
     (endpoint::DeleteAccount::ROUTE, Handler::DeleteAccount),
+    (endpoint::MfaEnable::ROUTE, Handler::MfaEnable),
+    (endpoint::MfaVerifySetup::ROUTE, Handler::MfaVerifySetup),
+    (endpoint::GetMfaStatus::ROUTE, Handler::MfaStatus),
+    (endpoint::MfaRegenerateCodes::ROUTE, Handler::MfaRegenerateCodes),
+    (endpoint::MfaDisable::ROUTE, Handler::MfaDisable),
+    (endpoint::MfaVerify::ROUTE, Handler::MfaVerify),
+    (endpoint::MfaRecover::ROUTE, Handler::MfaRecover),
+    (endpoint::MfaStepUp::ROUTE, Handler::MfaStepUp),
 ];
 
 impl AuthService {
@@ -220,9 +237,14 @@ impl AuthService {
     }
 
     /// Authenticates a request's bearer token with every check of the bearer routes
-    /// (see [`Authenticator::authenticate`]).
+    /// (see [`Authenticator::authenticate`]); a pending token is 403 `MFA_REQUIRED`.
     pub async fn authenticate(&self, request: &AuthRequest) -> Result<Authenticated, ApiError> {
         self.inner.authn.authenticate(request).await
+    }
+
+    /// [`AuthService::authenticate`] that admits a pending token (PROTOCOL 9).
+    async fn authenticate_pending(&self, request: &AuthRequest) -> Result<Authenticated, ApiError> {
+        self.inner.authn.authenticate_pending(request).await
     }
 
     /// A token from another transport, with that transport's device proof (see
@@ -283,6 +305,14 @@ impl AuthService {
             Handler::VerifyResend => self.resend_verification(request).await,
             Handler::VerifyConfirm => self.confirm_email(request, client).await,
             Handler::DeleteAccount => self.delete_account(request, client).await,
+            Handler::MfaEnable => self.mfa_enable(request).await,
+            Handler::MfaVerifySetup => self.mfa_verify_setup(request, client).await,
+            Handler::MfaStatus => self.mfa_status(request).await,
+            Handler::MfaRegenerateCodes => self.mfa_regenerate_codes(request, client).await,
+            Handler::MfaDisable => self.mfa_disable(request, client).await,
+            Handler::MfaVerify => self.mfa_verify(request, client).await,
+            Handler::MfaRecover => self.mfa_recover(request, client).await,
+            Handler::MfaStepUp => self.mfa_step_up(request, client).await,
         }
     }
 

@@ -13,7 +13,6 @@ use holdfast_protocol::{EndReason, ErrorCode};
 
 use super::AuthService;
 use super::account::check_not_too_long;
-use super::session::refresh_record;
 use crate::authn::Authenticated;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_json};
 use crate::guards::{address_key, check_password_policy, digest_key};
@@ -70,6 +69,7 @@ impl AuthService {
         let Authenticated { claims, user, .. } = self.authenticate(request).await?;
         let body: PasswordChangeRequest =
             parse_json(request, "with string members currentPassword and newPassword")?;
+        self.require_recent_auth(&claims).await?;
         self.check_new_password(&body.new_password)?;
         self.check_own_password(&user, &body.current_password, "password-change", client)
             .await?;
@@ -100,38 +100,13 @@ impl AuthService {
             .await?;
         // The caller's session goes on with a fresh pair; its earlier refresh tokens stop
         // working, so a copy of one taken before the change is worthless. Its current
-        // access token lives out its short lifetime.
-        let ext = self.extra_claims(&user, &claims.dev).await?;
-        let jkt = claims.cnf.as_ref().map(|c| c.jkt.as_str());
-        // The current password was just checked: the session's `auth_time` moves to now.
+        // access token lives out its short lifetime. The current password was just
+        // checked: the session's `auth_time` moves to now.
         let assurance = Assurance {
             auth_time: self.now_secs(),
             ..Assurance::of(&claims)
         };
-        let pair = self.tokens().issue_pair_with(
-            &user.id,
-            &claims.dev,
-            &family,
-            jkt,
-            ext.as_ref(),
-            &assurance,
-            self.now_secs(),
-        );
-        let renewed = self
-            .stores()
-            .sessions
-            .renew_session(
-                refresh_record(&pair.refresh_claims),
-                &assurance,
-                self.revocation_horizon(),
-            )
-            .await?;
-        if !renewed {
-            return Err(ApiError::new(
-                ErrorCode::TokenRevoked,
-                "This session ended meanwhile. Sign in again with the new password.",
-            ));
-        }
+        let pair = self.renew_session_tokens(&claims, &user, &assurance).await?;
         Ok(AuthResponse::of::<ChangePassword>(&Tokens {
             tokens: pair.into_wire(),
         }))

@@ -3,19 +3,65 @@
 
 use holdfast_protocol::endpoint::{RevokeOtherSessions, RevokeSession, Sessions, SignOutAll};
 use holdfast_protocol::wire::{Empty, Revoked, Success};
-use holdfast_protocol::{EndReason, ErrorCode};
+use holdfast_protocol::{Claims, EndReason, ErrorCode};
 
 use super::AuthService;
 use super::device_routes::percent_decode;
 use crate::events::Revocation;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_optional_json};
-use crate::store::{EndedSession, SessionScope};
+use crate::store::{EndedSession, SessionScope, UserRecord};
+use crate::tokens::{Assurance, IssuedPair};
 
 fn session_not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "No such session.")
 }
 
 impl AuthService {
+    /// A fresh pair for the session of `claims` (an access token of `user`) at
+    /// `assurance`: a password change, a second factor, a step-up. Every earlier refresh
+    /// token of the session stops working, atomically with recording the new assurance, so
+    /// a copy taken before cannot mint tokens of the new kind. Bound as the session is.
+    pub(super) async fn renew_session_tokens(
+        &self,
+        claims: &Claims,
+        user: &UserRecord,
+        assurance: &Assurance,
+    ) -> Result<IssuedPair, ApiError> {
+        let Some(family) = claims.fam.as_deref() else {
+            return Err(ApiError::new(
+                ErrorCode::TokenInvalid,
+                "This token belongs to no session: sign in again.",
+            ));
+        };
+        let ext = self.extra_claims(user, &claims.dev).await?;
+        let jkt = claims.cnf.as_ref().map(|c| c.jkt.as_str());
+        let pair = self.tokens().issue_pair_with(
+            &user.id,
+            &claims.dev,
+            family,
+            jkt,
+            ext.as_ref(),
+            assurance,
+            self.now_secs(),
+        );
+        let renewed = self
+            .stores()
+            .sessions
+            .renew_session(
+                super::session::refresh_record(&pair.refresh_claims),
+                assurance,
+                self.revocation_horizon(),
+            )
+            .await?;
+        if !renewed {
+            return Err(ApiError::new(
+                ErrorCode::TokenRevoked,
+                "This session ended meanwhile. Sign in again.",
+            ));
+        }
+        Ok(pair)
+    }
+
     /// Ends the sessions of `user_id` that `scope` selects, for `reason`: each is recorded
     /// as ended and its token family revoked (one transaction), open sync connections are
     /// told at once (PROTOCOL 6.5), and the application's hooks hear of each. Returns the
@@ -127,6 +173,7 @@ impl AuthService {
     ) -> Result<AuthResponse, ApiError> {
         let caller = self.authenticate(request).await?;
         let _: Empty = parse_optional_json(request, "that is empty: {}")?;
+        self.require_recent_auth(&caller.claims).await?;
         // A token without a family belongs to no session: every session is another one.
         let own = caller.claims.fam.as_deref().unwrap_or_default();
         let ended = self
