@@ -209,6 +209,19 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) mail: MailArgs,
 
+    /// The name authenticator apps show beside the account (no ':'); default: --app-name,
+    /// else `Holdfast`. The key TOTP secrets are sealed under comes from HOLDFAST_MFA_KEY
+    /// (comma-separated, current first, each at least 32 characters), else from the token
+    /// secrets.
+    #[arg(long, env = "HOLDFAST_MFA_ISSUER", value_name = "NAME")]
+    pub(crate) mfa_issuer: Option<String>,
+
+    /// With MFA on, how recent (seconds) a password or code check must be for changing the
+    /// password, turning MFA off, new recovery codes, deleting the account and ending other
+    /// sessions.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..=86_400))]
+    pub(crate) step_up_window: i64,
+
     /// An operator command instead of serving (see `holdfast-server users --help`).
     #[command(subcommand)]
     pub(crate) command: Option<Command>,

@@ -88,6 +88,7 @@ async fn run(args: Args) -> Result<(), String> {
     // Everything is checked before anything is written: a bad flag leaves no files behind.
     let mail = mail_args::mail_from_args(&args.mail)?;
     let mut config = build_config(&args, secrets.list());
+    config.mfa.keys = mfa_keys_from_env()?;
     check_config(&config, &secrets)?;
     if config.route_prefix == SYNC_PATH {
         return Err(format!(
@@ -308,5 +309,26 @@ fn build_config(args: &Args, secrets: Vec<String>) -> ServerConfig {
     if let Some(n) = args.hashing_concurrency {
         config.hashing_concurrency = n;
     }
+    if let Some(issuer) = args.mfa_issuer.as_ref().or(args.mail.app_name.as_ref()) {
+        config.mfa.issuer = issuer.clone();
+    }
+    config.mfa.step_up_window_secs = args.step_up_window;
     config
+}
+
+/// The MFA key material from `HOLDFAST_MFA_KEY` (comma-separated, current first), if set.
+fn mfa_keys_from_env() -> Result<Vec<zeroize::Zeroizing<Vec<u8>>>, String> {
+    let Ok(value) = std::env::var("HOLDFAST_MFA_KEY") else {
+        return Ok(Vec::new());
+    };
+    let keys: Vec<_> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(|key| zeroize::Zeroizing::new(key.as_bytes().to_vec()))
+        .collect();
+    if keys.is_empty() {
+        return Err("HOLDFAST_MFA_KEY is set but holds no key".into());
+    }
+    Ok(keys)
 }
