@@ -1496,3 +1496,70 @@ async fn session_flags_limit_the_sessions() {
     assert!(!status.success());
     assert!(stderr.contains("session-lifetime"), "{stderr}");
 }
+
+/// The current TOTP code of a base32 secret (the kit's RFC 6238 code, checked against the
+/// RFC's vectors in its unit tests), at the real time the binary runs on.
+fn current_code(secret: &str) -> String {
+    use holdfast_server_kit::mfa::{OtpSecret, TotpConfig, totp_at};
+    let secret = OtpSecret::from_base32(secret).expect("base32");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    totp_at(&secret, now, &TotpConfig::default())
+}
+
+#[tokio::test]
+async fn the_mfa_issuer_flag_names_the_app_and_operators_reset_a_second_factor() {
+    let dir = temp_dir();
+    let database = dir.path().join("db");
+    let server = Launch::new(&database, Some(SECRET_A))
+        .args(&["--mfa-issuer", "Acme Notes", "--step-up-window", "300"])
+        .start();
+    let (access, _) = sign_up(&server, "mfa@example.com").await;
+    let enrolled = server.call("POST", "/auth/mfa/enable", Some(&access), Some(&json!({}))).await;
+    assert_eq!(enrolled.status, 200, "{}", enrolled.text);
+    let data = enrolled.json()["data"].clone();
+    let uri = data["uri"].as_str().expect("uri");
+    assert!(uri.starts_with("otpauth://totp/Acme%20Notes:mfa%40example.com?"), "{uri}");
+    assert!(uri.contains("&issuer=Acme%20Notes&"), "{uri}");
+    let secret = data["secret"].as_str().expect("secret");
+    let confirmed = server
+        .call("POST", "/auth/mfa/verify-setup", Some(&access), Some(&json!({ "code": current_code(secret) })))
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    let pending = server
+        .post("/auth/signin", &json!({ "email": "mfa@example.com", "password": PASSWORD }))
+        .await;
+    let pending_access = pending.json()["data"]["tokens"]["accessToken"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    server
+        .call("GET", "/auth/devices", Some(&pending_access), None)
+        .await
+        .assert_error(403, "MFA_REQUIRED");
+
+    // Lost the authenticator and the codes: the operator turns the factor off.
+    let (status, reset, stderr) = users(&database, &["reset-mfa", "mfa@example.com"]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(reset[0]["mfaRemoved"], true);
+    let (_, again, _) = users(&database, &["reset-mfa", "mfa@example.com"]);
+    assert_eq!(again[0]["mfaRemoved"], false);
+    let signed_in = server
+        .post("/auth/signin", &json!({ "email": "mfa@example.com", "password": PASSWORD }))
+        .await;
+    let access = signed_in.json()["data"]["tokens"]["accessToken"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    let status = server.call("GET", "/auth/mfa/status", Some(&access), None).await;
+    assert_eq!(status.json()["data"]["enabled"], false, "{}", status.text);
+    server.stop();
+
+    let (status, stderr) = Launch::new(&dir.path().join("db2"), Some(SECRET_A))
+        .args(&["--step-up-window", "0"])
+        .fail();
+    assert!(!status.success());
+    assert!(stderr.contains("step-up-window"), "{stderr}");
+}

@@ -55,3 +55,37 @@ fn public_base_urls_are_absolute_http_urls() {
         );
     }
 }
+
+#[test]
+fn mfa_settings_are_checked_and_keys_come_from_the_secrets_by_default() {
+    let config = || ServerConfig::new(vec!["0123456789abcdef0123456789abcdef".into()]);
+    for set in [
+        (|c: &mut ServerConfig| c.mfa.issuer = "A:B".into()) as fn(&mut ServerConfig),
+        |c| c.mfa.issuer = "  ".into(),
+        |c| c.mfa.recovery_codes = 0,
+        |c| c.mfa.recovery_codes = 21,
+        |c| c.mfa.step_up_window_secs = 0,
+        |c| c.mfa.step_up_window_secs = MAX_STEP_UP_WINDOW_SECS + 1,
+        |c| c.mfa.keys = vec![zeroize::Zeroizing::new(vec![1u8; 31])],
+    ] {
+        let mut bad = config();
+        set(&mut bad);
+        assert!(matches!(bad.validate(), Err(ConfigError::Invalid(_))), "{bad:?}");
+    }
+    let mut good = config();
+    good.validate().unwrap();
+    let derived = good.mfa_keys().unwrap();
+    let secret = crate::mfa::new_secret(20).unwrap();
+    let sealed = derived.sealer.seal(&secret, "u").unwrap();
+    // Explicit key material replaces the secrets; the secrets' key no longer opens.
+    good.mfa.keys = vec![zeroize::Zeroizing::new(vec![7u8; 32])];
+    good.validate().unwrap();
+    let explicit = good.mfa_keys().unwrap();
+    assert!(explicit.sealer.open(&sealed, "u").is_err());
+    // Listing the old material second keeps it opening (rotation).
+    good.mfa.keys.push(zeroize::Zeroizing::new(b"0123456789abcdef0123456789abcdef".to_vec()));
+    let rotating = good.mfa_keys().unwrap();
+    assert!(rotating.sealer.open(&sealed, "u").unwrap().needs_reseal);
+    let debug = format!("{:?}", good.mfa);
+    assert!(!debug.contains("7, 7") && debug.contains("<2 redacted>"), "{debug}");
+}

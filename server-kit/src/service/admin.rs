@@ -135,6 +135,17 @@ impl AuthService {
         Ok(enabled)
     }
 
+    /// Turns off the second factor of `user_id` (an operator's action for a user who lost
+    /// the authenticator and the recovery codes): the factor and its codes are deleted;
+    /// sessions go on. Returns whether there was one.
+    pub async fn remove_mfa(&self, user_id: &str) -> Result<bool, ApiError> {
+        let removed = self.stores().mfa.delete_totp(user_id).await?;
+        if removed {
+            tracing::warn!(user = %user_id, "second factor removed by an operator");
+        }
+        Ok(removed)
+    }
+
     /// Accounts in email order, as `query` selects (at most 1000 at a time).
     pub async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, ApiError> {
         Ok(self.stores().users.list_users(query).await?)

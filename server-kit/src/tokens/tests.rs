@@ -353,3 +353,53 @@ fn from_config_uses_secrets_and_lifetimes() {
         ConfigError::SecretTooShort(1)
     );
 }
+
+#[test]
+fn assurance_rides_on_both_tokens_and_survives_reissue() {
+    use super::Assurance;
+    let tokens = manager(&[SECRET_A]);
+    let pending = Assurance::password(NOW - 100, true);
+    let pair = tokens.issue_pair_with("u", "d", "f", None, None, &pending, NOW);
+    for claims in [&pair.access_claims, &pair.refresh_claims] {
+        assert_eq!(claims.aal, Some(1));
+        assert_eq!(claims.amr, Some(vec!["pwd".to_owned()]));
+        assert_eq!(claims.auth_time, Some(NOW - 100));
+        assert!(claims.mfa_pending());
+    }
+    // What a refresh carries over is exactly what the parent said.
+    assert_eq!(Assurance::of(&pair.refresh_claims), pending);
+    let verified = pending.with_second_factor("otp", NOW);
+    assert_eq!(
+        (verified.aal, verified.amr.clone(), verified.auth_time, verified.mfa_pending),
+        (2, vec!["pwd".to_owned(), "otp".to_owned()], NOW, false)
+    );
+    // A method is named once however often it is used.
+    assert_eq!(verified.with_second_factor("otp", NOW + 1).amr, verified.amr);
+    let pair = tokens.issue_pair_with("u", "d", "f", None, None, &verified, NOW);
+    assert!(!pair.access.is_empty() && pair.access_claims.mfa.is_none());
+    let child = pair.child_pair();
+    let again = tokens.reissue_pair(&pair.refresh_claims, &child, None);
+    assert_eq!(again.access_claims.aal, Some(2));
+    assert_eq!(again.access_claims.amr, verified.amr.clone().into());
+    // A token from before these claims counts as a first-factor session of its `iat`.
+    let mut old = pair.refresh_claims.clone();
+    (old.aal, old.amr, old.auth_time, old.mfa) = (None, None, None, None);
+    assert_eq!(Assurance::of(&old), Assurance { aal: 1, amr: vec![], auth_time: NOW, mfa_pending: false });
+}
+
+#[test]
+fn device_key_relogin_never_raises_assurance() {
+    use super::Assurance;
+    // No earlier session: a key alone, never a recent check.
+    let fresh = Assurance::device_key(None, false, NOW);
+    assert_eq!((fresh.aal, fresh.auth_time, fresh.mfa_pending), (1, 0, false));
+    assert!(Assurance::device_key(None, true, NOW).mfa_pending);
+    // A verified session's device stays verified, with the old check time.
+    let verified = Assurance::password(NOW - 50, true).with_second_factor("otp", NOW - 40);
+    let relogin = Assurance::device_key(Some(verified.clone()), true, NOW);
+    assert_eq!(relogin, verified);
+    // A first-factor session's device owes the second factor once MFA is on.
+    let first = Assurance::password(NOW - 50, false);
+    assert!(Assurance::device_key(Some(first.clone()), true, NOW).mfa_pending);
+    assert!(!Assurance::device_key(Some(first), false, NOW).mfa_pending);
+}

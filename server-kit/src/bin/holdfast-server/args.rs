@@ -345,4 +345,11 @@ pub(crate) enum UsersCommand {
         /// The account's id or email.
         user: String,
     },
+    /// Turns an account's second factor off (a user who lost both the authenticator and
+    /// the recovery codes, after the operator checked who they are); they sign in with
+    /// the password alone and may enrol again.
+    ResetMfa {
+        /// The account's id or email.
+        user: String,
+    },
 }

@@ -81,6 +81,11 @@ pub(crate) async fn run(args: &Args, command: &UsersCommand) -> Result<(), Strin
             let ended = service.sign_out_everywhere(&user.id).await.map_err(failed)?;
             println!("{}", json!({ "id": user.id, "sessionsEnded": ended }));
         }
+        UsersCommand::ResetMfa { user } => {
+            let user = find(user).await?;
+            let removed = service.remove_mfa(&user.id).await.map_err(failed)?;
+            println!("{}", json!({ "id": user.id, "mfaRemoved": removed }));
+        }
     }
     if !kit.flush_revocations(RELAY_FLUSH).await {
         return Err(format!(
