@@ -135,6 +135,7 @@ impl UserStore for PostgresStore {
                     &[&id],
                 )
                 .await?;
+                super::mfa::delete_factors(&tx, id).await?;
             }
             tx.commit().await?;
             Ok(existed)

@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use deadpool_postgres::{GenericClient, Object};
 
 /// `(version, SQL)`, versions strictly increasing from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 /// The schema version this build writes; a database with a newer one is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -202,6 +202,35 @@ FROM (
     FROM refresh_tokens r
     GROUP BY r.family
 ) AS families;
+";
+
+/// Second factors (PROTOCOL 9), as SQLite's version 5: how each session's user proved who
+/// they are (`amr`: the methods joined by `,`; `auth_time` in seconds, a session from
+/// before taken as proved at its sign-in), each user's TOTP factor (its secret sealed) and
+/// recovery codes (keyed hashes only). No foreign key to users, as for devices: deleting a
+/// user deletes its factor and codes explicitly.
+const V6: &str = "
+ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN auth_time BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN mfa_pending BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE sessions SET auth_time = created_at_ms / 1000;
+
+CREATE TABLE mfa_totp (
+    user_id TEXT PRIMARY KEY,
+    sealed_secret TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    digits INTEGER NOT NULL,
+    period_secs BIGINT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    enabled_at_ms BIGINT,
+    last_step BIGINT
+);
+
+CREATE TABLE mfa_recovery_codes (
+    user_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (user_id, hash)
+);
 ";
 
 /// The schema version recorded in the current schema (0 when nothing is).

@@ -24,6 +24,7 @@
 
 mod accounts;
 mod limits;
+mod mfa;
 mod migrations;
 mod one_time;
 mod sessions;

@@ -9,11 +9,12 @@
 
 use super::tokens::insert_refresh;
 use super::{Fail, PostgresStore, get};
-use crate::store::sessions::{read_aal, read_ending};
+use crate::store::sessions::{read_aal, read_amr, read_ending, write_amr};
 use crate::store::{
     EndedSession, NewSession, RefreshRecord, SessionLimits, SessionRecord, SessionScope, SessionStore,
     StoreError,
 };
+use crate::tokens::Assurance;
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use holdfast_protocol::EndReason;
@@ -21,15 +22,15 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 const SELECT_SESSION: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address,
-        user_agent, aal, ended_at_ms, end_reason
+        user_agent, aal, amr, auth_time, mfa_pending, ended_at_ms, end_reason
      FROM sessions WHERE id = $1";
 const SELECT_LATEST_ON_DEVICE: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms,
-        ip_address, user_agent, aal, ended_at_ms, end_reason
+        ip_address, user_agent, aal, amr, auth_time, mfa_pending, ended_at_ms, end_reason
      FROM sessions WHERE device_id = $1 ORDER BY (ended_at_ms IS NULL) DESC, created_at_ms DESC, id COLLATE \"C\" DESC LIMIT 1";
 /// Live: not ended, used since the idle bound ($2) and signed in since the lifetime bound
 /// ($3), as [`SessionLimits::live_bounds`] gives them. Ids are COLLATE "C": bytewise.
 const SELECT_LIVE_SESSIONS: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms,
-        ip_address, user_agent, aal, ended_at_ms, end_reason
+        ip_address, user_agent, aal, amr, auth_time, mfa_pending, ended_at_ms, end_reason
      FROM sessions
      WHERE user_id = $1 AND ended_at_ms IS NULL AND last_used_at_ms >= $2 AND created_at_ms >= $3
      ORDER BY created_at_ms DESC, id";
@@ -61,8 +62,12 @@ const END_SESSIONS: &str = "WITH ended AS (
      )
      SELECT id FROM ended";
 const INSERT_SESSION: &str = "INSERT INTO sessions
-        (id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address, user_agent, aal)
-     VALUES ($1, $2, $3, $4, $4, $5, $6, $7)";
+        (id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address, user_agent, aal, amr,
+         auth_time, mfa_pending)
+     VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10)";
+/// Records the assurance of a renewed session ($1, locked by the renewal).
+const SET_ASSURANCE: &str =
+    "UPDATE sessions SET aal = $2, amr = $3, auth_time = $4, mfa_pending = $5 WHERE id = $1";
 /// Locks the session against a concurrent end while it is renewed.
 const LOCK_RENEWABLE: &str =
     "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND ended_at_ms IS NULL FOR UPDATE";
@@ -86,8 +91,13 @@ fn session_from_row(row: &Row) -> Result<SessionRecord, Fail> {
         last_used_at_ms: get(row, 4)?,
         ip_address: get(row, 5)?,
         user_agent: get(row, 6)?,
-        aal: read_aal(i64::from(get::<i32>(row, 7)?))?,
-        ended: read_ending(get(row, 8)?, get(row, 9)?)?,
+        assurance: Assurance {
+            aal: read_aal(i64::from(get::<i32>(row, 7)?))?,
+            amr: read_amr(&get::<String>(row, 8)?),
+            auth_time: get(row, 9)?,
+            mfa_pending: get(row, 10)?,
+        },
+        ended: read_ending(get(row, 11)?, get(row, 12)?)?,
     })
 }
 
@@ -178,7 +188,8 @@ impl PostgresStore {
             revoke_until,
         )
         .await?;
-        let aal = i32::from(session.aal);
+        let assurance = &session.assurance;
+        let (aal, amr) = (i32::from(assurance.aal), write_amr(&assurance.amr));
         tx.execute(
             &tx.prepare_cached(INSERT_SESSION).await?,
             &[
@@ -189,6 +200,9 @@ impl PostgresStore {
                 &session.ip_address,
                 &session.user_agent,
                 &aal,
+                &amr,
+                &assurance.auth_time,
+                &assurance.mfa_pending,
             ],
         )
         .await?;
@@ -213,7 +227,12 @@ impl PostgresStore {
         Ok(ended)
     }
 
-    async fn renew(&self, next: &RefreshRecord, revoke_until: i64) -> Result<bool, Fail> {
+    async fn renew(
+        &self,
+        next: &RefreshRecord,
+        assurance: &Assurance,
+        revoke_until: i64,
+    ) -> Result<bool, Fail> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
         let locked = tx
@@ -239,6 +258,18 @@ impl PostgresStore {
         )
         .await?;
         insert_refresh(&tx, next).await?;
+        let (aal, amr) = (i32::from(assurance.aal), write_amr(&assurance.amr));
+        tx.execute(
+            &tx.prepare_cached(SET_ASSURANCE).await?,
+            &[
+                &next.family,
+                &aal,
+                &amr,
+                &assurance.auth_time,
+                &assurance.mfa_pending,
+            ],
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -344,8 +375,13 @@ impl SessionStore for PostgresStore {
         .map_err(|fail| fail.into_store("end_expired_sessions"))
     }
 
-    async fn renew_session(&self, next: RefreshRecord, revoke_until: i64) -> Result<bool, StoreError> {
-        self.renew(&next, revoke_until)
+    async fn renew_session(
+        &self,
+        next: RefreshRecord,
+        assurance: &Assurance,
+        revoke_until: i64,
+    ) -> Result<bool, StoreError> {
+        self.renew(&next, assurance, revoke_until)
             .await
             .map_err(|fail| fail.into_store("renew_session"))
     }

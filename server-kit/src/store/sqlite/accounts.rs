@@ -120,6 +120,7 @@ impl UserStore for SqliteStore {
             if existed {
                 tx.prepare_cached("DELETE FROM devices WHERE user_id = ?1")?
                     .execute([&id])?;
+                super::mfa::delete_factors(&tx, &id)?;
             }
             tx.commit()?;
             Ok(existed)

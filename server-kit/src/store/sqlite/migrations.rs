@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// `(version, SQL)`, versions strictly increasing from 1.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// The schema version this build writes; a database with a newer one is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -167,6 +167,35 @@ FROM (
     FROM refresh_tokens r
     GROUP BY r.family
 );
+";
+
+/// Second factors (PROTOCOL 9): how each session's user proved who they are (`amr`: the
+/// methods joined by `,`; `auth_time` in seconds, a session from before taken as proved at
+/// its sign-in), each user's TOTP factor (its secret sealed) and recovery codes (keyed
+/// hashes only). No foreign key to users, as for devices: deleting a user deletes its
+/// factor and codes explicitly.
+const V5: &str = "
+ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN auth_time INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN mfa_pending INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET auth_time = created_at_ms / 1000;
+
+CREATE TABLE mfa_totp (
+    user_id TEXT PRIMARY KEY NOT NULL,
+    sealed_secret TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    digits INTEGER NOT NULL,
+    period_secs INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    enabled_at_ms INTEGER,
+    last_step INTEGER
+) WITHOUT ROWID;
+
+CREATE TABLE mfa_recovery_codes (
+    user_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (user_id, hash)
+) WITHOUT ROWID;
 ";
 
 /// The database's schema version, read without writing anything.

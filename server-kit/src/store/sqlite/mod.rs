@@ -13,6 +13,7 @@
 
 mod accounts;
 mod limits;
+mod mfa;
 mod migrations;
 mod one_time;
 mod sessions;

@@ -6,26 +6,27 @@
 
 use super::tokens::{REVOKE_FAMILY, insert_refresh};
 use super::{Fail, SqliteStore};
-use crate::store::sessions::{read_aal, read_ending};
+use crate::store::sessions::{read_aal, read_amr, read_ending, write_amr};
 use crate::store::{
     EndedSession, NewSession, RefreshRecord, SessionLimits, SessionRecord, SessionScope, SessionStore,
     StoreError,
 };
+use crate::tokens::Assurance;
 use async_trait::async_trait;
 use holdfast_protocol::EndReason;
 use rusqlite::{Connection, Row, TransactionBehavior, params};
 
 const SELECT_SESSION: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address,
-        user_agent, aal, ended_at_ms, end_reason
+        user_agent, aal, amr, auth_time, mfa_pending, ended_at_ms, end_reason
      FROM sessions WHERE id = ?1";
 const SELECT_LATEST_ON_DEVICE: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms,
-        ip_address, user_agent, aal, ended_at_ms, end_reason
+        ip_address, user_agent, aal, amr, auth_time, mfa_pending, ended_at_ms, end_reason
      FROM sessions WHERE device_id = ?1 ORDER BY (ended_at_ms IS NULL) DESC, created_at_ms DESC, id DESC LIMIT 1";
 /// Live: not ended, used since the idle bound (?2) and signed in since the lifetime bound
 /// (?3), as [`SessionLimits::live_bounds`] gives them. Ids compare bytewise (BINARY), as
 /// Rust compares strings.
 const SELECT_LIVE_SESSIONS: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms,
-        ip_address, user_agent, aal, ended_at_ms, end_reason
+        ip_address, user_agent, aal, amr, auth_time, mfa_pending, ended_at_ms, end_reason
      FROM sessions
      WHERE user_id = ?1 AND ended_at_ms IS NULL AND last_used_at_ms >= ?2 AND created_at_ms >= ?3
      ORDER BY created_at_ms DESC, id";
@@ -45,8 +46,12 @@ const SELECT_EXPIRED: &str = "SELECT id, user_id FROM sessions
 const END_SESSION: &str =
     "UPDATE sessions SET ended_at_ms = ?2, end_reason = ?3 WHERE id = ?1 AND ended_at_ms IS NULL";
 const INSERT_SESSION: &str = "INSERT INTO sessions
-        (id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address, user_agent, aal)
-     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)";
+        (id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address, user_agent, aal, amr,
+         auth_time, mfa_pending)
+     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+/// Records the assurance of a renewed session (?1).
+const SET_ASSURANCE: &str =
+    "UPDATE sessions SET aal = ?2, amr = ?3, auth_time = ?4, mfa_pending = ?5 WHERE id = ?1";
 const RENEWABLE: &str = "SELECT
         EXISTS (SELECT 1 FROM sessions WHERE id = ?1 AND user_id = ?2 AND ended_at_ms IS NULL)
         AND NOT EXISTS (SELECT 1 FROM revoked_families WHERE family = ?1)";
@@ -65,8 +70,13 @@ fn session_from_row(row: &Row<'_>) -> Result<SessionRecord, Fail> {
         last_used_at_ms: row.get(4)?,
         ip_address: row.get(5)?,
         user_agent: row.get(6)?,
-        aal: read_aal(row.get(7)?)?,
-        ended: read_ending(row.get(8)?, row.get(9)?)?,
+        assurance: Assurance {
+            aal: read_aal(row.get(7)?)?,
+            amr: read_amr(&row.get::<_, String>(8)?),
+            auth_time: row.get(9)?,
+            mfa_pending: row.get(10)?,
+        },
+        ended: read_ending(row.get(11)?, row.get(12)?)?,
     })
 }
 
@@ -145,14 +155,22 @@ fn start(
         session.created_at_ms,
         session.ip_address,
         session.user_agent,
-        session.aal
+        session.assurance.aal,
+        write_amr(&session.assurance.amr),
+        session.assurance.auth_time,
+        session.assurance.mfa_pending
     ])?;
     tx.commit()?;
     Ok(ended)
 }
 
 /// Renews the session of `next.family` (see [`SessionStore::renew_session`]).
-fn renew(conn: &mut Connection, next: &RefreshRecord, revoke_until: i64) -> Result<bool, Fail> {
+fn renew(
+    conn: &mut Connection,
+    next: &RefreshRecord,
+    assurance: &Assurance,
+    revoke_until: i64,
+) -> Result<bool, Fail> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let renewable: bool = tx
         .prepare_cached(RENEWABLE)?
@@ -163,6 +181,13 @@ fn renew(conn: &mut Connection, next: &RefreshRecord, revoke_until: i64) -> Resu
     tx.prepare_cached(REVOKE_FAMILY_TOKENS)?
         .execute(params![next.family, next.issued_at, revoke_until])?;
     insert_refresh(&tx, next)?;
+    tx.prepare_cached(SET_ASSURANCE)?.execute(params![
+        next.family,
+        assurance.aal,
+        write_amr(&assurance.amr),
+        assurance.auth_time,
+        assurance.mfa_pending
+    ])?;
     tx.commit()?;
     Ok(true)
 }
@@ -262,9 +287,17 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn renew_session(&self, next: RefreshRecord, revoke_until: i64) -> Result<bool, StoreError> {
-        self.write("renew_session", move |conn| renew(conn, &next, revoke_until))
-            .await
+    async fn renew_session(
+        &self,
+        next: RefreshRecord,
+        assurance: &Assurance,
+        revoke_until: i64,
+    ) -> Result<bool, StoreError> {
+        let assurance = assurance.clone();
+        self.write("renew_session", move |conn| {
+            renew(conn, &next, &assurance, revoke_until)
+        })
+        .await
     }
 
     async fn purge_sessions(&self, before_ms: i64) -> Result<u64, StoreError> {
