@@ -104,6 +104,25 @@ pub enum AuthError {
     /// Not signed in.
     #[error("not signed in")]
     NotSignedIn,
+    /// The session still owes its second factor (PROTOCOL 9): the password was right, and
+    /// the user must now enter a code from their authenticator app
+    /// ([`AuthClient::complete_sign_in_with_code`](crate::AuthClient::complete_sign_in_with_code))
+    /// or a recovery code. Not a sign-out, and not a wrong password: the session is kept
+    /// (the state is [`AuthState::SecondFactorRequired`](crate::AuthState::SecondFactorRequired)).
+    #[error("a second factor is required to finish signing in")]
+    SecondFactorRequired,
+    /// The action is sensitive and the user last proved who they are too long ago: ask
+    /// for a code, call [`AuthClient::step_up`](crate::AuthClient::step_up), and try again.
+    /// The session is kept.
+    #[error("confirm with a code from the authenticator app, then try again")]
+    StepUpRequired,
+    /// The one-time or recovery code is wrong, expired, or was already used (a code counts
+    /// once). Let the user try again with a new code; nothing else changed.
+    #[error("the code is wrong, expired or already used")]
+    InvalidCode,
+    /// The account already has a second factor: disable it before enrolling again.
+    #[error("a second factor is already enabled for this account")]
+    MfaAlreadyEnabled,
     /// Local storage or its key cannot be read now (e.g. a locked keychain): the session is
     /// not lost; try again when the device is unlocked.
     #[error("storage unavailable: {message}")]

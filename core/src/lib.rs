@@ -12,8 +12,17 @@
 //! );
 //! let client = AuthClient::new(config)?;
 //! // Restores without the network: signed in even offline, if the user was.
-//! if let AuthState::SignedOut { .. } = client.initialize().await {
-//!     client.sign_in("ada@example.com", "correct horse battery").await?;
+//! match client.initialize().await {
+//!     AuthState::SignedOut { .. } => {
+//!         if client.sign_in("ada@example.com", "correct horse battery").await?.needs_second_factor() {
+//!             client.complete_sign_in_with_code("123456").await?; // from the authenticator app
+//!         }
+//!     }
+//!     // A sign-in that owes its second factor survives a restart: ask for the code only.
+//!     AuthState::SecondFactorRequired { .. } => {
+//!         client.complete_sign_in_with_code("123456").await?;
+//!     }
+//!     _ => {}
 //! }
 //! let token = client.access_token().await?; // fresh, refreshed if need be
 //! # Ok(()) }
@@ -29,7 +38,8 @@
 //!   "keep the session" (transient) and "the server said no" (rejected);
 //! - [`session`]: the [`AuthClient`] apps hold: restore, sign-in, single-flight refresh,
 //!   device re-login, sign-out through the outbox, events; the user's sessions and the
-//!   account lifecycle (password change and reset, email verification, deletion), and why a
+//!   account lifecycle (password change and reset, email verification, deletion), the
+//!   second factor (TOTP enrolment, finishing a sign-in with a code, step-up), and why a
 //!   session ended;
 //! - [`vault`]: AES-256-GCM envelopes for every stored record, and the vault key from the
 //!   OS credential store, the host app, or a passphrase.
@@ -49,7 +59,7 @@ pub mod fuzzing;
 
 pub use error::AuthError;
 pub use session::{
-    AuthClient, AuthEvent, AuthState, ClientConfig, RequestHeaders, SignOutReason, SignUpOptions,
-    Subscription, SyncCredentials, SyncRefusal,
+    AuthClient, AuthEvent, AuthState, ClientConfig, MfaEnrollment, RequestHeaders, SignInOutcome,
+    SignOutReason, SignUpOptions, Subscription, SyncCredentials, SyncRefusal,
 };
 pub use vault::{KeyProvider, KeySource};

@@ -171,7 +171,10 @@ async fn a_password_change_renews_this_session_on_disk() {
         other.sign_in(&address, PASSWORD).await,
         Err(AuthError::InvalidCredentials)
     );
-    assert_eq!(other.sign_in(&address, NEW_PASSWORD).await.unwrap().id, user.id);
+    assert_eq!(
+        other.sign_in(&address, NEW_PASSWORD).await.unwrap().user().id,
+        user.id
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,7 +221,10 @@ async fn a_password_is_reset_with_the_mailed_token_once() {
         client.sign_in(&address, PASSWORD).await,
         Err(AuthError::InvalidCredentials)
     );
-    assert_eq!(client.sign_in(&address, NEW_PASSWORD).await.unwrap().id, user.id);
+    assert_eq!(
+        client.sign_in(&address, NEW_PASSWORD).await.unwrap().user().id,
+        user.id
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -601,7 +601,11 @@ async fn sign_up_sign_in_refresh_and_sign_out_against_kora() {
     let other_device = Device::new();
     let other = self::client(&other_device, &proxy.url());
     other.initialize().await;
-    let signed_in = other.sign_in(&address, support::PASSWORD).await.unwrap();
+    let signed_in = other
+        .sign_in(&address, support::PASSWORD)
+        .await
+        .unwrap()
+        .into_user();
     assert_eq!(signed_in.id, user.id);
     assert!(other.state().is_signed_in());
     assert_eq!(proxy.count(SIGNIN), 1);
@@ -753,7 +757,11 @@ async fn rejected_refresh_signs_out(device_routes: DeviceRoutes) {
     assert_eq!(restarted.current_user(), None);
     // The device identity was kept (only revocation wipes it), and signing in works.
     assert_eq!(restarted.device_id().await.unwrap(), device_id);
-    let again = restarted.sign_in(&address, support::PASSWORD).await.unwrap();
+    let again = restarted
+        .sign_in(&address, support::PASSWORD)
+        .await
+        .unwrap()
+        .into_user();
     assert_eq!(again.id, user.id);
     assert!(restarted.state().is_signed_in());
 }

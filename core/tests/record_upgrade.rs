@@ -688,7 +688,11 @@ async fn write_store_fixture() {
     proxy.set(support::Fault::Pass);
     // The manual clock stands still: the failed sign-out is not due again, so signing in
     // (which delivers what is due) leaves it queued.
-    let again = client.sign_in(&email, support::PASSWORD).await.unwrap();
+    let again = client
+        .sign_in(&email, support::PASSWORD)
+        .await
+        .unwrap()
+        .into_user();
     assert_eq!(again.id, user.id);
     let device_id = client.device_id().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -436,7 +436,11 @@ async fn a_refresh_answered_after_another_sign_in_keeps_the_new_session() {
 
     let refreshing = refresh_with_a_late_answer(&client, &proxy).await;
     client.sign_out().await.unwrap();
-    let user = client.sign_in(&second, support::PASSWORD).await.unwrap();
+    let user = client
+        .sign_in(&second, support::PASSWORD)
+        .await
+        .unwrap()
+        .into_user();
 
     // The late pair is the first user's: the second user's session stays, in memory and
     // in the store, and the refresh's caller gets the session that is current.
@@ -604,7 +608,11 @@ async fn a_refusal_answered_after_another_sign_in_does_not_end_the_new_session()
     // verdict on the old session, and the new one stays, in memory and in the store.
     let refreshing = refresh_with_a_late_answer(&client, &proxy).await;
     client.sign_out().await.unwrap();
-    let user = client.sign_in(&second, support::PASSWORD).await.unwrap();
+    let user = client
+        .sign_in(&second, support::PASSWORD)
+        .await
+        .unwrap()
+        .into_user();
     let token = refreshing.await.unwrap().expect("the session that is current");
     let claims = holdfast_protocol::Claims::decode_unverified(&token).unwrap();
     assert_eq!(claims.sub, user.id);

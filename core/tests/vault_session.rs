@@ -340,7 +340,11 @@ async fn damaged_sessions_are_quarantined(label: &str, cases: Vec<(&'static str,
         );
 
         // Signing in again works, on the same device identity.
-        let again = client.sign_in(&address, support::PASSWORD).await.unwrap();
+        let again = client
+            .sign_in(&address, support::PASSWORD)
+            .await
+            .unwrap()
+            .into_user();
         assert_eq!(again.id, user.id, "{case}");
         assert_eq!(client.device_id().await.unwrap(), device_id, "{case}");
         assert!(client.state().is_signed_in(), "{case}");

@@ -14,6 +14,7 @@ use holdfast_core::{SignUpOptions, Subscription};
 use crate::config::ClientConfig;
 use crate::error::HoldfastError;
 use crate::foreign::{self, AuthEventListener};
+use crate::mfa::SignInOutcome;
 use crate::records::{AuthState, Device, RequestHeaders, SyncCredentials, SyncRefusal, User};
 
 /// Keeps one user signed in to one server, through lost networks and restarts.
@@ -41,7 +42,7 @@ impl AuthClient {
     }
 
     /// Restores the stored session without the network: `SignedIn` (even with an expired
-    /// token), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
+    /// token), `SecondFactorRequired` (a sign-in waiting for its code), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
     /// again, e.g. after the device is unlocked.
     pub async fn initialize(&self) -> AuthState {
         self.initialized.store(true, Ordering::SeqCst);
@@ -93,8 +94,10 @@ impl AuthClient {
         Ok(self.core.sign_up_with(&email, &password, options).await?.into())
     }
 
-    /// Signs in with email and password.
-    pub async fn sign_in(&self, email: String, password: String) -> Result<User, HoldfastError> {
+    /// Signs in with email and password. For an account with a second factor the outcome
+    /// is `SecondFactorRequired` (not an error): ask for a code and call
+    /// `complete_sign_in_with_code`.
+    pub async fn sign_in(&self, email: String, password: String) -> Result<SignInOutcome, HoldfastError> {
         self.ready()?;
         Ok(self.core.sign_in(&email, &password).await?.into())
     }

@@ -48,6 +48,20 @@ pub enum HoldfastError {
     /// No user is signed in: sign in first.
     #[error("not signed in")]
     NotSignedIn,
+    /// The sign-in still owes its second factor: ask for a code from the authenticator
+    /// app (`complete_sign_in_with_code`), not the password. The session is kept.
+    #[error("a second factor is required to finish signing in")]
+    SecondFactorRequired,
+    /// A sensitive action needs the user to prove who they are again: ask for a code,
+    /// call `step_up`, and try again. The session is kept.
+    #[error("confirm with a code from the authenticator app, then try again")]
+    StepUpRequired,
+    /// The code is wrong, expired or already used: ask for a new one. Nothing changed.
+    #[error("the code is wrong, expired or already used")]
+    InvalidCode,
+    /// The account already has a second factor: disable it before enrolling again.
+    #[error("a second factor is already enabled for this account")]
+    MfaAlreadyEnabled,
     /// Local storage or its key cannot be read now (a locked keychain, an unwritable
     /// folder): nothing is lost; retry when the device is unlocked or the path is fixed.
     #[error("storage unavailable: {message}")]
@@ -96,6 +110,10 @@ impl From<AuthError> for HoldfastError {
                 message,
             },
             AuthError::NotSignedIn => HoldfastError::NotSignedIn,
+            AuthError::SecondFactorRequired => HoldfastError::SecondFactorRequired,
+            AuthError::StepUpRequired => HoldfastError::StepUpRequired,
+            AuthError::InvalidCode => HoldfastError::InvalidCode,
+            AuthError::MfaAlreadyEnabled => HoldfastError::MfaAlreadyEnabled,
             AuthError::StorageUnavailable { message } => HoldfastError::StorageUnavailable { message },
             AuthError::WrongPassphrase => HoldfastError::WrongPassphrase,
             AuthError::Protocol { message } => HoldfastError::Protocol { message },
@@ -139,6 +157,13 @@ mod tests {
             ),
             (AuthError::InvalidCredentials, HoldfastError::InvalidCredentials),
             (AuthError::NotSignedIn, HoldfastError::NotSignedIn),
+            (
+                AuthError::SecondFactorRequired,
+                HoldfastError::SecondFactorRequired,
+            ),
+            (AuthError::StepUpRequired, HoldfastError::StepUpRequired),
+            (AuthError::InvalidCode, HoldfastError::InvalidCode),
+            (AuthError::MfaAlreadyEnabled, HoldfastError::MfaAlreadyEnabled),
             (AuthError::WrongPassphrase, HoldfastError::WrongPassphrase),
             (
                 AuthError::StorageUnavailable {

@@ -276,6 +276,14 @@ pub enum AuthState {
         /// Whether the access token is currently valid.
         token_fresh: bool,
     },
+    /// The password was right and the account has a second factor: ask for a code from
+    /// the authenticator app (`complete_sign_in_with_code`) or a recovery code, not the
+    /// password. Survives a restart; `access_token` fails with `SecondFactorRequired`
+    /// until then.
+    SecondFactorRequired {
+        /// The user signing in.
+        user: User,
+    },
     /// Signed out, and why.
     SignedOut {
         /// Why.
@@ -297,6 +305,9 @@ impl From<core::AuthState> for AuthState {
                 user: user.into(),
                 token_fresh,
             },
+            core::AuthState::SecondFactorRequired { user } => {
+                AuthState::SecondFactorRequired { user: user.into() }
+            }
             core::AuthState::SignedOut { reason } => AuthState::SignedOut {
                 reason: reason.into(),
             },

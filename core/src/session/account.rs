@@ -1,6 +1,7 @@
 //! The account API: sign-up, sign-in, sign-out (local first, then the server through the
 //! outbox) and delivering the outbox. The state changes behind them are in `lifecycle.rs`.
 
+use holdfast_protocol::Claims;
 use holdfast_protocol::endpoint::{SignIn, SignUp};
 use holdfast_protocol::validate::{check_metadata, check_password_length, normalize_email};
 use holdfast_protocol::wire::{SignInRequest, SignUpRequest, User};
@@ -18,6 +19,53 @@ pub struct SignUpOptions {
     /// [`MAX_METADATA_BYTES`](holdfast_protocol::validate::MAX_METADATA_BYTES) bytes, kept by the server and returned with the user
     /// (Holdfast; a Kora server ignores it).
     pub metadata: Option<serde_json::Value>,
+}
+
+/// What a sign-in ended in ([`AuthClient::sign_in`]): signed in, or the password was right
+/// and the account has a second factor, which the user must now enter (PROTOCOL 9).
+///
+/// ```no_run
+/// # async fn screen(client: &holdfast_core::AuthClient, code_from_user: &str) -> Result<(), holdfast_core::AuthError> {
+/// use holdfast_core::SignInOutcome;
+/// match client.sign_in("ada@example.com", "correct horse battery").await? {
+///     SignInOutcome::SignedIn(user) => println!("welcome, {}", user.email),
+///     SignInOutcome::SecondFactorRequired(_) => {
+///         // Show the code screen; the password is not needed again, even after a restart.
+///         client.complete_sign_in_with_code(code_from_user).await?;
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInOutcome {
+    /// Signed in: the session is complete ([`AuthState::SignedIn`]).
+    SignedIn(User),
+    /// The password was right and the account has a second factor: the session is kept
+    /// but owes a code ([`AuthState::SecondFactorRequired`]); finish with
+    /// [`AuthClient::complete_sign_in_with_code`] or
+    /// [`AuthClient::complete_sign_in_with_recovery_code`].
+    SecondFactorRequired(User),
+}
+
+impl SignInOutcome {
+    /// The user, whichever the outcome.
+    pub fn user(&self) -> &User {
+        match self {
+            SignInOutcome::SignedIn(user) | SignInOutcome::SecondFactorRequired(user) => user,
+        }
+    }
+
+    /// The user, whichever the outcome, by value.
+    pub fn into_user(self) -> User {
+        match self {
+            SignInOutcome::SignedIn(user) | SignInOutcome::SecondFactorRequired(user) => user,
+        }
+    }
+
+    /// Whether the user must still enter a second factor.
+    pub fn needs_second_factor(&self) -> bool {
+        matches!(self, SignInOutcome::SecondFactorRequired(_))
+    }
 }
 
 impl AuthClient {
@@ -73,7 +121,13 @@ impl AuthClient {
     }
 
     /// Signs in with email and password, registering this device with its key.
-    pub async fn sign_in(&self, email: &str, password: &str) -> Result<User, AuthError> {
+    ///
+    /// For an account with a second factor (PROTOCOL 9) a right password is not the end:
+    /// the outcome is [`SignInOutcome::SecondFactorRequired`] (never an error), the state
+    /// [`AuthState::SecondFactorRequired`], and the session is kept, across restarts too,
+    /// until the user enters a code ([`AuthClient::complete_sign_in_with_code`], or a
+    /// recovery code) or signs out.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<SignInOutcome, AuthError> {
         if email.trim().is_empty() || password.is_empty() {
             return Err(AuthError::InvalidInput {
                 message: "email and password are required".to_owned(),
@@ -100,7 +154,14 @@ impl AuthClient {
             .await?;
         let inner = self.inner.clone();
         tokio::spawn(async move { inner.deliver_outbox(false).await });
-        self.inner.start_session(answer).await
+        let pending = Claims::decode_unverified(&answer.value.tokens.access_token)
+            .is_ok_and(|claims| claims.mfa_pending());
+        let user = self.inner.start_session(answer).await?;
+        Ok(if pending {
+            SignInOutcome::SecondFactorRequired(user)
+        } else {
+            SignInOutcome::SignedIn(user)
+        })
     }
 
     /// Signs out: local secrets are removed at once (offline too), and the server-side

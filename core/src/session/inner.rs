@@ -130,14 +130,11 @@ impl Inner {
     /// Signed in as `user` with `tokens`, in memory (the caller stored them first).
     pub(super) fn set_session(&self, user: User, tokens: Tokens) {
         *self.user.write().unwrap_or_else(PoisonError::into_inner) = Some(user.clone());
-        let fresh = tokens.is_fresh(self.server_now_ms());
+        let state = AuthState::of_session(user, &tokens, self.server_now_ms());
         *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(tokens));
         self.token_generation.fetch_add(1, Ordering::SeqCst);
         self.schedule.wake();
-        self.set_state(AuthState::SignedIn {
-            user,
-            token_fresh: fresh,
-        });
+        self.set_state(state);
     }
 
     /// No session in memory any more (the caller sets the state that says why).
@@ -148,16 +145,17 @@ impl Inner {
         self.schedule.wake();
     }
 
-    /// The token is expired and could not be refreshed: still signed in, not fresh.
+    /// The token is expired and could not be refreshed: still signed in (or still waiting
+    /// for the second factor), not fresh.
     pub(super) fn mark_stale(&self) {
-        if let Some(user) = self.current_user() {
-            let fresh = self
-                .current_tokens()
-                .is_some_and(|tokens| tokens.is_fresh(self.server_now_ms()));
-            self.set_state(AuthState::SignedIn {
-                user,
-                token_fresh: fresh,
-            });
+        self.restate_session();
+    }
+
+    /// Sets the state the session in memory makes (signed in, fresh or not, or waiting for
+    /// the second factor); nothing when there is none.
+    pub(super) fn restate_session(&self) {
+        if let (Some(user), Some(tokens)) = (self.current_user(), self.current_tokens()) {
+            self.set_state(AuthState::of_session(user, &tokens, self.server_now_ms()));
         }
     }
 

@@ -21,7 +21,9 @@
 //!    [`ClientConfig`] (`config.rs`), and the rest of the API by topic: `account.rs`
 //!    (sign-up, sign-in, sign-out), `sessions_ops.rs` (the user's sessions: list, end one,
 //!    the others, all), `account_ops.rs` (password change and reset, email verification,
-//!    account deletion), `device_ops.rs` (the device, proofs, request headers), `sync.rs`
+//!    account deletion), `mfa_ops.rs` (the second factor: enrolment, finishing a sign-in,
+//!    step-up; `mfa_qr.rs`, the enrolment and its QR code), `device_ops.rs` (the device,
+//!    proofs, request headers), `sync.rs`
 //!    (sync connections), `vault_ops.rs` (changing the passphrase); and what the app sees
 //!    of the session (`state.rs`, `listeners.rs`). These only check input and call the
 //!    state machine.
@@ -56,6 +58,8 @@ mod device_ops;
 mod inner;
 mod lifecycle;
 mod listeners;
+mod mfa_ops;
+mod mfa_qr;
 mod outbox;
 mod persist;
 mod proofs;
@@ -71,10 +75,11 @@ mod state;
 mod sync;
 mod vault_ops;
 
-pub use account::SignUpOptions;
+pub use account::{SignInOutcome, SignUpOptions};
 pub use config::ClientConfig;
 pub use device_ops::RequestHeaders;
 pub use listeners::{Listener, Subscription};
+pub use mfa_qr::MfaEnrollment;
 pub use state::{AuthEvent, AuthState, SignOutReason};
 pub use sync::{SyncCredentials, SyncRefusal};
 
@@ -158,7 +163,8 @@ impl AuthClient {
     }
 
     /// Restores the stored session without the network: `SignedIn` (with an expired token
-    /// if need be), `SignedOut`, or `Unavailable` when the store or its key cannot be read
+    /// if need be), `SecondFactorRequired` (a sign-in that still owes its second factor:
+    /// ask for the code, not the password), `SignedOut`, or `Unavailable` when the store or its key cannot be read
     /// now (never `SignedOut` by mistake). Safe to call again, e.g. after an unlock.
     pub async fn initialize(&self) -> AuthState {
         self.inner.set_state(AuthState::Restoring);
@@ -174,7 +180,7 @@ impl AuthClient {
         *self.inner.unavailable_cause() = cause;
         self.inner.set_state(state.clone());
         self.inner.start_auto_refresh();
-        if state.is_signed_in() {
+        if state.has_session() {
             // Deliver what a previous run could not (e.g. a sign-out made offline).
             let inner = self.inner.clone();
             tokio::spawn(async move { inner.deliver_outbox(false).await });
@@ -207,7 +213,19 @@ impl AuthClient {
     /// Offline with an expired token this fails with [`AuthError::Transient`] and the user
     /// stays signed in; it fails with [`AuthError::SignInRequired`] only when the server
     /// definitively refused the session and device re-login was not possible.
+    ///
+    /// While the sign-in waits for its second factor
+    /// ([`AuthState::SecondFactorRequired`]) this fails with
+    /// [`AuthError::SecondFactorRequired`]: such a token is good for nothing but finishing
+    /// the sign-in, and is never handed to the app.
     pub async fn access_token(&self) -> Result<String, AuthError> {
+        let token = self.session_token().await?;
+        self.inner.refuse_pending(token)
+    }
+
+    /// The session's access token, fresh, even one that still owes its second factor
+    /// (for the routes that finish a sign-in).
+    async fn session_token(&self) -> Result<String, AuthError> {
         if let Some(token) = self.inner.fresh_access_token() {
             return Ok(token);
         }
@@ -226,7 +244,8 @@ impl AuthClient {
     /// [`AuthClient::access_token`]: a network error keeps the session.
     pub async fn refresh(&self) -> Result<String, AuthError> {
         let seen = self.inner.token_generation.load(Ordering::SeqCst);
-        self.refresh_now(Want::Rotated { seen }).await
+        let token = self.refresh_now(Want::Rotated { seen }).await?;
+        self.inner.refuse_pending(token)
     }
 
     /// Refreshes if the token is stale, and delivers queued server calls (sign-outs made
@@ -240,7 +259,8 @@ impl AuthClient {
         if self.inner.current_tokens().is_none() {
             return Ok(());
         }
-        self.access_token().await.map(|_| ())
+        // A session waiting for its second factor is refreshed too (it stays waiting).
+        self.session_token().await.map(|_| ())
     }
 
     /// One authorized call of `endpoint` with a fresh access token: the device proof the

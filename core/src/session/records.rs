@@ -138,12 +138,16 @@ pub(crate) struct Tokens {
     pub access_expires_ms: i64,
     /// `iat` of the access token, ms (server time).
     pub access_issued_ms: i64,
+    /// Whether the session still owes its second factor (the access token's
+    /// `mfa: "pending"`, PROTOCOL 9).
+    pub mfa_pending: bool,
 }
 
 impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
             .field("access_expires_ms", &self.access_expires_ms)
+            .field("mfa_pending", &self.mfa_pending)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +172,7 @@ impl Tokens {
             // In range: at most 253,402,300,799,000, far from overflowing.
             access_expires_ms: claims.exp * 1000,
             access_issued_ms: claims.iat * 1000,
+            mfa_pending: claims.mfa_pending(),
         })
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use holdfast_protocol::endpoint::{Endpoint, Refresh};
 use holdfast_protocol::wire::{RefreshRequest, TokenPair, User};
-use holdfast_protocol::{EndReason, ErrorCode};
+use holdfast_protocol::{Claims, EndReason, ErrorCode};
 
 use super::inner::Inner;
 use super::records::{SessionRecord, Tokens};
@@ -43,6 +43,21 @@ impl Inner {
         tokens
             .is_fresh(self.server_now_ms())
             .then(|| tokens.access.to_string())
+    }
+
+    /// `token`, unless it still owes its second factor: then
+    /// [`AuthError::SecondFactorRequired`] (such a token is never handed to the app). The
+    /// tokens in memory answer for the token they hold; another one (the tokens changed
+    /// meanwhile) is read from its own claims.
+    pub(super) fn refuse_pending(&self, token: String) -> Result<String, AuthError> {
+        let pending = match self.current_tokens() {
+            Some(tokens) if *tokens.access == token => tokens.mfa_pending,
+            _ => Claims::decode_unverified(&token).is_ok_and(|claims| claims.mfa_pending()),
+        };
+        if pending {
+            return Err(AuthError::SecondFactorRequired);
+        }
+        Ok(token)
     }
 
     /// The access token if the tokens in memory already serve `want`.

@@ -13,7 +13,6 @@ use holdfast_protocol::endpoint::Endpoint;
 use holdfast_protocol::wire::{TokenPair, User};
 
 use super::inner::Inner;
-use super::state::AuthState;
 use crate::error::AuthError;
 use crate::transport::Failure;
 
@@ -81,13 +80,7 @@ impl Inner {
 
     /// The signed-in user, newer copy, in memory (the caller stored it first).
     fn set_user(&self, user: User) {
-        *self.user.write().unwrap_or_else(PoisonError::into_inner) = Some(user.clone());
-        let fresh = self
-            .current_tokens()
-            .is_some_and(|tokens| tokens.is_fresh(self.server_now_ms()));
-        self.set_state(AuthState::SignedIn {
-            user,
-            token_fresh: fresh,
-        });
+        *self.user.write().unwrap_or_else(PoisonError::into_inner) = Some(user);
+        self.restate_session();
     }
 }

@@ -169,6 +169,7 @@ mod tests {
             refresh: String::new().into(),
             access_issued_ms: 1_000_000,
             access_expires_ms: 1_000_000 + 900_000,
+            mfa_pending: false,
         };
         assert_eq!(tokens.refresh_due_ms(), 1_000_000 + 720_000);
         let inverted = Tokens {
@@ -176,6 +177,7 @@ mod tests {
             refresh: String::new().into(),
             access_issued_ms: 5_000,
             access_expires_ms: 1_000,
+            mfa_pending: false,
         };
         assert_eq!(inverted.refresh_due_ms(), 5_000);
     }

@@ -3,6 +3,7 @@
 use holdfast_protocol::wire::User;
 use holdfast_protocol::{EndReason, ErrorCode};
 
+use super::records::Tokens;
 use crate::error::TransientCause;
 
 /// Why the client is signed out: what the app tells its user.
@@ -84,6 +85,22 @@ pub enum AuthState {
         /// Whether the access token is currently valid.
         token_fresh: bool,
     },
+    /// The password was right and the account has a second factor (PROTOCOL 9): the user
+    /// must now enter a code from their authenticator app
+    /// ([`AuthClient::complete_sign_in_with_code`](super::AuthClient::complete_sign_in_with_code))
+    /// or one of their recovery codes
+    /// ([`AuthClient::complete_sign_in_with_recovery_code`](super::AuthClient::complete_sign_in_with_recovery_code)).
+    /// Show the code screen, not the sign-in screen: the password is not needed again.
+    ///
+    /// The session is kept like any other (it survives a restart, and its refresh stays in
+    /// this state) but is good for nothing else until then:
+    /// [`AuthClient::access_token`](super::AuthClient::access_token) fails with
+    /// [`AuthError::SecondFactorRequired`](crate::AuthError::SecondFactorRequired).
+    /// [`AuthClient::sign_out`](super::AuthClient::sign_out) abandons it.
+    SecondFactorRequired {
+        /// The user signing in, as the server sent it.
+        user: User,
+    },
     /// Signed out, and why.
     SignedOut {
         /// Why.
@@ -98,9 +115,33 @@ pub enum AuthState {
 }
 
 impl AuthState {
-    /// Whether a user is signed in (fresh token or not).
+    /// Whether a user is signed in (fresh token or not). `false` while a sign-in waits for
+    /// its second factor ([`AuthState::SecondFactorRequired`]).
     pub fn is_signed_in(&self) -> bool {
         matches!(self, AuthState::SignedIn { .. })
+    }
+
+    /// Whether a sign-in waits for its second factor: show the code screen.
+    pub fn needs_second_factor(&self) -> bool {
+        matches!(self, AuthState::SecondFactorRequired { .. })
+    }
+
+    /// Whether a session is kept, complete or waiting for its second factor.
+    pub fn has_session(&self) -> bool {
+        self.is_signed_in() || self.needs_second_factor()
+    }
+
+    /// The state of a session of `user` whose tokens are `tokens`: waiting for the second
+    /// factor if the access token says so, signed in otherwise.
+    pub(super) fn of_session(user: User, tokens: &Tokens, now_ms: i64) -> AuthState {
+        if tokens.mfa_pending {
+            AuthState::SecondFactorRequired { user }
+        } else {
+            AuthState::SignedIn {
+                user,
+                token_fresh: tokens.is_fresh(now_ms),
+            }
+        }
     }
 }
 

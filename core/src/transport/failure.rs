@@ -162,6 +162,11 @@ fn from_code(status: u16, code: ErrorCode, message: String) -> AuthError {
         ErrorCode::Internal | ErrorCode::ServiceUnavailable => AuthError::Transient {
             cause: TransientCause::ServerError { status },
         },
+        // PROTOCOL 9: none of these is a verdict on the session.
+        ErrorCode::MfaCodeInvalid => AuthError::InvalidCode,
+        ErrorCode::MfaRequired => AuthError::SecondFactorRequired,
+        ErrorCode::StepUpRequired => AuthError::StepUpRequired,
+        ErrorCode::MfaAlreadyEnabled => AuthError::MfaAlreadyEnabled,
     }
 }
 

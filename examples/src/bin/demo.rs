@@ -147,6 +147,9 @@ fn state_text(state: &AuthState) -> String {
         AuthState::SignedIn { user, token_fresh } => {
             format!("SignedIn as {} (token fresh: {token_fresh})", user.email)
         }
+        AuthState::SecondFactorRequired { user } => {
+            format!("SecondFactorRequired for {} (waiting for a code)", user.email)
+        }
         other => format!("{other:?}"),
     }
 }
