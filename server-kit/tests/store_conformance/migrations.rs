@@ -1,5 +1,6 @@
 //! Upgrading a database written before sessions: every refresh-token family becomes a
-//! session, revoked ones ended. The same rows, on SQLite and on PostgreSQL.
+//! session, revoked ones ended; and one written before second factors: each session taken
+//! as proved at its sign-in. The same rows, on SQLite and on PostgreSQL.
 
 use super::sessions::{NO_LIMITS, find_session, live_ids, rotate_in};
 use super::*;
@@ -218,4 +219,51 @@ async fn postgres_sessions_gain_their_assurance() {
         holdfast_server_kit::store::postgres::SCHEMA_VERSION
     );
     check_assurance_backfill(&Stores::single(Arc::new(store))).await;
+}
+
+/// Factors whose digits or period no code could have are corrupt (raw rows a store cannot
+/// have written), on SQLite and on PostgreSQL.
+const BAD_FACTORS: &str = "
+INSERT INTO mfa_totp (user_id, sealed_secret, algorithm, digits, period_secs, created_at_ms)
+    VALUES ('digits', 's', 'SHA1', 300, 30, 1),
+           ('period', 's', 'SHA1', 6, -30, 1),
+           ('fine', 's', 'SHA1', 6, 30, 1);
+";
+
+async fn check_bad_factors(stores: &Stores) {
+    for user_id in ["digits", "period"] {
+        let found = stores.mfa.find_totp(user_id).await;
+        assert!(
+            matches!(found, Err(StoreError::Corrupt(_))),
+            "{user_id}: {found:?}"
+        );
+    }
+    let fine = stores.mfa.find_totp("fine").await.expect("readable");
+    assert_eq!(fine.map(|f| (f.digits, f.period_secs)), Some((6, 30)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_impossible_factors_are_corrupt() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("holdfast.db");
+    drop(SqliteStore::open(&path).expect("create"));
+    rusqlite::Connection::open(&path)
+        .expect("open raw")
+        .execute_batch(BAD_FACTORS)
+        .expect("tamper");
+    check_bad_factors(&Stores::sqlite(&path).expect("reopen")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_impossible_factors_are_corrupt() {
+    let schema = postgres_support::TestSchema::new();
+    let url = schema.url_as("holdfast-migration");
+    let store = PostgresStore::connect(&url, Some(&schema.name)).await;
+    let store = store.unwrap_or_else(|error| {
+        panic!("cannot open PostgreSQL at {url} (set HOLDFAST_TEST_POSTGRES_URL; never skipped): {error}")
+    });
+    let client = postgres_support::connect(&schema.url).await;
+    let rows = format!("SET search_path TO \"{}\"; {BAD_FACTORS}", schema.name);
+    client.batch_execute(&rows).await.expect("tamper");
+    check_bad_factors(&Stores::single(Arc::new(store))).await;
 }
