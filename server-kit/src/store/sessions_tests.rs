@@ -1,4 +1,4 @@
-//! Unit tests of `sessions.rs`.
+//! Session limits, stored session fields and one-time token kinds.
 
 use super::*;
 
@@ -48,4 +48,19 @@ fn kinds_round_trip() {
         assert_eq!(OneTimeKind::parse(kind.as_str()), Some(kind));
     }
     assert_eq!(OneTimeKind::parse("other"), None);
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn methods_round_trip_through_their_stored_text() {
+    for amr in [
+        vec![],
+        vec!["pwd".to_owned()],
+        vec!["pwd".to_owned(), "otp".to_owned()],
+    ] {
+        assert_eq!(read_amr(&write_amr(&amr)), amr);
+    }
+    assert_eq!(write_amr(&["pwd".to_owned(), "rec".to_owned()]), "pwd,rec");
+    assert!(read_amr("").is_empty());
+    assert_eq!(read_amr(",otp,"), ["otp"]);
 }
