@@ -31,10 +31,15 @@ pub async fn begin(stores: &Stores, factor: TotpFactor, codes: Vec<String>) -> b
     stores.mfa.begin_totp(factor, codes).await.expect("begin_totp")
 }
 
+/// Confirms the user's current enrolment (whatever is stored now).
 pub async fn confirm(stores: &Stores, user_id: &str, step: i64, now_ms: i64) -> bool {
+    let sealed = find_totp(stores, user_id)
+        .await
+        .map(|factor| factor.sealed_secret)
+        .unwrap_or_default();
     stores
         .mfa
-        .confirm_totp(user_id, step, now_ms)
+        .confirm_totp(user_id, &sealed, step, now_ms)
         .await
         .expect("confirm_totp")
 }
@@ -94,6 +99,18 @@ pub async fn totp_enrolment_replaces_an_unconfirmed_one_until_confirmed(stores: 
     assert_eq!(find_totp(stores, "u1").await, Some(second.clone()));
     assert_eq!(codes_left(stores, "u1").await, 2);
     assert!(!use_code(stores, "u1", "a-0").await, "the old codes are gone");
+
+    // A confirmation for the replaced secret (a code checked against it while the second
+    // enrolment happened) confirms nothing.
+    assert!(
+        !stores
+            .mfa
+            .confirm_totp("u1", "sealed-a", 56_000_000, 9_000)
+            .await
+            .expect("confirm_totp"),
+        "the replaced enrolment is not confirmed"
+    );
+    assert!(!find_totp(stores, "u1").await.expect("stored").enabled());
 
     // Confirmed once, at its first step.
     assert!(confirm(stores, "u1", 56_000_000, 9_000).await);
