@@ -2,7 +2,9 @@
 //! timings. It signs up, registers its device, syncs an item over a device-proven
 //! connection, loses the server, restarts offline still signed in, recovers when the server
 //! returns, and is cut off the moment a second device of the same user revokes it; a copy
-//! of its access token is useless without its device key.
+//! of its access token is useless without its device key. A second act ends sessions from
+//! another session and resets the password; a third turns on a second factor (TOTP, the QR
+//! code written to files) and signs in with it, through an app restart.
 //!
 //! `cargo run --release -p holdfast-examples --bin demo`
 //!
@@ -544,8 +546,106 @@ async fn run() -> Result<()> {
     );
 
     laptop_sync.close().await;
+    second_factor_act(&mut narrator, laptop, &base, folder.path(), &email).await?;
     server.stop().await;
     narrator.summary();
+    Ok(())
+}
+
+/// The code an authenticator app shows at `unix_secs` for `secret` (SHA-1, 6 digits, 30 s).
+fn authenticator_code(secret: &str, unix_secs: i64) -> Result<String> {
+    use holdfast_server_kit::mfa::{OtpSecret, TotpConfig, totp_at};
+    let secret = OtpSecret::from_base32(secret)?;
+    Ok(totp_at(&secret, unix_secs, &TotpConfig::default()))
+}
+
+/// What the laptop's current access token says of how the user proved who they are.
+async fn assurance(client: &AuthClient) -> Result<(u8, Vec<String>)> {
+    let claims = Claims::decode_unverified(&client.access_token().await?)?;
+    Ok((claims.assurance(), claims.amr.unwrap_or_default()))
+}
+
+/// Third act (steps 19 to 22): the laptop turns on a second factor, and its next sign-in
+/// waits for a code, through an app restart, without asking for the password again.
+async fn second_factor_act(
+    narrator: &mut Narrator,
+    laptop: AuthClient,
+    base: &str,
+    folder: &Path,
+    email: &str,
+) -> Result<()> {
+    // 19. Enrolment: the QR code an authenticator app scans, written to files.
+    let t = Instant::now();
+    let enrollment = laptop.enroll_mfa(None).await?;
+    let qr_dir = std::env::temp_dir().join(format!("holdfast-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&qr_dir)?;
+    let (svg_path, png_path) = (qr_dir.join("mfa-qr.svg"), qr_dir.join("mfa-qr.png"));
+    std::fs::write(&svg_path, enrollment.qr_svg()?)?;
+    let png = enrollment.qr_png()?;
+    std::fs::write(&png_path, &png)?;
+    // The user scans it; the app showed this code in the previous 30-second step, which the
+    // server still accepts (±1 step).
+    let now = SystemClock.now_ms() / 1000;
+    laptop
+        .confirm_mfa(&authenticator_code(enrollment.secret(), now - 30)?)
+        .await?;
+    let status = laptop.mfa_status().await?;
+    check(status.enabled, "MFA is on")?;
+    narrator.step(
+        "laptop: turn on a second factor (TOTP)",
+        t,
+        format!(
+            "QR code written to {} and {} ({} bytes); confirmed with a code; {} recovery codes",
+            svg_path.display(),
+            png_path.file_name().and_then(|n| n.to_str()).unwrap_or_default(),
+            png.len(),
+            status.remaining_recovery_codes
+        ),
+    );
+
+    // 20. A sign-in with the password alone is pending.
+    let t = Instant::now();
+    laptop.sign_out().await?;
+    let outcome = laptop.sign_in(email, NEW_PASSWORD).await?;
+    check(outcome.needs_second_factor(), "the sign-in asks for a second factor")?;
+    let refused = laptop.list_devices().await;
+    check(
+        matches!(refused, Err(AuthError::SecondFactorRequired)),
+        "a pending session reaches no account data",
+    )?;
+    narrator.step(
+        "laptop: sign out, sign in with the password",
+        t,
+        format!("{}; other calls refused until then", state_text(&laptop.state())),
+    );
+
+    // 21. The app restarts before the code is typed: still waiting, no password needed.
+    let t = Instant::now();
+    drop(laptop);
+    let laptop = app(base, folder.join("laptop.db"), "Ada's laptop")?;
+    let state = laptop.initialize().await;
+    check(
+        matches!(state, AuthState::SecondFactorRequired { .. }),
+        "the pending sign-in survives a restart",
+    )?;
+    narrator.step("the laptop app restarts", t, state_text(&state));
+
+    // 22. The code from the authenticator completes the sign-in; a refresh keeps it.
+    let t = Instant::now();
+    let now = SystemClock.now_ms() / 1000;
+    laptop
+        .complete_sign_in_with_code(&authenticator_code(enrollment.secret(), now)?)
+        .await?;
+    check(laptop.state().is_signed_in(), "signed in after the code")?;
+    let (aal, amr) = assurance(&laptop).await?;
+    laptop.refresh().await?;
+    check(assurance(&laptop).await? == (aal, amr.clone()), "a refresh keeps aal 2")?;
+    check(aal == 2, "the session is at aal 2")?;
+    narrator.step(
+        "laptop: type the code from the authenticator",
+        t,
+        format!("signed in, aal {aal}, amr {amr:?}; unchanged after a refresh"),
+    );
     Ok(())
 }
 
