@@ -2,13 +2,13 @@
 //! loopback: enrolment (with its QR code) and confirmation, a sign-in that needs a code (an
 //! outcome and a state, never an error), kept across a restart and finished without the
 //! password, by a code or a recovery code; a verified session staying verified through
-//! refresh, restart and a lost network; step-up before a sensitive call; and the errors
-//! (a wrong or replayed code) that never sign out.
+//! refresh, restart, a lost network and a device re-login; step-up before a sensitive call;
+//! and the errors (a wrong or replayed code) that never sign out.
 //!
 //! Codes are computed here by `totp-lite` (an implementation independent of the server's)
-//! from the secret the enrolment handed out, at the server's clock. Each code is taken at a
-//! new 30-second step (the server's manual clock moves on first), since a step's code is
-//! accepted once.
+//! from the secret the enrolment handed out, at the server's clock, each for a time step
+//! not used yet (the server takes a step's code once, within one step of its clock:
+//! [`Scene::code`]).
 
 mod support;
 
@@ -392,4 +392,40 @@ async fn the_enrolment_draws_its_qr_code_and_prints_no_secret() {
     assert!(!client.mfa_status().await.unwrap().enabled);
     let wrong = client.confirm_mfa("000000").await;
     assert!(matches!(wrong, Err(AuthError::InvalidCode) | Ok(())), "{wrong:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_re_login_keeps_what_the_session_had() {
+    let scene = Scene::enrolled("mfa-relogin", 600).await;
+    let user_id = scene.client.current_user().unwrap().id;
+
+    // Verified before: the silent re-login with the device key stays verified.
+    let phone = Device::new();
+    let verified = scene.client_on(&phone).await;
+    assert!(
+        verified
+            .sign_in(&scene.address, PASSWORD)
+            .await
+            .unwrap()
+            .needs_second_factor()
+    );
+    verified.complete_sign_in_with_code(&scene.code()).await.unwrap();
+    verified.reauthenticate_with_device().await.unwrap();
+    assert!(verified.state().is_signed_in());
+    assert_eq!(claims_of(&verified).await.aal, Some(2));
+
+    // Never verified: the re-login still owes the code.
+    let tablet = Device::new();
+    let pending = scene.client_on(&tablet).await;
+    assert!(
+        pending
+            .sign_in(&scene.address, PASSWORD)
+            .await
+            .unwrap()
+            .needs_second_factor()
+    );
+    pending.reauthenticate_with_device().await.unwrap();
+    assert_pending(&pending, &user_id);
+    pending.complete_sign_in_with_code(&scene.code()).await.unwrap();
+    assert!(pending.state().is_signed_in());
 }
