@@ -25,8 +25,8 @@
 //! - [`files`]: secret files created 0600, and warnings about exposed ones;
 //! - [`mail`]: password reset and verification mails: the mailer (SMTP, in memory), the
 //!   settings and the templates;
-//! - [`mfa`]: one-time passwords (HOTP, TOTP), `otpauth://` URIs and secrets sealed at rest,
-//!   for multi-factor authentication;
+//! - [`mfa`]: one-time passwords (HOTP, TOTP), `otpauth://` URIs, secrets sealed at rest and
+//!   hashed recovery codes, which the multi-factor routes (PROTOCOL 9) stand on;
 //! - [`clock`]: time, injectable for tests.
 
 pub mod authn;

@@ -1517,19 +1517,32 @@ async fn the_mfa_issuer_flag_names_the_app_and_operators_reset_a_second_factor()
         .args(&["--mfa-issuer", "Acme Notes", "--step-up-window", "300"])
         .start();
     let (access, _) = sign_up(&server, "mfa@example.com").await;
-    let enrolled = server.call("POST", "/auth/mfa/enable", Some(&access), Some(&json!({}))).await;
+    let enrolled = server
+        .call("POST", "/auth/mfa/enable", Some(&access), Some(&json!({})))
+        .await;
     assert_eq!(enrolled.status, 200, "{}", enrolled.text);
     let data = enrolled.json()["data"].clone();
     let uri = data["uri"].as_str().expect("uri");
-    assert!(uri.starts_with("otpauth://totp/Acme%20Notes:mfa%40example.com?"), "{uri}");
+    assert!(
+        uri.starts_with("otpauth://totp/Acme%20Notes:mfa%40example.com?"),
+        "{uri}"
+    );
     assert!(uri.contains("&issuer=Acme%20Notes&"), "{uri}");
     let secret = data["secret"].as_str().expect("secret");
     let confirmed = server
-        .call("POST", "/auth/mfa/verify-setup", Some(&access), Some(&json!({ "code": current_code(secret) })))
+        .call(
+            "POST",
+            "/auth/mfa/verify-setup",
+            Some(&access),
+            Some(&json!({ "code": current_code(secret) })),
+        )
         .await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.text);
     let pending = server
-        .post("/auth/signin", &json!({ "email": "mfa@example.com", "password": PASSWORD }))
+        .post(
+            "/auth/signin",
+            &json!({ "email": "mfa@example.com", "password": PASSWORD }),
+        )
         .await;
     let pending_access = pending.json()["data"]["tokens"]["accessToken"]
         .as_str()
@@ -1547,7 +1560,10 @@ async fn the_mfa_issuer_flag_names_the_app_and_operators_reset_a_second_factor()
     let (_, again, _) = users(&database, &["reset-mfa", "mfa@example.com"]);
     assert_eq!(again[0]["mfaRemoved"], false);
     let signed_in = server
-        .post("/auth/signin", &json!({ "email": "mfa@example.com", "password": PASSWORD }))
+        .post(
+            "/auth/signin",
+            &json!({ "email": "mfa@example.com", "password": PASSWORD }),
+        )
         .await;
     let access = signed_in.json()["data"]["tokens"]["accessToken"]
         .as_str()

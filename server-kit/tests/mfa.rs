@@ -83,7 +83,12 @@ pub fn code_at(secret: &str, unix_secs: i64) -> String {
     );
     let mac = tag.as_ref();
     let offset = usize::from(mac[19] & 0x0f);
-    let value = u32::from_be_bytes([mac[offset] & 0x7f, mac[offset + 1], mac[offset + 2], mac[offset + 3]]);
+    let value = u32::from_be_bytes([
+        mac[offset] & 0x7f,
+        mac[offset + 1],
+        mac[offset + 2],
+        mac[offset + 3],
+    ]);
     format!("{:06}", value % 1_000_000)
 }
 
@@ -201,6 +206,7 @@ on_both!(
     pending::a_code_is_accepted_once_and_wrong_codes_are_limited,
     pending::the_sync_gate_refuses_pending_tokens,
     pending::device_relogin_keeps_a_verified_session_verified,
+    pending::a_password_reset_works_with_mfa_on_and_keeps_it,
     step_up::the_sensitive_routes_need_a_recent_check,
     step_up::assurance_survives_refresh_and_restart,
 );
@@ -217,8 +223,10 @@ async fn one_code_on_two_postgres_instances_is_accepted_exactly_once() {
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {} (never skipped): {e}", schema.url))
     };
-    let a = TestServer::start_with_stores(connect().await, clock.clone(), |_| {}).await;
-    let b = TestServer::start_with_stores(connect().await, clock.clone(), |_| {}).await;
+    // Only the single acceptance is under test here, not the attempt limits.
+    let unlimited = |config: &mut ServerConfig| config.mfa.attempts = None;
+    let a = TestServer::start_with_stores(connect().await, clock.clone(), unlimited).await;
+    let b = TestServer::start_with_stores(connect().await, clock.clone(), unlimited).await;
     let address = support::email("race");
     let first = a.sign_up(&address).await;
     let enrolled = enable(&a, &first).await;

@@ -16,6 +16,10 @@ use std::sync::Arc;
 #[path = "postgres_support/mod.rs"]
 mod postgres_support;
 
+#[path = "store_conformance/mfa.rs"]
+mod mfa;
+#[path = "store_conformance/mfa_races.rs"]
+mod mfa_races;
 #[path = "store_conformance/migrations.rs"]
 mod migrations;
 #[path = "store_conformance/one_time.rs"]
@@ -29,6 +33,12 @@ mod sessions;
 #[path = "store_conformance/users.rs"]
 mod users;
 
+use mfa::{
+    accepted_totp_steps_only_move_forward, deleting_totp_or_the_user_removes_factor_and_codes,
+    recovery_codes_are_single_use_and_replaceable, resealing_replaces_only_the_secret,
+    totp_enrolment_replaces_an_unconfirmed_one_until_confirmed,
+};
+use mfa_races::concurrent_totp_and_recovery_uses_succeed_once;
 use one_time::*;
 use session_races::*;
 use session_tokens::*;
@@ -975,6 +985,12 @@ macro_rules! backend {
                 concurrent_takes_of_one_token_take_it_once,
                 concurrent_puts_keep_to_the_live_limit,
                 discard_and_purge_one_time_tokens,
+                totp_enrolment_replaces_an_unconfirmed_one_until_confirmed,
+                accepted_totp_steps_only_move_forward,
+                recovery_codes_are_single_use_and_replaceable,
+                deleting_totp_or_the_user_removes_factor_and_codes,
+                resealing_replaces_only_the_secret,
+                concurrent_totp_and_recovery_uses_succeed_once,
             );
         }
     };

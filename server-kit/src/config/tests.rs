@@ -83,9 +83,14 @@ fn mfa_settings_are_checked_and_keys_come_from_the_secrets_by_default() {
     let explicit = good.mfa_keys().unwrap();
     assert!(explicit.sealer.open(&sealed, "u").is_err());
     // Listing the old material second keeps it opening (rotation).
-    good.mfa.keys.push(zeroize::Zeroizing::new(b"0123456789abcdef0123456789abcdef".to_vec()));
+    good.mfa.keys.push(zeroize::Zeroizing::new(
+        b"0123456789abcdef0123456789abcdef".to_vec(),
+    ));
     let rotating = good.mfa_keys().unwrap();
     assert!(rotating.sealer.open(&sealed, "u").unwrap().needs_reseal);
     let debug = format!("{:?}", good.mfa);
-    assert!(!debug.contains("7, 7") && debug.contains("<2 redacted>"), "{debug}");
+    assert!(
+        !debug.contains("7, 7") && debug.contains("<2 redacted>"),
+        "{debug}"
+    );
 }

@@ -394,7 +394,6 @@ impl AuthService {
     }
 
     pub(super) async fn me(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
-        // A pending session may read its user (PROTOCOL 9).
         let authenticated = self.authenticate_pending(request).await?;
         Ok(AuthResponse::of::<Me>(&authenticated.user.to_wire()))
     }

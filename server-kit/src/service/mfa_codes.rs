@@ -70,7 +70,7 @@ impl AuthService {
         if !self
             .stores()
             .mfa
-            .confirm_totp(&user.id, step, self.now_ms())
+            .confirm_totp(&user.id, &factor.sealed_secret, step, self.now_ms())
             .await?
         {
             // Confirmed (or restarted) by a concurrent request.

@@ -52,9 +52,17 @@ pub trait MfaStore: Send + Sync {
     async fn begin_totp(&self, factor: TotpFactor, recovery_hashes: Vec<String>) -> Result<bool, StoreError>;
 
     /// Confirms the user's unconfirmed factor at `now_ms` with its first accepted `step`,
-    /// atomically. Returns `false`, changing nothing, when there is no unconfirmed factor
-    /// (none, or already confirmed).
-    async fn confirm_totp(&self, user_id: &str, step: i64, now_ms: i64) -> Result<bool, StoreError>;
+    /// atomically, if it is still the one sealed as `sealed_secret` (the one the code was
+    /// checked against: a concurrent enrolment may have replaced it). Returns `false`,
+    /// changing nothing, when there is no such unconfirmed factor (none, already
+    /// confirmed, or replaced).
+    async fn confirm_totp(
+        &self,
+        user_id: &str,
+        sealed_secret: &str,
+        step: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Records `step` as the last accepted step of the user's confirmed factor, only if it
     /// is later than the one stored (or none is): one conditional write, so of concurrent

@@ -299,7 +299,8 @@ fn reissue_pair_is_byte_identical() {
     for jkt in [Some("VfgaAVYfO1paNyhrn-87ShJMMRBGtlxiFWr4uWfJzI4"), None] {
         let parent = tokens.issue_pair("user-1", "dev-1", "fam-1", jkt, NOW);
         // Rotation, later: the children are issued from the parent's claims.
-        let children = tokens.issue_pair("user-1", "dev-1", "fam-1", jkt, NOW + 60);
+        let assurance = super::Assurance::of(&parent.refresh_claims);
+        let children = tokens.issue_pair_with("user-1", "dev-1", "fam-1", jkt, None, &assurance, NOW + 60);
         let recorded = children.child_pair();
         let again = tokens.reissue_pair(&parent.refresh_claims, &recorded, None);
         assert_eq!(again.access, children.access);
@@ -370,7 +371,12 @@ fn assurance_rides_on_both_tokens_and_survives_reissue() {
     assert_eq!(Assurance::of(&pair.refresh_claims), pending);
     let verified = pending.with_second_factor("otp", NOW);
     assert_eq!(
-        (verified.aal, verified.amr.clone(), verified.auth_time, verified.mfa_pending),
+        (
+            verified.aal,
+            verified.amr.clone(),
+            verified.auth_time,
+            verified.mfa_pending
+        ),
         (2, vec!["pwd".to_owned(), "otp".to_owned()], NOW, false)
     );
     // A method is named once however often it is used.
@@ -384,7 +390,15 @@ fn assurance_rides_on_both_tokens_and_survives_reissue() {
     // A token from before these claims counts as a first-factor session of its `iat`.
     let mut old = pair.refresh_claims.clone();
     (old.aal, old.amr, old.auth_time, old.mfa) = (None, None, None, None);
-    assert_eq!(Assurance::of(&old), Assurance { aal: 1, amr: vec![], auth_time: NOW, mfa_pending: false });
+    assert_eq!(
+        Assurance::of(&old),
+        Assurance {
+            aal: 1,
+            amr: vec![],
+            auth_time: NOW,
+            mfa_pending: false
+        }
+    );
 }
 
 #[test]

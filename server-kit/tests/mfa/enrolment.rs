@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::support::{email, claims};
+use super::support::{claims, email};
 use super::{Backend, Kind, begin, code_at, enable, sign_in};
 
 pub async fn enrolment_turns_mfa_on_only_after_a_code(kind: Kind) {
@@ -27,7 +27,11 @@ pub async fn enrolment_turns_mfa_on_only_after_a_code(kind: Kind) {
 
     // Confirming with nothing enrolled is a clear refusal.
     server
-        .post_auth("/auth/mfa/verify-setup", &session.access, json!({ "code": "123456" }))
+        .post_auth(
+            "/auth/mfa/verify-setup",
+            &session.access,
+            json!({ "code": "123456" }),
+        )
         .await
         .expect_error(400, "VALIDATION_ERROR");
     let first = begin(&server, &session).await;
@@ -53,14 +57,22 @@ pub async fn enrolment_turns_mfa_on_only_after_a_code(kind: Kind) {
     let stale = code_at(&first.secret, server.now_secs());
     if stale != code_at(&second.secret, server.now_secs()) {
         server
-            .post_auth("/auth/mfa/verify-setup", &session.access, json!({ "code": stale }))
+            .post_auth(
+                "/auth/mfa/verify-setup",
+                &session.access,
+                json!({ "code": stale }),
+            )
             .await
             .expect_error(400, "MFA_CODE_INVALID");
     }
     // A wrong code and a malformed one are refused alike.
     for wrong in ["000000x", "12345", ""] {
         server
-            .post_auth("/auth/mfa/verify-setup", &session.access, json!({ "code": wrong }))
+            .post_auth(
+                "/auth/mfa/verify-setup",
+                &session.access,
+                json!({ "code": wrong }),
+            )
             .await
             .expect_error(400, "MFA_CODE_INVALID");
     }
@@ -86,7 +98,11 @@ pub async fn enrolment_turns_mfa_on_only_after_a_code(kind: Kind) {
     // The account name must be the account's own.
     let other = server.sign_up(&email("enrol-other")).await;
     server
-        .post_auth("/auth/mfa/enable", &other.access, json!({ "email": "someone@else.example" }))
+        .post_auth(
+            "/auth/mfa/enable",
+            &other.access,
+            json!({ "email": "someone@else.example" }),
+        )
         .await
         .expect_error(400, "VALIDATION_ERROR");
     let upper = other.user["email"].as_str().expect("email").to_uppercase();
@@ -108,18 +124,31 @@ pub async fn the_secret_is_sealed_and_codes_are_hashed_at_rest(kind: Kind) {
         .expect("read")
         .expect("a factor");
     assert!(stored.enabled());
-    assert!(stored.sealed_secret.starts_with("v1."), "{}", stored.sealed_secret);
+    assert!(
+        stored.sealed_secret.starts_with("v1."),
+        "{}",
+        stored.sealed_secret
+    );
     assert!(!stored.sealed_secret.contains(&enrolled.secret));
     let raw = super::base32(&enrolled.secret);
     let sealed_bytes = holdfast_protocol::b64::decode(&stored.sealed_secret[3..]).expect("base64url");
     assert!(
-        !sealed_bytes.windows(raw.len()).any(|window| window == raw.as_slice()),
+        !sealed_bytes
+            .windows(raw.len())
+            .any(|window| window == raw.as_slice()),
         "the secret's bytes are not in what is stored"
     );
     // A recovery code is found by its keyed hash only: the code itself is no key.
     let mfa = &server.stores.mfa;
-    assert!(!mfa.use_recovery_code(session.user_id(), &enrolled.recovery_codes[0]).await.expect("use"));
-    assert_eq!(mfa.count_recovery_codes(session.user_id()).await.expect("count"), 8);
+    assert!(
+        !mfa.use_recovery_code(session.user_id(), &enrolled.recovery_codes[0])
+            .await
+            .expect("use")
+    );
+    assert_eq!(
+        mfa.count_recovery_codes(session.user_id()).await.expect("count"),
+        8
+    );
 }
 
 pub async fn recovery_codes_work_once_and_regeneration_replaces_them(kind: Kind) {
@@ -144,15 +173,26 @@ pub async fn recovery_codes_work_once_and_regeneration_replaces_them(kind: Kind)
     let (access, _) = super::tokens_of(&reply);
     let again = sign_in(&server, &address).await;
     server
-        .post_auth("/auth/mfa/recover", &again.access, json!({ "recoveryCode": enrolled.recovery_codes[0] }))
+        .post_auth(
+            "/auth/mfa/recover",
+            &again.access,
+            json!({ "recoveryCode": enrolled.recovery_codes[0] }),
+        )
         .await
         .expect_error(400, "MFA_CODE_INVALID");
-    let status = server.get_auth("/auth/mfa/status", &access).await.expect_status(200);
+    let status = server
+        .get_auth("/auth/mfa/status", &access)
+        .await
+        .expect_status(200);
     assert_eq!(status.data()["remainingRecoveryCodes"], 7);
 
     // Regeneration takes a code from the app (a recovery code is not one) and a recent check.
     server
-        .post_auth("/auth/mfa/regenerate-codes", &access, json!({ "code": enrolled.recovery_codes[1] }))
+        .post_auth(
+            "/auth/mfa/regenerate-codes",
+            &access,
+            json!({ "code": enrolled.recovery_codes[1] }),
+        )
         .await
         .expect_error(400, "MFA_CODE_INVALID");
     let code = enrolled.next_code(&server);
@@ -171,11 +211,19 @@ pub async fn recovery_codes_work_once_and_regeneration_replaces_them(kind: Kind)
     // The old ones died with the regeneration; the new ones work.
     let third = sign_in(&server, &address).await;
     server
-        .post_auth("/auth/mfa/recover", &third.access, json!({ "recoveryCode": enrolled.recovery_codes[2] }))
+        .post_auth(
+            "/auth/mfa/recover",
+            &third.access,
+            json!({ "recoveryCode": enrolled.recovery_codes[2] }),
+        )
         .await
         .expect_error(400, "MFA_CODE_INVALID");
     server
-        .post_auth("/auth/mfa/recover", &third.access, json!({ "recoveryCode": fresh[0] }))
+        .post_auth(
+            "/auth/mfa/recover",
+            &third.access,
+            json!({ "recoveryCode": fresh[0] }),
+        )
         .await
         .expect_status(200);
 }
@@ -191,23 +239,41 @@ pub async fn disabling_needs_a_code_and_turns_pending_sign_ins_off(kind: Kind) {
         .await
         .expect_error(400, "MFA_CODE_INVALID");
     server
-        .post_auth("/auth/mfa/disable", &session.access, json!({ "code": enrolled.recovery_codes[3] }))
+        .post_auth(
+            "/auth/mfa/disable",
+            &session.access,
+            json!({ "code": enrolled.recovery_codes[3] }),
+        )
         .await
         .expect_status(200);
-    let status = server.get_auth("/auth/mfa/status", &session.access).await.expect_status(200);
+    let status = server
+        .get_auth("/auth/mfa/status", &session.access)
+        .await
+        .expect_status(200);
     assert_eq!(status.data()["enabled"], false);
     let signed_in = sign_in(&server, &address).await;
     let signed = claims(&signed_in.access);
     assert!(!signed.mfa_pending());
     assert_eq!(signed.aal, Some(1));
-    server.get_auth("/auth/devices", &signed_in.access).await.expect_status(200);
+    server
+        .get_auth("/auth/devices", &signed_in.access)
+        .await
+        .expect_status(200);
     // Off means off: disabling, regenerating, verifying are clear refusals now.
     server
-        .post_auth("/auth/mfa/disable", &signed_in.access, json!({ "code": "123456" }))
+        .post_auth(
+            "/auth/mfa/disable",
+            &signed_in.access,
+            json!({ "code": "123456" }),
+        )
         .await
         .expect_error(400, "VALIDATION_ERROR");
     server
-        .post_auth("/auth/mfa/step-up", &signed_in.access, json!({ "code": "123456" }))
+        .post_auth(
+            "/auth/mfa/step-up",
+            &signed_in.access,
+            json!({ "code": "123456" }),
+        )
         .await
         .expect_error(400, "VALIDATION_ERROR");
     // And it can be enrolled again, with a new secret.

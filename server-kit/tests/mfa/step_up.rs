@@ -31,7 +31,9 @@ pub async fn the_sensitive_routes_need_a_recent_check(kind: Kind) {
                     json!({ "currentPassword": PASSWORD, "newPassword": "another long passphrase" }),
                 )
                 .await,
-            server.post_auth("/auth/sessions/revoke-others", &access, json!({})).await,
+            server
+                .post_auth("/auth/sessions/revoke-others", &access, json!({}))
+                .await,
             server
                 .delete_auth("/auth/me", &access, Some(json!({ "password": PASSWORD })))
                 .await,
@@ -48,7 +50,10 @@ pub async fn the_sensitive_routes_need_a_recent_check(kind: Kind) {
     };
     stale().await;
     // Nothing was done: MFA is on, the password unchanged, the account there.
-    let status = server.get_auth("/auth/mfa/status", &access).await.expect_status(200);
+    let status = server
+        .get_auth("/auth/mfa/status", &access)
+        .await
+        .expect_status(200);
     assert_eq!(status.data()["enabled"], true);
     // A wrong code does not step up; a right one (from the app or a recovery code) does.
     server
@@ -76,11 +81,18 @@ pub async fn the_sensitive_routes_need_a_recent_check(kind: Kind) {
         .await
         .expect_error(403, "STEP_UP_REQUIRED");
     let stepped = server
-        .post_auth("/auth/mfa/step-up", &fresh, json!({ "code": enrolled.recovery_codes[0] }))
+        .post_auth(
+            "/auth/mfa/step-up",
+            &fresh,
+            json!({ "code": enrolled.recovery_codes[0] }),
+        )
         .await
         .expect_status(200);
     let (latest, _) = tokens_of(&stepped);
-    assert_eq!(claims(&latest).amr, Some(vec!["pwd".to_owned(), "otp".to_owned(), "rec".to_owned()]));
+    assert_eq!(
+        claims(&latest).amr,
+        Some(vec!["pwd".to_owned(), "otp".to_owned(), "rec".to_owned()])
+    );
     // With a recent step-up, deleting the account needs no password.
     server
         .delete_auth("/auth/me", &latest, Some(json!({})))
@@ -114,23 +126,45 @@ pub async fn assurance_survives_refresh_and_restart(kind: Kind) {
     let waiting = sign_in(&backend, &address).await;
 
     let now_ms = backend.now_ms();
-    let Backend { server, kind, _schema } = backend;
+    let Backend {
+        server,
+        kind,
+        _schema,
+    } = backend;
     let server = restart(server, kind, _schema.as_ref(), now_ms).await;
 
     let refreshed = server.refresh(&refresh).await.expect_status(200);
     let after = claims(refreshed.data()["accessToken"].as_str().expect("access"));
-    assert_eq!((after.aal, after.amr.clone(), after.auth_time), (Some(2), before.amr.clone(), before.auth_time));
+    assert_eq!(
+        (after.aal, after.amr.clone(), after.auth_time),
+        (Some(2), before.amr.clone(), before.auth_time)
+    );
     assert_eq!(after.fam, before.fam);
-    let access = refreshed.data()["accessToken"].as_str().expect("access").to_owned();
-    let sessions = server.get_auth("/auth/sessions", &access).await.expect_status(200);
+    let access = refreshed.data()["accessToken"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    let sessions = server
+        .get_auth("/auth/sessions", &access)
+        .await
+        .expect_status(200);
     let listed = sessions.data().as_array().expect("list").clone();
-    let current = listed.iter().find(|s| s["current"] == true).expect("the caller's");
+    let current = listed
+        .iter()
+        .find(|s| s["current"] == true)
+        .expect("the caller's");
     assert_eq!(current["aal"], 2);
     let other = listed.iter().find(|s| s["current"] == false && s["aal"] == 1);
-    assert!(other.is_some(), "the pending session is listed at aal 1: {listed:?}");
+    assert!(
+        other.is_some(),
+        "the pending session is listed at aal 1: {listed:?}"
+    );
     // The pending one is still pending, and a code still completes it.
     let waiting_refreshed = server.refresh(&waiting.refresh).await.expect_status(200);
-    let waiting_access = waiting_refreshed.data()["accessToken"].as_str().expect("access").to_owned();
+    let waiting_access = waiting_refreshed.data()["accessToken"]
+        .as_str()
+        .expect("access")
+        .to_owned();
     assert!(claims(&waiting_access).mfa_pending());
     let code = enrolled.next_code(&server);
     server

@@ -8,6 +8,7 @@ use super::sessions::{
 use super::*;
 use holdfast_server_kit::protocol::EndReason;
 use holdfast_server_kit::store::{SessionEnding, SessionLimits, SessionScope};
+use holdfast_server_kit::tokens::Assurance;
 
 async fn last_used(stores: &Stores, id: &str) -> i64 {
     find_session(stores, id).await.expect("session").last_used_at_ms
@@ -115,7 +116,29 @@ pub async fn renew_session_revokes_the_family_s_unexpired_tokens(stores: &Stores
     start(stores, session("t", "u1", "d2", 1_000_000)).await;
 
     let next = token_of("s", "s-n1", 3_000, 12_000);
-    assert!(stores.sessions.renew_session(next, 12_000).await.expect("renew"));
+    let before = find_session(stores, "s").await.expect("started").assurance;
+    assert_eq!(before, Assurance::password(1_000, false));
+    let stepped_up = before.with_second_factor("otp", 3_000);
+    let renewed = stores.sessions.renew_session(next, &stepped_up, 12_000).await;
+    assert!(renewed.expect("renew"));
+    // The session now says how it was proved, wherever it is read.
+    assert_eq!(
+        find_session(stores, "s").await.map(|s| s.assurance),
+        Some(stepped_up.clone())
+    );
+    let listed = stores.sessions.list_sessions("u1", NO_LIMITS, 3_000_000).await;
+    let listed: Vec<_> = listed
+        .expect("list")
+        .into_iter()
+        .map(|s| (s.id, s.assurance))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("s".to_owned(), stepped_up),
+            ("t".to_owned(), Assurance::password(1_000, false))
+        ]
+    );
     for jti in ["s-r0", "s-r1", "s-edge"] {
         assert!(is_revoked(stores, jti, None).await, "{jti} is revoked");
     }
@@ -166,8 +189,16 @@ pub async fn renew_session_refuses_unknown_ended_foreign_and_revoked_sessions(st
     ];
     for next in attempts {
         let (family, jti) = (next.family.clone(), next.jti.clone());
-        let renewed = stores.sessions.renew_session(next, 12_000).await.expect("renew");
-        assert!(!renewed, "{family}");
+        let raised = Assurance::password(1, false).with_second_factor("otp", 3_000);
+        let renewed = stores.sessions.renew_session(next, &raised, 12_000).await;
+        assert!(!renewed.expect("renew"), "{family}");
+        if let Some(session) = find_session(stores, &family).await {
+            assert_eq!(
+                session.assurance,
+                Assurance::password(1, false),
+                "{family}: assurance unchanged"
+            );
+        }
         assert!(
             !is_revoked(stores, &format!("{family}-r0"), None).await,
             "{family}: nothing revoked"

@@ -4,6 +4,7 @@
 use super::*;
 use holdfast_server_kit::protocol::EndReason;
 use holdfast_server_kit::store::{EndedSession, NewSession, SessionEnding, SessionLimits, SessionScope};
+use holdfast_server_kit::tokens::Assurance;
 
 /// How long the families of ended sessions stay revoked (seconds).
 pub const REVOKE_UNTIL: i64 = 50_000;
@@ -22,7 +23,7 @@ pub fn session(id: &str, user_id: &str, device_id: &str, created_at_ms: i64) -> 
         created_at_ms,
         ip_address: Some("203.0.113.7".into()),
         user_agent: Some(format!("agent of {id}")),
-        aal: 1,
+        assurance: Assurance::password(created_at_ms / 1_000, false),
     }
 }
 
@@ -106,10 +107,22 @@ pub async fn end(
 
 pub async fn sessions_start_find_and_list_newest_first(stores: &Stores) {
     let mut stepped_up = session("s-new", "u1", "d2", 3_000);
-    stepped_up.aal = 2;
+    stepped_up.assurance = Assurance {
+        aal: 2,
+        amr: vec!["pwd".into(), "otp".into()],
+        auth_time: 1_700_000_123,
+        mfa_pending: false,
+    };
     stepped_up.user_agent = None;
     let mut anonymous = session("s-old", "u1", "d1", 1_000);
     anonymous.ip_address = None;
+    // No methods at all, and a second factor still to present.
+    anonymous.assurance = Assurance {
+        aal: 1,
+        amr: Vec::new(),
+        auth_time: 0,
+        mfa_pending: true,
+    };
     for started in [
         anonymous.clone(),
         stepped_up.clone(),

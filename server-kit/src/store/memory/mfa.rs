@@ -28,10 +28,16 @@ impl MfaStore for MemoryStore {
         Ok(true)
     }
 
-    async fn confirm_totp(&self, user_id: &str, step: i64, now_ms: i64) -> Result<bool, StoreError> {
+    async fn confirm_totp(
+        &self,
+        user_id: &str,
+        sealed_secret: &str,
+        step: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
         match state.totp.get_mut(user_id) {
-            Some(factor) if !factor.enabled() => {
+            Some(factor) if !factor.enabled() && factor.sealed_secret == sealed_secret => {
                 factor.enabled_at_ms = Some(now_ms);
                 factor.last_step = Some(step);
                 Ok(true)

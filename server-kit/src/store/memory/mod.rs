@@ -4,15 +4,15 @@
 //! `tests/store_conformance.rs` runs against both), so a test written against it holds on
 //! the real thing.
 
+mod guards;
 mod mfa;
 mod sessions;
 
 use super::{
-    ChallengeStore, ChildPair, ConsumeOutcome, DeviceRecord, DeviceStore, NewDevice, NewUser, OneTimeToken,
-    RateDecision, RateLimit, RateLimitStore, RefreshRecord, RegistrationPlan, RotateOutcome, SessionRecord,
-    StoreError, StoredPassword, TokenStore, UserQuery, UserRecord, UserStore, plan_registration,
+    ChildPair, DeviceRecord, DeviceStore, NewDevice, NewUser, OneTimeToken, RefreshRecord, RegistrationPlan,
+    RotateOutcome, SessionRecord, StoreError, StoredPassword, TokenStore, UserQuery, UserRecord, UserStore,
+    plan_registration,
 };
-use crate::store::slide_window;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -312,95 +312,5 @@ impl TokenStore for MemoryStore {
         state.revoked_families.retain(|_, expires_at| *expires_at >= now);
         let after = state.refresh.len() + state.revoked_tokens.len() + state.revoked_families.len();
         Ok((before - after) as u64)
-    }
-}
-
-#[async_trait]
-impl ChallengeStore for MemoryStore {
-    async fn put_challenge(
-        &self,
-        challenge: &str,
-        device_id: &str,
-        expires_at_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.state()
-            .challenges
-            .insert(challenge.to_owned(), (device_id.to_owned(), expires_at_ms));
-        Ok(())
-    }
-
-    async fn consume_challenge(
-        &self,
-        challenge: &str,
-        device_id: &str,
-        now_ms: i64,
-    ) -> Result<ConsumeOutcome, StoreError> {
-        let mut state = self.state();
-        let Some((bound_to, expires_at_ms)) = state.challenges.get(challenge) else {
-            return Ok(ConsumeOutcome::Invalid);
-        };
-        if now_ms > *expires_at_ms {
-            state.challenges.remove(challenge);
-            return Ok(ConsumeOutcome::Invalid);
-        }
-        if bound_to != device_id {
-            return Ok(ConsumeOutcome::WrongDevice);
-        }
-        state.challenges.remove(challenge);
-        Ok(ConsumeOutcome::Consumed)
-    }
-
-    async fn purge_expired_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut state = self.state();
-        let before = state.challenges.len();
-        state
-            .challenges
-            .retain(|_, (_, expires_at_ms)| *expires_at_ms >= now_ms);
-        Ok((before - state.challenges.len()) as u64)
-    }
-}
-
-#[async_trait]
-impl RateLimitStore for MemoryStore {
-    async fn hit(&self, key: &str, limit: RateLimit, now_ms: i64) -> Result<RateDecision, StoreError> {
-        let mut state = self.state();
-        let mut hits = state.windows.get(key).map(|w| w.hits.clone()).unwrap_or_default();
-        let (decision, expires_at_ms) = slide_window(&mut hits, limit, now_ms);
-        // A refused attempt changes nothing, and creates no window.
-        if let Some(expires_at_ms) = expires_at_ms {
-            state
-                .windows
-                .insert(key.to_owned(), Window { hits, expires_at_ms });
-        }
-        Ok(decision)
-    }
-
-    async fn reset(&self, key: &str) -> Result<(), StoreError> {
-        self.state().windows.remove(key);
-        Ok(())
-    }
-
-    async fn block(&self, key: &str, until_ms: i64) -> Result<(), StoreError> {
-        let mut state = self.state();
-        let until = state.blocks.entry(key.to_owned()).or_insert(until_ms);
-        *until = (*until).max(until_ms);
-        Ok(())
-    }
-
-    async fn blocked_until(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .state()
-            .blocks
-            .get(key)
-            .copied()
-            .filter(|until| *until > now_ms))
-    }
-
-    async fn purge_expired_limits(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut state = self.state();
-        let before = state.windows.len() + state.blocks.len();
-        state.windows.retain(|_, window| window.expires_at_ms > now_ms);
-        state.blocks.retain(|_, until| *until > now_ms);
-        Ok((before - state.windows.len() - state.blocks.len()) as u64)
     }
 }

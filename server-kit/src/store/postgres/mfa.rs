@@ -30,7 +30,7 @@ const UPSERT_UNCONFIRMED_TOTP: &str = "INSERT INTO mfa_totp
      WHERE mfa_totp.enabled_at_ms IS NULL
      RETURNING user_id";
 const CONFIRM_TOTP: &str = "UPDATE mfa_totp SET enabled_at_ms = $3, last_step = $2
-     WHERE user_id = $1 AND enabled_at_ms IS NULL";
+     WHERE user_id = $1 AND enabled_at_ms IS NULL AND sealed_secret = $4";
 /// The one conditional write that makes a code good once.
 const ACCEPT_STEP: &str = "UPDATE mfa_totp SET last_step = $2
      WHERE user_id = $1 AND enabled_at_ms IS NOT NULL AND (last_step IS NULL OR last_step < $2)";
@@ -168,9 +168,19 @@ impl MfaStore for PostgresStore {
             .map_err(|fail| fail.into_store("begin_totp"))
     }
 
-    async fn confirm_totp(&self, user_id: &str, step: i64, now_ms: i64) -> Result<bool, StoreError> {
-        self.changed_one("confirm_totp", CONFIRM_TOTP, &[&user_id, &step, &now_ms])
-            .await
+    async fn confirm_totp(
+        &self,
+        user_id: &str,
+        sealed_secret: &str,
+        step: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.changed_one(
+            "confirm_totp",
+            CONFIRM_TOTP,
+            &[&user_id, &step, &now_ms, &sealed_secret],
+        )
+        .await
     }
 
     async fn accept_totp_step(&self, user_id: &str, step: i64) -> Result<bool, StoreError> {

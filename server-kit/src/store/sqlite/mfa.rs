@@ -24,7 +24,7 @@ const UPSERT_TOTP: &str = "INSERT INTO mfa_totp
         period_secs = excluded.period_secs, created_at_ms = excluded.created_at_ms,
         enabled_at_ms = NULL, last_step = NULL";
 const CONFIRM_TOTP: &str = "UPDATE mfa_totp SET enabled_at_ms = ?3, last_step = ?2
-     WHERE user_id = ?1 AND enabled_at_ms IS NULL";
+     WHERE user_id = ?1 AND enabled_at_ms IS NULL AND sealed_secret = ?4";
 /// The one conditional write that makes a code good once.
 const ACCEPT_STEP: &str = "UPDATE mfa_totp SET last_step = ?2
      WHERE user_id = ?1 AND enabled_at_ms IS NOT NULL AND (last_step IS NULL OR last_step < ?2)";
@@ -109,12 +109,18 @@ impl MfaStore for SqliteStore {
         .await
     }
 
-    async fn confirm_totp(&self, user_id: &str, step: i64, now_ms: i64) -> Result<bool, StoreError> {
-        let user_id = user_id.to_owned();
+    async fn confirm_totp(
+        &self,
+        user_id: &str,
+        sealed_secret: &str,
+        step: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (user_id, sealed_secret) = (user_id.to_owned(), sealed_secret.to_owned());
         self.write("confirm_totp", move |conn| {
             Ok(conn
                 .prepare_cached(CONFIRM_TOTP)?
-                .execute(params![user_id, step, now_ms])?
+                .execute(params![user_id, step, now_ms, sealed_secret])?
                 == 1)
         })
         .await
