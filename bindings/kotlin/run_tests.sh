@@ -89,7 +89,7 @@ jar uf "$out/holdfast-kotlin.jar" -C "$native" "$prefix/$library"
 
 # One kotlinc run for both (each run starts a JVM of its own: ~10 s).
 compile holdfast-tests "$out/holdfast-classes.jar:$jna:$coroutines" \
-    bindings/kotlin/tests/HoldfastTests.kt examples/kotlin/Quickstart.kt
+    bindings/kotlin/tests/HoldfastTests.kt bindings/kotlin/tests/MfaTests.kt examples/kotlin/Quickstart.kt
 
 # No -Djna.library.path and no LD_LIBRARY_PATH: JNA must find the library in the jar.
 classpath="$out/holdfast-kotlin.jar:$jna:$coroutines:$stdlib"

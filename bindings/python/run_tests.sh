@@ -14,7 +14,7 @@ python="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet "maturin>=1.9,<2.0" "pytest>=8" "cryptography>=42" "mypy>=1.10" "ziglang>=0.13"
+"$venv/bin/python" -m pip install --quiet "maturin>=1.9,<2.0" "pytest>=8" "cryptography>=42" "mypy>=1.10" "ziglang>=0.13" "pyotp==2.9.0"
 
 cargo build --locked -p holdfast-server-kit --bin holdfast-server
 

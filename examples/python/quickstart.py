@@ -20,6 +20,8 @@ from holdfast import AuthClient, AuthEvent, AuthEventListener, AuthState, Client
 def describe(state: AuthState) -> str:
     if isinstance(state, AuthState.SIGNED_IN):
         return f"signed in as {state.user.email}"
+    if isinstance(state, AuthState.SECOND_FACTOR_REQUIRED):
+        return f"waiting for a code from {state.user.email}'s authenticator app"
     if isinstance(state, AuthState.SIGNED_OUT):
         return "signed out"
     if isinstance(state, AuthState.UNAVAILABLE):

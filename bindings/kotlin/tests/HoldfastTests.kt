@@ -16,6 +16,7 @@ import dev.holdfast.HoldfastException
 import dev.holdfast.KeyProvider
 import dev.holdfast.KeySource
 import dev.holdfast.SessionEndReason
+import dev.holdfast.SignInOutcome
 import dev.holdfast.SignOutReason
 import dev.holdfast.RequestHeaders
 import dev.holdfast.SyncCredentials
@@ -149,7 +150,8 @@ suspend fun signUpAndSignIn(server: Server, dir: File) {
         expectThrows<HoldfastException.NotSignedIn>("access token when signed out") { client.accessToken() }
 
         val again = client.signIn(email, PASSWORD)
-        checkEqual(user.id, again.id, "same user after sign-in")
+        check(again is SignInOutcome.SignedIn) { "no second factor: $again" }
+        checkEqual(user.id, (again as SignInOutcome.SignedIn).user.id, "same user after sign-in")
         check(isJwt(client.accessToken())) { "access token after sign-in" }
 
         expectThrows<HoldfastException.InvalidCredentials>("wrong password") { client.signIn(email, "not the password") }
@@ -547,7 +549,8 @@ suspend fun passwordsAndEmailVerification(server: Server, dir: File) {
         checkEqual("RESET_TOKEN_INVALID", invalid.code, "bad reset token code")
         here.resetPassword(reset, PASSWORD)
         checkEndedElsewhere(here, SessionEndReason.PASSWORD_RESET, "password reset")
-        checkEqual(verified.id, here.signIn(email, PASSWORD).id, "signed in with the reset password")
+        val outcome = here.signIn(email, PASSWORD) as SignInOutcome.SignedIn
+        checkEqual(verified.id, outcome.user.id, "signed in with the reset password")
     }
 }
 
@@ -612,6 +615,7 @@ fun main() {
             test("sessions ended elsewhere say why") { sessionsEndedElsewhereSayWhy(server, it) }
             test("password change and reset, email verification") { passwordsAndEmailVerification(server, it) }
             test("deleting the account, sign-up metadata") { deletingTheAccount(server, it) }
+            test("a sign-in with a second factor") { signInWithASecondFactor(server, it) }
         }
     } finally {
         root.deleteRecursively()

@@ -21,6 +21,7 @@ from holdfast import (
     HoldfastError,
     KeyProvider,
     KeySource,
+    SignInOutcome,
     SignOutReason,
     SyncRefusal,
 )
@@ -74,7 +75,8 @@ def test_sign_up_sign_in_and_access_token(server, tmp_path):
             await client.access_token()
 
         again = await client.sign_in(email, PASSWORD)
-        assert again.id == user.id
+        assert again == SignInOutcome.SIGNED_IN(user=again.user)
+        assert again.user.id == user.id
         assert is_jwt(await client.access_token())
 
         with pytest.raises(HoldfastError.InvalidCredentials):

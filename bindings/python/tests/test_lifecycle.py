@@ -121,7 +121,7 @@ def test_the_password_changes_and_resets(server, tmp_path):
         await assert_ended_elsewhere(here, SessionEndReason.PASSWORD_RESET)
         with pytest.raises(HoldfastError.InvalidCredentials):
             await here.sign_in(email, NEW_PASSWORD)
-        assert (await here.sign_in(email, PASSWORD)).email == email
+        assert (await here.sign_in(email, PASSWORD)).user.email == email
 
     run(scenario())
 

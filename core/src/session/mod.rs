@@ -241,7 +241,9 @@ impl AuthClient {
     /// Rotates the tokens now, even while the access token is fresh (e.g. after the user's
     /// profile changed on the server), and returns the new access token. Callers arriving
     /// while a refresh is in flight share it. Failures are those of
-    /// [`AuthClient::access_token`]: a network error keeps the session.
+    /// [`AuthClient::access_token`]: a network error keeps the session; a session waiting
+    /// for its second factor is refreshed (and still waits) but its token is not returned
+    /// ([`AuthError::SecondFactorRequired`]).
     pub async fn refresh(&self) -> Result<String, AuthError> {
         let seen = self.inner.token_generation.load(Ordering::SeqCst);
         let token = self.refresh_now(Want::Rotated { seen }).await?;

@@ -1,6 +1,7 @@
 //! Changes to the stored session that are not refreshes but must never cross one: a
-//! password change, whose answer is the session's next token pair, and a newer copy of the
-//! signed-in user. Both run as a refresh runs (`refresh.rs`): under this process's refresh
+//! password change, a second factor's check (`/mfa/verify`, `/mfa/recover`, `/mfa/step-up`),
+//! each answering the session's next token pair, and a newer copy of the
+//! signed-in user. All run as a refresh runs (`refresh.rs`): under this process's refresh
 //! gate and the store's refresh lock, so no refresh is in flight here or in another process
 //! sharing the store, against the session read under the lock, and written only if it is
 //! still that version. A refresh that adopted the stored pair after such a write would
@@ -18,7 +19,7 @@ use crate::transport::Failure;
 
 impl Inner {
     /// Sends a bearer call with `access` whose answer is this session's next token pair
-    /// (`pair_of` finds it: a password change), and persists that pair exactly as a
+    /// (`pair_of` finds it: a password change, a second factor's check), and persists that pair exactly as a
     /// refresh persists its own ([`Inner::adopt_pair`]: on disk before anyone sees it, and
     /// only over the session the call was made for). Returns the new access token.
     ///

@@ -691,7 +691,7 @@ public protocol AuthClientProtocol: AnyObject, Sendable {
     
     /**
      * Restores the stored session without the network: `SignedIn` (even with an expired
-     * token), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
+     * token), `SecondFactorRequired` (a sign-in waiting for its code), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
      * again, e.g. after the device is unlocked.
      */
     func initialize() async  -> AuthState
@@ -745,9 +745,11 @@ public protocol AuthClientProtocol: AnyObject, Sendable {
     func signChallenge(challenge: String) async throws  -> String
     
     /**
-     * Signs in with email and password.
+     * Signs in with email and password. For an account with a second factor the outcome
+     * is `SecondFactorRequired` (not an error): ask for a code and call
+     * `complete_sign_in_with_code`.
      */
-    func signIn(email: String, password: String) async throws  -> User
+    func signIn(email: String, password: String) async throws  -> SignInOutcome
     
     /**
      * Signs out: local secrets go at once (offline too); the server is told now or when
@@ -849,6 +851,56 @@ public protocol AuthClientProtocol: AnyObject, Sendable {
      * { SignedOutEverywhere }`); returns how many ended. Offline, nothing changes.
      */
     func signOutEverywhere() async throws  -> UInt64
+    
+    /**
+     * Finishes a sign-in waiting for its second factor (state `SecondFactorRequired`)
+     * with a code from the authenticator app: the state becomes `SignedIn`. A wrong,
+     * expired or used code is `InvalidCode` and the sign-in still waits; offline nothing
+     * changes.
+     */
+    func completeSignInWithCode(code: String) async throws  -> User
+    
+    /**
+     * `complete_sign_in_with_code` with one of the recovery codes (spent by this).
+     */
+    func completeSignInWithRecoveryCode(recoveryCode: String) async throws  -> User
+    
+    /**
+     * Turns the second factor on with a first code from the authenticator app. A wrong
+     * code is `InvalidCode`.
+     */
+    func confirmMfa(code: String) async throws 
+    
+    /**
+     * Turns the second factor off, with a code from the app or a recovery code. May need
+     * a recent `step_up` (`StepUpRequired`).
+     */
+    func disableMfa(code: String) async throws 
+    
+    /**
+     * Starts setting up a second factor: the QR code, secret and recovery codes to show
+     * once. It is on only after `confirm_mfa`. `account_name`: the name the authenticator
+     * app shows (the account's email only; none: the email). `MfaAlreadyEnabled` if it
+     * is on already.
+     */
+    func enrollMfa(accountName: String?) async throws  -> MfaEnrollment
+    
+    /**
+     * Whether the second factor is on, and how many recovery codes are left.
+     */
+    func mfaStatus() async throws  -> MfaStatus
+    
+    /**
+     * New recovery codes, with a code from the app (the old ones stop working). May need
+     * a recent `step_up` (`StepUpRequired`).
+     */
+    func regenerateRecoveryCodes(code: String) async throws  -> RecoveryCodes
+    
+    /**
+     * Proves again who the user is (a code from the app or a recovery code) after a
+     * sensitive action answered `StepUpRequired`; then try the action again.
+     */
+    func stepUp(code: String) async throws 
     
 }
 /**
@@ -1071,7 +1123,7 @@ open func handleSyncRefusal(refusal: SyncRefusal)async throws   {
     
     /**
      * Restores the stored session without the network: `SignedIn` (even with an expired
-     * token), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
+     * token), `SecondFactorRequired` (a sign-in waiting for its code), `SignedOut`, or `Unavailable` when storage cannot be read now. Safe to call
      * again, e.g. after the device is unlocked.
      */
 open func initialize()async  -> AuthState  {
@@ -1259,9 +1311,11 @@ open func signChallenge(challenge: String)async throws  -> String  {
 }
     
     /**
-     * Signs in with email and password.
+     * Signs in with email and password. For an account with a second factor the outcome
+     * is `SecondFactorRequired` (not an error): ask for a code and call
+     * `complete_sign_in_with_code`.
      */
-open func signIn(email: String, password: String)async throws  -> User  {
+open func signIn(email: String, password: String)async throws  -> SignInOutcome  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
@@ -1272,7 +1326,7 @@ open func signIn(email: String, password: String)async throws  -> User  {
             pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
             completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
-            liftFunc: FfiConverterTypeUser_lift,
+            liftFunc: FfiConverterTypeSignInOutcome_lift,
             errorHandler: FfiConverterTypeHoldfastError_lift
         )
 }
@@ -1599,6 +1653,168 @@ open func signOutEverywhere()async throws  -> UInt64  {
             completeFunc: ffi_holdfast_ffi_rust_future_complete_u64,
             freeFunc: ffi_holdfast_ffi_rust_future_free_u64,
             liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Finishes a sign-in waiting for its second factor (state `SecondFactorRequired`)
+     * with a code from the authenticator app: the state becomes `SignedIn`. A wrong,
+     * expired or used code is `InvalidCode` and the sign-in still waits; offline nothing
+     * changes.
+     */
+open func completeSignInWithCode(code: String)async throws  -> User  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_complete_sign_in_with_code(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(code)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUser_lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * `complete_sign_in_with_code` with one of the recovery codes (spent by this).
+     */
+open func completeSignInWithRecoveryCode(recoveryCode: String)async throws  -> User  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_complete_sign_in_with_recovery_code(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(recoveryCode)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUser_lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Turns the second factor on with a first code from the authenticator app. A wrong
+     * code is `InvalidCode`.
+     */
+open func confirmMfa(code: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_confirm_mfa(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(code)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_void,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_void,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Turns the second factor off, with a code from the app or a recovery code. May need
+     * a recent `step_up` (`StepUpRequired`).
+     */
+open func disableMfa(code: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_disable_mfa(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(code)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_void,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_void,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Starts setting up a second factor: the QR code, secret and recovery codes to show
+     * once. It is on only after `confirm_mfa`. `account_name`: the name the authenticator
+     * app shows (the account's email only; none: the email). `MfaAlreadyEnabled` if it
+     * is on already.
+     */
+open func enrollMfa(accountName: String? = nil)async throws  -> MfaEnrollment  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_enroll_mfa(
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(accountName)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeMfaEnrollment_lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Whether the second factor is on, and how many recovery codes are left.
+     */
+open func mfaStatus()async throws  -> MfaStatus  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_mfa_status(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeMfaStatus_lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * New recovery codes, with a code from the app (the old ones stop working). May need
+     * a recent `step_up` (`StepUpRequired`).
+     */
+open func regenerateRecoveryCodes(code: String)async throws  -> RecoveryCodes  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_regenerate_recovery_codes(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(code)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeRecoveryCodes_lift,
+            errorHandler: FfiConverterTypeHoldfastError_lift
+        )
+}
+    
+    /**
+     * Proves again who the user is (a code from the app or a recovery code) after a
+     * sensitive action answered `StepUpRequired`; then try the action again.
+     */
+open func stepUp(code: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_holdfast_ffi_fn_method_authclient_step_up(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(code)
+                )
+            },
+            pollFunc: ffi_holdfast_ffi_rust_future_poll_void,
+            completeFunc: ffi_holdfast_ffi_rust_future_complete_void,
+            freeFunc: ffi_holdfast_ffi_rust_future_free_void,
+            liftFunc: { $0 },
             errorHandler: FfiConverterTypeHoldfastError_lift
         )
 }
@@ -2806,6 +3022,280 @@ public func FfiConverterTypeDevice_lower(_ value: Device) -> RustBuffer {
 
 
 /**
+ * A second factor being set up, shown to the user once: the QR code to scan (SVG text or
+ * PNG bytes), the secret to type in by hand instead, and the recovery codes to keep
+ * somewhere safe. Then confirm with `confirm_mfa` and a code from the app. Every field is
+ * secret: it prints with all of them redacted.
+ */
+public struct MfaEnrollment: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
+    /**
+     * The `otpauth://totp/…` URI the QR code holds.
+     */
+    public var uri: String
+    /**
+     * The shared secret, base32, for typing into an authenticator app.
+     */
+    public var secret: String
+    /**
+     * The single-use recovery codes.
+     */
+    public var recoveryCodes: [String]
+    /**
+     * The URI as a QR code: an SVG document.
+     */
+    public var qrSvg: String
+    /**
+     * The URI as a QR code: a PNG image.
+     */
+    public var qrPng: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The `otpauth://totp/…` URI the QR code holds.
+         */uri: String, 
+        /**
+         * The shared secret, base32, for typing into an authenticator app.
+         */secret: String, 
+        /**
+         * The single-use recovery codes.
+         */recoveryCodes: [String], 
+        /**
+         * The URI as a QR code: an SVG document.
+         */qrSvg: String, 
+        /**
+         * The URI as a QR code: a PNG image.
+         */qrPng: Data) {
+        self.uri = uri
+        self.secret = secret
+        self.recoveryCodes = recoveryCodes
+        self.qrSvg = qrSvg
+        self.qrPng = qrPng
+    }
+
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_mfaenrollment_uniffi_trait_debug(
+            FfiConverterTypeMfaEnrollment_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_mfaenrollment_uniffi_trait_display(
+            FfiConverterTypeMfaEnrollment_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+#if compiler(>=6)
+extension MfaEnrollment: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMfaEnrollment: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MfaEnrollment {
+        return
+            try MfaEnrollment(
+                uri: FfiConverterString.read(from: &buf), 
+                secret: FfiConverterString.read(from: &buf), 
+                recoveryCodes: FfiConverterSequenceString.read(from: &buf), 
+                qrSvg: FfiConverterString.read(from: &buf), 
+                qrPng: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MfaEnrollment, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.uri, into: &buf)
+        FfiConverterString.write(value.secret, into: &buf)
+        FfiConverterSequenceString.write(value.recoveryCodes, into: &buf)
+        FfiConverterString.write(value.qrSvg, into: &buf)
+        FfiConverterData.write(value.qrPng, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMfaEnrollment_lift(_ buf: RustBuffer) throws -> MfaEnrollment {
+    return try FfiConverterTypeMfaEnrollment.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMfaEnrollment_lower(_ value: MfaEnrollment) -> RustBuffer {
+    return FfiConverterTypeMfaEnrollment.lower(value)
+}
+
+
+/**
+ * Whether the second factor is on.
+ */
+public struct MfaStatus: Equatable, Hashable {
+    /**
+     * Whether a second factor is on (enrolled and confirmed).
+     */
+    public var enabled: Bool
+    /**
+     * Recovery codes not used yet (0 when it is off).
+     */
+    public var remainingRecoveryCodes: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Whether a second factor is on (enrolled and confirmed).
+         */enabled: Bool, 
+        /**
+         * Recovery codes not used yet (0 when it is off).
+         */remainingRecoveryCodes: UInt32) {
+        self.enabled = enabled
+        self.remainingRecoveryCodes = remainingRecoveryCodes
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MfaStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMfaStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MfaStatus {
+        return
+            try MfaStatus(
+                enabled: FfiConverterBool.read(from: &buf), 
+                remainingRecoveryCodes: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MfaStatus, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.enabled, into: &buf)
+        FfiConverterUInt32.write(value.remainingRecoveryCodes, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMfaStatus_lift(_ buf: RustBuffer) throws -> MfaStatus {
+    return try FfiConverterTypeMfaStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMfaStatus_lower(_ value: MfaStatus) -> RustBuffer {
+    return FfiConverterTypeMfaStatus.lower(value)
+}
+
+
+/**
+ * New recovery codes, shown once (the old ones no longer work). Secret: prints redacted.
+ */
+public struct RecoveryCodes: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
+    /**
+     * The single-use codes.
+     */
+    public var codes: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The single-use codes.
+         */codes: [String]) {
+        self.codes = codes
+    }
+
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_recoverycodes_uniffi_trait_debug(
+            FfiConverterTypeRecoveryCodes_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_recoverycodes_uniffi_trait_display(
+            FfiConverterTypeRecoveryCodes_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+#if compiler(>=6)
+extension RecoveryCodes: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecoveryCodes: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RecoveryCodes {
+        return
+            try RecoveryCodes(
+                codes: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RecoveryCodes, into buf: inout [UInt8]) {
+        FfiConverterSequenceString.write(value.codes, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecoveryCodes_lift(_ buf: RustBuffer) throws -> RecoveryCodes {
+    return try FfiConverterTypeRecoveryCodes.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecoveryCodes_lower(_ value: RecoveryCodes) -> RustBuffer {
+    return FfiConverterTypeRecoveryCodes.lower(value)
+}
+
+
+/**
  * The headers of one request to the app's own backend (`request_headers`). Holds a token
  * and a proof: it prints with both redacted, in Rust and in every binding.
  */
@@ -3423,6 +3913,17 @@ public enum AuthState: Equatable, Hashable, CustomStringConvertible {
          */tokenFresh: Bool
     )
     /**
+     * The password was right and the account has a second factor: ask for a code from
+     * the authenticator app (`complete_sign_in_with_code`) or a recovery code, not the
+     * password. Survives a restart; `access_token` fails with `SecondFactorRequired`
+     * until then.
+     */
+    case secondFactorRequired(
+        /**
+         * The user signing in.
+         */user: User
+    )
+    /**
      * Signed out, and why.
      */
     case signedOut(
@@ -3476,10 +3977,13 @@ public struct FfiConverterTypeAuthState: FfiConverterRustBuffer {
         case 2: return .signedIn(user: try FfiConverterTypeUser.read(from: &buf), tokenFresh: try FfiConverterBool.read(from: &buf)
         )
         
-        case 3: return .signedOut(reason: try FfiConverterTypeSignOutReason.read(from: &buf)
+        case 3: return .secondFactorRequired(user: try FfiConverterTypeUser.read(from: &buf)
         )
         
-        case 4: return .unavailable(reason: try FfiConverterString.read(from: &buf)
+        case 4: return .signedOut(reason: try FfiConverterTypeSignOutReason.read(from: &buf)
+        )
+        
+        case 5: return .unavailable(reason: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3500,13 +4004,18 @@ public struct FfiConverterTypeAuthState: FfiConverterRustBuffer {
             FfiConverterBool.write(tokenFresh, into: &buf)
             
         
-        case let .signedOut(reason):
+        case let .secondFactorRequired(user):
             writeInt(&buf, Int32(3))
+            FfiConverterTypeUser.write(user, into: &buf)
+            
+        
+        case let .signedOut(reason):
+            writeInt(&buf, Int32(4))
             FfiConverterTypeSignOutReason.write(reason, into: &buf)
             
         
         case let .unavailable(reason):
-            writeInt(&buf, Int32(4))
+            writeInt(&buf, Int32(5))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -3586,6 +4095,24 @@ enum HoldfastError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
      * No user is signed in: sign in first.
      */
     case NotSignedIn
+    /**
+     * The sign-in still owes its second factor: ask for a code from the authenticator
+     * app (`complete_sign_in_with_code`), not the password. The session is kept.
+     */
+    case SecondFactorRequired
+    /**
+     * A sensitive action needs the user to prove who they are again: ask for a code,
+     * call `step_up`, and try again. The session is kept.
+     */
+    case StepUpRequired
+    /**
+     * The code is wrong, expired or already used: ask for a new one. Nothing changed.
+     */
+    case InvalidCode
+    /**
+     * The account already has a second factor: disable it before enrolling again.
+     */
+    case MfaAlreadyEnabled
     /**
      * Local storage or its key cannot be read now (a locked keychain, an unwritable
      * folder): nothing is lost; retry when the device is unlocked or the path is fixed.
@@ -3680,17 +4207,21 @@ public struct FfiConverterTypeHoldfastError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
             )
         case 6: return .NotSignedIn
-        case 7: return .StorageUnavailable(
+        case 7: return .SecondFactorRequired
+        case 8: return .StepUpRequired
+        case 9: return .InvalidCode
+        case 10: return .MfaAlreadyEnabled
+        case 11: return .StorageUnavailable(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .WrongPassphrase
-        case 9: return .Usage(
+        case 12: return .WrongPassphrase
+        case 13: return .Usage(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .Configuration(
+        case 14: return .Configuration(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Protocol(
+        case 15: return .Protocol(
             message: try FfiConverterString.read(from: &buf)
             )
 
@@ -3735,27 +4266,43 @@ public struct FfiConverterTypeHoldfastError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(6))
         
         
-        case let .StorageUnavailable(message):
+        case .SecondFactorRequired:
             writeInt(&buf, Int32(7))
+        
+        
+        case .StepUpRequired:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .InvalidCode:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .MfaAlreadyEnabled:
+            writeInt(&buf, Int32(10))
+        
+        
+        case let .StorageUnavailable(message):
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(message, into: &buf)
             
         
         case .WrongPassphrase:
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(12))
         
         
         case let .Usage(message):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(13))
             FfiConverterString.write(message, into: &buf)
             
         
         case let .Configuration(message):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(14))
             FfiConverterString.write(message, into: &buf)
             
         
         case let .Protocol(message):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(15))
             FfiConverterString.write(message, into: &buf)
             
         }
@@ -4092,6 +4639,107 @@ public func FfiConverterTypeSessionEndReason_lift(_ buf: RustBuffer) throws -> S
 #endif
 public func FfiConverterTypeSessionEndReason_lower(_ value: SessionEndReason) -> RustBuffer {
     return FfiConverterTypeSessionEndReason.lower(value)
+}
+
+
+
+/**
+ * What a sign-in ended in.
+ */
+
+public enum SignInOutcome: Equatable, Hashable, CustomStringConvertible {
+    
+    /**
+     * Signed in: the session is complete.
+     */
+    case signedIn(
+        /**
+         * The user.
+         */user: User
+    )
+    /**
+     * The password was right and the account has a second factor: show the code screen,
+     * then call `complete_sign_in_with_code` (or `complete_sign_in_with_recovery_code`).
+     * The session is kept until then, across restarts too (the state is
+     * `SecondFactorRequired`); the password is not needed again.
+     */
+    case secondFactorRequired(
+        /**
+         * The user signing in.
+         */user: User
+    )
+
+
+
+
+
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_signinoutcome_uniffi_trait_display(
+            FfiConverterTypeSignInOutcome_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+#if compiler(>=6)
+extension SignInOutcome: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSignInOutcome: FfiConverterRustBuffer {
+    typealias SwiftType = SignInOutcome
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SignInOutcome {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .signedIn(user: try FfiConverterTypeUser.read(from: &buf)
+        )
+        
+        case 2: return .secondFactorRequired(user: try FfiConverterTypeUser.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SignInOutcome, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .signedIn(user):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypeUser.write(user, into: &buf)
+            
+        
+        case let .secondFactorRequired(user):
+            writeInt(&buf, Int32(2))
+            FfiConverterTypeUser.write(user, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignInOutcome_lift(_ buf: RustBuffer) throws -> SignInOutcome {
+    return try FfiConverterTypeSignInOutcome.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignInOutcome_lower(_ value: SignInOutcome) -> RustBuffer {
+    return FfiConverterTypeSignInOutcome.lower(value)
 }
 
 
@@ -4487,6 +5135,31 @@ fileprivate struct FfiConverterOptionTypeUser: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeDevice: FfiConverterRustBuffer {
     typealias SwiftType = [Device]
 
@@ -4640,7 +5313,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_holdfast_ffi_checksum_method_authclient_handle_sync_refusal() != 43835) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_holdfast_ffi_checksum_method_authclient_initialize() != 52597) {
+    if (uniffi_holdfast_ffi_checksum_method_authclient_initialize() != 29525) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_list_devices() != 9275) {
@@ -4670,7 +5343,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_holdfast_ffi_checksum_method_authclient_sign_challenge() != 31301) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_holdfast_ffi_checksum_method_authclient_sign_in() != 1920) {
+    if (uniffi_holdfast_ffi_checksum_method_authclient_sign_in() != 35341) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_sign_out() != 28709) {
@@ -4722,6 +5395,30 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_sign_out_everywhere() != 52039) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_complete_sign_in_with_code() != 20020) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_complete_sign_in_with_recovery_code() != 36503) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_confirm_mfa() != 9976) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_disable_mfa() != 36305) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_enroll_mfa() != 63604) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_mfa_status() != 37085) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_regenerate_recovery_codes() != 31527) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_step_up() != 59081) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_subscriptionhandle_cancel() != 29321) {
