@@ -607,7 +607,10 @@ async fn second_factor_act(
     let t = Instant::now();
     laptop.sign_out().await?;
     let outcome = laptop.sign_in(email, NEW_PASSWORD).await?;
-    check(outcome.needs_second_factor(), "the sign-in asks for a second factor")?;
+    check(
+        outcome.needs_second_factor(),
+        "the sign-in asks for a second factor",
+    )?;
     let refused = laptop.list_devices().await;
     check(
         matches!(refused, Err(AuthError::SecondFactorRequired)),
@@ -639,7 +642,10 @@ async fn second_factor_act(
     check(laptop.state().is_signed_in(), "signed in after the code")?;
     let (aal, amr) = assurance(&laptop).await?;
     laptop.refresh().await?;
-    check(assurance(&laptop).await? == (aal, amr.clone()), "a refresh keeps aal 2")?;
+    check(
+        assurance(&laptop).await? == (aal, amr.clone()),
+        "a refresh keeps aal 2",
+    )?;
     check(aal == 2, "the session is at aal 2")?;
     narrator.step(
         "laptop: type the code from the authenticator",
