@@ -1671,7 +1671,11 @@ async fn refreshes_answered_before_a_crash_mid_group_are_durable() {
     );
 
     let server = Launch::new(&database, Some(SECRET_A)).args(&limits).start();
-    let refresh = |token: &str| server.post("/auth/refresh", &json!({"refreshToken": token}));
+    let refresh = |token: &str| {
+        let body = json!({"refreshToken": token});
+        let server = &server;
+        async move { server.post("/auth/refresh", &body).await }
+    };
     for (n, (_, chain)) in chains.iter().enumerate() {
         let (tokens, answers) = {
             let chain = chain.lock().unwrap();
@@ -1716,7 +1720,8 @@ async fn refreshes_answered_before_a_crash_mid_group_are_durable() {
             );
         }
     }
-    server.stop();
+    // A crash again: opening the file then recovers its write-ahead log, as a restart would.
+    server.crash();
 
     let conn = rusqlite::Connection::open(&database).expect("open the file");
     let integrity: String = conn
