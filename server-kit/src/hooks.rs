@@ -104,10 +104,22 @@ pub trait AuthHooks: Send + Sync + 'static {
     async fn extra_claims(&self, _user: &UserRecord, _device_id: &str) -> Option<ExtraClaims> {
         None
     }
+
+    /// Whether [`AuthHooks::extra_claims`] may return claims. `false` promises it always
+    /// returns `None`, which lets a refresh skip reading the user before it signs the new
+    /// pair (one store call instead of several, on backends that offer it). The default,
+    /// `true`, is always correct.
+    fn issues_extra_claims(&self) -> bool {
+        true
+    }
 }
 
 /// The hooks of a kit without any: every default.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoHooks;
 
-impl AuthHooks for NoHooks {}
+impl AuthHooks for NoHooks {
+    fn issues_extra_claims(&self) -> bool {
+        false
+    }
+}

@@ -1579,3 +1579,162 @@ async fn the_mfa_issuer_flag_names_the_app_and_operators_reset_a_second_factor()
     assert!(!status.success());
     assert!(stderr.contains("step-up-window"), "{stderr}");
 }
+
+// 12. A crash in the middle of group commits: every refresh answered 200 is durable.
+
+/// One client's chain of refreshes: the refresh tokens it holds, oldest first (the sign-up's
+/// then each 200 answer's), and the text of each 200 answer.
+#[derive(Default)]
+struct Chain {
+    tokens: Vec<String>,
+    answers: Vec<String>,
+}
+
+/// Refreshes one chain until the server goes away: each 200 answer's refresh token is
+/// the next one presented. A request without an answer ends the chain (it may or may not
+/// have committed).
+async fn drive_chain(url: String, first: String, chain: std::sync::Arc<std::sync::Mutex<Chain>>) {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let mut current = first;
+    loop {
+        let sent = client
+            .post(&url)
+            .json(&json!({"refreshToken": current}))
+            .send()
+            .await;
+        let Ok(response) = sent else { return };
+        let status = response.status().as_u16();
+        let Ok(text) = response.text().await else { return };
+        assert_eq!(status, 200, "a refresh before the crash: {text}");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let next = value["data"]["refreshToken"]
+            .as_str()
+            .expect("refreshToken")
+            .to_owned();
+        let mut chain = chain.lock().unwrap();
+        chain.tokens.push(next.clone());
+        chain.answers.push(text);
+        current = next;
+    }
+}
+
+/// SIGKILL while many refreshes are being committed in groups, then a restart on the same
+/// file (grace window 60 s). For every chain whose last acknowledged (200) rotation turned
+/// T(k-1) into T(k) — a request in flight at the kill may or may not have rotated T(k):
+///
+/// - half the chains present T(k): 200 (its row, written by the acknowledged rotation, is
+///   on disk; a lost one would be `TOKEN_INVALID`), then T(k-1): `REFRESH_REUSED` (its
+///   rotation is on disk; a lost one would rotate again with 200);
+/// - the other half present T(k-1): exactly the acknowledged pair again (the rotation and
+///   its recorded children are on disk), or `REFRESH_REUSED` when T(k) was rotated by a
+///   request in flight; after the 200, T(k) refreshes;
+/// - in the file, every rotated token's recorded child exists (no half-written rotation)
+///   and the integrity check passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refreshes_answered_before_a_crash_mid_group_are_durable() {
+    const CHAINS: usize = 12;
+    let dir = temp_dir();
+    let database = dir.path().join("db");
+    let limits = ["--rate-limit", "off", "--ip-block", "off", "--grace-window", "60"];
+    let server = Launch::new(&database, Some(SECRET_A)).args(&limits).start();
+    let mut chains = Vec::new();
+    for n in 0..CHAINS {
+        let (_, refresh) = sign_up(&server, &format!("crash{n}@example.com")).await;
+        let chain = std::sync::Arc::new(std::sync::Mutex::new(Chain {
+            tokens: vec![refresh.clone()],
+            answers: Vec::new(),
+        }));
+        chains.push((refresh, chain));
+    }
+    let url = server.url("/auth/refresh");
+    let drivers: Vec<_> = chains
+        .iter()
+        .map(|(first, chain)| tokio::spawn(drive_chain(url.clone(), first.clone(), chain.clone())))
+        .collect();
+    // Let the groups run, then kill while requests are in flight.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let done: usize = chains.iter().map(|(_, c)| c.lock().unwrap().answers.len()).sum();
+        if done >= 30 * CHAINS || Instant::now() > deadline {
+            break;
+        }
+    }
+    server.crash();
+    for driver in drivers {
+        driver.await.expect("a chain saw a refusal before the crash");
+    }
+    let acknowledged: usize = chains.iter().map(|(_, c)| c.lock().unwrap().answers.len()).sum();
+    assert!(
+        acknowledged >= CHAINS,
+        "too few refreshes before the crash: {acknowledged}"
+    );
+
+    let server = Launch::new(&database, Some(SECRET_A)).args(&limits).start();
+    let refresh = |token: &str| {
+        let body = json!({"refreshToken": token});
+        let server = &server;
+        async move { server.post("/auth/refresh", &body).await }
+    };
+    for (n, (_, chain)) in chains.iter().enumerate() {
+        let (tokens, answers) = {
+            let chain = chain.lock().unwrap();
+            (chain.tokens.clone(), chain.answers.clone())
+        };
+        let k = answers.len();
+        if k == 0 {
+            continue;
+        }
+        if n % 2 == 0 {
+            // T(k) first: its row is on disk (200, fresh or the grace answer of a rotation
+            // in flight); then T(k-1) is reuse (its rotation is on disk, its child rotated).
+            let last = refresh(&tokens[k]).await;
+            assert_eq!(
+                last.status, 200,
+                "the last acknowledged refresh token: {}",
+                last.text
+            );
+            refresh(&tokens[k - 1]).await.assert_error(401, "REFRESH_REUSED");
+        } else {
+            // T(k-1) first: exactly the acknowledged pair, unless a request in flight at
+            // the kill rotated T(k) (then reuse).
+            let again = refresh(&tokens[k - 1]).await;
+            if again.status == 401 && again.code() == "REFRESH_REUSED" {
+                continue;
+            }
+            assert_eq!(
+                again.status, 200,
+                "the parent of an acknowledged rotation: {}",
+                again.text
+            );
+            assert_eq!(
+                again.text,
+                answers[k - 1],
+                "the grace answer must be the acknowledged pair"
+            );
+            let last = refresh(&tokens[k]).await;
+            assert_eq!(
+                last.status, 200,
+                "the last acknowledged refresh token: {}",
+                last.text
+            );
+        }
+    }
+    // A crash again: opening the file then recovers its write-ahead log, as a restart would.
+    server.crash();
+
+    let conn = rusqlite::Connection::open(&database).expect("open the file");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .expect("integrity check");
+    assert_eq!(integrity, "ok");
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM refresh_tokens r WHERE r.rotated_at_ms IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.jti = r.child_refresh_jti)",
+            [],
+            |row| row.get(0),
+        )
+        .expect("orphans");
+    assert_eq!(orphans, 0, "rotations without their child");
+}

@@ -4,7 +4,7 @@
 //! server can call `handle` directly.
 //!
 //! - `account`: sign-up, sign-in, `/me`;
-//! - `session`: refresh (rotation, reuse detection, grace window) and sign-out;
+//! - `refresh`: rotation, reuse detection, grace window; `session`: its start and sign-out;
 //! - `device_routes`: device registration, challenges, verification (silent device
 //!   re-login), listing and revocation;
 //! - `sessions`: listing and ending sessions, and the one way every session ends;
@@ -25,6 +25,7 @@ mod maintenance;
 mod mfa;
 mod mfa_codes;
 mod password;
+mod refresh;
 mod session;
 mod sessions;
 
@@ -40,8 +41,7 @@ use http::Method;
 
 use crate::authn::{Authenticator, TransportProof};
 use crate::config::{ConfigError, ServerConfig};
-use crate::events::Revocation;
-use crate::events::RevocationBus;
+use crate::events::{Revocation, RevocationBus};
 use crate::exchange::{ApiError, AuthRequest, AuthResponse};
 use crate::guards::{self, Guards};
 use crate::hooks::{AuthHooks, NoHooks};

@@ -1,17 +1,17 @@
-//! Sessions once started: the first pair of a token family, refresh (rotation, reuse
-//! detection, the grace window) and sign-out.
+//! Sessions once started: the first pair of a token family, what refresh shares with the
+//! rest (session liveness, ending a family) and sign-out. Refresh itself: `refresh.rs`.
 
 use std::net::IpAddr;
 
-use holdfast_protocol::endpoint::{Refresh, SignOut};
-use holdfast_protocol::wire::{RefreshRequest, SignOutRequest, Success};
+use holdfast_protocol::endpoint::SignOut;
+use holdfast_protocol::wire::{SignOutRequest, Success};
 use holdfast_protocol::{Claims, EndReason, ErrorCode, TokenType};
 
 use super::AuthService;
 use crate::authn::access_token_error;
 use crate::events::Revocation;
-use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_json, parse_optional_json};
-use crate::store::{DeviceRecord, NewSession, RefreshRecord, RotateOutcome, SessionScope, UserRecord};
+use crate::exchange::{ApiError, AuthRequest, AuthResponse, bearer_token, parse_optional_json};
+use crate::store::{DeviceRecord, NewSession, RefreshRecord, SessionScope, UserRecord};
 use crate::tokens::{Assurance, ExtraClaims, IssuedPair, TokenError};
 
 /// Most bytes of JSON the application's claims may take in an access token.
@@ -101,108 +101,6 @@ impl AuthService {
         Ok(pair)
     }
 
-    pub(super) async fn refresh(
-        &self,
-        request: &AuthRequest,
-        client: Option<IpAddr>,
-    ) -> Result<AuthResponse, ApiError> {
-        let guards = &self.inner.guards;
-        self.admit_address(self.config().rate_limits.refresh, "refresh", client)
-            .await?;
-        let body: RefreshRequest = parse_json(request, "with a string member refreshToken")?;
-        let now_secs = self.now_secs();
-        let parent = self
-            .tokens()
-            .verify(&body.refresh_token, TokenType::Refresh, now_secs)
-            .map_err(refresh_token_error)?;
-        let Some(family) = parent.fam.clone() else {
-            return Err(ApiError::new(ErrorCode::TokenInvalid, "Invalid refresh token."));
-        };
-        self.check_session_alive(&family).await?;
-        // The same standing checks as every bearer route: not revoked (by jti or family),
-        // the user exists, the device is the user's and not revoked (PROTOCOL section 7).
-        let standing = self.inner.authn.check_standing(parent).await?;
-        let ext = self.extra_claims(&standing.user, &standing.claims.dev).await?;
-        let parent = standing.claims;
-        let stores = self.stores();
-
-        // A bound family stays bound, and only its key may refresh it; an unbound family
-        // stays unbound, whatever proof comes with it (PROTOCOL 3).
-        let jkt = parent.cnf.as_ref().map(|c| c.jkt.as_str());
-        if let Some(jkt) = jkt
-            && self.token_request_binding(request, Some(jkt)).await?.is_none()
-        {
-            return Err(ApiError::new(
-                ErrorCode::ProofInvalid,
-                "This session is bound to a device key: send a DPoP proof with the refresh.",
-            ));
-        }
-        // The session's assurance rides on its tokens: a refresh neither raises nor lowers
-        // it (a pending session stays pending; a verified one stays verified, PROTOCOL 9).
-        let child = self.tokens().issue_pair_with(
-            &parent.sub,
-            &parent.dev,
-            &family,
-            jkt,
-            ext.as_ref(),
-            &Assurance::of(&parent),
-            now_secs,
-        );
-        let outcome = stores
-            .tokens
-            .rotate_refresh(
-                &parent.jti,
-                refresh_record(&child.refresh_claims),
-                child.child_pair(),
-                self.now_ms(),
-            )
-            .await?;
-        let tokens = match outcome {
-            RotateOutcome::Rotated => child,
-            RotateOutcome::Unknown => {
-                return Err(ApiError::new(ErrorCode::TokenInvalid, "Unknown refresh token."));
-            }
-            RotateOutcome::FamilyRevoked => {
-                // Ended since it was checked above: say why, if it was recorded.
-                self.check_session_alive(&family).await?;
-                return Err(ApiError::new(
-                    ErrorCode::TokenRevoked,
-                    "This session was revoked. Sign in again.",
-                ));
-            }
-            RotateOutcome::AlreadyRotated {
-                rotated_at_ms,
-                pair,
-                child_rotated,
-            } => {
-                let window = self.config().grace_window_ms;
-                // A zero window turns the grace off entirely, even within the same millisecond.
-                let within_grace = window > 0 && self.now_ms() - rotated_at_ms <= window;
-                if within_grace && !child_rotated {
-                    // The client lost our answer (crash, dropped connection): give it the
-                    // same children again rather than ending its session (PROTOCOL 6.2),
-                    // unless they were superseded since (a password change renewed the
-                    // session's tokens).
-                    if stores.tokens.is_revoked(&pair.refresh_jti, None).await? {
-                        return Err(ApiError::new(
-                            ErrorCode::TokenRevoked,
-                            "This session's tokens were replaced. Sign in again.",
-                        ));
-                    }
-                    self.tokens().reissue_pair(&parent, &pair, ext.as_ref())
-                } else {
-                    self.revoke_family_after_reuse(&parent, &family).await?;
-                    guards.record_failure(client).await;
-                    return Err(ApiError::new(
-                        ErrorCode::RefreshReused,
-                        "This refresh token was already used. The session was ended for safety; sign in again.",
-                    ));
-                }
-            }
-        };
-        Ok(AuthResponse::of::<Refresh>(&tokens.into_wire()))
-    }
-
     /// The application's claims for an access token of `user` on `device_id`, at most
     /// [`MAX_EXTRA_CLAIMS_BYTES`] of JSON.
     pub(super) async fn extra_claims(
@@ -226,7 +124,11 @@ impl AuthService {
         Ok(Some(ext))
     }
 
-    async fn revoke_family_after_reuse(&self, parent: &Claims, family: &str) -> Result<(), ApiError> {
+    pub(super) async fn revoke_family_after_reuse(
+        &self,
+        parent: &Claims,
+        family: &str,
+    ) -> Result<(), ApiError> {
         tracing::warn!(user = %parent.sub, device = %parent.dev, "refresh token reuse detected; revoking the family");
         self.end_family(&parent.sub, family, EndReason::RefreshReused)
             .await
@@ -256,7 +158,7 @@ impl AuthService {
     /// Refuses a refresh of a session that ended, with the reason it ended; ends (and
     /// refuses) one past its idle timeout or lifetime. A family without a session record
     /// passes: the rotation decides.
-    async fn check_session_alive(&self, family: &str) -> Result<(), ApiError> {
+    pub(super) async fn check_session_alive(&self, family: &str) -> Result<(), ApiError> {
         let Some(session) = self.stores().sessions.find_session(family).await? else {
             return Ok(());
         };
@@ -341,7 +243,7 @@ impl AuthService {
     }
 }
 
-fn refresh_token_error(error: TokenError) -> ApiError {
+pub(super) fn refresh_token_error(error: TokenError) -> ApiError {
     match error {
         TokenError::Expired => ApiError::new(
             ErrorCode::TokenExpired,

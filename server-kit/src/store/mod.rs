@@ -32,6 +32,7 @@ pub mod sync_items;
 
 mod mfa;
 mod records;
+mod refresh;
 mod replay;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rotation;
@@ -39,6 +40,7 @@ mod sessions;
 
 pub use mfa::{MfaStore, TotpFactor};
 pub use records::*;
+pub use refresh::{CheckedRefresh, RefreshVerdict};
 pub use replay::{MemoryReplayStore, ReplayStore};
 pub use sessions::{
     EndedSession, NewSession, OneTimeKind, OneTimeToken, OneTimeTokenStore, SessionEnding, SessionLimits,
@@ -168,6 +170,16 @@ pub trait TokenStore: Send + Sync {
         pair: ChildPair,
         now_ms: i64,
     ) -> Result<RotateOutcome, StoreError>;
+    /// A refresh's checks and rotation in one atomic call, as a backend that can answer them
+    /// together offers it: the session's state, the token's standing and
+    /// [`TokenStore::rotate_refresh`] (see [`RefreshVerdict`]). `None` (the default): not
+    /// offered; the caller asks [`SessionStore`], [`UserStore`], [`DeviceStore`] and
+    /// [`TokenStore::rotate_refresh`] one by one. Needs sessions, users and devices on this
+    /// backend.
+    async fn rotate_checked(&self, check: &CheckedRefresh) -> Result<Option<RefreshVerdict>, StoreError> {
+        let _ = check;
+        Ok(None)
+    }
     /// Revokes one token by `jti`, remembered until `expires_at` (seconds).
     async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     /// Revokes a whole token family (one sign-in session), remembered until `expires_at`.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 // Whole statements as constants: the statement cache is keyed by the SQL text.
-const SELECT_USER_BY_ID: &str =
+pub(super) const SELECT_USER_BY_ID: &str =
     "SELECT id, email, name, email_verified, created_at, password_hash, salt, metadata, disabled_at
      FROM users WHERE id = ?1";
 const SELECT_USER_BY_EMAIL: &str =
@@ -40,7 +40,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
-fn find_user_where(conn: &Connection, sql: &str, value: &str) -> Result<Option<UserRecord>, Fail> {
+pub(super) fn find_user_where(conn: &Connection, sql: &str, value: &str) -> Result<Option<UserRecord>, Fail> {
     Ok(conn
         .prepare_cached(sql)?
         .query_row([value], user_from_row)
@@ -218,7 +218,7 @@ impl DeviceRow {
     }
 }
 
-fn find_device(conn: &Connection, id: &str) -> Result<Option<DeviceRecord>, Fail> {
+pub(super) fn find_device(conn: &Connection, id: &str) -> Result<Option<DeviceRecord>, Fail> {
     conn.prepare_cached(SELECT_DEVICE)?
         .query_row([id], device_from_row)
         .optional()?

@@ -16,6 +16,7 @@ mod limits;
 mod mfa;
 mod migrations;
 mod one_time;
+mod refresh;
 mod sessions;
 mod sync_items;
 mod tokens;
@@ -142,6 +143,16 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
     {
         self.pool.writer.run(operation, change).await
+    }
+
+    /// Runs a change on the writer in a group commit with the grouped changes queued with
+    /// it (see `worker.rs`): answered once durable. `change` must not open a transaction.
+    async fn write_grouped<T, F>(&self, operation: &'static str, change: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Fail> + Send + 'static,
+    {
+        self.pool.writer.run_grouped(operation, change).await
     }
 }
 

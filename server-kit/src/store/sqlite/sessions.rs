@@ -80,6 +80,14 @@ fn session_from_row(row: &Row<'_>) -> Result<SessionRecord, Fail> {
     })
 }
 
+/// The session `id`, if recorded.
+pub(super) fn find_session(conn: &Connection, id: &str) -> Result<Option<SessionRecord>, Fail> {
+    conn.prepare_cached(SELECT_SESSION)?
+        .query_and_then([id], session_from_row)?
+        .next()
+        .transpose()
+}
+
 /// The `(id, user_id)` rows of a selection.
 fn select_sessions(
     conn: &Connection,
@@ -209,13 +217,8 @@ impl SessionStore for SqliteStore {
 
     async fn find_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let id = id.to_owned();
-        self.read("find_session", move |conn| {
-            conn.prepare_cached(SELECT_SESSION)?
-                .query_and_then([id], session_from_row)?
-                .next()
-                .transpose()
-        })
-        .await
+        self.read("find_session", move |conn| find_session(conn, &id))
+            .await
     }
 
     async fn latest_session_on_device(&self, device_id: &str) -> Result<Option<SessionRecord>, StoreError> {

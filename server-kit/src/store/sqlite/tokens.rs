@@ -2,7 +2,9 @@
 
 use super::{Fail, SqliteStore};
 use crate::store::rotation::{RotationState, rotation_refusal};
-use crate::store::{ChildPair, RefreshRecord, RotateOutcome, StoreError, TokenStore};
+use crate::store::{
+    CheckedRefresh, ChildPair, RefreshRecord, RefreshVerdict, RotateOutcome, StoreError, TokenStore,
+};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -53,10 +55,62 @@ pub(super) fn insert_refresh(conn: &Connection, record: &RefreshRecord) -> Resul
     Ok(())
 }
 
+/// Whether the token `jti`, or its `family`, is revoked (a `None` family matches no row).
+pub(super) fn is_revoked(conn: &Connection, jti: &str, family: Option<&str>) -> Result<bool, Fail> {
+    Ok(conn
+        .prepare_cached(IS_REVOKED)?
+        .query_row(params![jti, family], |row| row.get(0))?)
+}
+
+/// Rotates `parent_jti` into `child` (see [`TokenStore::rotate_refresh`]), on a connection
+/// already in a transaction.
+pub(super) fn rotate(
+    conn: &Connection,
+    parent_jti: &str,
+    child: &RefreshRecord,
+    pair: &ChildPair,
+    now_ms: i64,
+) -> Result<RotateOutcome, Fail> {
+    let state: Option<RotationState> = conn
+        .prepare_cached(SELECT_ROTATION_STATE)?
+        .query_row([parent_jti], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
+            ))
+        })
+        .optional()?;
+    let Some(state) = state else {
+        return Ok(RotateOutcome::Unknown);
+    };
+    if let Some(outcome) = rotation_refusal(state)? {
+        return Ok(outcome);
+    }
+    conn.prepare_cached(MARK_ROTATED)?.execute(params![
+        parent_jti,
+        now_ms,
+        pair.access_jti,
+        pair.refresh_jti,
+        pair.issued_at,
+        pair.access_expires_at,
+        pair.refresh_expires_at
+    ])?;
+    insert_refresh(conn, child)?;
+    conn.prepare_cached(TOUCH_SESSION)?
+        .execute(params![child.family, now_ms])?;
+    Ok(RotateOutcome::Rotated)
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_refresh(&self, record: RefreshRecord) -> Result<(), StoreError> {
-        self.write("insert_refresh", move |conn| insert_refresh(conn, &record))
+        self.write_grouped("insert_refresh", move |conn| insert_refresh(conn, &record))
             .await
     }
 
@@ -68,50 +122,24 @@ impl TokenStore for SqliteStore {
         now_ms: i64,
     ) -> Result<RotateOutcome, StoreError> {
         let parent_jti = parent_jti.to_owned();
-        self.write("rotate_refresh", move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let state: Option<RotationState> = tx
-                .prepare_cached(SELECT_ROTATION_STATE)?
-                .query_row([&parent_jti], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                        row.get(7)?,
-                    ))
-                })
-                .optional()?;
-            let Some(state) = state else {
-                return Ok(RotateOutcome::Unknown);
-            };
-            if let Some(outcome) = rotation_refusal(state)? {
-                return Ok(outcome);
-            }
-            tx.prepare_cached(MARK_ROTATED)?.execute(params![
-                parent_jti,
-                now_ms,
-                pair.access_jti,
-                pair.refresh_jti,
-                pair.issued_at,
-                pair.access_expires_at,
-                pair.refresh_expires_at
-            ])?;
-            insert_refresh(&tx, &child)?;
-            tx.prepare_cached(TOUCH_SESSION)?
-                .execute(params![child.family, now_ms])?;
-            tx.commit()?;
-            Ok(RotateOutcome::Rotated)
+        self.write_grouped("rotate_refresh", move |conn| {
+            rotate(conn, &parent_jti, &child, &pair, now_ms)
         })
         .await
     }
 
+    async fn rotate_checked(&self, check: &CheckedRefresh) -> Result<Option<RefreshVerdict>, StoreError> {
+        let check = check.clone();
+        self.write_grouped("rotate_checked", move |conn| {
+            super::refresh::rotate_checked(conn, &check)
+        })
+        .await
+        .map(Some)
+    }
+
     async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
         let jti = jti.to_owned();
-        self.write("revoke_token", move |conn| {
+        self.write_grouped("revoke_token", move |conn| {
             conn.prepare_cached(REVOKE_TOKEN)?
                 .execute(params![jti, expires_at])?;
             Ok(())
@@ -121,7 +149,7 @@ impl TokenStore for SqliteStore {
 
     async fn revoke_family(&self, family: &str, expires_at: i64) -> Result<(), StoreError> {
         let family = family.to_owned();
-        self.write("revoke_family", move |conn| {
+        self.write_grouped("revoke_family", move |conn| {
             conn.prepare_cached(REVOKE_FAMILY)?
                 .execute(params![family, expires_at])?;
             Ok(())
@@ -132,10 +160,7 @@ impl TokenStore for SqliteStore {
     async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError> {
         let (jti, family) = (jti.to_owned(), family.map(str::to_owned));
         self.read("is_revoked", move |conn| {
-            // A NULL family matches no row.
-            Ok(conn
-                .prepare_cached(IS_REVOKED)?
-                .query_row(params![jti, family], |row| row.get(0))?)
+            is_revoked(conn, &jti, family.as_deref())
         })
         .await
     }
