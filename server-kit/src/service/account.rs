@@ -369,6 +369,7 @@ impl AuthService {
                 if let Err(error) = self.stores().users.set_password(&user.id, stored).await {
                     tracing::warn!(%error, "could not store a rehashed password");
                 }
+                self.inner.authn.standing_changed(&user.id);
             }
             Err(error) => tracing::warn!(%error, "could not rehash a password"),
         }
@@ -390,6 +391,8 @@ impl AuthService {
                 now_ms: self.now_ms(),
             })
             .await?;
+        // A keyless device may have got its key.
+        self.inner.authn.standing_changed(&user.id);
         Ok(record)
     }
 

@@ -129,6 +129,7 @@ impl AuthService {
     /// Returns false when there is no such account.
     pub async fn enable_user(&self, user_id: &str) -> Result<bool, ApiError> {
         let enabled = self.stores().users.set_disabled(user_id, None).await?;
+        self.inner.authn.standing_changed(user_id);
         if enabled {
             tracing::info!(user = %user_id, "account enabled");
         }

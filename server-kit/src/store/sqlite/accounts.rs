@@ -47,6 +47,11 @@ fn find_user_where(conn: &Connection, sql: &str, value: &str) -> Result<Option<U
         .optional()?)
 }
 
+/// The user `id`.
+pub(super) fn find_user_by_id(conn: &Connection, id: &str) -> Result<Option<UserRecord>, Fail> {
+    find_user_where(conn, SELECT_USER_BY_ID, id)
+}
+
 /// Whether the insert hit the unique index on `users.email`, as opposed to another
 /// constraint (a reused user id is a caller bug, not a taken email).
 fn is_email_taken(error: &rusqlite::Error) -> bool {
@@ -218,7 +223,7 @@ impl DeviceRow {
     }
 }
 
-fn find_device(conn: &Connection, id: &str) -> Result<Option<DeviceRecord>, Fail> {
+pub(super) fn find_device(conn: &Connection, id: &str) -> Result<Option<DeviceRecord>, Fail> {
     conn.prepare_cached(SELECT_DEVICE)?
         .query_row([id], device_from_row)
         .optional()?

@@ -17,6 +17,7 @@ mod mfa;
 mod migrations;
 mod one_time;
 mod sessions;
+mod standing;
 mod sync_items;
 mod tokens;
 mod worker;
