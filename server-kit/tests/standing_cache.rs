@@ -154,7 +154,11 @@ async fn the_bus_invalidates_before_publish_returns() {
     fixture.authenticate(&other_user).await.expect("warm");
 
     // Revoked in the store only: the cache still answers (this is the hit path) ...
-    stores.tokens.revoke_family("f1", i64::MAX / 1000).await.expect("revoke");
+    stores
+        .tokens
+        .revoke_family("f1", i64::MAX / 1000)
+        .await
+        .expect("revoke");
     fixture.authenticate(&token).await.expect("still cached");
     // ... until the event: the very next request reads the stores.
     bus.publish(Revocation::Family {
@@ -179,7 +183,11 @@ async fn the_bus_invalidates_before_publish_returns() {
     assert_eq!(fixture.refused(&phone).await, "DEVICE_REVOKED");
 
     // Resync: everything is read again.
-    stores.users.set_disabled("u2", Some(START_MS)).await.expect("disable");
+    stores
+        .users
+        .set_disabled("u2", Some(START_MS))
+        .await
+        .expect("disable");
     fixture.authenticate(&other_user).await.expect("still cached");
     bus.deliver_remote(Revocation::Resync);
     assert_eq!(fixture.refused(&other_user).await, "ACCOUNT_DISABLED");
@@ -198,7 +206,13 @@ async fn changes_the_bus_does_not_carry_are_seen_within_the_ttl() {
     }
     // Out of band: straight into the database, no event.
     assert!(stores.users.delete_user("u1").await.expect("delete"));
-    assert!(stores.users.set_disabled("u2", Some(START_MS)).await.expect("disable"));
+    assert!(
+        stores
+            .users
+            .set_disabled("u2", Some(START_MS))
+            .await
+            .expect("disable")
+    );
     assert!(stores.devices.revoke_device("d3", "u3").await.expect("revoke"));
     fixture.clock.advance_ms(4_999);
     for token in [&deleted, &disabled, &revoked] {
@@ -215,7 +229,11 @@ async fn refusals_are_not_cached_and_keep_their_specifics() {
     let fixture = Fixture::new(Duration::from_secs(3600)).await;
     let stores = fixture.service.stores().clone();
     let token = fixture.session("u1", "d1", "f1").await;
-    stores.tokens.revoke_family("f1", i64::MAX / 1000).await.expect("revoke");
+    stores
+        .tokens
+        .revoke_family("f1", i64::MAX / 1000)
+        .await
+        .expect("revoke");
     assert_eq!(fixture.refused(&token).await, "TOKEN_REVOKED");
     assert_eq!(fixture.refused(&token).await, "TOKEN_REVOKED");
     assert_eq!(fixture.reads(), 2, "every refusal reads the stores");

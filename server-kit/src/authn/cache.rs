@@ -117,7 +117,12 @@ impl StandingCache {
 
     /// The cached standing of `entry`, if no revocation of its user happened since it was
     /// read and it is younger than `max_age`.
-    pub fn fresh_standing(&self, entry: &TokenEntry, now_ms: i64, max_age: Duration) -> Option<Arc<Standing>> {
+    pub fn fresh_standing(
+        &self,
+        entry: &TokenEntry,
+        now_ms: i64,
+        max_age: Duration,
+    ) -> Option<Arc<Standing>> {
         let standing = entry.standing.as_ref()?;
         let age = now_ms.saturating_sub(standing.checked_at_ms);
         let young = age >= 0 && u128::try_from(age).is_ok_and(|age| age < max_age.as_millis());
@@ -199,7 +204,10 @@ impl StandingCache {
     /// An invalidating hook for `bus`, registered and returned: the caller keeps it alive
     /// (the bus holds it weakly). It runs inside `publish`, so once a revoking call has
     /// returned, no standing from before it is served.
-    pub fn follow(self: &Arc<Self>, bus: &crate::events::RevocationBus) -> Arc<crate::events::RevocationHook> {
+    pub fn follow(
+        self: &Arc<Self>,
+        bus: &crate::events::RevocationBus,
+    ) -> Arc<crate::events::RevocationHook> {
         let cache = Arc::downgrade(self);
         let hook: Arc<crate::events::RevocationHook> = Arc::new(move |event: &crate::events::Revocation| {
             if let Some(cache) = cache.upgrade() {

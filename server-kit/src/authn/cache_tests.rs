@@ -32,7 +32,9 @@ fn memory_stays_bounded_whatever_tokens_arrive() {
     for n in 0..2_000 {
         // Every token of another user, each with its standing kept.
         let user_id = format!("u{n}");
-        let token = tokens.issue_pair(&user_id, "d", &format!("f{n}"), None, 1_000).access;
+        let token = tokens
+            .issue_pair(&user_id, "d", &format!("f{n}"), None, 1_000)
+            .access;
         let signed = tokens.keys().verify_signature(&token).expect("signed");
         let entry = cache.entry(&signed).expect("entry");
         let user_cell = cache.user_cell(&user_id);
@@ -71,7 +73,10 @@ fn an_entry_is_served_only_while_fresh_and_unrevoked() {
     let ttl = std::time::Duration::from_secs(5);
     assert!(cache.fresh_standing(&entry, 14_999, ttl).is_some());
     assert!(cache.fresh_standing(&entry, 15_000, ttl).is_none(), "max age");
-    assert!(cache.fresh_standing(&entry, 9_999, ttl).is_none(), "a clock gone back");
+    assert!(
+        cache.fresh_standing(&entry, 9_999, ttl).is_none(),
+        "a clock gone back"
+    );
     cache.invalidate_user("u2");
     assert!(cache.fresh_standing(&entry, 12_000, ttl).is_some());
     cache.invalidate_user("u1");

@@ -20,8 +20,8 @@ use crate::events::RevocationBus;
 use crate::exchange::{ApiError, AuthRequest, bearer_token, request_url};
 use crate::proofs::{ProofCheck, ProofError, ProofFailure, verify_proof};
 use crate::store::{DeviceRecord, Stores, UserRecord};
-use cache::StandingCache;
 use crate::tokens::{TokenError, TokenManager};
+use cache::StandingCache;
 
 /// The request header that carries a device proof.
 pub const DPOP_HEADER: &str = "dpop";

@@ -128,7 +128,11 @@ impl Authenticator {
 
 /// Judges a token's stored standing, with the most specific refusal.
 fn judge(claims: Claims, record: StandingRecord) -> Result<Authenticated, ApiError> {
-    let StandingRecord { revoked, user, device } = record;
+    let StandingRecord {
+        revoked,
+        user,
+        device,
+    } = record;
     let user_gone = || ApiError::new(ErrorCode::UserNotFound, "The account no longer exists.");
     let device_revoked = || ApiError::new(ErrorCode::DeviceRevoked, "This device was revoked.");
     if revoked {

@@ -55,12 +55,12 @@ pub use types::{GateConfig, GateError, Handshake, Principal, ProoflessPolicy};
 pub use watch::{Closed, Watch};
 
 use crate::authn::Authenticator;
+use crate::authn::cache::{Standing, StandingCache};
 use crate::clock::Clock;
 use crate::exchange::ApiError;
 use crate::proofs::{ProofCheck, ProofFailure, verify_proof};
 use crate::store::StoreError;
 use crate::tokens::TokenError;
-use crate::authn::cache::{Standing, StandingCache};
 use last_seen::LastSeen;
 
 /// The gate. Cheap to clone; clones share caches and watches.

@@ -16,7 +16,10 @@ impl StandingStore for MemoryStore {
         Ok(StandingRecord {
             revoked,
             user: state.users.get(query.user_id).cloned(),
-            device: state.devices.get(query.device_id).map(|(_, record)| record.clone()),
+            device: state
+                .devices
+                .get(query.device_id)
+                .map(|(_, record)| record.clone()),
         })
     }
 }

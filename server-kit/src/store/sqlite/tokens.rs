@@ -139,7 +139,9 @@ impl TokenStore for SqliteStore {
 
     async fn is_revoked(&self, jti: &str, family: Option<&str>) -> Result<bool, StoreError> {
         let (jti, family) = (jti.to_owned(), family.map(str::to_owned));
-        self.read("is_revoked", move |conn| is_revoked(conn, &jti, family.as_deref()))
+        self.read("is_revoked", move |conn| {
+            is_revoked(conn, &jti, family.as_deref())
+        })
         .await
     }
 
