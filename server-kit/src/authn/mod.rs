@@ -6,6 +6,13 @@
 //! A token carrying `cnf.jkt` is only good with a device proof signed by that key, for the
 //! method and URL of the request actually made, for that token, fresh and unused. Every
 //! entry point here enforces it, so the easy call is the safe one.
+//!
+//! A token's standing (not revoked, user and device in good standing) is read from the
+//! stores in one hop and cached per token; revocations on the
+//! [`RevocationBus`](crate::events::RevocationBus) invalidate it before the revoking call
+//! returns, and whatever the bus does not carry is seen within
+//! [`ServerConfig::standing_cache_ttl`] (5 s by default). `authn/standing.rs` details
+//! the bounds.
 
 pub(crate) mod cache;
 mod standing;
@@ -75,7 +82,7 @@ struct Inner {
     tokens: TokenManager,
     mfa_keys: MfaKeys,
     events: RevocationBus,
-    /// The bearer routes' standing cache (see [`standing`]).
+    /// The bearer routes' standing cache (see the `standing` module).
     cache: Arc<StandingCache>,
     /// Invalidates `cache` on every event of `events` (which holds it weakly).
     _hook: Arc<crate::events::RevocationHook>,
@@ -148,8 +155,8 @@ impl Authenticator {
     /// Authenticates a request's bearer token: signature and expiry, `access` type, a valid
     /// `DPoP` proof for this request when the token is bound to a device key, not revoked
     /// (by `jti` or family), the user exists, the device is not revoked and is the user's.
-    /// The last three are answered from the standing cache while fresh (see [`standing`]
-    /// for how stale that can be).
+    /// The last three are answered from the standing cache while fresh (see the module
+    /// docs for how stale that can be).
     ///
     /// A pending token (a session that owes its second factor, PROTOCOL 9) is refused with
     /// 403 `MFA_REQUIRED`, so an application's own routes behind this check are closed to
