@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use holdfast_protocol::endpoint::{Me, SignIn, SignUp};
+use holdfast_protocol::endpoint::{SignIn, SignUp};
 use holdfast_protocol::validate::{
     check_device_id, check_metadata, check_password_length, normalize_email, sanitize_name,
 };
@@ -394,10 +394,5 @@ impl AuthService {
         // A keyless device may have got its key.
         self.inner.authn.standing_changed(&user.id);
         Ok(record)
-    }
-
-    pub(super) async fn me(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
-        let authenticated = self.authenticate_pending(request).await?;
-        Ok(AuthResponse::of::<Me>(&authenticated.user.to_wire()))
     }
 }
