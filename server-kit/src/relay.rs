@@ -14,8 +14,10 @@
 //!   connections still re-check the stores every
 //!   [`GateConfig::recheck_interval`](crate::gate::GateConfig::recheck_interval) (15 s by
 //!   default), and cached admissions expire after
-//!   [`GateConfig::cache_ttl`](crate::gate::GateConfig::cache_ttl) (5 s): those bound the
-//!   staleness. When the subscription comes back the relay delivers
+//!   [`GateConfig::cache_ttl`](crate::gate::GateConfig::cache_ttl) (5 s), the bearer
+//!   routes' cached standings after
+//!   [`ServerConfig::standing_cache_ttl`](crate::config::ServerConfig::standing_cache_ttl)
+//!   (5 s): those bound the staleness. When the subscription comes back the relay delivers
 //!   [`Revocation::Resync`] locally (every cached standing dropped, every watch re-checks at
 //!   once); when publishing failed, it publishes a `Resync` to the others as soon as Redis
 //!   answers again.

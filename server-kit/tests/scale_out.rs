@@ -321,6 +321,53 @@ async fn a_device_revoked_on_one_instance_closes_its_watch_on_the_other() {
         .expect("laptop still admitted");
 }
 
+/// The bearer routes' standing cache (a minute here) follows the relay: a device revoked on
+/// A is refused by B's `/me` within a pub/sub hop; a change the relay does not carry (the
+/// account deleted straight in the database) within B's cache max age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bearer_routes_see_the_other_instances_revocations() {
+    let pair = Pair::start(|config| config.standing_cache_ttl = Duration::from_secs(60)).await;
+    let address = email("bearer-relay");
+    pair.a.server.sign_up(&address).await;
+    let phone = pair.a.server.sign_in_device(&address, "phone-1").await;
+    let laptop = pair.a.server.sign_in_device(&address, "laptop-1").await;
+    // Both standings cached on B.
+    pair.b.server.me(&phone.access).await.expect_status(200);
+    pair.b.server.me(&laptop.access).await.expect_status(200);
+
+    let started = Instant::now();
+    pair.a
+        .server
+        .revoke(&laptop.access, "phone-1")
+        .await
+        .expect_status(200);
+    loop {
+        let reply = pair.b.server.me(&phone.access).await;
+        if reply.code() == Some("DEVICE_REVOKED") {
+            break;
+        }
+        reply.expect_status(200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "B kept serving a device revoked on A (its cache max age is a minute)"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("device revoked on A: refused on B after {:?}", started.elapsed());
+    pair.b.server.me(&laptop.access).await.expect_status(200);
+
+    // Out of band: no event, so B answers from its cache until the max age.
+    let user_id = laptop.user["id"].as_str().expect("user id").to_owned();
+    let stores = pair.a.server.service.stores();
+    assert!(stores.users.delete_user(&user_id).await.expect("delete"));
+    pair.b.server.me(&laptop.access).await.expect_status(200);
+    pair.clock.advance_ms(59_999);
+    pair.b.server.me(&laptop.access).await.expect_status(200);
+    pair.clock.advance_ms(1);
+    let gone = pair.b.server.me(&laptop.access).await;
+    assert_eq!(gone.code(), Some("USER_NOT_FOUND"), "{}", gone.text);
+}
+
 /// PROTOCOL 8: every way a session ends is live revocation, across instances too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sessions_ended_on_one_instance_close_their_watches_on_the_other() {

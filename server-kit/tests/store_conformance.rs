@@ -30,6 +30,8 @@ mod session_races;
 mod session_tokens;
 #[path = "store_conformance/sessions.rs"]
 mod sessions;
+#[path = "store_conformance/standing.rs"]
+mod standing;
 #[path = "store_conformance/users.rs"]
 mod users;
 
@@ -48,6 +50,7 @@ use sessions::{
     listing_applies_the_idle_and_lifetime_bounds_at_their_edge, sessions_start_find_and_list_newest_first,
     the_latest_session_on_a_device_is_found_live_or_ended,
 };
+use standing::standing_reads_revocation_user_and_device_together;
 use users::*;
 
 /// A backend under test, and whatever must outlive it (a temporary directory, a PostgreSQL
@@ -991,6 +994,7 @@ macro_rules! backend {
                 deleting_totp_or_the_user_removes_factor_and_codes,
                 resealing_replaces_only_the_secret,
                 concurrent_totp_and_recovery_uses_succeed_once,
+                standing_reads_revocation_user_and_device_together,
             );
         }
     };

@@ -92,6 +92,13 @@ pub struct ServerConfig {
     pub account_tokens: AccountTokenPolicy,
     /// Second factors and step-up (PROTOCOL 9).
     pub mfa: MfaConfig,
+    /// How long the bearer routes trust a token's cached standing (revocation, user,
+    /// device) without an event on the revocation bus: the staleness bound for changes the
+    /// bus does not carry (see [`crate::authn`]'s standing module). Default 5 s; zero turns
+    /// the cache off (every bearer request reads the stores once).
+    pub standing_cache_ttl: std::time::Duration,
+    /// Most tokens whose claims and standing the bearer routes cache. Default 100 000.
+    pub standing_cache_capacity: usize,
     /// Time source.
     pub clock: Arc<dyn Clock>,
 }
@@ -120,6 +127,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("sessions", &self.sessions)
             .field("account_tokens", &self.account_tokens)
             .field("mfa", &self.mfa)
+            .field("standing_cache_ttl", &self.standing_cache_ttl)
+            .field("standing_cache_capacity", &self.standing_cache_capacity)
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +172,8 @@ impl ServerConfig {
             },
             account_tokens: AccountTokenPolicy::default(),
             mfa: MfaConfig::default(),
+            standing_cache_ttl: std::time::Duration::from_secs(5),
+            standing_cache_capacity: 100_000,
             clock: Arc::new(SystemClock),
         }
     }

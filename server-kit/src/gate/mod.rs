@@ -32,7 +32,7 @@
 //! - Revocations made on another instance reach this bus through
 //!   [`RedisRelay`](crate::relay::RedisRelay) within one pub/sub hop, with the same effect.
 //!   When the relay lost its subscription it delivers
-//!   [`Revocation::Resync`]: every cached standing is
+//!   [`Revocation::Resync`](crate::events::Revocation::Resync): every cached standing is
 //!   dropped and every watch re-checks at once.
 //! - Changes the bus does not carry (another instance without a relay, Redis down, an edit
 //!   in the database) are seen by admission after at most [`GateConfig::cache_ttl`] and by
@@ -42,7 +42,6 @@
 //! `lastSeenAt` is recorded in memory on admission and written in one batch every
 //! [`GateConfig::last_seen_flush`], so admitting a connection writes nothing.
 
-mod cache;
 mod last_seen;
 mod types;
 mod watch;
@@ -56,13 +55,12 @@ pub use types::{GateConfig, GateError, Handshake, Principal, ProoflessPolicy};
 pub use watch::{Closed, Watch};
 
 use crate::authn::Authenticator;
+use crate::authn::cache::{Standing, StandingCache};
 use crate::clock::Clock;
-use crate::events::Revocation;
 use crate::exchange::ApiError;
 use crate::proofs::{ProofCheck, ProofFailure, verify_proof};
 use crate::store::StoreError;
 use crate::tokens::TokenError;
-use cache::{Caches, Standing};
 use last_seen::LastSeen;
 
 /// The gate. Cheap to clone; clones share caches and watches.
@@ -75,7 +73,7 @@ struct GateInner {
     authn: Authenticator,
     config: GateConfig,
     clock: Arc<dyn Clock>,
-    caches: Arc<Caches>,
+    caches: Arc<StandingCache>,
     last_seen: LastSeen,
     /// Registered on the service's bus (which holds it weakly).
     _hook: Arc<crate::events::RevocationHook>,
@@ -96,19 +94,10 @@ impl SyncGate {
     /// the last clone of the gate is dropped.
     pub fn new(authn: &impl AsRef<Authenticator>, config: GateConfig) -> SyncGate {
         let authn = authn.as_ref();
-        let caches = Arc::new(Caches::new(config.cache_capacity));
-        // Invalidation runs inside `publish`: once a revoking route has answered, no
-        // admission can be served from before the revocation.
-        let invalidate = Arc::downgrade(&caches);
-        let hook: Arc<crate::events::RevocationHook> = Arc::new(move |event: &Revocation| {
-            if let Some(caches) = invalidate.upgrade() {
-                match event.user_id() {
-                    Some(user_id) => caches.invalidate_user(user_id),
-                    None => caches.invalidate_all(),
-                }
-            }
-        });
-        authn.revocations().add_hook(&hook);
+        // One definition of the cache, the bearer routes' too; the gate keeps its own
+        // instance, sized and aged by its configuration.
+        let caches = Arc::new(StandingCache::new(config.cache_capacity));
+        let hook = caches.follow(authn.revocations());
         let inner = Arc::new(GateInner {
             clock: authn.clock().clone(),
             caches,
@@ -150,7 +139,7 @@ impl SyncGate {
             .keys()
             .verify_signature(handshake.access_token)
             .map_err(token_error)?;
-        let entry = inner.caches.entry(&signed)?;
+        let entry = inner.caches.entry(&signed).map_err(token_error)?;
         let claims = &entry.claims;
         if claims.token_type != TokenType::Access {
             return Err(token_error(TokenError::WrongType));
@@ -178,7 +167,7 @@ impl SyncGate {
             }
         };
         let device_key = match &standing.device {
-            Some(device) => device.jkt.as_deref(),
+            Some(device) => device.key.as_ref().map(|key| key.thumbprint.as_str()),
             None if inner.config.allow_unregistered_devices => None,
             None => {
                 return Err(GateError::new(
@@ -242,8 +231,8 @@ impl SyncGate {
         Ok(Principal {
             user_id: claims.sub.clone(),
             device_id: claims.dev.clone(),
-            email: standing.email.clone(),
-            name: standing.name.clone(),
+            email: standing.user.email.clone(),
+            name: standing.user.name.clone(),
             token_id: claims.jti.clone(),
             family: claims.fam.clone(),
             issued_at: claims.iat,
@@ -327,11 +316,8 @@ impl GateInner {
         let epoch = user_cell.epoch();
         let standing = self.authn.check_standing(claims.clone()).await?;
         Ok(Arc::new(Standing {
-            email: standing.user.email,
-            name: standing.user.name,
-            device: standing.device.map(|device| cache::DeviceState {
-                jkt: device.key.map(|key| key.thumbprint),
-            }),
+            user: standing.user,
+            device: standing.device,
             user_cell,
             epoch,
             checked_at_ms: now_ms,

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use holdfast_protocol::endpoint::{Me, SignIn, SignUp};
+use holdfast_protocol::endpoint::{SignIn, SignUp};
 use holdfast_protocol::validate::{
     check_device_id, check_metadata, check_password_length, normalize_email, sanitize_name,
 };
@@ -369,6 +369,7 @@ impl AuthService {
                 if let Err(error) = self.stores().users.set_password(&user.id, stored).await {
                     tracing::warn!(%error, "could not store a rehashed password");
                 }
+                self.inner.authn.standing_changed(&user.id);
             }
             Err(error) => tracing::warn!(%error, "could not rehash a password"),
         }
@@ -390,11 +391,8 @@ impl AuthService {
                 now_ms: self.now_ms(),
             })
             .await?;
+        // A keyless device may have got its key.
+        self.inner.authn.standing_changed(&user.id);
         Ok(record)
-    }
-
-    pub(super) async fn me(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
-        let authenticated = self.authenticate_pending(request).await?;
-        Ok(AuthResponse::of::<Me>(&authenticated.user.to_wire()))
     }
 }

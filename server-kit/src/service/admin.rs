@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use holdfast_protocol::EndReason;
-use holdfast_protocol::endpoint::DeleteAccount;
+use holdfast_protocol::endpoint::{DeleteAccount, Me};
 use holdfast_protocol::wire::{DeleteAccountRequest, Success};
 
 use super::AuthService;
@@ -15,6 +15,12 @@ use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_optional_json};
 use crate::store::{OneTimeKind, SessionScope, UserQuery, UserRecord};
 
 impl AuthService {
+    /// `GET /me`: the caller's account (a pending session may read it).
+    pub(super) async fn me(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
+        let authenticated = self.authenticate_pending(request).await?;
+        Ok(AuthResponse::of::<Me>(&authenticated.user.to_wire()))
+    }
+
     /// Ends every session of `user_id` (signing out everywhere, as an operator or the
     /// deployment's own button does): each token family is revoked, so refreshes fail with
     /// `TOKEN_REVOKED` and the sync gate closes the user's connections. Devices stay
@@ -129,6 +135,7 @@ impl AuthService {
     /// Returns false when there is no such account.
     pub async fn enable_user(&self, user_id: &str) -> Result<bool, ApiError> {
         let enabled = self.stores().users.set_disabled(user_id, None).await?;
+        self.inner.authn.standing_changed(user_id);
         if enabled {
             tracing::info!(user = %user_id, "account enabled");
         }

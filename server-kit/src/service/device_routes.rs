@@ -58,6 +58,8 @@ impl AuthService {
                 now_ms: self.now_ms(),
             })
             .await?;
+        // A keyless device may have got its key.
+        self.inner.authn.standing_changed(&user_id);
         let device_credential =
             self.tokens()
                 .issue_device_credential(&user_id, &device.id, &thumbprint, self.now_secs());

@@ -94,6 +94,7 @@ impl AuthService {
         if !users.set_email_verified(&user.id).await? {
             return Err(verify_token_invalid());
         }
+        self.inner.authn.standing_changed(&user.id);
         tracing::info!(user = %user.id, "email verified");
         let user = UserRecord {
             email_verified: true,

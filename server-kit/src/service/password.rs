@@ -86,6 +86,8 @@ impl AuthService {
             .await
             .map_err(|error| self.hashing_error(error))?;
         self.stores().users.set_password(&user.id, hashed).await?;
+        // The caller's own session stays: its cached record must carry the new hash.
+        self.inner.authn.standing_changed(&user.id);
         tracing::info!(user = %user.id, "password changed");
         // Whoever else holds a session (or a reset link) loses it.
         self.end_sessions(
@@ -199,6 +201,8 @@ impl AuthService {
             return Err(invalid());
         };
         self.stores().users.set_password(&user.id, hashed).await?;
+        // The caller's own session stays: its cached record must carry the new hash.
+        self.inner.authn.standing_changed(&user.id);
         tracing::info!(user = %user.id, "password reset");
         self.stores()
             .one_time

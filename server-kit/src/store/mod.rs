@@ -12,6 +12,7 @@
 //! - [`SessionStore`]: sessions (token families) with their limits and why they ended;
 //! - [`OneTimeTokenStore`]: hashed single-use password-reset and email-verification tokens;
 //! - [`MfaStore`]: second factors (sealed TOTP secrets, hashed recovery codes);
+//! - [`StandingStore`]: an access token's revocation, user and device in one read;
 //! - [`ChallengeStore`]: single-use device challenges;
 //! - [`RateLimitStore`]: sliding-window counters and temporary blocks.
 //!
@@ -37,6 +38,7 @@ mod replay;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rotation;
 mod sessions;
+mod standing;
 
 pub use mfa::{MfaStore, TotpFactor};
 pub use records::*;
@@ -46,6 +48,7 @@ pub use sessions::{
     EndedSession, NewSession, OneTimeKind, OneTimeToken, OneTimeTokenStore, SessionEnding, SessionLimits,
     SessionRecord, SessionScope, SessionStore,
 };
+pub use standing::{StandingQuery, StandingRecord, StandingStore};
 pub use sync_items::SyncItemStore;
 
 /// A database or Redis URL with the password of its user info, if any, replaced by `***`,
@@ -254,6 +257,9 @@ pub struct Stores {
     pub devices: Arc<dyn DeviceStore>,
     /// Token state.
     pub tokens: Arc<dyn TokenStore>,
+    /// Revocation, user and device in one read: on the same backend as `users`, `devices`
+    /// and `tokens`.
+    pub standing: Arc<dyn StandingStore>,
     /// Sessions: on the same backend as `tokens` (ending a session revokes its family).
     pub sessions: Arc<dyn SessionStore>,
     /// Password-reset and email-verification tokens.
@@ -276,6 +282,7 @@ impl Stores {
         B: UserStore
             + DeviceStore
             + TokenStore
+            + StandingStore
             + SessionStore
             + OneTimeTokenStore
             + MfaStore
@@ -287,6 +294,7 @@ impl Stores {
             users: backend.clone(),
             devices: backend.clone(),
             tokens: backend.clone(),
+            standing: backend.clone(),
             sessions: backend.clone(),
             one_time: backend.clone(),
             mfa: backend.clone(),

@@ -7,6 +7,7 @@
 mod guards;
 mod mfa;
 mod sessions;
+mod standing;
 
 use super::{
     ChildPair, DeviceRecord, DeviceStore, NewDevice, NewUser, OneTimeToken, RefreshRecord, RegistrationPlan,

@@ -28,18 +28,23 @@ const INSERT_USER: &str =
      VALUES ($1, $2, $3, FALSE, $4, $5, $6, $7)";
 
 fn user_from_row(row: &Row) -> Result<UserRecord, Fail> {
+    user_at(row, 0)
+}
+
+/// The user in the nine columns of `row` from `base` on (as [`SELECT_USER_BY_ID`] has them).
+pub(super) fn user_at(row: &Row, base: usize) -> Result<UserRecord, Fail> {
     Ok(UserRecord {
-        id: get(row, 0)?,
-        email: get(row, 1)?,
-        name: get(row, 2)?,
-        email_verified: get(row, 3)?,
-        created_at_ms: get(row, 4)?,
+        id: get(row, base)?,
+        email: get(row, base + 1)?,
+        name: get(row, base + 2)?,
+        email_verified: get(row, base + 3)?,
+        created_at_ms: get(row, base + 4)?,
         password: StoredPassword {
-            hash: get(row, 5)?,
-            salt: get(row, 6)?,
+            hash: get(row, base + 5)?,
+            salt: get(row, base + 6)?,
         },
-        metadata: read_metadata(get(row, 7)?),
-        disabled_at_ms: get(row, 8)?,
+        metadata: read_metadata(get(row, base + 7)?),
+        disabled_at_ms: get(row, base + 8)?,
     })
 }
 
@@ -195,8 +200,13 @@ const INSERT_DEVICE: &str =
 const TOUCH_DEVICE: &str = "UPDATE devices SET last_seen_at = GREATEST(last_seen_at, $2) WHERE id = $1";
 
 fn device_from_row(row: &Row) -> Result<DeviceRecord, Fail> {
-    let public_key: String = get(row, 2)?;
-    let thumbprint: Option<String> = get(row, 3)?;
+    device_at(row, 0)
+}
+
+/// The device in the eight columns of `row` from `base` on (as [`SELECT_DEVICE`] has them).
+pub(super) fn device_at(row: &Row, base: usize) -> Result<DeviceRecord, Fail> {
+    let public_key: String = get(row, base + 2)?;
+    let thumbprint: Option<String> = get(row, base + 3)?;
     let key = match (public_key.is_empty(), thumbprint) {
         (true, None) => None,
         (false, Some(thumbprint)) => Some(DeviceKey {
@@ -209,13 +219,13 @@ fn device_from_row(row: &Row) -> Result<DeviceRecord, Fail> {
         }
     };
     Ok(DeviceRecord {
-        id: get(row, 0)?,
-        user_id: get(row, 1)?,
+        id: get(row, base)?,
+        user_id: get(row, base + 1)?,
         key,
-        name: get(row, 4)?,
-        revoked: get(row, 5)?,
-        created_at_ms: get(row, 6)?,
-        last_seen_at_ms: get(row, 7)?,
+        name: get(row, base + 4)?,
+        revoked: get(row, base + 5)?,
+        created_at_ms: get(row, base + 6)?,
+        last_seen_at_ms: get(row, base + 7)?,
     })
 }
 

@@ -28,6 +28,7 @@ mod mfa;
 mod migrations;
 mod one_time;
 mod sessions;
+mod standing;
 mod sync_items;
 mod tls;
 mod tokens;

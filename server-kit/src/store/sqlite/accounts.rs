@@ -47,6 +47,11 @@ pub(super) fn find_user_where(conn: &Connection, sql: &str, value: &str) -> Resu
         .optional()?)
 }
 
+/// The user `id`.
+pub(super) fn find_user_by_id(conn: &Connection, id: &str) -> Result<Option<UserRecord>, Fail> {
+    find_user_where(conn, SELECT_USER_BY_ID, id)
+}
+
 /// Whether the insert hit the unique index on `users.email`, as opposed to another
 /// constraint (a reused user id is a caller bug, not a taken email).
 fn is_email_taken(error: &rusqlite::Error) -> bool {

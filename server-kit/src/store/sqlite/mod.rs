@@ -18,6 +18,7 @@ mod migrations;
 mod one_time;
 mod refresh;
 mod sessions;
+mod standing;
 mod sync_items;
 mod tokens;
 mod worker;

@@ -41,6 +41,14 @@ const TOUCH_SESSION: &str = "UPDATE sessions SET last_used_at_ms = max(last_used
 const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1)
      OR EXISTS (SELECT 1 FROM revoked_families WHERE family = ?2)";
 
+/// Whether the token `jti`, or its `family`, is revoked.
+pub(super) fn is_revoked(conn: &Connection, jti: &str, family: Option<&str>) -> Result<bool, Fail> {
+    // A NULL family matches no row.
+    Ok(conn
+        .prepare_cached(IS_REVOKED)?
+        .query_row(params![jti, family], |row| row.get(0))?)
+}
+
 /// Inserts a refresh token's row, not rotated.
 pub(super) fn insert_refresh(conn: &Connection, record: &RefreshRecord) -> Result<(), Fail> {
     conn.prepare_cached(INSERT_REFRESH)?.execute(params![

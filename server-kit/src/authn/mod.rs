@@ -6,10 +6,20 @@
 //! A token carrying `cnf.jkt` is only good with a device proof signed by that key, for the
 //! method and URL of the request actually made, for that token, fresh and unused. Every
 //! entry point here enforces it, so the easy call is the safe one.
+//!
+//! A token's standing (not revoked, user and device in good standing) is read from the
+//! stores in one hop and cached per token; revocations on the
+//! [`RevocationBus`](crate::events::RevocationBus) invalidate it before the revoking call
+//! returns, and whatever the bus does not carry is seen within
+//! [`ServerConfig::standing_cache_ttl`] (5 s by default). `authn/standing.rs` details
+//! the bounds.
+
+pub(crate) mod cache;
+mod standing;
 
 use std::sync::Arc;
 
-use holdfast_protocol::{Claims, ErrorCode, TokenType};
+use holdfast_protocol::{Claims, ErrorCode};
 
 use crate::clock::Clock;
 use crate::config::{ConfigError, MfaKeys, ServerConfig};
@@ -18,6 +28,7 @@ use crate::exchange::{ApiError, AuthRequest, bearer_token, request_url};
 use crate::proofs::{ProofCheck, ProofError, ProofFailure, verify_proof};
 use crate::store::{DeviceRecord, Stores, UserRecord};
 use crate::tokens::{TokenError, TokenManager};
+use cache::StandingCache;
 
 /// The request header that carries a device proof.
 pub const DPOP_HEADER: &str = "dpop";
@@ -71,6 +82,10 @@ struct Inner {
     tokens: TokenManager,
     mfa_keys: MfaKeys,
     events: RevocationBus,
+    /// The bearer routes' standing cache (see the `standing` module).
+    cache: Arc<StandingCache>,
+    /// Invalidates `cache` on every event of `events` (which holds it weakly).
+    _hook: Arc<crate::events::RevocationHook>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -87,13 +102,18 @@ impl Authenticator {
         config.validate()?;
         let tokens = TokenManager::from_config(&config)?;
         let mfa_keys = config.mfa_keys()?;
+        let events = RevocationBus::new();
+        let cache = Arc::new(StandingCache::new(config.standing_cache_capacity));
+        let hook = cache.follow(&events);
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 config,
                 stores,
                 tokens,
                 mfa_keys,
-                events: RevocationBus::new(),
+                events,
+                cache,
+                _hook: hook,
             }),
         })
     }
@@ -135,6 +155,8 @@ impl Authenticator {
     /// Authenticates a request's bearer token: signature and expiry, `access` type, a valid
     /// `DPoP` proof for this request when the token is bound to a device key, not revoked
     /// (by `jti` or family), the user exists, the device is not revoked and is the user's.
+    /// The last three are answered from the standing cache while fresh (see the module
+    /// docs for how stale that can be).
     ///
     /// A pending token (a session that owes its second factor, PROTOCOL 9) is refused with
     /// 403 `MFA_REQUIRED`, so an application's own routes behind this check are closed to
@@ -148,9 +170,9 @@ impl Authenticator {
     pub async fn authenticate_pending(&self, request: &AuthRequest) -> Result<Authenticated, ApiError> {
         let token = bearer_token(&request.headers)
             .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "Missing bearer token."))?;
-        let claims = self.verify_access(token)?;
-        self.check_request_proof(request, token, &claims).await?;
-        self.check_standing(claims).await
+        let (signed, entry) = self.verify_cached(token)?;
+        self.check_request_proof(request, token, &entry.claims).await?;
+        self.cached_standing(&signed, &entry).await
     }
 
     /// [`Authenticator::authenticate`] for a token from another transport: the same checks,
@@ -162,8 +184,8 @@ impl Authenticator {
         token: &str,
         proof: Option<TransportProof<'_>>,
     ) -> Result<Authenticated, ApiError> {
-        let claims = self.verify_access(token)?;
-        if let Some(cnf) = &claims.cnf {
+        let (signed, entry) = self.verify_cached(token)?;
+        if let Some(cnf) = &entry.claims.cnf {
             let proof = proof.ok_or_else(missing_proof)?;
             self.verify_device_proof(ProofCheck {
                 proof: proof.proof,
@@ -175,15 +197,7 @@ impl Authenticator {
             })
             .await?;
         }
-        refuse_pending(self.check_standing(claims).await?)
-    }
-
-    /// Verifies an access token's signature, type and expiry.
-    pub(crate) fn verify_access(&self, token: &str) -> Result<Claims, ApiError> {
-        self.inner
-            .tokens
-            .verify(token, TokenType::Access, self.now_secs())
-            .map_err(access_token_error)
+        refuse_pending(self.cached_standing(&signed, &entry).await?)
     }
 
     /// For a token bound to a device key (`cnf.jkt`), checks the request's `DPoP` proof:
@@ -264,58 +278,6 @@ impl Authenticator {
                 ProofFailure::Refused(error) => ApiError::from(error),
                 ProofFailure::Store(error) => ApiError::from(error),
             })
-    }
-
-    /// The checks after the signature and the proof: revocation, user, device.
-    pub async fn check_standing(&self, claims: Claims) -> Result<Authenticated, ApiError> {
-        let stores = &self.inner.stores;
-        if stores
-            .tokens
-            .is_revoked(&claims.jti, claims.fam.as_deref())
-            .await?
-        {
-            // Deleting or disabling an account and revoking a device end sessions too: say
-            // the more specific cause (looked up on this failure path only).
-            let Some(user) = stores.users.find_user(&claims.sub).await? else {
-                return Err(ApiError::new(
-                    ErrorCode::UserNotFound,
-                    "The account no longer exists.",
-                ));
-            };
-            check_enabled(&user)?;
-            if let Some(device) = stores.devices.find_device(&claims.dev).await?
-                && device.revoked
-                && device.user_id == claims.sub
-            {
-                return Err(ApiError::new(
-                    ErrorCode::DeviceRevoked,
-                    "This device was revoked.",
-                ));
-            }
-            return Err(ApiError::new(
-                ErrorCode::TokenRevoked,
-                "This token was revoked. Sign in again.",
-            ));
-        }
-        let user = stores
-            .users
-            .find_user(&claims.sub)
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, "The account no longer exists."))?;
-        check_enabled(&user)?;
-        let device = stores.devices.find_device(&claims.dev).await?;
-        if let Some(device) = &device {
-            if device.user_id != claims.sub {
-                return Err(ApiError::new(ErrorCode::TokenInvalid, "Invalid token."));
-            }
-            if device.revoked {
-                return Err(ApiError::new(
-                    ErrorCode::DeviceRevoked,
-                    "This device was revoked.",
-                ));
-            }
-        }
-        Ok(Authenticated { claims, user, device })
     }
 }
 
