@@ -311,11 +311,18 @@ fi
 
 say "release builds"
 cargo build --release --locked -p holdfast-server-kit --bin holdfast-server -p holdfast-examples --bin loadgen --bin floor
-if wants crypto || wants gate; then
-    cargo bench --locked -p holdfast-server-kit --bench crypto --bench gate --no-run
-fi
-if wants client; then
-    cargo bench --locked -p holdfast-core --bench session --no-run
+declare -A bench_exe=()
+if wants crypto || wants gate || wants client; then
+    # Always the three together: another selection unifies other features and rebuilds.
+    while read -r name exe; do
+        bench_exe[$name]="$exe"
+    done < <(cargo bench --locked -p holdfast-server-kit -p holdfast-core --bench crypto --bench gate \
+        --bench session --no-run --message-format=json |
+        grep '"kind":\["bench"\]' |
+        sed -n 's/.*"target":{[^}]*"name":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p')
+    for name in crypto gate session; do
+        [ -x "${bench_exe[$name]:-}" ] || die "cargo bench --no-run gave no executable for $name"
+    done
 fi
 if wants python; then
     venv="$target_dir/py-venv"
@@ -380,7 +387,7 @@ one_refresh() {
 
 one_scale() {
     loadgen_run --instances 2 --database "$database" --redis "$redis" --scenario me,refresh \
-        --requests 30000 --concurrency 32 | sed 's/^/scale_/'
+        --requests 20000 --concurrency 32 | sed 's/^/scale_/'
 }
 
 crypto_benches=(hs256/verify_access_token hs256/sign_access_token hs256/hmac_sha256_only
@@ -390,17 +397,19 @@ gate_benches=(gate/admit_warm_unbound gate/admit_warm_with_proof)
 client_benches=(access_token/fresh access_token/fresh_poll_once cold_start/provided_key
     cold_start_parts/client_new cold_start_parts/initialize)
 
-# criterion_run PACKAGE BENCH FILTER NAMES...: prints `NAME NS` for each named benchmark.
+# criterion_run DIR BENCH FILTER NAMES...: runs the bench executable built above in the
+# package folder DIR, as `cargo bench` would (without cargo, which could rebuild meanwhile);
+# prints `NAME NS` for each named benchmark.
 criterion_run() {
-    local package="$1" bench="$2" filter="$3" name
+    local dir="$1" bench="$2" filter="$3" name
     shift 3
     for name in "$@"; do
         rm -rf "${criterion:?}/${name%%/*}"
     done
-    cargo bench --locked -q -p "$package" --bench "$bench" -- --warm-up-time 1 --measurement-time 3 \
-        ${filter:+"$filter"} >"$work/criterion.log" 2>&1 || {
+    (cd "$root/$dir" && CRITERION_HOME="$criterion" "${bench_exe[$bench]}" --bench --warm-up-time 1 \
+        --measurement-time 3 ${filter:+"$filter"}) >"$work/criterion.log" 2>&1 || {
         cat "$work/criterion.log" >&2
-        die "cargo bench --bench $bench failed (above)"
+        die "the $bench bench failed (above)"
     }
     grep -E '^[a-z0-9_]+/|time:' "$work/criterion.log" >&2 || true
     local ns
@@ -410,10 +419,10 @@ criterion_run() {
     done
 }
 
-one_crypto() { criterion_run holdfast-server-kit crypto "" "${crypto_benches[@]}"; }
-one_gate() { criterion_run holdfast-server-kit gate "" "${gate_benches[@]}"; }
+one_crypto() { criterion_run server-kit crypto "" "${crypto_benches[@]}"; }
+one_gate() { criterion_run server-kit gate "" "${gate_benches[@]}"; }
 one_client() {
-    criterion_run holdfast-core session 'access_token/|cold_start/provided_key|cold_start_parts/(client_new|initialize)$' \
+    criterion_run core session 'access_token/|cold_start/provided_key|cold_start_parts/(client_new|initialize)$' \
         "${client_benches[@]}"
 }
 
@@ -440,7 +449,7 @@ one_kotlin() {
 wrk_cmd="wrk ${wrk_args[*]}"
 bench_cmd="-- --warm-up-time 1 --measurement-time 3"
 if wants floor; then
-    figure floor "floor: bare axum, constant /auth/me-sized body" rps "" \
+    figure floor "floor: bare axum, constant /auth/me-sized body" rps "—" \
         "\`target/release/floor\`; \`$wrk_cmd http://ADDR/auth/me\`"
 fi
 if wants me; then
@@ -452,7 +461,7 @@ if wants refresh; then
         "\`target/release/loadgen --spawn target/release/holdfast-server --scenario refresh --requests 20000 --concurrency 8\`"
 fi
 if wants scale; then
-    scale_cmd="\`target/release/loadgen --spawn target/release/holdfast-server --instances 2 --database $database --redis $redis --scenario me,refresh --requests 30000 --concurrency 32\`"
+    scale_cmd="\`target/release/loadgen --spawn target/release/holdfast-server --instances 2 --database $database --redis $redis --scenario me,refresh --requests 20000 --concurrency 32\`"
     figure scale_me "two instances, PostgreSQL + Redis: \`/auth/me\`" rps "≥ 25,000 req/s" "$scale_cmd"
     figure scale_refresh "two instances, PostgreSQL + Redis: refresh" rps "≥ 8,000 req/s" "$scale_cmd"
 fi

@@ -48,7 +48,13 @@ fn body(length: usize) -> String {
     let local = length.saturating_sub(before.len() + after.len()).max(1);
     let mut body = String::with_capacity(length);
     body.push_str(before);
-    body.push_str(&"bench-user".chars().chain(std::iter::repeat('x')).take(local).collect::<String>());
+    body.push_str(
+        &"bench-user"
+            .chars()
+            .chain(std::iter::repeat('x'))
+            .take(local)
+            .collect::<String>(),
+    );
     body.push_str(after);
     body
 }
