@@ -109,9 +109,12 @@ ours() {
 
 # The compilers and cargos of others that are running now, as "PID NAME" lines.
 foreign_builds() {
-    local pid
-    for pid in $(pgrep -x 'cargo|rustc|cc1|cc1plus|cc|c\+\+|clang|ld|ld\.lld|rust-lld|collect2' || true); do
-        ours "$pid" || echo "$pid $(ps -o comm= -p "$pid" 2>/dev/null || true)"
+    local pid name
+    # (pgrep warns about a pattern longer than a process name; the alternatives are shorter.)
+    for pid in $(pgrep -x 'cargo|rustc|cc1|cc1plus|cc|c\+\+|clang|ld|ld\.lld|rust-lld|collect2' 2>/dev/null || true); do
+        name="$(ps -o comm= -p "$pid" 2>/dev/null || true)"
+        [ -n "$name" ] || continue # already gone
+        ours "$pid" || echo "$pid $name"
     done
 }
 
