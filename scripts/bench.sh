@@ -53,6 +53,16 @@ password="correct horse battery staple"
 wrk_args=(-t2 -c16 -d5s)
 
 die() { echo "bench.sh: $*" >&2; exit 1; }
+# Exits with 3, after printing what was measured so far as an incomplete table.
+incomplete=""
+refuse() {
+    echo "bench.sh: $*" >&2
+    incomplete="$*"
+    if declare -F print_table >/dev/null; then
+        print_table
+    fi
+    exit 3
+}
 say() { printf '\n== %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- sections
@@ -150,8 +160,7 @@ wait_quiet() {
             reason="others' builds are running: $(echo "$builds" | tr '\n' ' ')"
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "bench.sh: refusing to measure: $reason; waited ${quiet_wait} s (BENCH_QUIET_WAIT)" >&2
-            exit 3
+            refuse "refusing to measure: $reason; waited ${quiet_wait} s (BENCH_QUIET_WAIT)"
         fi
         if [ "$told" = 0 ] || [ $((SECONDS % 30)) -lt 3 ]; then
             echo "   waiting for a quiet machine: $reason" >&2
@@ -199,8 +208,7 @@ guarded() {
         attempt=$((attempt + 1))
         echo "   run thrown away: a build started meanwhile ($(sort -u "$work/noise" | tr '\n' ' '))" >&2
         if [ "$attempt" -ge "$retries" ]; then
-            echo "bench.sh: refusing to report: $retries runs of $1 were disturbed by others' builds" >&2
-            exit 3
+            refuse "refusing to report: $retries runs of $1 were disturbed by others' builds"
         fi
     done
 }
@@ -504,6 +512,53 @@ if wants kotlin; then
         "\`bash bindings/kotlin/bench.sh\`"
 fi
 
+# ---------------------------------------------------------------- the table
+
+# Prints the table of what was measured (marked incomplete when refusing).
+print_table() {
+
+    echo
+    echo "### bench.sh, $date_utc, $(nproc) CPUs, median of $runs runs"
+    if [ -n "$incomplete" ]; then
+        echo
+        echo "**INCOMPLETE: $incomplete. Runs measured before that are listed; not a median of $runs.**"
+    fi
+    if [ "$unguarded" = 1 ]; then
+        echo
+        echo "**BENCH_UNGUARDED=1: measured without the quiet-machine checks; not figures to report.**"
+    fi
+    echo
+    echo "| figure | median | runs | target | command |"
+    echo "|---|---|---|---|---|"
+    for key in "${order[@]}"; do
+        read -r -a list <<<"${values[$key]}"
+        [ "${#list[@]}" -gt 0 ] || continue
+        mid="$(median "${list[@]}")"
+        shown=()
+        for v in "${list[@]}"; do shown+=("$(format "${units[$key]}" "$v")"); done
+        printf '| %s | **%s** | %s | %s | %s |\n' "${labels[$key]}" "$(format "${units[$key]}" "$mid")" \
+            "$(join "${shown[@]}")" "${targets[$key]:-}" "${commands[$key]}"
+        if [ "$key" = me ] && [ -n "${values[floor]:-}" ]; then
+            read -r -a floors <<<"${values[floor]}"
+            ratios=()
+            for ((i = 0; i < ${#list[@]} && i < ${#floors[@]}; i++)); do
+                ratios+=("$(awk -v f="${floors[$i]}" -v m="${list[$i]}" 'BEGIN { printf "%.2f×", f / m }')")
+            done
+            # shellcheck disable=SC2016 # the backquotes are markdown
+            printf '| `/auth/me` ratio: floor ÷ `/auth/me` | **%s** | %s | ≤ 1.3× | the two rows above, run by run |\n' \
+                "$(awk -v f="$(median "${floors[@]}")" -v m="$mid" 'BEGIN { printf "%.2f×", f / m }')" \
+                "$(join "${ratios[@]}")"
+        fi
+    done
+    if [ -s "$work/floor_bytes" ] || [ -s "$work/me_bytes" ]; then
+        echo
+        echo "Body bytes: floor $(cat "$work/floor_bytes" 2>/dev/null || echo -), \`/auth/me\` $(cat "$work/me_bytes" 2>/dev/null || echo -)."
+        if [ -s "$work/floor_bytes" ] && [ -s "$work/me_bytes" ] && [ "$(cat "$work/floor_bytes")" != "$(cat "$work/me_bytes")" ]; then
+            echo "WARNING: the floor's body is not as long as /auth/me's: give floor --body-bytes $(cat "$work/me_bytes")."
+        fi
+    fi
+}
+
 # ---------------------------------------------------------------- measuring
 
 for ((run = 1; run <= runs; run++)); do
@@ -514,41 +569,5 @@ for ((run = 1; run <= runs; run++)); do
     done
 done
 
-# ---------------------------------------------------------------- the table
 
-echo
-echo "### bench.sh, $date_utc, $(nproc) CPUs, median of $runs runs"
-if [ "$unguarded" = 1 ]; then
-    echo
-    echo "**BENCH_UNGUARDED=1: measured without the quiet-machine checks; not figures to report.**"
-fi
-echo
-echo "| figure | median | runs | target | command |"
-echo "|---|---|---|---|---|"
-for key in "${order[@]}"; do
-    read -r -a list <<<"${values[$key]}"
-    [ "${#list[@]}" -gt 0 ] || continue
-    mid="$(median "${list[@]}")"
-    shown=()
-    for v in "${list[@]}"; do shown+=("$(format "${units[$key]}" "$v")"); done
-    printf '| %s | **%s** | %s | %s | %s |\n' "${labels[$key]}" "$(format "${units[$key]}" "$mid")" \
-        "$(join "${shown[@]}")" "${targets[$key]:-}" "${commands[$key]}"
-    if [ "$key" = me ] && [ -n "${values[floor]:-}" ]; then
-        read -r -a floors <<<"${values[floor]}"
-        ratios=()
-        for ((i = 0; i < ${#list[@]} && i < ${#floors[@]}; i++)); do
-            ratios+=("$(awk -v f="${floors[$i]}" -v m="${list[$i]}" 'BEGIN { printf "%.2f×", f / m }')")
-        done
-        # shellcheck disable=SC2016 # the backquotes are markdown
-        printf '| `/auth/me` ratio: floor ÷ `/auth/me` | **%s** | %s | ≤ 1.3× | the two rows above, run by run |\n' \
-            "$(awk -v f="$(median "${floors[@]}")" -v m="$mid" 'BEGIN { printf "%.2f×", f / m }')" \
-            "$(join "${ratios[@]}")"
-    fi
-done
-if [ -s "$work/floor_bytes" ] || [ -s "$work/me_bytes" ]; then
-    echo
-    echo "Body bytes: floor $(cat "$work/floor_bytes" 2>/dev/null || echo -), \`/auth/me\` $(cat "$work/me_bytes" 2>/dev/null || echo -)."
-    if [ -s "$work/floor_bytes" ] && [ -s "$work/me_bytes" ] && [ "$(cat "$work/floor_bytes")" != "$(cat "$work/me_bytes")" ]; then
-        echo "WARNING: the floor's body is not as long as /auth/me's: give floor --body-bytes $(cat "$work/me_bytes")."
-    fi
-fi
+print_table
