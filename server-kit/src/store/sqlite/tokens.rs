@@ -63,13 +63,6 @@ pub(super) fn insert_refresh(conn: &Connection, record: &RefreshRecord) -> Resul
     Ok(())
 }
 
-/// Whether the token `jti`, or its `family`, is revoked (a `None` family matches no row).
-pub(super) fn is_revoked(conn: &Connection, jti: &str, family: Option<&str>) -> Result<bool, Fail> {
-    Ok(conn
-        .prepare_cached(IS_REVOKED)?
-        .query_row(params![jti, family], |row| row.get(0))?)
-}
-
 /// Rotates `parent_jti` into `child` (see [`TokenStore::rotate_refresh`]), on a connection
 /// already in a transaction.
 pub(super) fn rotate(
