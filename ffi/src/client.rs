@@ -14,8 +14,8 @@ use holdfast_core::{SignUpOptions, Subscription};
 use crate::config::ClientConfig;
 use crate::error::HoldfastError;
 use crate::foreign::{self, AuthEventListener};
-use crate::mfa::SignInOutcome;
 use crate::records::{AuthState, Device, RequestHeaders, SyncCredentials, SyncRefusal, User};
+use crate::sign_in::SignInOutcome;
 
 /// Keeps one user signed in to one server, through lost networks and restarts.
 ///

@@ -10,9 +10,9 @@
 //! - [`lifecycle`]: the client's sessions and account methods (list and end sessions,
 //!   sign out everywhere, change or reset the password, verify the email, delete the
 //!   account);
-//! - [`mfa`]: the second factor: what a sign-in ended in ([`SignInOutcome`]), enrolment
-//!   ([`MfaEnrollment`], printed redacted), finishing a sign-in with a code, step-up,
-//!   recovery codes;
+//! - [`sign_in`]: what a sign-in ended in ([`SignInOutcome`]);
+//! - [`mfa`]: the second factor: enrolment ([`MfaEnrollment`], printed redacted), finishing
+//!   a sign-in with a code, step-up, recovery codes;
 //! - [`error`]: the one [`HoldfastError`], whose variants say what the app should do;
 //! - [`foreign`]: the traits the host app implements ([`KeyProvider`] for a key it keeps,
 //!   [`DeviceSigner`] for a hardware key, [`AuthEventListener`]), each bridged to the
@@ -34,12 +34,14 @@ pub mod lifecycle;
 pub mod mfa;
 pub mod records;
 pub mod sessions;
+pub mod sign_in;
 
 pub use client::{AuthClient, SubscriptionHandle};
 pub use config::{ClientConfig, KeySource};
 pub use error::HoldfastError;
 pub use exit::quiesce_for_exit;
 pub use foreign::{AuthEventListener, DeviceSigner, KeyProvider};
-pub use mfa::{MfaEnrollment, MfaStatus, RecoveryCodes, SignInOutcome};
+pub use mfa::{MfaEnrollment, MfaStatus, RecoveryCodes};
 pub use records::{AuthEvent, AuthState, Device, SignOutReason, SyncCredentials, User};
 pub use sessions::{Session, SessionEndReason};
+pub use sign_in::SignInOutcome;

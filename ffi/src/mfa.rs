@@ -1,6 +1,6 @@
-//! The second factor (PROTOCOL 9) for the app: what a sign-in ended in
-//! ([`SignInOutcome`]), enrolling a TOTP authenticator app ([`MfaEnrollment`]), finishing a
-//! sign-in with a code, step-up, recovery codes.
+//! The second factor (PROTOCOL 9) for the app: enrolling a TOTP authenticator app
+//! ([`MfaEnrollment`]), finishing a sign-in with a code (a sign-in that needs one ends in
+//! [`SignInOutcome::SecondFactorRequired`](crate::SignInOutcome)), step-up, recovery codes.
 //!
 //! The enrolment and the recovery codes are secrets: like [`SyncCredentials`](crate::SyncCredentials)
 //! they print (`Debug`, `Display`, and in every binding `str`/`repr`/`toString`/
@@ -14,42 +14,6 @@ use crate::error::HoldfastError;
 use crate::records::User;
 
 const REDACTED: &str = "<redacted>";
-
-/// What a sign-in ended in.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
-#[uniffi::export(Display)]
-pub enum SignInOutcome {
-    /// Signed in: the session is complete.
-    SignedIn {
-        /// The user.
-        user: User,
-    },
-    /// The password was right and the account has a second factor: show the code screen,
-    /// then call `complete_sign_in_with_code` (or `complete_sign_in_with_recovery_code`).
-    /// The session is kept until then, across restarts too (the state is
-    /// `SecondFactorRequired`); the password is not needed again.
-    SecondFactorRequired {
-        /// The user signing in.
-        user: User,
-    },
-}
-
-impl std::fmt::Display for SignInOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self, f)
-    }
-}
-
-impl From<core::SignInOutcome> for SignInOutcome {
-    fn from(outcome: core::SignInOutcome) -> SignInOutcome {
-        match outcome {
-            core::SignInOutcome::SignedIn(user) => SignInOutcome::SignedIn { user: user.into() },
-            core::SignInOutcome::SecondFactorRequired(user) => {
-                SignInOutcome::SecondFactorRequired { user: user.into() }
-            }
-        }
-    }
-}
 
 /// A second factor being set up, shown to the user once: the QR code to scan (SVG text or
 /// PNG bytes), the secret to type in by hand instead, and the recovery codes to keep

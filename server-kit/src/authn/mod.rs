@@ -9,7 +9,7 @@
 //!
 //! A token's standing (not revoked, user and device in good standing) is read from the
 //! stores in one hop and cached per token; revocations on the
-//! [`RevocationBus`](crate::events::RevocationBus) invalidate it before the revoking call
+//! [`RevocationBus`] invalidate it before the revoking call
 //! returns, and whatever the bus does not carry is seen within
 //! [`ServerConfig::standing_cache_ttl`] (5 s by default). `authn/standing.rs` details
 //! the bounds.

@@ -15,7 +15,7 @@ use holdfast_protocol::wire::{
 use holdfast_protocol::{Claims, ErrorCode};
 
 use super::AuthService;
-use super::mfa_codes::Accepts;
+use super::mfa_codes::{Accepts, internal_mfa};
 use crate::authn::Authenticated;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_json, parse_optional_json};
 use crate::mfa::{new_secret, totp_uri};
@@ -294,9 +294,4 @@ fn already_enabled() -> ApiError {
         ErrorCode::MfaAlreadyEnabled,
         "Multi-factor authentication is already on for this account.",
     )
-}
-
-pub(super) fn internal_mfa(error: crate::mfa::SealError) -> ApiError {
-    tracing::error!(%error, "MFA key operation failed");
-    ApiError::internal()
 }

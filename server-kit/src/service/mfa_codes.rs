@@ -8,7 +8,6 @@ use std::num::NonZeroU32;
 use holdfast_protocol::ErrorCode;
 
 use super::AuthService;
-use super::mfa::internal_mfa;
 use crate::exchange::ApiError;
 use crate::guards::{address_key, digest_key};
 use crate::mfa::{OpenedSecret, OtpAlgorithm, OtpDigits, TotpConfig, verify_totp};
@@ -160,4 +159,10 @@ impl AuthService {
             skew_steps: self.config().mfa.totp.skew_steps,
         })
     }
+}
+
+/// A key operation (seal, open, make codes) that failed: logged, answered 500.
+pub(super) fn internal_mfa(error: crate::mfa::SealError) -> ApiError {
+    tracing::error!(%error, "MFA key operation failed");
+    ApiError::internal()
 }

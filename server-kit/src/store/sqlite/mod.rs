@@ -20,6 +20,7 @@ mod refresh;
 mod sessions;
 mod standing;
 mod sync_items;
+mod token_rows;
 mod tokens;
 mod worker;
 

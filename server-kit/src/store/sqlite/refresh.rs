@@ -5,7 +5,7 @@
 use super::Fail;
 use super::accounts::{SELECT_USER_BY_ID, find_device, find_user_where};
 use super::sessions::find_session;
-use super::tokens::{is_revoked, rotate};
+use super::token_rows::{is_revoked, rotate};
 use crate::store::{CheckedRefresh, RefreshVerdict, RotateOutcome};
 use rusqlite::Connection;
 

@@ -4,7 +4,7 @@
 //! change decides from (which sessions are live, whether a family is revoked) cannot move
 //! under it, here or in another process sharing the file.
 
-use super::tokens::{REVOKE_FAMILY, insert_refresh};
+use super::token_rows::{REVOKE_FAMILY, insert_refresh};
 use super::{Fail, SqliteStore};
 use crate::store::sessions::{read_aal, read_amr, read_ending, write_amr};
 use crate::store::{

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::SqliteStore;
 use super::accounts::{find_device, find_user_by_id};
-use super::tokens::is_revoked;
+use super::token_rows::is_revoked;
 use crate::store::{StandingQuery, StandingRecord, StandingStore, StoreError};
 
 #[async_trait]
