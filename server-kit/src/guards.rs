@@ -187,6 +187,15 @@ impl Guards {
     }
 }
 
+/// The rate-limit key of `route` for a client address (`"unknown"` when the server knows
+/// none).
+pub fn ip_key(route: &str, client: Option<IpAddr>) -> String {
+    match client {
+        Some(address) => format!("{route}:ip:{address}"),
+        None => format!("{route}:ip:unknown"),
+    }
+}
+
 /// Longest key stored as it is; a longer one is stored as its hash, so a key built from
 /// request input (an email, a device id) takes a bounded amount of storage.
 pub const MAX_STORED_KEY_LEN: usize = 96;

@@ -7,6 +7,8 @@
 //! `postgres_support`): they fail, never skip, without one. Revocation across two
 //! instances is in `scale_out.rs`; mail through a real SMTP server in `smtp.rs`.
 
+#[path = "both_backends/mod.rs"]
+mod both_backends;
 #[path = "postgres_support/mod.rs"]
 mod postgres_support;
 mod support;
@@ -18,56 +20,10 @@ mod passwords;
 #[path = "lifecycle/sessions.rs"]
 mod sessions;
 
-use holdfast_server_kit::clock::{Clock, ManualClock, SystemClock};
-use holdfast_server_kit::{ServerConfig, Stores};
-use postgres_support::TestSchema;
-use support::TestServer;
-
-/// Which backend a case runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// A server on one backend, and what must outlive it.
-pub struct Backend {
-    pub server: TestServer,
-    pub kind: Kind,
-    schema: Option<TestSchema>,
-}
-
-impl std::ops::Deref for Backend {
-    type Target = TestServer;
-    fn deref(&self) -> &TestServer {
-        &self.server
-    }
-}
+use both_backends::on_both;
+pub use both_backends::{Backend, Kind};
 
 impl Backend {
-    /// A fresh server on `kind`, configured by `configure` after the test defaults.
-    pub async fn start(kind: Kind, configure: impl FnOnce(&mut ServerConfig)) -> Backend {
-        match kind {
-            Kind::Sqlite => Backend {
-                server: TestServer::start(configure).await,
-                kind,
-                schema: None,
-            },
-            Kind::Postgres => {
-                let schema = TestSchema::new();
-                let stores = Stores::postgres(&schema.url, Some(&schema.name))
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {} (never skipped): {e}", schema.url));
-                let clock = ManualClock::new(SystemClock.now_ms());
-                Backend {
-                    server: TestServer::start_with_stores(stores, clock, configure).await,
-                    kind,
-                    schema: Some(schema),
-                }
-            }
-        }
-    }
-
     /// Every row of the table of single-use account tokens, each column as text: what the
     /// database itself holds, read past the store API.
     pub async fn one_time_rows(&self) -> Vec<Vec<String>> {
@@ -100,25 +56,6 @@ impl Backend {
             }
         }
     }
-}
-
-/// Runs each named case (an `async fn(Kind)`) on SQLite and on PostgreSQL.
-macro_rules! on_both {
-    ($($module:ident :: $case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$module::$case(super::Kind::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$module::$case(super::Kind::Postgres).await;
-                }
-            }
-        )*
-    };
 }
 
 on_both!(

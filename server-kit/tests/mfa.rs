@@ -9,6 +9,8 @@
 //! server's manual clock. The PostgreSQL runs need a reachable server
 //! (`HOLDFAST_TEST_POSTGRES_URL`, see `postgres_support`): they fail, never skip, without one.
 
+#[path = "both_backends/mod.rs"]
+mod both_backends;
 #[path = "postgres_support/mod.rs"]
 mod postgres_support;
 mod support;
@@ -20,57 +22,13 @@ mod pending;
 #[path = "mfa/step_up.rs"]
 mod step_up;
 
+use both_backends::on_both;
+pub use both_backends::{Backend, Kind};
 use holdfast_server_kit::clock::{Clock, ManualClock, SystemClock};
 use holdfast_server_kit::{ServerConfig, Stores};
-use postgres_support::TestSchema;
+pub use postgres_support::TestSchema;
 use serde_json::{Value, json};
 use support::{PASSWORD, Reply, Session, TestServer};
-
-/// Which backend a case runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// A server on one backend, and what must outlive it.
-pub struct Backend {
-    pub server: TestServer,
-    pub kind: Kind,
-    _schema: Option<TestSchema>,
-}
-
-impl std::ops::Deref for Backend {
-    type Target = TestServer;
-    fn deref(&self) -> &TestServer {
-        &self.server
-    }
-}
-
-impl Backend {
-    /// A fresh server on `kind`, configured by `configure` after the test defaults.
-    pub async fn start(kind: Kind, configure: impl FnOnce(&mut ServerConfig)) -> Backend {
-        match kind {
-            Kind::Sqlite => Backend {
-                server: TestServer::start(configure).await,
-                kind,
-                _schema: None,
-            },
-            Kind::Postgres => {
-                let schema = TestSchema::new();
-                let stores = Stores::postgres(&schema.url, Some(&schema.name))
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {} (never skipped): {e}", schema.url));
-                let clock = ManualClock::new(SystemClock.now_ms());
-                Backend {
-                    server: TestServer::start_with_stores(stores, clock, configure).await,
-                    kind,
-                    _schema: Some(schema),
-                }
-            }
-        }
-    }
-}
 
 /// The TOTP code of the base32 `secret` at `unix_secs` (SHA-1, 6 digits, 30 s), computed
 /// from RFC 6238 and RFC 4226 directly, not with the server kit's code.
@@ -175,25 +133,6 @@ pub fn tokens_of(reply: &Reply) -> (String, String) {
         tokens["accessToken"].as_str().expect("access").to_owned(),
         tokens["refreshToken"].as_str().expect("refresh").to_owned(),
     )
-}
-
-/// Runs each named case (an `async fn(Kind)`) on SQLite and on PostgreSQL.
-macro_rules! on_both {
-    ($($module:ident :: $case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$module::$case(super::Kind::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$module::$case(super::Kind::Postgres).await;
-                }
-            }
-        )*
-    };
 }
 
 on_both!(

@@ -202,49 +202,41 @@ impl AuthService {
         }))
     }
 
-    pub(super) async fn mfa_verify(
+    /// `/mfa/verify`, `/mfa/recover` and `/mfa/step-up`: a code for a fresh pair of the
+    /// caller's session at `aal` 2 (the first two take a pending session's token).
+    pub(super) async fn mfa_tokens(
         &self,
         request: &AuthRequest,
         client: Option<IpAddr>,
+        route: CodeForTokens,
     ) -> Result<AuthResponse, ApiError> {
-        let caller = self.authenticate_pending(request).await?;
-        let body: MfaCodeRequest = parse_json(request, "with a string member code")?;
-        let pair = self
-            .second_factor(&caller, &body.code, Accepts::Totp, client)
-            .await?;
-        Ok(AuthResponse::of::<MfaVerify>(&Tokens {
+        let caller = match route {
+            CodeForTokens::StepUp => self.authenticate(request).await?,
+            CodeForTokens::Verify | CodeForTokens::Recover => self.authenticate_pending(request).await?,
+        };
+        let (code, accepts) = match route {
+            CodeForTokens::Recover => {
+                let body: MfaRecoverRequest = parse_json(request, "with a string member recoveryCode")?;
+                (body.recovery_code, Accepts::Recovery)
+            }
+            CodeForTokens::Verify | CodeForTokens::StepUp => {
+                let body: MfaCodeRequest = parse_json(request, "with a string member code")?;
+                let accepts = match route {
+                    CodeForTokens::Verify => Accepts::Totp,
+                    _ => Accepts::Either,
+                };
+                (body.code, accepts)
+            }
+        };
+        let pair = self.second_factor(&caller, &code, accepts, client).await?;
+        let tokens = Tokens {
             tokens: pair.into_wire(),
-        }))
-    }
-
-    pub(super) async fn mfa_recover(
-        &self,
-        request: &AuthRequest,
-        client: Option<IpAddr>,
-    ) -> Result<AuthResponse, ApiError> {
-        let caller = self.authenticate_pending(request).await?;
-        let body: MfaRecoverRequest = parse_json(request, "with a string member recoveryCode")?;
-        let pair = self
-            .second_factor(&caller, &body.recovery_code, Accepts::Recovery, client)
-            .await?;
-        Ok(AuthResponse::of::<MfaRecover>(&Tokens {
-            tokens: pair.into_wire(),
-        }))
-    }
-
-    pub(super) async fn mfa_step_up(
-        &self,
-        request: &AuthRequest,
-        client: Option<IpAddr>,
-    ) -> Result<AuthResponse, ApiError> {
-        let caller = self.authenticate(request).await?;
-        let body: MfaCodeRequest = parse_json(request, "with a string member code")?;
-        let pair = self
-            .second_factor(&caller, &body.code, Accepts::Either, client)
-            .await?;
-        Ok(AuthResponse::of::<MfaStepUp>(&Tokens {
-            tokens: pair.into_wire(),
-        }))
+        };
+        Ok(match route {
+            CodeForTokens::Verify => AuthResponse::of::<MfaVerify>(&tokens),
+            CodeForTokens::Recover => AuthResponse::of::<MfaRecover>(&tokens),
+            CodeForTokens::StepUp => AuthResponse::of::<MfaStepUp>(&tokens),
+        })
     }
 
     /// Checks a second factor for the caller's session and gives the session a fresh pair
@@ -287,6 +279,17 @@ impl AuthService {
             })
             .collect()
     }
+}
+
+/// The routes that answer a fresh pair for a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CodeForTokens {
+    /// `/mfa/verify`: a TOTP code completes a pending sign-in.
+    Verify,
+    /// `/mfa/recover`: a recovery code completes a pending sign-in.
+    Recover,
+    /// `/mfa/step-up`: either kind renews `auth_time`.
+    StepUp,
 }
 
 fn already_enabled() -> ApiError {

@@ -122,7 +122,7 @@ impl AuthService {
         guards.check_not_blocked(client).await?;
         let limit = self.config().mfa.attempts;
         guards.limit(limit, &format!("mfa:user:{user_id}")).await?;
-        guards.limit(limit, &super::ip_key("mfa", client)).await
+        guards.limit(limit, &crate::guards::ip_key("mfa", client)).await
     }
 
     /// A refused code: counted as a failed sign-in (address block, account lockout).

@@ -122,9 +122,7 @@ enum Handler {
     MfaStatus,
     MfaRegenerateCodes,
     MfaDisable,
-    MfaVerify,
-    MfaRecover,
-    MfaStepUp,
+    MfaTokens(mfa::CodeForTokens),
 }
 
 /// The route table: every route of `holdfast_protocol::endpoint`, with its handler.
@@ -161,9 +159,18 @@ const TABLE: [(Route, Handler); 29] = [
     (endpoint::GetMfaStatus::ROUTE, Handler::MfaStatus),
     (endpoint::MfaRegenerateCodes::ROUTE, Handler::MfaRegenerateCodes),
     (endpoint::MfaDisable::ROUTE, Handler::MfaDisable),
-    (endpoint::MfaVerify::ROUTE, Handler::MfaVerify),
-    (endpoint::MfaRecover::ROUTE, Handler::MfaRecover),
-    (endpoint::MfaStepUp::ROUTE, Handler::MfaStepUp),
+    (
+        endpoint::MfaVerify::ROUTE,
+        Handler::MfaTokens(mfa::CodeForTokens::Verify),
+    ),
+    (
+        endpoint::MfaRecover::ROUTE,
+        Handler::MfaTokens(mfa::CodeForTokens::Recover),
+    ),
+    (
+        endpoint::MfaStepUp::ROUTE,
+        Handler::MfaTokens(mfa::CodeForTokens::StepUp),
+    ),
 ];
 
 impl AuthService {
@@ -310,9 +317,7 @@ impl AuthService {
             Handler::MfaStatus => self.mfa_status(request).await,
             Handler::MfaRegenerateCodes => self.mfa_regenerate_codes(request, client).await,
             Handler::MfaDisable => self.mfa_disable(request, client).await,
-            Handler::MfaVerify => self.mfa_verify(request, client).await,
-            Handler::MfaRecover => self.mfa_recover(request, client).await,
-            Handler::MfaStepUp => self.mfa_step_up(request, client).await,
+            Handler::MfaTokens(route) => self.mfa_tokens(request, client, route).await,
         }
     }
 
@@ -383,15 +388,10 @@ impl AuthService {
         client: Option<IpAddr>,
     ) -> Result<(), ApiError> {
         self.inner.guards.check_not_blocked(client).await?;
-        self.inner.guards.limit(limit, &ip_key(route, client)).await
-    }
-}
-
-/// The rate-limit key of a client address (`"unknown"` when the server knows none).
-fn ip_key(route: &str, client: Option<IpAddr>) -> String {
-    match client {
-        Some(address) => format!("{route}:ip:{address}"),
-        None => format!("{route}:ip:unknown"),
+        self.inner
+            .guards
+            .limit(limit, &guards::ip_key(route, client))
+            .await
     }
 }
 

@@ -126,12 +126,8 @@ pub async fn assurance_survives_refresh_and_restart(kind: Kind) {
     let waiting = sign_in(&backend, &address).await;
 
     let now_ms = backend.now_ms();
-    let Backend {
-        server,
-        kind,
-        _schema,
-    } = backend;
-    let server = restart(server, kind, _schema.as_ref(), now_ms).await;
+    let Backend { server, kind, schema } = backend;
+    let server = restart(server, kind, schema.as_ref(), now_ms).await;
 
     let refreshed = server.refresh(&refresh).await.expect_status(200);
     let after = claims(refreshed.data()["accessToken"].as_str().expect("access"));
