@@ -26,7 +26,7 @@ use both_backends::on_both;
 pub use both_backends::{Backend, Kind};
 use holdfast_server_kit::clock::{Clock, ManualClock, SystemClock};
 use holdfast_server_kit::{ServerConfig, Stores};
-pub use postgres_support::TestSchema;
+use postgres_support::TestSchema;
 use serde_json::{Value, json};
 use support::{PASSWORD, Reply, Session, TestServer};
 
