@@ -809,6 +809,12 @@ async fn a_kora_style_connection_renews_with_an_unbound_token() {
     assert_eq!(conn.next_json().await["type"], "reauth-required");
     let renewed = refreshed(&fixture, &laptop).await;
     conn.send(reauth(&fixture, &renewed, None)).await;
+    // A connection's messages are handled in order: once this put is answered, the renewal
+    // before it was (a renewal itself is not answered), so the clock may move past the old
+    // token's expiry.
+    conn.send(json!({"type": "put", "key": "renewed", "value": true}))
+        .await;
+    assert_eq!(conn.next_json().await["key"], "renewed");
     fixture.server.clock.advance_ms(60_000);
     conn.expect_silence().await;
     conn.send(json!({"type": "put", "key": "still-here", "value": true}))
