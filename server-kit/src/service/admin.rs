@@ -83,7 +83,7 @@ impl AuthService {
         // With MFA on, a recent step-up is required and stands in for the password
         // (PROTOCOL 8 and 9); without it, the password is.
         let stepped_up = if self.mfa_enabled(&caller.user.id).await? {
-            self.require_recent_auth(&caller.claims).await?;
+            self.require_recent(&caller.claims)?;
             true
         } else {
             false

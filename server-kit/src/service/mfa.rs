@@ -19,8 +19,9 @@ use super::mfa_codes::{Accepts, internal_mfa};
 use crate::authn::Authenticated;
 use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_json, parse_optional_json};
 use crate::mfa::{new_secret, totp_uri};
-use crate::store::TotpFactor;
+use crate::store::{TotpFactor, UserRecord};
 use crate::tokens::Assurance;
+use zeroize::Zeroizing;
 
 impl AuthService {
     /// Whether `user_id` has a confirmed second factor.
@@ -46,13 +47,23 @@ impl AuthService {
     }
 
     /// Step-up (PROTOCOL 9): when the user has MFA on, `claims` must come from a password
-    /// or code check within the configured window; 403 `STEP_UP_REQUIRED` otherwise. A
-    /// token without `auth_time` (minted before PROTOCOL 9) is never recent.
+    /// or code check within the configured window; 403 `STEP_UP_REQUIRED` otherwise.
     pub(super) async fn require_recent_auth(&self, claims: &Claims) -> Result<(), ApiError> {
         if !self.mfa_enabled(&claims.sub).await? {
             return Ok(());
         }
-        if self.is_recent(claims) {
+        self.require_recent(claims)
+    }
+
+    /// Step-up for a user known to have MFA on: 403 `STEP_UP_REQUIRED` unless `claims` come
+    /// from a password or code check within the window. A token without `auth_time`
+    /// (minted before PROTOCOL 9) is never recent.
+    pub(super) fn require_recent(&self, claims: &Claims) -> Result<(), ApiError> {
+        let window = self.config().mfa.step_up_window_secs;
+        let recent = claims
+            .auth_time
+            .is_some_and(|at| self.now_secs().saturating_sub(at) <= window);
+        if recent {
             return Ok(());
         }
         Err(ApiError::new(
@@ -61,12 +72,35 @@ impl AuthService {
         ))
     }
 
-    /// Whether `claims` come from a password or code check within the step-up window.
-    pub(super) fn is_recent(&self, claims: &Claims) -> bool {
-        let window = self.config().mfa.step_up_window_secs;
-        claims
-            .auth_time
-            .is_some_and(|at| self.now_secs().saturating_sub(at) <= window)
+    /// What `/mfa/regenerate-codes` and `/mfa/disable` check first: the caller (not
+    /// pending), MFA on, a recent check, then the body's code as `accepts` allows. Returns
+    /// the user.
+    async fn stepped_up_with_code(
+        &self,
+        request: &AuthRequest,
+        client: Option<IpAddr>,
+        accepts: Accepts,
+    ) -> Result<UserRecord, ApiError> {
+        let Authenticated { claims, user, .. } = self.authenticate(request).await?;
+        let body: MfaCodeRequest = parse_json(request, "with a string member code")?;
+        let factor = self.require_factor(&user.id).await?;
+        self.require_recent(&claims)?;
+        self.check_code(&user, &factor, &body.code, accepts, client)
+            .await?;
+        Ok(user)
+    }
+
+    /// New recovery codes for `user_id` (as many as configured), as shown and as stored.
+    fn new_recovery_codes(&self, user_id: &str) -> Result<(Vec<Zeroizing<String>>, Vec<String>), ApiError> {
+        let recovery = &self.inner.authn.mfa_keys().recovery;
+        let codes = recovery
+            .generate(usize::from(self.config().mfa.recovery_codes))
+            .map_err(internal_mfa)?;
+        let hashes = codes
+            .iter()
+            .map(|code| recovery.hash(user_id, code).ok_or_else(ApiError::internal))
+            .collect::<Result<_, _>>()?;
+        Ok((codes, hashes))
     }
 
     pub(super) async fn mfa_enable(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
@@ -83,19 +117,20 @@ impl AuthService {
             return Err(already_enabled());
         }
         let config = &self.config().mfa;
-        let keys = &self.inner.authn.mfa_keys();
         let secret = new_secret(config.totp.algorithm.secret_len()).map_err(|error| {
             tracing::error!(%error, "could not make an MFA secret");
             ApiError::internal()
         })?;
         let uri = totp_uri(&config.issuer, &user.email, &secret, &config.totp)
             .map_err(|_| ApiError::validation("This account's email cannot name an MFA account."))?;
-        let sealed = keys.sealer.seal(&secret, &user.id).map_err(internal_mfa)?;
-        let codes = keys
-            .recovery
-            .generate(usize::from(config.recovery_codes))
+        let sealed = self
+            .inner
+            .authn
+            .mfa_keys()
+            .sealer
+            .seal(&secret, &user.id)
             .map_err(internal_mfa)?;
-        let hashes = self.recovery_hashes(&user.id, &codes)?;
+        let (codes, hashes) = self.new_recovery_codes(&user.id)?;
         let factor = TotpFactor {
             user_id: user.id.clone(),
             sealed_secret: sealed,
@@ -160,18 +195,8 @@ impl AuthService {
         request: &AuthRequest,
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
-        let Authenticated { claims, user, .. } = self.authenticate(request).await?;
-        let body: MfaCodeRequest = parse_json(request, "with a string member code")?;
-        let factor = self.require_factor(&user.id).await?;
-        self.require_recent_auth(&claims).await?;
-        self.check_code(&user, &factor, &body.code, Accepts::Totp, client)
-            .await?;
-        let keys = &self.inner.authn.mfa_keys();
-        let codes = keys
-            .recovery
-            .generate(usize::from(self.config().mfa.recovery_codes))
-            .map_err(internal_mfa)?;
-        let hashes = self.recovery_hashes(&user.id, &codes)?;
+        let user = self.stepped_up_with_code(request, client, Accepts::Totp).await?;
+        let (codes, hashes) = self.new_recovery_codes(&user.id)?;
         if !self.stores().mfa.replace_recovery_codes(&user.id, hashes).await? {
             return Err(ApiError::validation(
                 "Multi-factor authentication was turned off meanwhile.",
@@ -188,11 +213,8 @@ impl AuthService {
         request: &AuthRequest,
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
-        let Authenticated { claims, user, .. } = self.authenticate(request).await?;
-        let body: MfaCodeRequest = parse_json(request, "with a string member code")?;
-        let factor = self.require_factor(&user.id).await?;
-        self.require_recent_auth(&claims).await?;
-        self.check_code(&user, &factor, &body.code, Accepts::Either, client)
+        let user = self
+            .stepped_up_with_code(request, client, Accepts::Either)
             .await?;
         self.stores().mfa.delete_totp(&user.id).await?;
         tracing::info!(user = %user.id, "MFA disabled");
@@ -259,25 +281,6 @@ impl AuthService {
             .await?;
         tracing::info!(user = %caller.user.id, method, "second factor accepted");
         Ok(pair)
-    }
-
-    /// The stored forms of freshly made recovery codes.
-    fn recovery_hashes(
-        &self,
-        user_id: &str,
-        codes: &[zeroize::Zeroizing<String>],
-    ) -> Result<Vec<String>, ApiError> {
-        codes
-            .iter()
-            .map(|code| {
-                self.inner
-                    .authn
-                    .mfa_keys()
-                    .recovery
-                    .hash(user_id, code)
-                    .ok_or_else(ApiError::internal)
-            })
-            .collect()
     }
 }
 
