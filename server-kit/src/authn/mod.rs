@@ -17,6 +17,8 @@
 pub(crate) mod cache;
 mod standing;
 
+pub(crate) use standing::judge;
+
 use std::sync::Arc;
 
 use holdfast_protocol::{Claims, ErrorCode};

@@ -127,7 +127,7 @@ impl Authenticator {
 }
 
 /// Judges a token's stored standing, with the most specific refusal.
-fn judge(claims: Claims, record: StandingRecord) -> Result<Authenticated, ApiError> {
+pub(crate) fn judge(claims: Claims, record: StandingRecord) -> Result<Authenticated, ApiError> {
     let StandingRecord {
         revoked,
         user,
@@ -158,4 +158,79 @@ fn judge(claims: Claims, record: StandingRecord) -> Result<Authenticated, ApiErr
         }
     }
     Ok(Authenticated { claims, user, device })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeviceRecord, StoredPassword, UserRecord};
+    use holdfast_protocol::TokenType;
+
+    /// The store's quick test ([`StandingRecord::admits`], which the one-trip refresh uses
+    /// inside its transaction) and [`judge`] agree on every combination.
+    #[test]
+    fn admits_agrees_with_the_judgement() {
+        let user = |disabled: bool| UserRecord {
+            id: "u".into(),
+            email: "u@example.com".into(),
+            name: None,
+            email_verified: false,
+            created_at_ms: 0,
+            password: StoredPassword {
+                hash: String::new(),
+                salt: String::new(),
+            },
+            metadata: None,
+            disabled_at_ms: disabled.then_some(1),
+        };
+        let device = |owner: &str, revoked: bool| DeviceRecord {
+            id: "d".into(),
+            user_id: owner.into(),
+            key: None,
+            name: String::new(),
+            revoked,
+            created_at_ms: 0,
+            last_seen_at_ms: 0,
+        };
+        let claims = Claims {
+            jti: "j".into(),
+            sub: "u".into(),
+            dev: "d".into(),
+            token_type: TokenType::Access,
+            iat: 0,
+            exp: 1,
+            dpk: None,
+            must_checkin_by: None,
+            fam: Some("f".into()),
+            cnf: None,
+            aal: None,
+            amr: None,
+            auth_time: None,
+            mfa: None,
+            ext: None,
+        };
+        let users = [None, Some(user(false)), Some(user(true))];
+        let devices = [
+            None,
+            Some(device("u", false)),
+            Some(device("u", true)),
+            Some(device("other", false)),
+        ];
+        for revoked in [false, true] {
+            for user in &users {
+                for device in &devices {
+                    let record = StandingRecord {
+                        revoked,
+                        user: user.clone(),
+                        device: device.clone(),
+                    };
+                    assert_eq!(
+                        record.admits("u"),
+                        judge(claims.clone(), record.clone()).is_ok(),
+                        "{record:?}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -120,7 +120,6 @@ impl AuthService {
         let Some(verdict) = self.stores().tokens.rotate_checked(&check).await? else {
             return Ok(None);
         };
-        let refused = |code, message| Err(ApiError::new(code, message));
         let (outcome, child_revoked) = match verdict {
             RefreshVerdict::SessionEnded(reason) => return Err(ApiError::session_ended(reason)),
             RefreshVerdict::SessionExpired => {
@@ -128,18 +127,15 @@ impl AuthService {
                 self.check_session_alive(family).await?;
                 return Err(ApiError::session_ended(EndReason::Expired));
             }
-            RefreshVerdict::UserNotFound => {
-                return refused(ErrorCode::UserNotFound, "The account no longer exists.");
-            }
-            RefreshVerdict::AccountDisabled => {
-                return Err(ApiError::session_ended(EndReason::AccountDisabled));
-            }
-            RefreshVerdict::DeviceRevoked => {
-                return refused(ErrorCode::DeviceRevoked, "This device was revoked.");
-            }
-            RefreshVerdict::DeviceMismatch => return refused(ErrorCode::TokenInvalid, "Invalid token."),
-            RefreshVerdict::TokenRevoked => {
-                return refused(ErrorCode::TokenRevoked, "This token was revoked. Sign in again.");
+            RefreshVerdict::Refused(standing) => {
+                // The bearer routes' judgement of the same record: the same refusal.
+                return Err(match crate::authn::judge(parent.clone(), *standing) {
+                    Err(refusal) => refusal,
+                    Ok(_) => {
+                        tracing::error!("a refused standing passed the authenticator's checks");
+                        ApiError::internal()
+                    }
+                });
             }
             RefreshVerdict::Rotation {
                 outcome,

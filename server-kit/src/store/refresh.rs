@@ -38,16 +38,9 @@ pub enum RefreshVerdict {
     /// The session is past its idle timeout or lifetime at `now_ms` but not yet recorded
     /// as ended (the caller ends it).
     SessionExpired,
-    /// The token's user does not exist.
-    UserNotFound,
-    /// The token's user is disabled.
-    AccountDisabled,
-    /// The token's device is the user's and revoked.
-    DeviceRevoked,
-    /// The token's device belongs to another user.
-    DeviceMismatch,
-    /// The token or its family is revoked (for no more specific cause above).
-    TokenRevoked,
+    /// The token's standing failed ([`super::StandingRecord::admits`]): what was read,
+    /// for the caller to say which refusal applies.
+    Refused(Box<super::StandingRecord>),
     /// Every check passed and the rotation ran.
     Rotation {
         /// How it went, as [`super::TokenStore::rotate_refresh`] says.

@@ -30,6 +30,23 @@ pub struct StandingRecord {
     pub device: Option<DeviceRecord>,
 }
 
+impl StandingRecord {
+    /// Whether a token of `user_id` passes every standing check on this record: not
+    /// revoked, the user there and not disabled, its device (when known) the user's and
+    /// not revoked. Which refusal a failing record gets is the authenticator's to say.
+    pub fn admits(&self, user_id: &str) -> bool {
+        !self.revoked
+            && self
+                .user
+                .as_ref()
+                .is_some_and(|user| user.disabled_at_ms.is_none())
+            && self
+                .device
+                .as_ref()
+                .is_none_or(|device| device.user_id == user_id && !device.revoked)
+    }
+}
+
 /// The read every bearer request needs when its standing is not cached: revocation, user
 /// and device in one hop to the backend (one worker round trip and read transaction on
 /// SQLite, one statement on PostgreSQL), instead of three.

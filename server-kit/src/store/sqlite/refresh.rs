@@ -3,10 +3,10 @@
 //! session read, three standing reads and the rotation.
 
 use super::Fail;
-use super::accounts::{SELECT_USER_BY_ID, find_device, find_user_where};
+use super::accounts::{find_device, find_user_by_id};
 use super::sessions::find_session;
 use super::token_rows::{is_revoked, rotate};
-use crate::store::{CheckedRefresh, RefreshVerdict, RotateOutcome};
+use crate::store::{CheckedRefresh, RefreshVerdict, RotateOutcome, StandingRecord};
 use rusqlite::Connection;
 
 /// Checks the session, then the standing, then rotates, as the refresh route would ask
@@ -24,8 +24,14 @@ pub(super) fn rotate_checked(conn: &Connection, check: &CheckedRefresh) -> Resul
             return Ok(RefreshVerdict::SessionExpired);
         }
     }
-    if let Some(refusal) = standing(conn, check)? {
-        return Ok(refusal);
+    // The same record the bearer routes read, in this transaction.
+    let standing = StandingRecord {
+        revoked: is_revoked(conn, &check.parent_jti, Some(&check.family))?,
+        user: find_user_by_id(conn, &check.user_id)?,
+        device: find_device(conn, &check.device_id)?,
+    };
+    if !standing.admits(&check.user_id) {
+        return Ok(RefreshVerdict::Refused(Box::new(standing)));
     }
     let outcome = rotate(conn, &check.parent_jti, &check.child, &check.pair, check.now_ms)?;
     let child_revoked = match &outcome {
@@ -35,31 +41,5 @@ pub(super) fn rotate_checked(conn: &Connection, check: &CheckedRefresh) -> Resul
     Ok(RefreshVerdict::Rotation {
         outcome,
         child_revoked,
-    })
-}
-
-/// The bearer routes' standing checks, with the same precedence: a revoked token says the
-/// more specific cause (no user, disabled, device revoked) when there is one.
-fn standing(conn: &Connection, check: &CheckedRefresh) -> Result<Option<RefreshVerdict>, Fail> {
-    let revoked = is_revoked(conn, &check.parent_jti, Some(&check.family))?;
-    let Some(user) = find_user_where(conn, SELECT_USER_BY_ID, &check.user_id)? else {
-        return Ok(Some(RefreshVerdict::UserNotFound));
-    };
-    if user.disabled_at_ms.is_some() {
-        return Ok(Some(RefreshVerdict::AccountDisabled));
-    }
-    let device = find_device(conn, &check.device_id)?;
-    if revoked {
-        let device_revoked = device.is_some_and(|d| d.revoked && d.user_id == check.user_id);
-        return Ok(Some(if device_revoked {
-            RefreshVerdict::DeviceRevoked
-        } else {
-            RefreshVerdict::TokenRevoked
-        }));
-    }
-    Ok(match device {
-        Some(device) if device.user_id != check.user_id => Some(RefreshVerdict::DeviceMismatch),
-        Some(device) if device.revoked => Some(RefreshVerdict::DeviceRevoked),
-        _ => None,
     })
 }
