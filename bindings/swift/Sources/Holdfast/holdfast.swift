@@ -5343,7 +5343,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_holdfast_ffi_checksum_method_authclient_sign_challenge() != 31301) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_holdfast_ffi_checksum_method_authclient_sign_in() != 35341) {
+    if (uniffi_holdfast_ffi_checksum_method_authclient_sign_in() != 57028) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_sign_out() != 28709) {
