@@ -87,13 +87,17 @@ pub struct AuthResponse {
 impl AuthResponse {
     /// A JSON response; auth responses carry tokens, so nothing may cache them.
     pub fn json(status: StatusCode, body: Vec<u8>) -> AuthResponse {
-        let mut headers = HeaderMap::new();
+        AuthResponse::json_bytes(status, Bytes::from(body))
+    }
+
+    fn json_bytes(status: StatusCode, body: Bytes) -> AuthResponse {
+        let mut headers = HeaderMap::with_capacity(2);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         AuthResponse {
             status,
             headers,
-            body: Bytes::from(body),
+            body,
         }
     }
 
@@ -117,9 +121,36 @@ impl AuthResponse {
         }
     }
 
+    /// The success of `E` from its answer encoded before (see [`Encoded`]).
+    pub(crate) fn encoded<E: Endpoint>(encoded: &Encoded<E>) -> AuthResponse {
+        match StatusCode::from_u16(E::ROUTE.status) {
+            Ok(status) => AuthResponse::json_bytes(status, encoded.body.clone()),
+            Err(_) => ApiError::internal().to_response(),
+        }
+    }
+
     /// Parses the error envelope, if this is one (for tests and tools).
     pub fn error_body(&self) -> Option<ErrorBody> {
         serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// The success body of `E` (`{"data": …}`), encoded once for an answer served again from a
+/// cache (`GET /me` from a cached standing); typed by its endpoint, so it can only answer
+/// that route, as [`AuthResponse::of`].
+pub(crate) struct Encoded<E: Endpoint> {
+    body: Bytes,
+    endpoint: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E: Endpoint> Encoded<E> {
+    /// `value` encoded as [`AuthResponse::of`] would; `None` if it cannot be.
+    pub(crate) fn new(value: &E::Response) -> Option<Encoded<E>> {
+        let body = serde_json::to_vec(&Envelope { data: value }).ok()?;
+        Some(Encoded {
+            body: Bytes::from(body),
+            endpoint: std::marker::PhantomData,
+        })
     }
 }
 

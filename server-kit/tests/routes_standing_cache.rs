@@ -113,3 +113,30 @@ async fn disabling_and_deleting_an_account_are_seen_at_once() {
     let gone = server.me(&deleted.access).await;
     assert_eq!(gone.code(), Some("USER_NOT_FOUND"), "{}", gone.text);
 }
+
+/// `GET /me` answers from the cached standing (its body encoded once): a change of the
+/// account through the routes shows in the very next answer, with the same token.
+#[tokio::test(flavor = "multi_thread")]
+async fn me_answers_the_account_as_it_is_now_with_the_standing_cached() {
+    let server = start().await;
+    let caller = server.sign_up(&email("cached-me")).await;
+    for _ in 0..3 {
+        let me = server.me(&caller.access).await.expect_status(200);
+        assert_eq!(me.data()["emailVerified"], false, "{}", me.text);
+    }
+    let sent = server
+        .post_auth("/auth/verify/send", &caller.access, json!({}))
+        .await
+        .expect_status(200);
+    let token = sent.data()["token"]
+        .as_str()
+        .expect("a token without a mailer")
+        .to_owned();
+    server
+        .post_unproven("/auth/verify/confirm", json!({ "token": token }))
+        .await
+        .expect_status(200);
+    let me = server.me(&caller.access).await.expect_status(200);
+    assert_eq!(me.data()["emailVerified"], true, "{}", me.text);
+    assert_eq!(me.data()["id"], caller.user["id"], "{}", me.text);
+}

@@ -24,6 +24,8 @@ mod mfa_races;
 mod migrations;
 #[path = "store_conformance/one_time.rs"]
 mod one_time;
+#[path = "store_conformance/rotate_checked.rs"]
+mod rotate_checked;
 #[path = "store_conformance/session_races.rs"]
 mod session_races;
 #[path = "store_conformance/session_tokens.rs"]
@@ -42,6 +44,7 @@ use mfa::{
 };
 use mfa_races::concurrent_totp_and_recovery_uses_succeed_once;
 use one_time::*;
+use rotate_checked::rotate_checked_answers_as_the_separate_checks;
 use session_races::*;
 use session_tokens::*;
 use sessions::{
@@ -995,6 +998,7 @@ macro_rules! backend {
                 resealing_replaces_only_the_secret,
                 concurrent_totp_and_recovery_uses_succeed_once,
                 standing_reads_revocation_user_and_device_together,
+                rotate_checked_answers_as_the_separate_checks,
             );
         }
     };

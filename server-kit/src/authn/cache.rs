@@ -13,12 +13,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use holdfast_protocol::Claims;
+use holdfast_protocol::endpoint::Me;
 use tokio::sync::Notify;
 
+use crate::exchange::Encoded;
 use crate::store::{DeviceRecord, UserRecord};
 use crate::tokens::{SignedToken, TokenError};
 
@@ -41,6 +43,29 @@ pub(crate) struct Standing {
     /// The user's epoch when the stores were read.
     pub epoch: u64,
     pub checked_at_ms: i64,
+    /// `GET /me`'s answer for `user`, encoded on first use: a cached standing answers it
+    /// without a copy of the record or a serialization.
+    pub me_body: OnceLock<Encoded<Me>>,
+}
+
+impl Standing {
+    /// A standing read at `checked_at_ms`, when the user's epoch was `epoch`.
+    pub fn new(
+        user: UserRecord,
+        device: Option<DeviceRecord>,
+        user_cell: Arc<UserCell>,
+        epoch: u64,
+        checked_at_ms: i64,
+    ) -> Standing {
+        Standing {
+            user,
+            device,
+            user_cell,
+            epoch,
+            checked_at_ms,
+            me_body: OnceLock::new(),
+        }
+    }
 }
 
 /// Per user: bumped on every revocation that concerns the user.

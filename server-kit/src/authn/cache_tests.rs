@@ -38,13 +38,8 @@ fn memory_stays_bounded_whatever_tokens_arrive() {
         let signed = tokens.keys().verify_signature(&token).expect("signed");
         let entry = cache.entry(&signed).expect("entry");
         let user_cell = cache.user_cell(&user_id);
-        let standing = Arc::new(Standing {
-            user: user(&user_id),
-            device: None,
-            epoch: user_cell.epoch(),
-            user_cell,
-            checked_at_ms: 0,
-        });
+        let epoch = user_cell.epoch();
+        let standing = Arc::new(Standing::new(user(&user_id), None, user_cell, epoch, 0));
         cache.keep_standing(&signed, &entry, standing);
         let (held_tokens, held_users) = cache.sizes();
         assert!(held_tokens <= capacity, "{held_tokens} tokens held");
@@ -61,13 +56,8 @@ fn an_entry_is_served_only_while_fresh_and_unrevoked() {
     let signed = tokens.keys().verify_signature(&token).expect("signed");
     let entry = cache.entry(&signed).expect("entry");
     let user_cell = cache.user_cell("u1");
-    let standing = Arc::new(Standing {
-        user: user("u1"),
-        device: None,
-        epoch: user_cell.epoch(),
-        user_cell,
-        checked_at_ms: 10_000,
-    });
+    let epoch = user_cell.epoch();
+    let standing = Arc::new(Standing::new(user("u1"), None, user_cell, epoch, 10_000));
     cache.keep_standing(&signed, &entry, standing);
     let entry = cache.entry(&signed).expect("entry");
     let ttl = std::time::Duration::from_secs(5);

@@ -177,6 +177,19 @@ impl Authenticator {
         self.cached_standing(&signed, &entry).await
     }
 
+    /// [`Authenticator::authenticate_pending`]'s standing as the cache holds it (no copy of
+    /// the records): for `GET /me`, which only reads the user.
+    pub(crate) async fn pending_standing(
+        &self,
+        request: &AuthRequest,
+    ) -> Result<Arc<cache::Standing>, ApiError> {
+        let token = bearer_token(&request.headers)
+            .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "Missing bearer token."))?;
+        let (signed, entry) = self.verify_cached(token)?;
+        self.check_request_proof(request, token, &entry.claims).await?;
+        self.shared_standing(&signed, &entry).await
+    }
+
     /// [`Authenticator::authenticate`] for a token from another transport: the same checks,
     /// with the transport's device proof. A token bound to a device key without a valid
     /// `proof` is refused (401 `PROOF_INVALID`), exactly as on the bearer routes, and so is
@@ -222,8 +235,9 @@ impl Authenticator {
             .get(DPOP_HEADER)
             .and_then(|value| value.to_str().ok())
             .ok_or_else(missing_proof)?;
-        self.verify_request_proof(request, proof, access_token, &cnf.jkt)
-            .await
+        // Boxed: a proof's check (signature, replay store) stays out of the future of an
+        // unbound token's request.
+        Box::pin(self.verify_request_proof(request, proof, access_token, &cnf.jkt)).await
     }
 
     /// Checks `proof` as made by the key `expected_jkt` for this request's method and URL

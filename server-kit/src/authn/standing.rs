@@ -70,6 +70,21 @@ impl Authenticator {
         signed: &SignedToken<'_>,
         entry: &TokenEntry,
     ) -> Result<Authenticated, ApiError> {
+        let standing = self.shared_standing(signed, entry).await?;
+        Ok(Authenticated {
+            claims: entry.claims.clone(),
+            user: standing.user.clone(),
+            device: standing.device.clone(),
+        })
+    }
+
+    /// [`Authenticator::cached_standing`] as the cache holds it, without copies: for a
+    /// route that only reads it.
+    pub(super) async fn shared_standing(
+        &self,
+        signed: &SignedToken<'_>,
+        entry: &TokenEntry,
+    ) -> Result<Arc<Standing>, ApiError> {
         let inner = &self.inner;
         let now_ms = inner.config.clock.now_ms();
         let max_age = inner.config.standing_cache_ttl;
@@ -80,25 +95,23 @@ impl Authenticator {
                 // The epoch before the stores: an event arriving during the read makes this
                 // standing stale at once instead of being lost.
                 let epoch = user_cell.epoch();
-                let checked = self.check_standing(entry.claims.clone()).await?;
-                let standing = Arc::new(Standing {
-                    user: checked.user,
-                    device: checked.device,
+                // Boxed: the store's future stays out of every cached request's (see
+                // `AuthService::dispatch`).
+                let checked = Box::pin(self.check_standing(entry.claims.clone())).await?;
+                let standing = Arc::new(Standing::new(
+                    checked.user,
+                    checked.device,
                     user_cell,
                     epoch,
-                    checked_at_ms: now_ms,
-                });
+                    now_ms,
+                ));
                 if !max_age.is_zero() {
                     inner.cache.keep_standing(signed, entry, standing.clone());
                 }
                 standing
             }
         };
-        Ok(Authenticated {
-            claims: entry.claims.clone(),
-            user: standing.user.clone(),
-            device: standing.device.clone(),
-        })
+        Ok(standing)
     }
 
     /// The checks after the signature and the proof: revocation, user, device, read from

@@ -315,13 +315,13 @@ impl GateInner {
         // this standing stale at once instead of being lost.
         let epoch = user_cell.epoch();
         let standing = self.authn.check_standing(claims.clone()).await?;
-        Ok(Arc::new(Standing {
-            user: standing.user,
-            device: standing.device,
+        Ok(Arc::new(Standing::new(
+            standing.user,
+            standing.device,
             user_cell,
             epoch,
-            checked_at_ms: now_ms,
-        }))
+            now_ms,
+        )))
     }
 
     async fn flush_last_seen(&self) -> Result<usize, StoreError> {

@@ -131,6 +131,10 @@ async fn read_body(
             format!("Request body exceeds {limit} bytes."),
         )
     };
+    // A request without a body (most GETs) arms no timer and reads nothing.
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return Ok(bytes::Bytes::new());
+    }
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -162,8 +166,9 @@ fn is_length_limit(error: &axum::Error) -> bool {
 
 impl IntoResponse for AuthResponse {
     fn into_response(self) -> Response {
-        let mut out = (self.status, Body::from(self.body)).into_response();
-        out.headers_mut().extend(self.headers);
+        let mut out = Response::new(Body::from(self.body));
+        *out.status_mut() = self.status;
+        *out.headers_mut() = self.headers;
         out
     }
 }

@@ -11,14 +11,22 @@ use holdfast_protocol::wire::{DeleteAccountRequest, Success};
 
 use super::AuthService;
 use crate::events::Revocation;
-use crate::exchange::{ApiError, AuthRequest, AuthResponse, parse_optional_json};
+use crate::exchange::{ApiError, AuthRequest, AuthResponse, Encoded, parse_optional_json};
 use crate::store::{OneTimeKind, SessionScope, UserQuery, UserRecord};
 
 impl AuthService {
     /// `GET /me`: the caller's account (a pending session may read it).
     pub(super) async fn me(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
-        let authenticated = self.authenticate_pending(request).await?;
-        Ok(AuthResponse::of::<Me>(&authenticated.user.to_wire()))
+        // From a cached standing, the answer encoded for it the first time.
+        let standing = self.inner.authn.pending_standing(request).await?;
+        if let Some(encoded) = standing.me_body.get() {
+            return Ok(AuthResponse::encoded(encoded));
+        }
+        let user = standing.user.to_wire();
+        match Encoded::<Me>::new(&user) {
+            Some(encoded) => Ok(AuthResponse::encoded(standing.me_body.get_or_init(|| encoded))),
+            None => Ok(AuthResponse::of::<Me>(&user)),
+        }
     }
 
     /// Ends every session of `user_id` (signing out everywhere, as an operator or the

@@ -279,45 +279,48 @@ impl AuthService {
         }
     }
 
+    /// `GET /me`, the hottest route, is awaited in place; every other route's future is
+    /// boxed, so a request's future is as small as `/me` needs (it is moved into the
+    /// router's box on every request: with every route inline it was 5.5 KB).
     async fn dispatch(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
         let (handler, param) = self
             .route(&request.method, &request.path)
             .ok_or_else(ApiError::route_not_found)?;
         let client = guards::client_address(request.peer, &request.headers, &self.config().trusted_proxies);
         match handler {
-            Handler::SignUp => self.sign_up(request, client).await,
-            Handler::SignIn => self.sign_in(request, client).await,
-            Handler::Refresh => self.refresh(request, client).await,
-            Handler::SignOut => self.sign_out(request).await,
+            Handler::SignUp => Box::pin(self.sign_up(request, client)).await,
+            Handler::SignIn => Box::pin(self.sign_in(request, client)).await,
+            Handler::Refresh => Box::pin(self.refresh(request, client)).await,
+            Handler::SignOut => Box::pin(self.sign_out(request)).await,
             Handler::Me => self.me(request).await,
-            Handler::Devices => self.list_devices(request).await,
-            Handler::DeviceRegister => self.register_device(request).await,
-            Handler::DeviceChallenge => self.challenge(request, client).await,
-            Handler::DeviceVerify => self.verify_device(request, client).await,
+            Handler::Devices => Box::pin(self.list_devices(request)).await,
+            Handler::DeviceRegister => Box::pin(self.register_device(request)).await,
+            Handler::DeviceChallenge => Box::pin(self.challenge(request, client)).await,
+            Handler::DeviceVerify => Box::pin(self.verify_device(request, client)).await,
             Handler::DeviceRevoke => {
                 let id = param.ok_or_else(ApiError::route_not_found)?;
-                self.revoke_device(request, id).await
+                Box::pin(self.revoke_device(request, id)).await
             }
-            Handler::Sessions => self.list_sessions(request).await,
+            Handler::Sessions => Box::pin(self.list_sessions(request)).await,
             Handler::SessionRevoke => {
                 let id = param.ok_or_else(ApiError::route_not_found)?;
-                self.revoke_session(request, id).await
+                Box::pin(self.revoke_session(request, id)).await
             }
-            Handler::SessionsRevokeOthers => self.revoke_other_sessions(request).await,
-            Handler::SignOutAll => self.sign_out_all(request).await,
-            Handler::PasswordChange => self.change_password(request, client).await,
-            Handler::PasswordResetRequest => self.request_password_reset(request, client).await,
-            Handler::PasswordReset => self.reset_password(request, client).await,
-            Handler::VerifySend => self.send_verification(request).await,
-            Handler::VerifyResend => self.resend_verification(request).await,
-            Handler::VerifyConfirm => self.confirm_email(request, client).await,
-            Handler::DeleteAccount => self.delete_account(request, client).await,
-            Handler::MfaEnable => self.mfa_enable(request).await,
-            Handler::MfaVerifySetup => self.mfa_verify_setup(request, client).await,
-            Handler::MfaStatus => self.mfa_status(request).await,
-            Handler::MfaRegenerateCodes => self.mfa_regenerate_codes(request, client).await,
-            Handler::MfaDisable => self.mfa_disable(request, client).await,
-            Handler::MfaTokens(route) => self.mfa_tokens(request, client, route).await,
+            Handler::SessionsRevokeOthers => Box::pin(self.revoke_other_sessions(request)).await,
+            Handler::SignOutAll => Box::pin(self.sign_out_all(request)).await,
+            Handler::PasswordChange => Box::pin(self.change_password(request, client)).await,
+            Handler::PasswordResetRequest => Box::pin(self.request_password_reset(request, client)).await,
+            Handler::PasswordReset => Box::pin(self.reset_password(request, client)).await,
+            Handler::VerifySend => Box::pin(self.send_verification(request)).await,
+            Handler::VerifyResend => Box::pin(self.resend_verification(request)).await,
+            Handler::VerifyConfirm => Box::pin(self.confirm_email(request, client)).await,
+            Handler::DeleteAccount => Box::pin(self.delete_account(request, client)).await,
+            Handler::MfaEnable => Box::pin(self.mfa_enable(request)).await,
+            Handler::MfaVerifySetup => Box::pin(self.mfa_verify_setup(request, client)).await,
+            Handler::MfaStatus => Box::pin(self.mfa_status(request)).await,
+            Handler::MfaRegenerateCodes => Box::pin(self.mfa_regenerate_codes(request, client)).await,
+            Handler::MfaDisable => Box::pin(self.mfa_disable(request, client)).await,
+            Handler::MfaTokens(route) => Box::pin(self.mfa_tokens(request, client, route)).await,
         }
     }
 

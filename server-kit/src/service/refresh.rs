@@ -1,10 +1,11 @@
 //! `POST /auth/refresh`: rotation, reuse detection and the grace window (PROTOCOL 6.2).
 //!
 //! An unbound token of a server without extra claims, on a backend that offers
-//! [`crate::store::TokenStore::rotate_checked`] (SQLite), is checked and rotated in one store
-//! call: the session, the standing and the rotation in one transaction, which the SQLite
-//! writer commits together with the other rotations queued with it. Every other refresh asks
-//! the stores one by one. Both answer the same refusals, in the same order.
+//! [`crate::store::TokenStore::rotate_checked`] (SQLite and PostgreSQL), is checked and
+//! rotated in one store call: the session, the standing and the rotation in one transaction
+//! (on SQLite committed together with the other rotations queued with it; on PostgreSQL in
+//! four round trips on one connection). Every other refresh asks the stores one by one.
+//! Both answer the same refusals, in the same order.
 
 use std::net::IpAddr;
 use std::sync::Arc;

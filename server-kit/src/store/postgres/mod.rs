@@ -27,6 +27,7 @@ mod limits;
 mod mfa;
 mod migrations;
 mod one_time;
+mod refresh;
 mod sessions;
 mod standing;
 mod sync_items;

@@ -21,7 +21,8 @@ use holdfast_protocol::EndReason;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-const SELECT_SESSION: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address,
+pub(super) const SELECT_SESSION: &str =
+    "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms, ip_address,
         user_agent, aal, amr, auth_time, mfa_pending, ended_at_ms, end_reason
      FROM sessions WHERE id = $1";
 const SELECT_LATEST_ON_DEVICE: &str = "SELECT id, user_id, device_id, created_at_ms, last_used_at_ms,
@@ -82,7 +83,7 @@ const REVOKE_FAMILY_TOKENS: &str = "INSERT INTO revoked_tokens (jti, expires_at)
      SELECT jti, $3::BIGINT FROM refresh_tokens WHERE family = $1 AND expires_at >= $2 ORDER BY jti
      ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)";
 
-fn session_from_row(row: &Row) -> Result<SessionRecord, Fail> {
+pub(super) fn session_from_row(row: &Row) -> Result<SessionRecord, Fail> {
     Ok(SessionRecord {
         id: get(row, 0)?,
         user_id: get(row, 1)?,

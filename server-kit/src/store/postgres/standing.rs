@@ -1,6 +1,7 @@
 //! [`StandingStore`] on PostgreSQL: one statement (one snapshot, one round trip).
 
 use async_trait::async_trait;
+use tokio_postgres::Row;
 
 use super::accounts::{device_at, user_at};
 use super::{Fail, PostgresStore, get};
@@ -8,7 +9,7 @@ use crate::store::{StandingQuery, StandingRecord, StandingStore, StoreError};
 
 /// The revocation flag, then the user's nine columns (NULL when absent), then the device's
 /// eight (NULL when absent), in the orders of `SELECT_USER_BY_ID` and `SELECT_DEVICE`.
-const SELECT_STANDING: &str = "SELECT
+pub(super) const SELECT_STANDING: &str = "SELECT
        EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $3)
          OR EXISTS (SELECT 1 FROM revoked_families WHERE family = $4::TEXT),
        u.id, u.email, u.name, u.email_verified, u.created_at, u.password_hash, u.salt,
@@ -21,6 +22,17 @@ const SELECT_STANDING: &str = "SELECT
 
 const USER_AT: usize = 1;
 const DEVICE_AT: usize = 10;
+
+/// The record in a row of [`SELECT_STANDING`].
+pub(super) fn standing_from_row(row: &Row) -> Result<StandingRecord, Fail> {
+    let user_id: Option<String> = get(row, USER_AT)?;
+    let device_id: Option<String> = get(row, DEVICE_AT)?;
+    Ok(StandingRecord {
+        revoked: get(row, 0)?,
+        user: user_id.map(|_| user_at(row, USER_AT)).transpose()?,
+        device: device_id.map(|_| device_at(row, DEVICE_AT)).transpose()?,
+    })
+}
 
 #[async_trait]
 impl StandingStore for PostgresStore {
@@ -35,13 +47,7 @@ impl StandingStore for PostgresStore {
                     &[&query.user_id, &query.device_id, &query.jti, &query.family],
                 )
                 .await?;
-            let user_id: Option<String> = get(&row, USER_AT)?;
-            let device_id: Option<String> = get(&row, DEVICE_AT)?;
-            Ok::<_, Fail>(StandingRecord {
-                revoked: get(&row, 0)?,
-                user: user_id.map(|_| user_at(&row, USER_AT)).transpose()?,
-                device: device_id.map(|_| device_at(&row, DEVICE_AT)).transpose()?,
-            })
+            standing_from_row(&row)
         }
         .await
         .map_err(|fail: Fail| fail.into_store("standing"))

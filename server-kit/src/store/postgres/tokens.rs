@@ -2,7 +2,9 @@
 
 use super::{Fail, PostgresStore, get};
 use crate::store::rotation::{RotationState, rotation_refusal};
-use crate::store::{ChildPair, RefreshRecord, RotateOutcome, StoreError, TokenStore};
+use crate::store::{
+    CheckedRefresh, ChildPair, RefreshRecord, RefreshVerdict, RotateOutcome, StoreError, TokenStore,
+};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -13,12 +15,12 @@ const INSERT_REFRESH: &str =
 
 /// Locks the parent row: a concurrent rotation of the same token, from any instance, waits
 /// here until this one commits or rolls back.
-const LOCK_PARENT: &str = "SELECT 1 FROM refresh_tokens WHERE jti = $1 FOR UPDATE";
+pub(super) const LOCK_PARENT: &str = "SELECT 1 FROM refresh_tokens WHERE jti = $1 FOR UPDATE";
 
 /// Everything rotation needs to decide, read after the lock (READ COMMITTED: this statement
 /// sees whatever the rotation that held the lock committed). The last column is NULL when
 /// the child row is missing (purged), which counts as not rotated.
-const SELECT_ROTATION_STATE: &str = "SELECT
+pub(super) const SELECT_ROTATION_STATE: &str = "SELECT
         EXISTS (SELECT 1 FROM revoked_families f WHERE f.family = r.family)
             OR EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = r.jti),
         r.rotated_at_ms, r.child_access_jti, r.child_refresh_jti, r.child_issued_at,
@@ -42,7 +44,7 @@ const TOUCH_SESSION: &str =
     "UPDATE sessions SET last_used_at_ms = GREATEST(last_used_at_ms, $2) WHERE id = $1";
 
 /// One query, as `/auth/me` and every bearer route ask it.
-const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)
+pub(super) const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)
      OR EXISTS (SELECT 1 FROM revoked_families WHERE family = $2)";
 
 /// Inserts a refresh token's row, not rotated, on `client` (a connection or a transaction).
@@ -69,7 +71,7 @@ pub(super) async fn insert_refresh<C: GenericClient + Sync>(
 }
 
 /// The rotation state columns of `row` (see [`RotationState`]).
-fn rotation_state(row: &Row) -> Result<RotationState, Fail> {
+pub(super) fn rotation_state(row: &Row) -> Result<RotationState, Fail> {
     Ok((
         get(row, 0)?,
         get(row, 1)?,
@@ -151,6 +153,13 @@ impl TokenStore for PostgresStore {
         self.rotate(parent_jti, &child, &pair, now_ms)
             .await
             .map_err(|fail| fail.into_store("rotate_refresh"))
+    }
+
+    async fn rotate_checked(&self, check: &CheckedRefresh) -> Result<Option<RefreshVerdict>, StoreError> {
+        self.rotate_checked_at_once(check)
+            .await
+            .map(Some)
+            .map_err(|fail| fail.into_store("rotate_checked"))
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
