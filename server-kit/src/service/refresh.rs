@@ -26,8 +26,9 @@ impl AuthService {
         request: &AuthRequest,
         client: Option<IpAddr>,
     ) -> Result<AuthResponse, ApiError> {
-        self.admit_address(self.config().rate_limits.refresh, "refresh", client)
-            .await?;
+        // The cold steps' futures are boxed so that this one, moved into its box on every
+        // refresh, stays small (see `AuthService::dispatch`).
+        Box::pin(self.admit_address(self.config().rate_limits.refresh, "refresh", client)).await?;
         let body: RefreshRequest = parse_json(request, "with a string member refreshToken")?;
         let now_secs = self.now_secs();
         let parent = self
@@ -46,6 +47,19 @@ impl AuthService {
         {
             return Ok(AuthResponse::of::<Refresh>(&tokens.into_wire()));
         }
+        Box::pin(self.refresh_step_by_step(request, client, parent, family, now_secs)).await
+    }
+
+    /// The refresh asking the stores one by one: session, standing, extra claims, the
+    /// device proof of a bound token, then the rotation.
+    async fn refresh_step_by_step(
+        &self,
+        request: &AuthRequest,
+        client: Option<IpAddr>,
+        parent: Claims,
+        family: String,
+        now_secs: i64,
+    ) -> Result<AuthResponse, ApiError> {
         self.check_session_alive(&family).await?;
         // The same standing checks as every bearer route: not revoked (by jti or family),
         // the user exists, the device is the user's and not revoked (PROTOCOL section 7).
@@ -125,7 +139,7 @@ impl AuthService {
             RefreshVerdict::SessionEnded(reason) => return Err(ApiError::session_ended(reason)),
             RefreshVerdict::SessionExpired => {
                 // Ends it (and says so) as the separate check does.
-                self.check_session_alive(family).await?;
+                Box::pin(self.check_session_alive(family)).await?;
                 return Err(ApiError::session_ended(EndReason::Expired));
             }
             RefreshVerdict::Refused(standing) => {
@@ -143,13 +157,16 @@ impl AuthService {
                 child_revoked,
             } => (outcome, child_revoked),
         };
+        if outcome == RotateOutcome::Rotated {
+            return Ok(Some(child));
+        }
         let rotation = Rotation {
             parent,
             family,
             ext: None,
             client,
         };
-        self.after_rotation(rotation, child, outcome, Some(child_revoked))
+        Box::pin(self.after_rotation(rotation, child, outcome, Some(child_revoked)))
             .await
             .map(Some)
     }
