@@ -319,6 +319,9 @@ impl AuthClient {
     }
 }
 
+#[cfg(test)]
+mod cold_start_tests;
+
 /// Whether the client would accept this token pair from the server (for the fuzz targets).
 #[cfg(fuzzing)]
 pub(crate) fn fuzz_accepts_tokens(access: &str, refresh: &str) -> bool {
