@@ -342,7 +342,8 @@ if wants python; then
     package="$("$venv/bin/python" -c 'import holdfast, os; print(os.path.dirname(holdfast.__file__))')"
     mkdir -p "$work/py"
     cp -r "$package" "$work/py/holdfast"
-    library="$(find "$work/py/holdfast" -maxdepth 1 -name '*holdfast_ffi*.so' | head -n 1)"
+    # maturin puts the library beside the generated module, in holdfast/_native/.
+    library="$(find "$work/py/holdfast" -maxdepth 2 -name '*holdfast_ffi*.so' | head -n 1)"
     [ -n "$library" ] || die "no libholdfast_ffi in $package"
     cp "$target_dir/mobile/libholdfast_ffi.so" "$library"
 fi

@@ -1,5 +1,5 @@
 """Times `await client.access_token()` on the hot path (a fresh token in memory) from
-Python: the figure for docs/PERFORMANCE.md (target under 50 microseconds).
+Python: the figure for docs/PERFORMANCE.md (target under 30 microseconds).
 
     HOLDFAST_SERVER_BIN=target/release/holdfast-server \
         target/py-venv/bin/python bindings/python/bench_access_token.py

@@ -136,6 +136,7 @@ async fn a_sign_in_with_a_second_factor_waits_for_a_code_then_completes() {
 
     // The pending token is never handed out, and bearer calls say what is missing.
     assert_eq!(client.access_token().await, Err(AuthError::SecondFactorRequired));
+    assert_eq!(client.fresh_access_token(), None, "nor answered from memory");
     assert_eq!(client.sessions().await, Err(AuthError::SecondFactorRequired));
 
     // A wrong code: its own error, the sign-in still waits.

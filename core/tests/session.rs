@@ -39,6 +39,7 @@ async fn a_thousand_concurrent_callers_cause_exactly_one_refresh() {
         .await
         .unwrap();
     let first = client.access_token().await.unwrap();
+    assert_eq!(client.fresh_access_token().as_deref(), Some(first.as_str()));
     let expires_ms = holdfast_protocol::Claims::decode_unverified(&first).unwrap().exp * 1000;
     let wait = expires_ms - holdfast_core::clock::Clock::now_ms(&clock) + 50;
     tokio::time::sleep(Duration::from_millis(u64::try_from(wait.max(0)).unwrap())).await;
@@ -83,6 +84,7 @@ async fn offline_start_with_an_expired_token_stays_signed_in_until_the_server_re
             token_fresh: false
         }
     );
+    assert_eq!(client.fresh_access_token(), None, "a stale token is no fresh one");
     match client.access_token().await {
         Err(AuthError::Transient {
             cause: TransientCause::Network(_),

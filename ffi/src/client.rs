@@ -122,6 +122,17 @@ impl AuthClient {
         Ok(self.core.access_token().await?)
     }
 
+    /// The access token when a fresh one is in memory; `None` when `access_token()` would
+    /// have to refresh or fail (then call it). No I/O and never waits: a synchronous call,
+    /// cheaper from the host than an async one (the Python package's `access_token()`
+    /// tries it first).
+    pub fn fresh_access_token(&self) -> Option<String> {
+        if !self.initialized.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.core.fresh_access_token()
+    }
+
     /// Refreshes now, whatever the token's age, and returns the new access token.
     pub async fn refresh(&self) -> Result<String, HoldfastError> {
         self.ready()?;

@@ -131,7 +131,9 @@ fun providedClient(serverUrl: String, storage: File, provider: KeyProvider) =
 suspend fun signUpAndSignIn(server: Server, dir: File) {
     passphraseClient(server.url, File(dir, "client.db"), deviceName = "kotlin test").use { client ->
         checkEqual(AuthState.Restoring, client.state(), "state before initialize")
+        checkEqual(null, client.freshAccessToken(), "fresh token before initialize")
         checkEqual(AuthState.SignedOut(SignOutReason.NoStoredSession), client.initialize(), "fresh store")
+        checkEqual(null, client.freshAccessToken(), "fresh token when signed out")
 
         val email = newEmail()
         val user = client.signUp(email, PASSWORD, "Ada")
@@ -143,10 +145,13 @@ suspend fun signUpAndSignIn(server: Server, dir: File) {
         check(isJwt(first)) { "access token is a JWT: $first" }
         // A valid token is answered from memory: the same one.
         checkEqual(first, client.accessToken(), "second access token")
+        // The synchronous fast path answers the same token.
+        checkEqual(first, client.freshAccessToken(), "fresh token from memory")
 
         client.signOut()
         checkEqual(AuthState.SignedOut(SignOutReason.UserSignedOut), client.state(), "state after sign-out")
         checkEqual(null, client.currentUser(), "current user after sign-out")
+        checkEqual(null, client.freshAccessToken(), "fresh token after sign-out")
         expectThrows<HoldfastException.NotSignedIn>("access token when signed out") { client.accessToken() }
 
         val again = client.signIn(email, PASSWORD)

@@ -88,6 +88,29 @@ def test_sign_up_sign_in_and_access_token(server, tmp_path):
     run(scenario())
 
 
+def test_a_fresh_token_is_answered_without_a_turn_of_the_event_loop(server, tmp_path):
+    async def scenario():
+        client = passphrase_client(server.url, tmp_path / "client.db")
+        assert client.fresh_access_token() is None, "before initialize()"
+        await client.initialize()
+        assert client.fresh_access_token() is None, "signed out"
+        await client.sign_up(new_email(), PASSWORD)
+        token = client.fresh_access_token()
+        assert is_jwt(token)
+        # The coroutine finishes at its first step: it never waits on the loop.
+        coroutine = client.access_token()
+        with pytest.raises(StopIteration) as finished:
+            coroutine.send(None)
+        assert finished.value.value == token
+        await client.sign_out()
+        assert client.fresh_access_token() is None
+        # Without a fresh token the Rust future answers, errors included.
+        with pytest.raises(HoldfastError.NotSignedIn):
+            await client.access_token()
+
+    run(scenario())
+
+
 def test_a_second_client_restores_the_session_while_the_server_is_down(own_server, tmp_path):
     storage = tmp_path / "client.db"
 

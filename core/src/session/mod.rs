@@ -223,6 +223,17 @@ impl AuthClient {
         self.inner.refuse_pending(token)
     }
 
+    /// The access token when a fresh one is in memory and is the app's to use; `None` when
+    /// [`AuthClient::access_token`] would have to refresh or fail (no session, a stale
+    /// token, a sign-in waiting for its second factor). No I/O, never waits: for bindings
+    /// whose every async call costs a trip through the host's event loop, which try this
+    /// first and await `access_token()` only on `None`.
+    pub fn fresh_access_token(&self) -> Option<String> {
+        let tokens = self.inner.current_tokens()?;
+        (!tokens.mfa_pending && tokens.is_fresh(self.inner.server_now_ms()))
+            .then(|| tokens.access.to_string())
+    }
+
     /// The session's access token, fresh, even one that still owes its second factor
     /// (for the routes that finish a sign-in).
     async fn session_token(&self) -> Result<String, AuthError> {
@@ -318,6 +329,9 @@ impl AuthClient {
             })?
     }
 }
+
+#[cfg(test)]
+mod cold_start_tests;
 
 /// Whether the client would accept this token pair from the server (for the fuzz targets).
 #[cfg(fuzzing)]

@@ -77,7 +77,7 @@ impl TransportConfig {
         &self,
         https_only: bool,
         customize: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
-    ) -> Result<reqwest::Client, AuthError> {
+    ) -> Result<reqwest::Client, TransientCause> {
         let builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config()?)
             .https_only(https_only)
@@ -94,19 +94,26 @@ impl TransportConfig {
     }
 }
 
+/// Makes ring rustls's process-wide default crypto provider, unless the app installed one.
+///
+/// Cargo unifies reqwest's features across the app: once holdfast-core brings
+/// `rustls-no-provider`, any other reqwest client in the process panics when it is built
+/// without a process-wide default provider. So ring becomes that default, but only when
+/// the app installed none: an app's own choice always wins. Done when a transport is made
+/// (it is cheap), not when its HTTP client is built at the first request: the app's own
+/// clients may be built before that.
+pub(super) fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// rustls with ring as its crypto provider, and the platform's certificate verifier (the
 /// OS trust store, as the system's own HTTP stack would use).
 ///
 /// ring rather than reqwest's default aws-lc-rs: the device key already uses ring, and
 /// aws-lc-rs would add a second crypto library (and a C build with CMake) to every mobile
 /// build. The provider is passed in explicitly for this client.
-///
-/// Cargo unifies reqwest's features across the app: once holdfast-core brings
-/// `rustls-no-provider`, any other reqwest client in the process panics when it is built
-/// without a process-wide default provider. So ring also becomes that default, but only
-/// when the app installed none: an app's own choice always wins.
-fn tls_config() -> Result<rustls::ClientConfig, AuthError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+fn tls_config() -> Result<rustls::ClientConfig, TransientCause> {
+    install_default_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -121,10 +128,8 @@ fn tls_config() -> Result<rustls::ClientConfig, AuthError> {
 /// TLS cannot be set up on this device (e.g. Android before the platform verifier is
 /// initialised): nothing the user typed is wrong, so it is reported as the network being
 /// unavailable.
-fn tls_unavailable(error: &dyn std::fmt::Display) -> AuthError {
-    AuthError::Transient {
-        cause: TransientCause::Network(format!("TLS is unavailable: {error}")),
-    }
+fn tls_unavailable(error: &dyn std::fmt::Display) -> TransientCause {
+    TransientCause::Network(format!("TLS is unavailable: {error}"))
 }
 
 #[cfg(test)]

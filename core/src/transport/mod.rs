@@ -17,6 +17,7 @@
 
 mod config;
 mod failure;
+mod lazy;
 mod response;
 
 #[cfg(fuzzing)]
@@ -36,11 +37,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::AuthError;
+use lazy::LazyClient;
 
 /// The client side of the auth routes. Cheap to clone: clones share one connection pool.
+///
+/// The HTTP client, and the TLS roots it loads from the system (milliseconds of parsing),
+/// is built at the first request, not here: a start that needs no request (a restored
+/// session with a fresh token) pays nothing for the network.
 #[derive(Clone)]
 pub struct Transport {
-    client: reqwest::Client,
+    client: Arc<LazyClient>,
     /// Server URL plus route prefix, without a trailing slash.
     base: Arc<str>,
 }
@@ -52,22 +58,29 @@ impl fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// A transport for `config`. An unusable URL or prefix is
-    /// [`AuthError::InvalidInput`]; no request is made.
+    /// A transport for `config`. An unusable URL, prefix or timeout is
+    /// [`AuthError::InvalidInput`]; no request is made, and the HTTP client is built at the
+    /// first one (a client that cannot be built, e.g. TLS without roots, is then that
+    /// request's [`Failure::Transient`], and the next request tries again).
     pub fn new(config: TransportConfig) -> Result<Transport, AuthError> {
-        Transport::with_client(&config, |builder| builder)
+        Transport::with_client(config, |builder| builder)
     }
 
     fn with_client(
-        config: &TransportConfig,
-        customize: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+        config: TransportConfig,
+        customize: fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
     ) -> Result<Transport, AuthError> {
         let (base, https) = config.base_url()?;
-        let client = config.client(https, customize)?;
+        config::install_default_provider();
         Ok(Transport {
-            client,
+            client: Arc::new(LazyClient::new(config, https, customize)),
             base: base.into(),
         })
+    }
+
+    /// Whether the HTTP client has been built: only a request builds it.
+    pub fn has_http_client(&self) -> bool {
+        self.client.is_built()
     }
 
     /// The base of every route URL: the server URL and the route prefix (the session keys
@@ -121,6 +134,7 @@ impl Transport {
     ) -> Result<Answer<T>, Failure> {
         let mut request = self
             .client
+            .get()?
             .request(method, self.url_for(route))
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(token) = access_token {

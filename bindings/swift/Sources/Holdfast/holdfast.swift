@@ -683,6 +683,14 @@ public protocol AuthClientProtocol: AnyObject, Sendable {
     func flushOutbox() async throws  -> UInt64
     
     /**
+     * The access token when a fresh one is in memory; `None` when `access_token()` would
+     * have to refresh or fail (then call it). No I/O and never waits: a synchronous call,
+     * cheaper from the host than an async one (the Python package's `access_token()`
+     * tries it first).
+     */
+    func freshAccessToken()  -> String?
+    
+    /**
      * Tells the client that the sync server refused or closed this device's connection,
      * so the session follows at once: a revoked device or deleted account signs out, an
      * expired or revoked token is refreshed now. Anything else changes nothing.
@@ -1098,6 +1106,21 @@ open func flushOutbox()async throws  -> UInt64  {
             liftFunc: FfiConverterUInt64.lift,
             errorHandler: FfiConverterTypeHoldfastError_lift
         )
+}
+    
+    /**
+     * The access token when a fresh one is in memory; `None` when `access_token()` would
+     * have to refresh or fail (then call it). No I/O and never waits: a synchronous call,
+     * cheaper from the host than an async one (the Python package's `access_token()`
+     * tries it first).
+     */
+open func freshAccessToken() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_holdfast_ffi_fn_method_authclient_fresh_access_token(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -5308,6 +5331,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_flush_outbox() != 65374) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_holdfast_ffi_checksum_method_authclient_fresh_access_token() != 2200) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_holdfast_ffi_checksum_method_authclient_handle_sync_refusal() != 43835) {
