@@ -110,7 +110,7 @@ fn p256_verify(c: &mut Criterion) {
     // aws-lc-rs with the key parsed once (kept per device thumbprint): the verification
     // alone.
     let parsed =
-        aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, &sec1)
+        aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, sec1)
             .unwrap();
     group.bench_function("aws_lc_rs_parsed_key", |b| {
         b.iter(|| {
