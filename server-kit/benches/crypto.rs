@@ -1,6 +1,6 @@
 //! The server kit's cryptographic hot paths against the targets in DESIGN.md ("Targets"):
 //! HS256 verification (about 1.2 µs, of which the MAC is 0.35 µs), P-256 verification with
-//! ring versus the pure-Rust `p256` crate, PBKDF2-SHA512 600k within 1.2x of the machine's
+//! ring versus aws-lc-rs and the pure-Rust `p256` crate, PBKDF2-SHA512 600k within 1.2x of the machine's
 //! raw SHA-512 speed, and Argon2id at the default cost.
 //!
 //! Run: `cargo bench -p holdfast-server-kit --bench crypto -- --warm-up-time 1 --measurement-time 3`
