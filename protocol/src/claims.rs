@@ -7,6 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod borrowed;
+
+pub use borrowed::{ClaimsRef, CnfRef};
+
 /// The header segment of every token: base64url of `{"alg":"HS256","typ":"JWT"}`, exactly.
 pub const JWT_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 

@@ -35,6 +35,6 @@ pub mod wire;
 
 mod redact;
 
-pub use claims::{Claims, Cnf, MfaClaim, TokenType};
+pub use claims::{Claims, ClaimsRef, Cnf, MfaClaim, TokenType};
 pub use error::{EndReason, ErrorBody, ErrorCode};
 pub use jwk::{JwkError, PublicJwk};

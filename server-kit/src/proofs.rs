@@ -2,7 +2,7 @@
 //! makes each proof single-use.
 //!
 //! [`verify_proof`] runs the cheap checks first (shape, method, URL, time, token hash, key
-//! thumbprint), then the signature (ring, about 60 µs), and records the proof's `jti` only
+//! thumbprint), then the signature (ring, about 75 µs on the dev machine), and records the proof's `jti` only
 //! once the signature is good, so that nobody without a device key can fill the replay
 //! store.
 

@@ -161,7 +161,9 @@ impl SyncGate {
         {
             Some(standing) => standing,
             None => {
-                let standing = inner.load_standing(claims, now_ms).await?;
+                // The cold paths' futures are boxed: held inline they would make every
+                // admission's future (moved whole before it is polled) several times larger.
+                let standing = Box::pin(inner.load_standing(claims, now_ms)).await?;
                 inner.caches.keep_standing(&signed, &entry, standing.clone());
                 standing
             }
@@ -205,7 +207,7 @@ impl SyncGate {
                     expected_jkt: expected,
                     now_secs,
                 };
-                match verify_proof(check, inner.authn.stores().replays.as_ref()).await {
+                match Box::pin(verify_proof(check, inner.authn.stores().replays.as_ref())).await {
                     Ok(()) => true,
                     Err(ProofFailure::Refused(refused)) => return Err(ApiError::from(refused).into()),
                     Err(ProofFailure::Store(error)) => return Err(error.into()),

@@ -4,9 +4,9 @@
 use std::fmt;
 
 use holdfast_protocol::wire::TokenPair;
-use holdfast_protocol::{Claims, Cnf, MfaClaim, TokenType};
+use holdfast_protocol::{Claims, ClaimsRef, Cnf, MfaClaim, TokenType};
 
-use super::{TokenError, TokenKeys};
+use super::{PayloadBuffer, TokenError, TokenKeys};
 
 /// The application's claims of an access token (`ext`).
 pub type ExtraClaims = serde_json::Map<String, serde_json::Value>;
@@ -200,7 +200,22 @@ impl TokenManager {
     /// [`TokenError::WrongType`]), then expiry (`now_secs > exp + leeway` is
     /// [`TokenError::Expired`]).
     pub fn verify(&self, token: &str, expected: TokenType, now_secs: i64) -> Result<Claims, TokenError> {
-        let claims = self.keys.verify(token)?;
+        let mut buffer = PayloadBuffer::new();
+        self.verify_borrowed(token, expected, now_secs, &mut buffer)
+            .map(ClaimsRef::into_owned)
+    }
+
+    /// [`TokenManager::verify`] for a caller that only reads the claims: the payload is
+    /// decoded into `buffer` and the claims borrow from it, so nothing is allocated for a
+    /// token of a realistic size.
+    pub fn verify_borrowed<'b>(
+        &self,
+        token: &str,
+        expected: TokenType,
+        now_secs: i64,
+        buffer: &'b mut PayloadBuffer,
+    ) -> Result<ClaimsRef<'b>, TokenError> {
+        let claims = self.keys.verify_signature(token)?.claims_in(buffer)?;
         if claims.token_type != expected {
             return Err(TokenError::WrongType);
         }

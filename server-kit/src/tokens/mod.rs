@@ -4,16 +4,18 @@
 //! The header segment is the exact constant [`JWT_HEADER_B64`]: Kora refuses any other
 //! spelling of the same JSON, so tokens are assembled by hand rather than with a JWT
 //! library. Verification is the server's hottest path (every bearer request and every sync
-//! handshake), so [`TokenKeys::verify`] allocates only for the decoded claims: the header is
-//! compared as a string, the signature is decoded into a stack buffer and checked with
-//! ring's precomputed HMAC keys before the payload is parsed at all.
+//! handshake): the header is compared as a string, the signature is decoded into a stack
+//! buffer and checked with ring's precomputed HMAC keys before the payload is decoded at
+//! all, and [`TokenManager::verify_borrowed`] decodes the payload into a caller's
+//! [`PayloadBuffer`] and parses a [`ClaimsRef`] borrowing from it, so a verification that
+//! only reads the claims allocates nothing.
 
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use holdfast_protocol::Claims;
 use holdfast_protocol::claims::JWT_HEADER_B64;
+use holdfast_protocol::{Claims, ClaimsRef};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -29,7 +31,7 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Length of an HS256 signature segment: base64url of 32 bytes, unpadded.
 const SIGNATURE_B64_LEN: usize = 43;
 
-/// Payloads up to this many decoded bytes are decoded on the stack; realistic ones (with
+/// Payloads up to this many decoded bytes are decoded into a [`PayloadBuffer`]'s own bytes; realistic ones (with
 /// `fam` and `cnf`) are about 270 bytes.
 const STACK_PAYLOAD_LEN: usize = 512;
 
@@ -107,9 +109,8 @@ impl TokenKeys {
     /// (rotation), and returns its claims. No time or type checks: see
     /// [`TokenManager::verify`].
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let signed = self.verify_signature(token)?;
-        // Only now, with the payload authenticated, is it decoded and parsed (once).
-        decode_claims(signed.payload_b64)
+        // Only with the payload authenticated is it decoded and parsed (once).
+        self.verify_signature(token)?.claims()
     }
 
     /// The first half of [`TokenKeys::verify`]: structure, header and signature, without
@@ -129,13 +130,7 @@ impl TokenKeys {
         if payload_b64.is_empty() || signature_b64.len() != SIGNATURE_B64_LEN {
             return Err(TokenError::Malformed);
         }
-        let mut tag = [0u8; 32];
-        // The strict engine refuses non-canonical trailing bits, so each signature has
-        // exactly one accepted spelling.
-        match URL_SAFE_NO_PAD.decode_slice(signature_b64, &mut tag) {
-            Ok(32) => {}
-            _ => return Err(TokenError::Malformed),
-        }
+        let tag = decode_tag(signature_b64.as_bytes()).ok_or(TokenError::Malformed)?;
         let signing_input = &token.as_bytes()[..JWT_HEADER_B64.len() + 1 + payload_b64.len()];
         // ring::hmac::verify compares in constant time. Trying every key leaks at most which
         // key matched, never anything about a secret.
@@ -164,9 +159,16 @@ pub struct SignedToken<'t> {
 }
 
 impl SignedToken<'_> {
-    /// Decodes and parses the claims.
+    /// Decodes and parses the claims, owned.
     pub fn claims(&self) -> Result<Claims, TokenError> {
-        decode_claims(self.payload_b64)
+        let mut buffer = PayloadBuffer::new();
+        Ok(self.claims_in(&mut buffer)?.into_owned())
+    }
+
+    /// Decodes the payload into `buffer` and parses the claims as a view into it.
+    pub fn claims_in<'b>(&self, buffer: &'b mut PayloadBuffer) -> Result<ClaimsRef<'b>, TokenError> {
+        let json = buffer.decode(self.payload_b64)?;
+        ClaimsRef::from_json(json).ok_or(TokenError::Malformed)
     }
 }
 
@@ -176,20 +178,93 @@ impl std::fmt::Debug for SignedToken<'_> {
     }
 }
 
-fn decode_claims(payload_b64: &str) -> Result<Claims, TokenError> {
-    let estimate = base64::decoded_len_estimate(payload_b64.len());
-    if estimate <= STACK_PAYLOAD_LEN {
-        let mut buffer = [0u8; STACK_PAYLOAD_LEN];
-        let len = URL_SAFE_NO_PAD
-            .decode_slice(payload_b64, &mut buffer)
-            .map_err(|_| TokenError::Malformed)?;
-        serde_json::from_slice(&buffer[..len]).map_err(|_| TokenError::Malformed)
-    } else {
-        let json = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| TokenError::Malformed)?;
-        serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)
+/// Room for a token's decoded payload, which a [`ClaimsRef`] borrows from (see
+/// [`TokenManager::verify_borrowed`]). Realistic payloads fit in its inline bytes; a larger
+/// one (many `ext` claims) is decoded into a vector the buffer keeps for its next use.
+pub struct PayloadBuffer {
+    inline: [u8; STACK_PAYLOAD_LEN],
+    spill: Vec<u8>,
+}
+
+impl PayloadBuffer {
+    /// An empty buffer (no allocation).
+    pub fn new() -> PayloadBuffer {
+        PayloadBuffer {
+            inline: [0; STACK_PAYLOAD_LEN],
+            spill: Vec::new(),
+        }
     }
+
+    /// Decodes a base64url payload segment, giving its bytes.
+    fn decode(&mut self, payload_b64: &str) -> Result<&[u8], TokenError> {
+        if base64::decoded_len_estimate(payload_b64.len()) <= STACK_PAYLOAD_LEN {
+            let len = URL_SAFE_NO_PAD
+                .decode_slice(payload_b64, &mut self.inline)
+                .map_err(|_| TokenError::Malformed)?;
+            Ok(&self.inline[..len])
+        } else {
+            self.spill.clear();
+            URL_SAFE_NO_PAD
+                .decode_vec(payload_b64, &mut self.spill)
+                .map_err(|_| TokenError::Malformed)?;
+            Ok(&self.spill)
+        }
+    }
+}
+
+impl Default for PayloadBuffer {
+    fn default() -> Self {
+        PayloadBuffer::new()
+    }
+}
+
+impl fmt::Debug for PayloadBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A payload is not secret, but a buffer's leftovers are nobody's business either.
+        f.write_str("PayloadBuffer(..)")
+    }
+}
+
+/// Decodes a signature segment: base64url of 32 bytes, unpadded, with the unused low bits
+/// of its last character zero, so that each tag has exactly one accepted spelling (as the
+/// `base64` crate's strict engine decides; the tests compare the two). Hand-written because
+/// it runs on every request and the general decoder's set-up cost more than the decoding.
+fn decode_tag(b64: &[u8]) -> Option<[u8; 32]> {
+    if b64.len() != SIGNATURE_B64_LEN {
+        return None;
+    }
+    let mut tag = [0u8; 32];
+    // Ten groups of four characters give 30 bytes.
+    for (group, out) in b64[..40].chunks_exact(4).zip(tag[..30].chunks_exact_mut(3)) {
+        let mut word = 0u32;
+        for &c in group {
+            word = word << 6 | sextet(c)?;
+        }
+        out.copy_from_slice(&word.to_be_bytes()[1..]);
+    }
+    // The last three characters: 18 bits, 16 of them data.
+    let mut word = 0u32;
+    for &c in &b64[40..] {
+        word = word << 6 | sextet(c)?;
+    }
+    if word & 0b11 != 0 {
+        return None;
+    }
+    tag[30..].copy_from_slice(&u16::try_from(word >> 2).ok()?.to_be_bytes());
+    Some(tag)
+}
+
+/// The value of a base64url character.
+fn sextet(c: u8) -> Option<u32> {
+    let value = match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'-' => 62,
+        b'_' => 63,
+        _ => return None,
+    };
+    Some(u32::from(value))
 }
 
 /// Generates a token secret: 256 bits from the system's secure RNG, as base64url (43
@@ -212,3 +287,6 @@ pub use manager::{Assurance, ExtraClaims, IssuedPair, TokenManager, TokenPolicy}
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod borrowed_tests;
