@@ -1,7 +1,8 @@
 //! The server kit's cryptographic hot paths against the targets in DESIGN.md ("Targets"):
 //! HS256 verification (about 1.2 µs, of which the MAC is 0.35 µs), P-256 verification with
-//! ring versus aws-lc-rs and the pure-Rust `p256` crate, PBKDF2-SHA512 600k within 1.2x of the machine's
-//! raw SHA-512 speed, and Argon2id at the default cost.
+//! ring versus the pure-Rust `p256` crate (and aws-lc-rs with `--features bench-aws-lc`),
+//! PBKDF2-SHA512 600k within 1.2x of the machine's raw SHA-512 speed, and Argon2id at the
+//! default cost.
 //!
 //! Run: `cargo bench -p holdfast-server-kit --bench crypto -- --warm-up-time 1 --measurement-time 3`
 
@@ -93,34 +94,8 @@ fn p256_verify(c: &mut Criterion) {
             ))
         })
     });
-    // aws-lc-rs (AWS-LC's assembly P-256) side by side with ring, the same work: the SEC1
-    // point parsed and checked on every verification.
-    group.bench_function("aws_lc_rs", |b| {
-        b.iter(|| {
-            let key = aws_lc_rs::signature::UnparsedPublicKey::new(
-                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
-                black_box(&sec1),
-            );
-            assert!(
-                key.verify(KORA_CHALLENGE.as_bytes(), black_box(&signature))
-                    .is_ok()
-            );
-        })
-    });
-    // aws-lc-rs with the key parsed once (kept per device thumbprint): the verification
-    // alone.
-    let parsed =
-        aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, sec1)
-            .unwrap();
-    group.bench_function("aws_lc_rs_parsed_key", |b| {
-        b.iter(|| {
-            assert!(
-                black_box(&parsed)
-                    .verify_sig(KORA_CHALLENGE.as_bytes(), black_box(&signature))
-                    .is_ok()
-            );
-        })
-    });
+    #[cfg(feature = "bench-aws-lc")]
+    aws_lc_rs_verify(&mut group, &sec1, &signature);
     group.bench_function("p256_crate", |b| {
         b.iter(|| {
             let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(black_box(&sec1)).unwrap();
@@ -178,3 +153,41 @@ criterion_group! {
     targets = hs256, p256_verify, password_hashing
 }
 criterion_main!(benches);
+
+/// aws-lc-rs beside ring (`--features bench-aws-lc`: its C build adds minutes to every
+/// build, so the comparison is opt-in).
+#[cfg(feature = "bench-aws-lc")]
+fn aws_lc_rs_verify(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    sec1: &[u8],
+    signature: &[u8],
+) {
+    // aws-lc-rs (AWS-LC's assembly P-256) side by side with ring, the same work: the SEC1
+    // point parsed and checked on every verification.
+    group.bench_function("aws_lc_rs", |b| {
+        b.iter(|| {
+            let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                black_box(sec1),
+            );
+            assert!(
+                key.verify(KORA_CHALLENGE.as_bytes(), black_box(signature))
+                    .is_ok()
+            );
+        })
+    });
+    // aws-lc-rs with the key parsed once (kept per device thumbprint): the verification
+    // alone.
+    let parsed =
+        aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, sec1)
+            .unwrap();
+    group.bench_function("aws_lc_rs_parsed_key", |b| {
+        b.iter(|| {
+            assert!(
+                black_box(&parsed)
+                    .verify_sig(KORA_CHALLENGE.as_bytes(), black_box(signature))
+                    .is_ok()
+            );
+        })
+    });
+}
