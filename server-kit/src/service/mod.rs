@@ -279,9 +279,8 @@ impl AuthService {
         }
     }
 
-    /// `GET /me`, the hottest route, is awaited in place; every other route's future is
-    /// boxed, so a request's future is as small as `/me` needs (it is moved into the
-    /// router's box on every request: with every route inline it was 5.5 KB).
+    /// Every route but `GET /me` is boxed: a request's future, moved into the router's box
+    /// on every request, stays as small as `/me` needs (inline, all routes made it 5.5 KB).
     async fn dispatch(&self, request: &AuthRequest) -> Result<AuthResponse, ApiError> {
         let (handler, param) = self
             .route(&request.method, &request.path)
@@ -298,13 +297,11 @@ impl AuthService {
             Handler::DeviceChallenge => Box::pin(self.challenge(request, client)).await,
             Handler::DeviceVerify => Box::pin(self.verify_device(request, client)).await,
             Handler::DeviceRevoke => {
-                let id = param.ok_or_else(ApiError::route_not_found)?;
-                Box::pin(self.revoke_device(request, id)).await
+                Box::pin(self.revoke_device(request, param.ok_or_else(ApiError::route_not_found)?)).await
             }
             Handler::Sessions => Box::pin(self.list_sessions(request)).await,
             Handler::SessionRevoke => {
-                let id = param.ok_or_else(ApiError::route_not_found)?;
-                Box::pin(self.revoke_session(request, id)).await
+                Box::pin(self.revoke_session(request, param.ok_or_else(ApiError::route_not_found)?)).await
             }
             Handler::SessionsRevokeOthers => Box::pin(self.revoke_other_sessions(request)).await,
             Handler::SignOutAll => Box::pin(self.sign_out_all(request)).await,
