@@ -115,16 +115,24 @@ impl AuthResponse {
     /// The success of `E`: its declared status and its response as `{data}`, so a
     /// handler cannot answer another shape or status than its route declares.
     pub fn of<E: Endpoint>(value: &E::Response) -> AuthResponse {
-        match StatusCode::from_u16(E::ROUTE.status) {
-            Ok(status) => AuthResponse::data(status, value),
-            Err(_) => ApiError::internal().to_response(),
+        match Encoded::<E>::new(value) {
+            Ok(encoded) => AuthResponse::with_status_of::<E>(encoded.body),
+            Err(error) => {
+                tracing::error!(%error, "failed to serialize a response");
+                ApiError::internal().to_response()
+            }
         }
     }
 
     /// The success of `E` from its answer encoded before (see [`Encoded`]).
     pub(crate) fn encoded<E: Endpoint>(encoded: &Encoded<E>) -> AuthResponse {
+        AuthResponse::with_status_of::<E>(encoded.body.clone())
+    }
+
+    /// `body`, an encoded answer of `E`, with the status `E` declares.
+    fn with_status_of<E: Endpoint>(body: Bytes) -> AuthResponse {
         match StatusCode::from_u16(E::ROUTE.status) {
-            Ok(status) => AuthResponse::json_bytes(status, encoded.body.clone()),
+            Ok(status) => AuthResponse::json_bytes(status, body),
             Err(_) => ApiError::internal().to_response(),
         }
     }
@@ -144,10 +152,10 @@ pub(crate) struct Encoded<E: Endpoint> {
 }
 
 impl<E: Endpoint> Encoded<E> {
-    /// `value` encoded as [`AuthResponse::of`] would; `None` if it cannot be.
-    pub(crate) fn new(value: &E::Response) -> Option<Encoded<E>> {
-        let body = serde_json::to_vec(&Envelope { data: value }).ok()?;
-        Some(Encoded {
+    /// `value` encoded as [`AuthResponse::of`] answers it.
+    pub(crate) fn new(value: &E::Response) -> Result<Encoded<E>, serde_json::Error> {
+        let body = serde_json::to_vec(&Envelope { data: value })?;
+        Ok(Encoded {
             body: Bytes::from(body),
             endpoint: std::marker::PhantomData,
         })

@@ -170,11 +170,8 @@ impl Authenticator {
     /// [`Authenticator::authenticate`] that also admits a pending token: for `/me`, sign-out
     /// and completing the second factor.
     pub async fn authenticate_pending(&self, request: &AuthRequest) -> Result<Authenticated, ApiError> {
-        let token = bearer_token(&request.headers)
-            .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "Missing bearer token."))?;
-        let (signed, entry) = self.verify_cached(token)?;
-        self.check_request_proof(request, token, &entry.claims).await?;
-        self.cached_standing(&signed, &entry).await
+        let (entry, standing) = self.request_standing(request).await?;
+        Ok(standing::authenticated(&entry, &standing))
     }
 
     /// [`Authenticator::authenticate_pending`]'s standing as the cache holds it (no copy of
@@ -183,11 +180,20 @@ impl Authenticator {
         &self,
         request: &AuthRequest,
     ) -> Result<Arc<cache::Standing>, ApiError> {
+        Ok(self.request_standing(request).await?.1)
+    }
+
+    /// The request's bearer token verified, its device proof checked, and its standing.
+    async fn request_standing(
+        &self,
+        request: &AuthRequest,
+    ) -> Result<(Arc<cache::TokenEntry>, Arc<cache::Standing>), ApiError> {
         let token = bearer_token(&request.headers)
             .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "Missing bearer token."))?;
         let (signed, entry) = self.verify_cached(token)?;
         self.check_request_proof(request, token, &entry.claims).await?;
-        self.shared_standing(&signed, &entry).await
+        let standing = self.shared_standing(&signed, &entry).await?;
+        Ok((entry, standing))
     }
 
     /// [`Authenticator::authenticate`] for a token from another transport: the same checks,

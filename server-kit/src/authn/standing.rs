@@ -71,11 +71,7 @@ impl Authenticator {
         entry: &TokenEntry,
     ) -> Result<Authenticated, ApiError> {
         let standing = self.shared_standing(signed, entry).await?;
-        Ok(Authenticated {
-            claims: entry.claims.clone(),
-            user: standing.user.clone(),
-            device: standing.device.clone(),
-        })
+        Ok(authenticated(entry, &standing))
     }
 
     /// [`Authenticator::cached_standing`] as the cache holds it, without copies: for a
@@ -136,6 +132,15 @@ impl Authenticator {
     /// standings of the user are read again.
     pub(crate) fn standing_changed(&self, user_id: &str) {
         self.inner.cache.invalidate_user(user_id);
+    }
+}
+
+/// The caller a verified token and its good standing describe (copies of the cached records).
+pub(super) fn authenticated(entry: &TokenEntry, standing: &Standing) -> Authenticated {
+    Authenticated {
+        claims: entry.claims.clone(),
+        user: standing.user.clone(),
+        device: standing.device.clone(),
     }
 }
 

@@ -24,8 +24,9 @@ impl AuthService {
         }
         let user = standing.user.to_wire();
         match Encoded::<Me>::new(&user) {
-            Some(encoded) => Ok(AuthResponse::encoded(standing.me_body.get_or_init(|| encoded))),
-            None => Ok(AuthResponse::of::<Me>(&user)),
+            Ok(encoded) => Ok(AuthResponse::encoded(standing.me_body.get_or_init(|| encoded))),
+            // Answered (and logged) as any route whose answer cannot be encoded.
+            Err(_) => Ok(AuthResponse::of::<Me>(&user)),
         }
     }
 
